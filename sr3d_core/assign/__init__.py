@@ -1,0 +1,1 @@
+"""sr3d_core.assign."""

@@ -1,0 +1,1 @@
+"""sr3d_ros: the thin ROS 2 layer over sr3d_core."""
