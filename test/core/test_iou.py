@@ -1,0 +1,256 @@
+"""Exact IoU against independent references: shapely polygon clipping and brute-force interval formulas."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from shapely.geometry import Polygon
+
+from sr3d_core.boxes import bev_corners
+from sr3d_core.geometry import (
+    axis_aligned_bev_iou,
+    axis_aligned_iou_3d,
+    bev_iou,
+    convex_intersection_area,
+    iou_3d,
+    rotated_bev_iou,
+    rotated_iou_3d,
+)
+
+
+def _rand_boxes(rng, n, spread=2.0, size=(0.05, 2.0)):
+    return np.concatenate(
+        [rng.uniform(-spread, spread, (n, 3)), rng.uniform(*size, (n, 3)), rng.uniform(-np.pi, np.pi, (n, 1))], 1
+    )
+
+
+def _special_pairs(rng):
+    """Pairs covering the degenerate cases: nested, disjoint, touching, identical, parallel edges, tiny."""
+    a = _rand_boxes(rng, 200)
+    pairs = []
+    # identical
+    pairs.append((a, a.copy()))
+    # nested: same centre and yaw, smaller; and a small box rotated freely deep inside a big one
+    b = a.copy()
+    b[:, 3:6] *= rng.uniform(0.1, 0.9, (200, 3))
+    pairs.append((a, b))
+    small = a.copy()
+    small[:, 3:6] = 0.2 * a[:, 3:6].min(1, keepdims=True)
+    small[:, 6] = rng.uniform(-np.pi, np.pi, 200)
+    pairs.append((small, a))
+    # disjoint: far apart
+    far = a.copy()
+    far[:, 0] += 10.0
+    pairs.append((a, far))
+    # touching faces: shifted by exactly one extent along the heading (same yaw), and along z
+    touch = a.copy()
+    touch[:, 0] += a[:, 3] * np.cos(a[:, 6])
+    touch[:, 1] += a[:, 3] * np.sin(a[:, 6])
+    pairs.append((a, touch))
+    ztouch = a.copy()
+    ztouch[:, 2] += a[:, 5]
+    pairs.append((a, ztouch))
+    # touching corners: diagonal neighbours
+    ct = a.copy()
+    hx = np.array([np.cos(a[:, 6]), np.sin(a[:, 6])]).T * a[:, 3:4]
+    hy = np.array([-np.sin(a[:, 6]), np.cos(a[:, 6])]).T * a[:, 4:5]
+    ct[:, :2] += hx + hy
+    pairs.append((a, ct))
+    # parallel edges: same yaw or yaw + k*pi/2, partial shifts, some exactly edge-aligned
+    par = _rand_boxes(rng, 200, spread=1.0)
+    par[:, 6] = a[:, 6] + rng.integers(0, 4, 200) * np.pi / 2
+    pairs.append((a, par))
+    al = a.copy()
+    al[:, 0] += 0.5 * a[:, 3] * np.cos(a[:, 6])
+    al[:, 1] += 0.5 * a[:, 3] * np.sin(a[:, 6])
+    pairs.append((a, al))  # shares two edge lines with a
+    # tiny boxes (1 mm) overlapping each other
+    tiny = a.copy()
+    tiny[:, 3:6] = rng.uniform(1e-3, 3e-3, (200, 3))
+    tiny2 = tiny.copy()
+    tiny2[:, :3] += rng.uniform(-1e-3, 1e-3, (200, 3))
+    tiny2[:, 6] = rng.uniform(-np.pi, np.pi, 200)
+    pairs.append((tiny, tiny2))
+    # zero-size boxes
+    z = a.copy()
+    z[:100, 3] = 0.0
+    pairs.append((z, a))
+    b1, b2 = zip(*pairs)
+    return np.concatenate(b1), np.concatenate(b2)
+
+
+def _shapely_iou(b1, b2, bev=False):
+    c1, c2 = bev_corners(b1), bev_corners(b2)
+    out = np.zeros(len(b1))
+    for k in range(len(b1)):
+        inter = Polygon(c1[k]).intersection(Polygon(c2[k])).area
+        if bev:
+            m1, m2 = b1[k, 3] * b1[k, 4], b2[k, 3] * b2[k, 4]
+        else:
+            lo = max(b1[k, 2] - b1[k, 5] / 2, b2[k, 2] - b2[k, 5] / 2)
+            hi = min(b1[k, 2] + b1[k, 5] / 2, b2[k, 2] + b2[k, 5] / 2)
+            inter *= max(hi - lo, 0.0)
+            m1, m2 = np.prod(b1[k, 3:6]), np.prod(b2[k, 3:6])
+        union = m1 + m2 - inter
+        out[k] = inter / union if union > 0 else 0.0
+    return out
+
+
+def _brute_axis_aligned(b1, b2, dims=3):
+    out = np.zeros((len(b1), len(b2)))
+    for i, j in itertools.product(range(len(b1)), range(len(b2))):
+        inter, m1, m2 = 1.0, 1.0, 1.0
+        for d in range(dims):
+            lo = max(b1[i, d] - b1[i, 3 + d] / 2, b2[j, d] - b2[j, 3 + d] / 2)
+            hi = min(b1[i, d] + b1[i, 3 + d] / 2, b2[j, d] + b2[j, 3 + d] / 2)
+            inter *= max(0.0, hi - lo)
+            m1 *= b1[i, 3 + d]
+            m2 *= b2[j, 3 + d]
+        out[i, j] = inter / (m1 + m2 - inter) if m1 + m2 - inter > 0 else 0.0
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rotated_matches_shapely_random(seed):
+    rng = np.random.default_rng(seed)
+    b1, b2 = _rand_boxes(rng, 3000, spread=1.0), _rand_boxes(rng, 3000, spread=1.0)
+    ref = _shapely_iou(b1, b2)
+    assert (ref > 0).mean() > 0.2  # the test exercises real overlaps
+    np.testing.assert_allclose(rotated_iou_3d(b1, b2, aligned=True), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(rotated_bev_iou(b1, b2, aligned=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
+
+
+def test_rotated_matches_shapely_special_cases():
+    b1, b2 = _special_pairs(np.random.default_rng(2))
+    ref = _shapely_iou(b1, b2)
+    got = rotated_iou_3d(b1, b2, aligned=True)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got[:200], 1.0, atol=1e-12)  # identical
+    np.testing.assert_allclose(got[600:800], 0.0, atol=0)  # far apart
+    # the swapped order gives the same result (clipping is not symmetric in the code)
+    np.testing.assert_allclose(rotated_iou_3d(b2, b1, aligned=True), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(rotated_bev_iou(b1, b2, aligned=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
+
+
+def test_rotated_float32_and_far_from_origin():
+    rng = np.random.default_rng(3)
+    b1, b2 = _rand_boxes(rng, 1000), _rand_boxes(rng, 1000)
+    ref = _shapely_iou(b1, b2)
+    got32 = rotated_iou_3d(torch.from_numpy(b1).float(), torch.from_numpy(b2).float(), aligned=True)
+    assert got32.dtype == torch.float32
+    np.testing.assert_allclose(got32.numpy(), ref, atol=1e-4)
+    shift = np.array([1000.0, -500.0, 20.0, 0, 0, 0, 0])
+    np.testing.assert_allclose(rotated_iou_3d(b1 + shift, b2 + shift, aligned=True), ref, atol=1e-5)
+
+
+def test_convex_intersection_area_general_polygons():
+    # A square clipped by a triangle; both counter-clockwise.
+    sq = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]], dtype=torch.float64)
+    tri = torch.tensor([[[1.0, -1.0], [3.0, 1.0], [1.0, 3.0]]], dtype=torch.float64)
+    ref = Polygon(sq[0].numpy()).intersection(Polygon(tri[0].numpy())).area
+    assert convex_intersection_area(sq, tri).item() == pytest.approx(ref, abs=1e-12)
+    assert convex_intersection_area(tri, sq).item() == pytest.approx(ref, abs=1e-12)
+
+
+def test_pairwise_matches_aligned_and_chunking():
+    rng = np.random.default_rng(4)
+    b1, b2 = _rand_boxes(rng, 40), _rand_boxes(rng, 30)
+    full = rotated_iou_3d(b1, b2)
+    assert full.shape == (40, 30)
+    ii, jj = np.meshgrid(np.arange(40), np.arange(30), indexing="ij")
+    np.testing.assert_allclose(
+        full.ravel(), rotated_iou_3d(b1[ii.ravel()], b2[jj.ravel()], aligned=True), atol=1e-12, rtol=0
+    )
+    np.testing.assert_allclose(rotated_iou_3d(b1, b2, chunk_pairs=7), full, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(full, _shapely_iou(b1[ii.ravel()], b2[jj.ravel()]).reshape(40, 30), atol=1e-5)
+    bev = rotated_bev_iou(b1, b2)
+    np.testing.assert_allclose(
+        bev.ravel(), rotated_bev_iou(b1[ii.ravel()], b2[jj.ravel()], aligned=True), atol=1e-12, rtol=0
+    )
+    aa = axis_aligned_iou_3d(b1, b2, chunk_pairs=5)
+    np.testing.assert_allclose(aa.ravel(), axis_aligned_iou_3d(b1[ii.ravel()], b2[jj.ravel()], aligned=True))
+
+
+def test_axis_aligned_matches_brute_force():
+    rng = np.random.default_rng(5)
+    b1, b2 = _rand_boxes(rng, 30, spread=1.0), _rand_boxes(rng, 25, spread=1.0)
+    ref = _brute_axis_aligned(b1, b2)
+    assert (ref > 0).mean() > 0.2
+    np.testing.assert_allclose(axis_aligned_iou_3d(b1, b2), ref, atol=1e-12)
+    np.testing.assert_allclose(axis_aligned_iou_3d(b1[:, :6], b2[:, :6]), ref, atol=1e-12)  # six numbers
+    np.testing.assert_allclose(iou_3d(b1, b2, rotated=False), ref, atol=1e-12)
+    np.testing.assert_allclose(axis_aligned_bev_iou(b1, b2), _brute_axis_aligned(b1, b2, dims=2), atol=1e-12)
+    np.testing.assert_allclose(bev_iou(b1, b2, rotated=False), _brute_axis_aligned(b1, b2, dims=2), atol=1e-12)
+    # with yaw = 0 the rotated code must agree with the axis-aligned formula
+    z1, z2 = b1.copy(), b2.copy()
+    z1[:, 6] = z2[:, 6] = 0.0
+    np.testing.assert_allclose(rotated_iou_3d(z1, z2), ref, atol=1e-12)
+    np.testing.assert_allclose(iou_3d(z1, z2), ref, atol=1e-12)
+    # yaw = 90° with swapped extents is the same box
+    s2 = z2.copy()
+    s2[:, [3, 4]] = z2[:, [4, 3]]
+    s2[:, 6] = np.pi / 2
+    np.testing.assert_allclose(rotated_iou_3d(z1, s2), ref, atol=1e-12)
+
+
+def test_hand_worked_values():
+    a = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0]], dtype=torch.float64)
+    assert rotated_iou_3d(a, b).item() == pytest.approx(4 / 12)  # overlap 1x2x2 over 8 + 8 - 4
+    c = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, np.pi / 4]], dtype=torch.float64)
+    # square rotated 45° over the same square: octagon of area 8(sqrt(2) - 1)
+    inter = 8 * (np.sqrt(2) - 1) * 2
+    assert rotated_iou_3d(a, c).item() == pytest.approx(inter / (16 - inter), abs=1e-12)
+
+
+def test_kinds_devices_and_empty():
+    rng = np.random.default_rng(6)
+    b = _rand_boxes(rng, 5)
+    assert isinstance(rotated_iou_3d(b, b), np.ndarray)
+    t = torch.from_numpy(b)
+    assert isinstance(rotated_iou_3d(t, t), torch.Tensor)
+    assert rotated_iou_3d(np.zeros((0, 7)), b).shape == (0, 5)
+    assert rotated_iou_3d(b, np.zeros((0, 7))).shape == (5, 0)
+    assert rotated_iou_3d(np.zeros((0, 7)), np.zeros((0, 7)), aligned=True).shape == (0,)
+    assert axis_aligned_iou_3d(np.zeros((0, 6)), b).shape == (0, 5)
+    assert rotated_bev_iou(torch.zeros(0, 7), torch.zeros(3, 7)).shape == (0, 3)
+    # all pairs disjoint: no candidate survives the footprint test
+    far = b.copy()
+    far[:, 0] += 100
+    assert np.all(rotated_iou_3d(b, far) == 0)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("test requires a CUDA device")
+    rng = np.random.default_rng(7)
+    b1, b2 = torch.from_numpy(_rand_boxes(rng, 300)), torch.from_numpy(_rand_boxes(rng, 200))
+    cpu = rotated_iou_3d(b1, b2)
+    gpu = rotated_iou_3d(b1.cuda(), b2.cuda())
+    assert gpu.is_cuda
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("fn", [rotated_iou_3d, rotated_bev_iou, axis_aligned_iou_3d])
+def test_bad_inputs_name_the_argument(fn):
+    good = np.zeros((3, 7))
+    good[:, 3:6] = 1
+    with pytest.raises(ValueError, match="boxes1 must have shape"):
+        fn(np.zeros((3, 5)), good)
+    nan = good.copy()
+    nan[1, 0] = np.nan
+    with pytest.raises(ValueError, match="boxes2 contains NaN"):
+        fn(good, nan)
+    neg = good.copy()
+    neg[0, 4] = -1
+    with pytest.raises(ValueError, match="boxes1 has negative sizes"):
+        fn(neg, good)
+    with pytest.raises(ValueError, match="same length"):
+        fn(good, good[:2], aligned=True)
+
+
+def test_rotated_rejects_six_numbers():
+    with pytest.raises(ValueError, match=r"boxes2 must have shape \(N, 7\)"):
+        rotated_iou_3d(np.ones((2, 7)), np.ones((2, 6)))
