@@ -1,1 +1,31 @@
-"""sr3d_core.evaluation."""
+"""sr3d_core.evaluation: indoor mAP (VoteNet / mmdet3d protocol) and the AIC / PCE alignment metrics."""
+
+from sr3d_core.evaluation.alignment import (
+    average_inconsistency_coefficient,
+    prediction_consistency_error,
+    prediction_consistency_error_from,
+)
+from sr3d_core.evaluation.indoor_map import (
+    DEFAULT_IOU_THRESHOLDS,
+    DetectionIous,
+    IndoorMapEvaluator,
+    IndoorMapResult,
+    SceneGroundTruth,
+    average_precision_area,
+    default_iou_fn,
+    indoor_eval,
+)
+
+__all__ = [
+    "DEFAULT_IOU_THRESHOLDS",
+    "DetectionIous",
+    "IndoorMapEvaluator",
+    "IndoorMapResult",
+    "SceneGroundTruth",
+    "average_inconsistency_coefficient",
+    "average_precision_area",
+    "default_iou_fn",
+    "indoor_eval",
+    "prediction_consistency_error",
+    "prediction_consistency_error_from",
+]

@@ -1,0 +1,113 @@
+"""Score / localisation alignment metrics of SR3D: AIC and PCE (METHOD_SPEC §2.5).
+
+Both formulas are reconstructions ([RECON]): the paper's equations were lost, only their prose survives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
+
+#: Slack on the [0, 1] range check, for IoUs and sigmoids that float rounding pushes just outside.
+_RANGE_TOL = 1e-6
+
+
+def _unit_interval_1d(x: Any, name: str, n: int | None = None) -> np.ndarray:
+    """Return ``x`` as a float64 1-D array of values in [0, 1] (torch tensors, CUDA included, work)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.ndim != 1 or (n is not None and a.shape != (n,)):
+        want = "(N,)" if n is None else f"({n},)"
+        raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    if a.size and not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise ValueError(f"{name} must be real numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    if a.size and (a.min() < -_RANGE_TOL or a.max() > 1 + _RANGE_TOL):
+        raise ValueError(f"{name} must lie in [0, 1] (probabilities / IoUs), got [{a.min()}, {a.max()}]")
+    return a
+
+
+def average_inconsistency_coefficient(scores: Any, ious: Any) -> float:
+    """AIC, Average Inconsistency Coefficient. [RECON]
+
+    ``AIC = (1/|P|) Σ_{i∈P} |p_i − IoU_i|`` over the given positives ``P``. During training, pass the
+    assigned positive anchors of an iteration, with ``p`` the sigmoid score on the GT class and
+    ``IoU`` the IoU of the decoded box with its assigned GT; average the values per logging
+    interval. Lower is better.
+
+    Args:
+        scores: ``(N,)`` classification scores in [0, 1] (numpy, list or torch tensor).
+        ious: ``(N,)`` localisation IoUs in [0, 1].
+
+    Returns:
+        The AIC, or nan when ``N == 0`` (an iteration without positives; skip it when averaging).
+
+    Raises:
+        ValueError: on shapes that are not 1-D and equal, NaN/inf, or values outside [0, 1].
+    """
+    p = _unit_interval_1d(scores, "scores")
+    q = _unit_interval_1d(ious, "ious", len(p))
+    return float(np.mean(np.abs(p - q))) if len(p) else float("nan")
+
+
+def prediction_consistency_error(scores: Any, ious: Any, labels: Any, top_k: int = 30) -> float:
+    """PCE, Prediction Consistency Error. [RECON formula, PAPER description]
+
+    On the evaluation set, after NMS: for each class, keep the ``top_k`` detections by score over all
+    scenes pooled; each has ``IoU`` = IoU with the best same-class GT in its scene (0 if none).
+    ``PCE = mean |score − IoU|`` over all kept detections of all classes pooled (not a mean of
+    per-class means: the prose does not say, and pooling weights every detection equally).
+    Ties at the ``top_k`` cut keep the earlier detection (stable sort, as in the mAP evaluator).
+
+    Args:
+        scores: ``(D,)`` detection scores in [0, 1], in pooled order (scene, then detection).
+        ious: ``(D,)`` best same-class GT IoU per detection, 0 where the scene has none.
+        labels: ``(D,)`` non-negative integer class indices.
+        top_k: detections kept per class.
+
+    Returns:
+        The PCE, or nan when there are no detections.
+
+    Raises:
+        ValueError: on mismatched shapes, NaN/inf, values outside [0, 1], negative labels or
+            ``top_k < 1``.
+    """
+    if int(top_k) != top_k or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    s = _unit_interval_1d(scores, "scores")
+    q = _unit_interval_1d(ious, "ious", len(s))
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    lab = np.asarray(labels)
+    if lab.shape != s.shape:
+        raise ValueError(f"labels must have shape {s.shape}, got {lab.shape}")
+    if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0):
+        raise ValueError("labels must be non-negative integers")
+    if not len(s):
+        return float("nan")
+    errors = []
+    for c in np.unique(lab):
+        idx = np.flatnonzero(lab == c)
+        top = idx[np.argsort(-s[idx], kind="stable")[: int(top_k)]]
+        errors.append(np.abs(s[top] - q[top]))
+    return float(np.mean(np.concatenate(errors)))
+
+
+def prediction_consistency_error_from(evaluator: IndoorMapEvaluator, top_k: int = 30) -> float:
+    """PCE of every detection fed to an :class:`IndoorMapEvaluator` (one pass serves mAP and PCE). [RECON]
+
+    Args:
+        evaluator: an evaluator that has seen the evaluation set (detections after NMS).
+        top_k: detections kept per class.
+
+    Returns:
+        See :func:`prediction_consistency_error`.
+    """
+    rec = evaluator.detection_ious()
+    return prediction_consistency_error(rec.scores, rec.ious, rec.labels, top_k)
