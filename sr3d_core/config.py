@@ -1,0 +1,360 @@
+"""Typed, frozen experiment configuration loaded from YAML.
+
+One YAML file (``config/models/*.yaml``) describes one experiment: the model, the input contract, the
+assigner, the losses, post-processing and the training schedule. Every default lives here and only here.
+Unknown keys are errors that name the key and the file, so a typo never silently falls back to a default.
+
+The resolved config (``Config.to_dict()``) is stored inside every checkpoint, so a checkpoint is
+self-describing: ``Config.from_dict(ckpt["config"])`` rebuilds the exact model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from sr3d_core.assign.tr3d import SCANNET_LABEL2LEVEL
+from sr3d_core.data.classes import SCANNET_CLASSES
+from sr3d_core.preprocess import InputContract
+
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "models"
+
+
+class ConfigError(ValueError):
+    """A config file or dict does not match the schema."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network architecture (TR3D: MinkResNet34 capped at 128 channels + TR3D neck + 1x1 heads).
+
+    Attributes:
+        stem_channels: output channels of the stem conv (64 in TR3D).
+        planes: output channels of the 4 residual stages (TR3D: 64, 128, 128, 128).
+        depths: BasicBlocks per stage (ResNet34: 3, 4, 6, 3).
+        neck_channels: channels of the two neck outputs (128).
+        box_type: ``"aligned"`` (6 regression channels, yaw 0) or ``"rotated"`` (8 channels).
+        tr3d_height_quirk: rotated decode uses h = exp(o5) + exp(o4) as TR3D/FCAF3D do (faithful
+            baseline); False uses h = exp(o5).
+        bn_momentum: BatchNorm momentum (PyTorch convention).
+        cls_prior_prob: focal-loss prior for the classification bias init.
+    """
+
+    stem_channels: int = 64
+    planes: tuple[int, ...] = (64, 128, 128, 128)
+    depths: tuple[int, ...] = (3, 4, 6, 3)
+    neck_channels: int = 128
+    box_type: str = "aligned"
+    tr3d_height_quirk: bool = True
+    bn_momentum: float = 0.1
+    cls_prior_prob: float = 0.01
+
+    def __post_init__(self) -> None:
+        if len(self.planes) != 4 or len(self.depths) != 4:
+            raise ConfigError("model.planes and model.depths must each have 4 entries (the 4 ResNet stages)")
+        if self.box_type not in ("aligned", "rotated"):
+            raise ConfigError(f"model.box_type must be 'aligned' or 'rotated', got {self.box_type!r}")
+        if self.planes[1] != self.planes[2] or self.planes[2] != self.planes[3]:
+            # The TR3D neck adds layer3/layer2 to upsampled features: the channels must agree.
+            raise ConfigError("model.planes[1:] must be equal (the TR3D neck adds stage outputs)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset and input contract.
+
+    Attributes:
+        format: ``"scannet"`` or ``"sunrgbd"`` (mmdet3d v1.1 info layout), or ``"toy"``: tiny in-process
+            scenes (points on box surfaces) for tests and smoke runs, no files needed.
+        root: data directory (relative paths are resolved against the working directory).
+        train_info / val_info: info pickle names inside ``root``.
+        class_names: class names, in label order.
+        voxel_size: voxel edge in metres.
+        use_color: feed colour channels (else a constant 1 feature).
+        point_range: optional crop ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
+        max_points: optional cap on points per scene at inference (random subsample).
+        train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
+        train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
+        repeat: dataset repeat factor per epoch (ScanNet x15, SUN RGB-D x5).
+        augment: apply the TR3D training augmentation.
+        toy_scenes / toy_seed: number of scenes and generator seed of the ``"toy"`` format.
+    """
+
+    format: str = "scannet"
+    root: str = "data/scannet"
+    train_info: str = "scannet_infos_train.pkl"
+    val_info: str = "scannet_infos_val.pkl"
+    class_names: tuple[str, ...] = SCANNET_CLASSES
+    voxel_size: float = 0.01
+    use_color: bool = True
+    point_range: Optional[tuple[float, ...]] = None
+    max_points: Optional[int] = None
+    train_points: Optional[int] = None
+    train_point_fraction: Optional[float] = 0.33
+    repeat: int = 15
+    augment: bool = True
+    toy_scenes: int = 4
+    toy_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.format not in ("scannet", "sunrgbd", "toy"):
+            raise ConfigError(f"data.format must be 'scannet', 'sunrgbd' or 'toy', got {self.format!r}")
+        if self.voxel_size <= 0:
+            raise ConfigError(f"data.voxel_size must be > 0, got {self.voxel_size}")
+        if len(set(self.class_names)) != len(self.class_names) or not self.class_names:
+            raise ConfigError("data.class_names must be non-empty and unique")
+
+
+@dataclass(frozen=True)
+class AssignerConfig:
+    """Label assignment.
+
+    Attributes:
+        name: key into ``sr3d_core.assign.ASSIGNERS`` (``"tr3d"`` now; ``"spota"`` etc. later).
+        top_k: candidates per GT (TR3D ``top_pts_threshold`` = 6; SPOTA k = 6).
+        label2level: per-class level table; empty = no level restriction.
+        global_nearest_check: TR3D original step 4 (True); the mmdet3d port omits it (False).
+        center_prior: SPOTA centre-prior scale (unused by TR3D).
+    """
+
+    name: str = "tr3d"
+    top_k: int = 6
+    label2level: tuple[int, ...] = SCANNET_LABEL2LEVEL
+    global_nearest_check: bool = True
+    center_prior: float = 0.25
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Losses.
+
+    Attributes:
+        cls_loss: key into ``sr3d_core.losses.CLS_LOSSES`` (``"focal"``; ``"ras"`` later).
+        focal_gamma / focal_alpha: sigmoid focal loss parameters.
+        cls_weight / box_weight: loss weights.
+        box_loss: ``"diou"``.
+        rotated_diou_quirk: TR3D's rotated DIoU centre term uses (dx, dy, dw) instead of (dx, dy, dz).
+        ras_beta / ras_tau: RAS parameters (unused by focal).
+    """
+
+    cls_loss: str = "focal"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    cls_weight: float = 1.0
+    box_weight: float = 1.0
+    box_loss: str = "diou"
+    rotated_diou_quirk: bool = True
+    ras_beta: float = 1.0
+    ras_tau: float = 0.01
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Inference post-processing (METHOD_SPEC §1.9).
+
+    Attributes:
+        nms_pre: keep the top-N anchors by max class score before decoding (per scene).
+        score_threshold: per-class score threshold (strict >).
+        nms_iou: BEV IoU threshold for per-class greedy NMS.
+        max_detections: optional cap after NMS (TR3D has none: ``null``).
+    """
+
+    nms_pre: int = 1000
+    score_threshold: float = 0.01
+    nms_iou: float = 0.5
+    max_detections: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization and bookkeeping.
+
+    Attributes:
+        batch_size: scenes per optimizer step (global; split across DDP ranks).
+        lr / weight_decay: AdamW.
+        epochs: epochs, each being ``data.repeat`` passes over the training set.
+        lr_decay_epochs: epochs after which lr is multiplied by ``lr_decay``.
+        warmup_iters / warmup_ratio: linear warm-up from ``lr * warmup_ratio`` (0 = off, TR3D).
+        grad_clip: max L2 norm of the gradients (0 = off).
+        max_iters: optional hard cap on iterations (tiny runs and tests).
+        seed: global seed.
+        val_interval / ckpt_interval / log_interval: in iterations (0 = only at the end).
+        amp: bf16 autocast (CUDA only; ignored on CPU).
+        num_workers: DataLoader workers.
+    """
+
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    epochs: int = 12
+    lr_decay_epochs: tuple[int, ...] = (8, 11)
+    lr_decay: float = 0.1
+    warmup_iters: int = 0
+    warmup_ratio: float = 0.01
+    grad_clip: float = 10.0
+    max_iters: Optional[int] = None
+    seed: int = 0
+    val_interval: int = 0
+    ckpt_interval: int = 1000
+    log_interval: int = 10
+    amp: bool = False
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One experiment."""
+
+    name: str = "tr3d_scannet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    assigner: AssignerConfig = field(default_factory=AssignerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        n = len(self.data.class_names)
+        if self.assigner.label2level and len(self.assigner.label2level) != n:
+            raise ConfigError(
+                f"assigner.label2level has {len(self.assigner.label2level)} entries but data.class_names has {n}"
+            )
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The class names, in label order."""
+        return self.data.class_names
+
+    @property
+    def contract(self) -> InputContract:
+        """The input contract (voxel size, colour use, crop, point cap) shared by training and inference."""
+        return InputContract(
+            voxel_size=self.data.voxel_size,
+            use_color=self.data.use_color,
+            point_range=self.data.point_range,
+            max_points=self.data.max_points,
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.data.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists for tuples) suitable for YAML/JSON/torch.save."""
+        return _to_plain(dataclasses.asdict(self))
+
+    @staticmethod
+    def from_dict(d: dict[str, Any], source: str = "<dict>") -> "Config":
+        """Build a config from a nested dict; unknown keys raise ``ConfigError`` naming key and source."""
+        return _build(Config, d, source, "")
+
+
+def _to_plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _to_plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_to_plain(v) for v in x]
+    return x
+
+
+def _coerce(tp: Any, value: Any, source: str, where: str) -> Any:
+    """Convert a YAML value to the annotated type (lists→tuples, ints→floats), checking basic types."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, source, where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, source, where + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: '{where}' must be a list, got {type(value).__name__}")
+        (elem,) = typing.get_args(tp)[:1]
+        return tuple(_coerce(elem, v, source, where) for v in value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: '{where}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: '{where}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{where}' must be true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: '{where}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, d: dict[str, Any], source: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in d:
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (allowed: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(hints[k], v, source, prefix + k) for k, v in d.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
+    """Map a preset name (``tr3d_scannet``) or a path to an existing YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        return p
+    cand = CONFIG_DIR / f"{name_or_path}.yaml"
+    if cand.is_file():
+        return cand
+    raise FileNotFoundError(
+        f"config {str(name_or_path)!r} is neither a YAML file nor a preset in {CONFIG_DIR} "
+        f"(presets: {', '.join(sorted(q.stem for q in CONFIG_DIR.glob('*.yaml')))})"
+    )
+
+
+def load_config(name_or_path: Union[str, Path], overrides: Optional[list[str]] = None) -> Config:
+    """Load a config from YAML.
+
+    Args:
+        name_or_path: a YAML path or a preset name in ``config/models``.
+        overrides: ``"section.key=value"`` strings (value parsed as YAML), applied before validation.
+
+    Returns:
+        The frozen config.
+
+    Raises:
+        ConfigError: unknown keys or wrongly typed values, naming the key and the file.
+        FileNotFoundError: no such file or preset.
+    """
+    path = resolve_config_path(name_or_path)
+    with open(path) as f:
+        d = yaml.safe_load(f) or {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        key, val = item.split("=", 1)
+        node = d
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = yaml.safe_load(val)
+    d.setdefault("name", path.stem)
+    return Config.from_dict(d, source=str(path))

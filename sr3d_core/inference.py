@@ -1,0 +1,189 @@
+"""Load a checkpoint and detect objects in a point cloud: the API used by scripts and the ROS node.
+
+Example:
+    >>> det = Detector.from_checkpoint("models/tr3d_synth.pt", device="cuda")
+    >>> det.score_threshold = 0.3
+    >>> result = det.detect(points)  # (N, 6) xyz + RGB in [0, 1]
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from sr3d_core.config import Config, PostprocessConfig, load_config
+from sr3d_core.detections import Detections
+from sr3d_core.model.checkpoint import CheckpointError, config_of, load_checkpoint, make_checkpoint, save_atomic
+from sr3d_core.postprocess import with_overrides
+from sr3d_core.preprocess import InputContract, prepare_points, to_sparse_batch
+
+# Fixed seed for the random in-voxel point choice at inference: detect() is deterministic.
+INFERENCE_VOXEL_SEED = 0
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """Return ``device``, falling back to the CPU with a warning when CUDA is unavailable."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(f"device {str(device)!r} requested but CUDA is not available; using the CPU", stacklevel=3)
+        return torch.device("cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        warnings.warn(f"device {str(device)!r} does not exist; using cuda:0", stacklevel=3)
+        return torch.device("cuda:0")
+    return dev
+
+
+class Detector:
+    """A loaded detector: ``detect(points) -> Detections``.
+
+    Args:
+        model: the network (already loaded).
+        cfg: its experiment config.
+        device: where it runs.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: Config, device: torch.device) -> None:
+        self.model = model.to(device).eval()
+        self.config = cfg
+        self.device = device
+        self._post = cfg.postprocess
+        self._contract = cfg.contract
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: Union[str, Path],
+        device: Union[str, torch.device] = "cpu",
+        config: Union[str, Path, Config, None] = None,
+    ) -> "Detector":
+        """Load a checkpoint written by training (or ``write_random_checkpoint``).
+
+        Args:
+            path: checkpoint file.
+            device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA falls back to the CPU with a warning.
+            config: optional config (preset name, YAML path or ``Config``) the checkpoint must agree with on the
+                class names.
+
+        Raises:
+            FileNotFoundError: no such checkpoint.
+            CheckpointError: corrupt file, wrong format, or weights that do not fit the stored config.
+            ValueError: class names differ from ``config``.
+        """
+        from sr3d_core.model.detector import build_detector
+
+        ckpt = load_checkpoint(path)
+        cfg = config_of(ckpt, source=f"{path}:config")
+        if tuple(ckpt["class_names"]) != cfg.class_names:
+            raise CheckpointError(f"{path}: class_names entry disagrees with its own config")
+        if config is not None:
+            want = config if isinstance(config, Config) else load_config(config)
+            if want.class_names != cfg.class_names:
+                raise ValueError(
+                    f"class mismatch: checkpoint {path} has classes {list(cfg.class_names)} but the requested "
+                    f"config {want.name!r} has {list(want.class_names)}"
+                )
+        model = build_detector(cfg)
+        try:
+            model.load_state_dict(ckpt["model"], strict=True)
+        except RuntimeError as e:
+            raise CheckpointError(f"checkpoint {path}: weights do not match its config: {e}") from e
+        return cls(model, cfg, resolve_device(device))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names, in label order."""
+        return self.config.class_names
+
+    @property
+    def contract(self) -> InputContract:
+        """The input contract the model was trained with."""
+        return self._contract
+
+    @property
+    def postprocess(self) -> PostprocessConfig:
+        """Current post-processing settings."""
+        return self._post
+
+    def set_postprocess(self, **kw: Optional[float]) -> None:
+        """Change ``score_threshold``, ``nms_iou``, ``max_detections`` or ``nms_pre`` without reloading."""
+        self._post = with_overrides(self._post, **kw)
+
+    @property
+    def score_threshold(self) -> float:
+        """Per-class score threshold."""
+        return self._post.score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, v: float) -> None:
+        self.set_postprocess(score_threshold=float(v))
+
+    @property
+    def nms_iou(self) -> float:
+        """BEV NMS IoU threshold."""
+        return self._post.nms_iou
+
+    @nms_iou.setter
+    def nms_iou(self, v: float) -> None:
+        self.set_postprocess(nms_iou=float(v))
+
+    @property
+    def max_detections(self) -> Optional[int]:
+        """Cap on detections per frame (None = no cap)."""
+        return self._post.max_detections
+
+    @max_detections.setter
+    def max_detections(self, v: Optional[int]) -> None:
+        self.set_postprocess(max_detections=None if v is None else int(v))
+
+    @torch.no_grad()
+    def detect(self, points: np.ndarray) -> Detections:
+        """Detect objects in one cloud.
+
+        Args:
+            points: ``(N, 3 + C)`` float array in the gravity-aligned z-up frame; with ``contract.use_color`` the
+                columns 3:6 are RGB in [0, 1].
+
+        Returns:
+            Detections in the frame of the points.
+
+        Raises:
+            ValueError: wrong shape, column count or dtype (from ``prepare_points``).
+        """
+        from sr3d_core.model.detector import predict, sparse_to
+
+        prepared = prepare_points(points, self._contract, rng=None)
+        if len(prepared) == 0:
+            return Detections.empty(self.class_names)
+        x, _ = to_sparse_batch([prepared], self._contract, reduce="random", seed=INFERENCE_VOXEL_SEED)
+        x = sparse_to(x, self.device)
+        return predict(self.model, x, self._post, self.class_names)[0]
+
+
+def write_random_checkpoint(
+    path: Union[str, Path], config_name_or_path: Union[str, Path, Config], seed: int = 0
+) -> Path:
+    """Write a random-weight checkpoint in the training format (for node and integration tests).
+
+    Args:
+        path: output file.
+        config_name_or_path: preset name, YAML path or ``Config``.
+        seed: torch seed for the weights.
+
+    Returns:
+        The path written.
+    """
+    from sr3d_core.model.detector import build_detector
+
+    cfg = config_name_or_path if isinstance(config_name_or_path, Config) else load_config(config_name_or_path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_detector(cfg)
+    save_atomic(make_checkpoint(cfg, model), path)
+    return Path(path)
+
+
+__all__ = ["CheckpointError", "Detector", "resolve_device", "write_random_checkpoint"]

@@ -1,0 +1,124 @@
+"""Training objective: assignment + classification loss + box loss, each picked by name from the config.
+
+The assigner and the classification loss are looked up in ``sr3d_core.assign.ASSIGNERS`` and
+``sr3d_core.losses.CLS_LOSSES``, so SPOTA and RAS are config switches. The classification loss receives the
+positive-anchor context (IoU with its GT, GT grouping) that rank-aware losses need.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sr3d_core.assign import build_assigner
+from sr3d_core.config import Config
+from sr3d_core.losses import build_cls_loss
+from sr3d_core.model.detector import RawOutputs
+
+
+def box_loss_fn(box_type: str, rotated_quirk: bool):
+    """Per-pair DIoU loss ``(K, 7), (K, 7) → (K,)`` for the box type."""
+    from sr3d_core.losses import iou as iou_losses
+
+    if box_type == "aligned":
+        return lambda p, g: iou_losses.axis_aligned_diou_loss(p[:, :6], g[:, :6], reduction="none")
+    return lambda p, g: iou_losses.rotated_diou_loss(p, g, reduction="none", tr3d_quirk=rotated_quirk)
+
+
+def paired_iou_fn(box_type: str):
+    """Per-pair 3-D IoU ``(K, 7), (K, 7) → (K,)`` (no grad needed; used for logging and rank-aware losses)."""
+    from sr3d_core.geometry import iou as geo_iou
+
+    if box_type == "aligned":
+        return lambda p, g: geo_iou.axis_aligned_iou_aligned_diff(p[:, :6], g[:, :6])
+    return lambda p, g: geo_iou.rotated_iou_aligned_diff(p, g)
+
+
+class Criterion(nn.Module):
+    """TR3D loss (and its SR3D variants through the config).
+
+    Args:
+        cfg: the experiment config (assigner, loss, model.box_type).
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.assigner = build_assigner(cfg.assigner)
+        self.cls_loss = build_cls_loss(cfg.loss)
+        self.box_loss = box_loss_fn(cfg.model.box_type, cfg.loss.rotated_diou_quirk)
+        self.paired_iou = paired_iou_fn(cfg.model.box_type)
+        self.cls_weight = cfg.loss.cls_weight
+        self.box_weight = cfg.loss.box_weight
+
+    def forward(
+        self,
+        out: RawOutputs,
+        pred_boxes: torch.Tensor,
+        gt_boxes: list[torch.Tensor],
+        gt_labels: list[torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """Compute the losses of a batch.
+
+        Args:
+            out: raw network outputs.
+            pred_boxes: ``(N, 7)`` decoded boxes of every anchor (with grad).
+            gt_boxes: per scene ``(M_b, 6 or 7)`` GT boxes (gravity centre).
+            gt_labels: per scene ``(M_b,)`` int64 labels.
+
+        Returns:
+            ``loss`` (total), ``loss_cls``, ``loss_box``, ``num_pos``, and the alignment diagnostics
+            ``mean_iou`` (IoU of positive predictions with their GT) and ``aic`` (mean |p − IoU| over positives,
+            METHOD_SPEC §2.5); all but ``loss`` detached.
+        """
+        n = len(out.anchors)
+        device = out.anchors.device
+        gt_global = torch.full((n,), -1, dtype=torch.long, device=device)
+        all_gt_boxes, all_gt_labels, offset = [], [], 0
+        for b, mask in enumerate(out.scene_masks()):
+            gb = _as7(gt_boxes[b].to(device=device, dtype=pred_boxes.dtype))
+            gl = gt_labels[b].to(device=device, dtype=torch.long)
+            idx = mask.nonzero().squeeze(1)
+            res = self.assigner.assign(
+                out.anchors[idx], out.levels[idx], pred_boxes[idx].detach(), out.cls_logits[idx].detach(), gb, gl
+            )
+            pos = res.gt_index >= 0
+            gt_global[idx[pos]] = res.gt_index[pos] + offset
+            all_gt_boxes.append(gb)
+            all_gt_labels.append(gl)
+            offset += len(gb)
+        gtb = torch.cat(all_gt_boxes) if all_gt_boxes else pred_boxes.new_zeros(0, 7)
+        gtl = torch.cat(all_gt_labels) if all_gt_labels else gt_global.new_zeros(0)
+        pos = gt_global >= 0
+        num_pos = int(pos.sum())
+        labels = torch.full_like(gt_global, -1)
+        labels[pos] = gtl[gt_global[pos]]
+        avg = float(max(num_pos, 1))
+        pos_pred = pred_boxes[pos]
+        pos_gt = gtb[gt_global[pos]]
+        with torch.no_grad():
+            pos_iou = self.paired_iou(pos_pred.detach().float(), pos_gt.float()) if num_pos else pos_pred.new_zeros(0)
+            pos_score = out.cls_logits[pos].detach().float().sigmoid().gather(1, labels[pos][:, None]).squeeze(1)
+        loss_cls = self.cls_loss(
+            out.cls_logits.float(), labels, avg_factor=avg, pos_mask=pos, pos_gt_index=gt_global[pos],
+            pos_pred_boxes=pos_pred.detach(), pos_gt_boxes=pos_gt, pos_ious=pos_iou,
+        )
+        if num_pos:
+            loss_box = self.box_loss(pos_pred.float(), pos_gt.float()).mean()
+        else:
+            loss_box = pred_boxes.sum() * 0.0  # keeps the graph (DDP needs every parameter used)
+        loss = self.cls_weight * loss_cls + self.box_weight * loss_box
+        return {
+            "loss": loss,
+            "loss_cls": loss_cls.detach(),
+            "loss_box": loss_box.detach(),
+            "num_pos": torch.tensor(float(num_pos)),
+            "mean_iou": pos_iou.mean() if num_pos else torch.tensor(0.0),
+            "aic": (pos_score - pos_iou).abs().mean() if num_pos else torch.tensor(0.0),
+        }
+
+
+def _as7(boxes: torch.Tensor) -> torch.Tensor:
+    """Pad axis-aligned ``(M, 6)`` boxes with yaw 0."""
+    if boxes.shape[1] == 6:
+        return torch.cat([boxes, boxes.new_zeros(len(boxes), 1)], dim=1)
+    return boxes[:, :7]

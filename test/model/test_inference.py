@@ -1,0 +1,113 @@
+"""Detector API: random checkpoints, round trip, runtime parameters and clear errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from sr3d_core.detections import Detections
+from sr3d_core.inference import CheckpointError, Detector, write_random_checkpoint
+from sr3d_core.model.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return write_random_checkpoint(tmp_path_factory.mktemp("ck") / "rand.pt", "toy_tiny", seed=3)
+
+
+def cloud(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.uniform(0, 3, (n, 3)), rng.uniform(0, 1, (n, 3))], 1).astype(np.float32)
+
+
+def test_random_checkpoint_format_and_detect(ckpt):
+    c = load_checkpoint(ckpt)
+    assert c["class_names"] == ["small", "large"] and c["contract"]["voxel_size"] == 0.02
+    det = Detector.from_checkpoint(ckpt)
+    assert det.class_names == ("small", "large") and det.contract.use_color
+    res = det.detect(cloud())
+    assert isinstance(res, Detections) and res.boxes.shape[1] == 7
+    assert len(det.detect(np.zeros((0, 6), np.float32))) == 0
+
+
+def test_round_trip_is_bit_exact(ckpt, tmp_path):
+    det = Detector.from_checkpoint(ckpt)
+    again = write_random_checkpoint(tmp_path / "again.pt", "toy_tiny", seed=3)
+    a, b = load_checkpoint(ckpt)["model"], load_checkpoint(again)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    det2 = Detector.from_checkpoint(again)
+    sd1, sd2 = det.model.state_dict(), det2.model.state_dict()
+    assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    r1, r2 = det.detect(cloud()), det2.detect(cloud())
+    assert np.array_equal(r1.boxes, r2.boxes) and np.array_equal(r1.scores, r2.scores)
+    assert np.array_equal(r1.labels, r2.labels)
+
+
+def test_runtime_postprocess_params(ckpt):
+    det = Detector.from_checkpoint(ckpt)
+    n_all = len(det.detect(cloud()))
+    det.max_detections = 3
+    assert len(det.detect(cloud())) == min(3, n_all)
+    det.max_detections = None
+    det.score_threshold = 0.99
+    assert len(det.detect(cloud())) == 0
+    det.nms_iou = 0.3
+    assert det.postprocess.nms_iou == 0.3
+    with pytest.raises(ValueError, match="nms_iou"):
+        det.nms_iou = 0.0
+    with pytest.raises(ValueError, match="score_threshold"):
+        det.set_postprocess(score_threshold=1.5)
+
+
+def test_errors(ckpt, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        Detector.from_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(ckpt.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Detector.from_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": 1}, other)
+    with pytest.raises(CheckpointError, match="not an SR3D checkpoint"):
+        Detector.from_checkpoint(other)
+    with pytest.raises(ValueError, match="class mismatch"):
+        Detector.from_checkpoint(ckpt, config="tr3d_sunrgbd")
+    Detector.from_checkpoint(ckpt, config="toy_tiny")  # agreeing config is fine
+    det = Detector.from_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="columns"):
+        det.detect(np.zeros((10, 3), np.float32))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_cuda_request_falls_back_to_cpu_with_warning(ckpt):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        det = Detector.from_checkpoint(ckpt, device="cuda:0")
+    assert det.device.type == "cpu" and any("CUDA is not available" in str(x.message) for x in w)
+
+
+def test_trained_state_round_trip_matches_in_memory_model(tmp_path):
+    """Non-trivial BN statistics and weights survive save → load bit-exactly, and so does detect()."""
+    from sr3d_core.config import load_config
+    from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
+    from sr3d_core.model.detector import build_detector
+    from sr3d_core.preprocess import prepare_points, to_sparse_batch
+
+    cfg = load_config("toy_tiny")
+    torch.manual_seed(0)
+    model = build_detector(cfg)
+    x, _ = to_sparse_batch([prepare_points(cloud(), cfg.contract)], cfg.contract, seed=0)
+    model.train()
+    with torch.no_grad():
+        model(x)  # moves the BN running statistics away from their init
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    save_atomic(make_checkpoint(cfg, model), tmp_path / "m.pt")
+    loaded = Detector.from_checkpoint(tmp_path / "m.pt")
+    in_memory = Detector(model, cfg, torch.device("cpu"))
+    sd1, sd2 = in_memory.model.state_dict(), loaded.model.state_dict()
+    assert sd1.keys() == sd2.keys() and all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+    r1, r2 = in_memory.detect(cloud(seed=5)), loaded.detect(cloud(seed=5))
+    assert len(r1) > 0
+    assert np.array_equal(r1.boxes, r2.boxes) and np.array_equal(r1.scores, r2.scores)

@@ -1,0 +1,506 @@
+"""Train a TR3D / SR3D detector.
+
+Single process:  ``python training/train.py --config synth_sunrgbd_small --work-dir runs/x``
+Distributed:     ``torchrun --nproc_per_node 2 training/train.py --config ... --work-dir ...`` (gloo on CPU, nccl
+on GPU). ``--resume`` continues from ``work_dir/latest.pt`` (or a given file) to bit-identical weights.
+
+Determinism: every random choice of the data path (order, augmentation, point sampling, in-voxel point choice) is
+drawn from generators seeded by (seed, epoch, position in epoch), so the data a step sees does not depend on
+what ran before; the global python / numpy / torch RNG states are saved in checkpoints as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sr3d_core.config import Config, DataConfig, load_config  # noqa: E402
+from sr3d_core.model.checkpoint import load_checkpoint, make_checkpoint, save_atomic  # noqa: E402
+from sr3d_core.model.criterion import Criterion  # noqa: E402
+from sr3d_core.model.detector import build_detector, sparse_to  # noqa: E402
+from sr3d_core.preprocess import prepare_points, to_sparse_batch  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------- data
+class SceneSource(Protocol):
+    """What the trainer needs from a dataset: scenes drawn with an explicit generator."""
+
+    def __len__(self) -> int:
+        """Number of scenes."""
+
+    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
+        """Return ``points (N, 3 + C)``, ``gt_boxes (M, 7)``, ``gt_labels (M,)``, augmented when ``train``."""
+
+
+class ToyScenes:
+    """Deterministic tiny scenes: a floor and a few boxes whose faces carry points.
+
+    Class 0 of the config gets small boxes (0.3–0.5 m), the last class large ones (1.0–1.4 m), others in between.
+    Boxes sit on a 3×3 grid of 1.6-m slots, so they never overlap.
+
+    Args:
+        cfg: data config (``toy_scenes``, ``toy_seed``, class names).
+        rotated: draw random yaws (rotated configs) or yaw 0.
+    """
+
+    def __init__(self, cfg: DataConfig, rotated: bool) -> None:
+        self.cfg = cfg
+        self.scenes = [self._make(np.random.default_rng([cfg.toy_seed, s]), len(cfg.class_names), rotated)
+                       for s in range(cfg.toy_scenes)]
+
+    @staticmethod
+    def _make(rng: np.random.Generator, num_classes: int, rotated: bool) -> dict[str, np.ndarray]:
+        n_boxes = int(rng.integers(2, 5))
+        slots = rng.choice(9, n_boxes, replace=False)
+        boxes, labels, pts = [], [], []
+        for slot in slots:
+            c = int(rng.integers(num_classes))
+            frac = c / max(num_classes - 1, 1)
+            size = (0.3 + 0.9 * frac + rng.uniform(0, 0.2, 3)).astype(np.float32)
+            size[2] = 0.4 + 0.6 * frac
+            cx, cy = 0.8 + 1.6 * (slot % 3), 0.8 + 1.6 * (slot // 3)
+            yaw = float(rng.uniform(-np.pi / 2, np.pi / 2)) if rotated else 0.0
+            box = np.array([cx, cy, size[2] / 2, *size, yaw], np.float32)
+            # Points on the 5 visible faces (no bottom), then rotated into place.
+            u = rng.uniform(-0.5, 0.5, (1200, 3)) * size
+            face = rng.integers(0, 5, 1200)
+            axis, sign = np.array([0, 0, 1, 1, 2])[face], np.array([-1, 1, -1, 1, 1])[face]
+            u[np.arange(1200), axis] = sign * size[axis] / 2
+            cs, sn = np.cos(yaw), np.sin(yaw)
+            xy = np.stack([u[:, 0] * cs - u[:, 1] * sn, u[:, 0] * sn + u[:, 1] * cs], 1)
+            p = np.concatenate([xy + [cx, cy], u[:, 2:3] + size[2] / 2], 1)
+            colour = np.clip(np.array([frac, 1 - frac, 0.5]) + rng.normal(0, 0.05, (1200, 3)), 0, 1)
+            pts.append(np.concatenate([p, colour], 1))
+            boxes.append(box)
+            labels.append(c)
+        floor = np.concatenate([rng.uniform(0, 4.8, (1500, 2)), np.zeros((1500, 1)), np.full((1500, 3), 0.3)], 1)
+        pts.append(floor)
+        return {
+            "points": np.concatenate(pts).astype(np.float32),
+            "gt_boxes": np.stack(boxes).astype(np.float32),
+            "gt_labels": np.asarray(labels, np.int64),
+        }
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
+        """Return the scene; training draws the configured point sample (no geometric augmentation)."""
+        scene = self.scenes[index]
+        if not train:
+            return scene
+        return dict(scene, points=sample_train_points(scene["points"], self.cfg, rng))
+
+
+class InfoScenes:
+    """Scenes of an mmdet3d v1.1 info file (real or ``make_synthetic.py`` data), read through ``sr3d_core.data``.
+
+    Training samples get the TR3D augmentation of the dataset format (``sr3d_core.data.transforms.AUGMENTS``),
+    with the point sampling taken from this config (``train_points`` / ``train_point_fraction``).
+
+    Args:
+        cfg: the experiment config.
+        split: ``"train"`` or ``"val"``.
+    """
+
+    def __init__(self, cfg: Config, split: str) -> None:
+        import dataclasses
+
+        from sr3d_core.data.dataset import DatasetConfig, InfoDataset
+        from sr3d_core.data.transforms import AUGMENTS, AugmentConfig
+
+        info = cfg.data.train_info if split == "train" else cfg.data.val_info
+        self.ds = InfoDataset(DatasetConfig(cfg.data.root, info, cfg.class_names), cfg.contract, cfg.train.seed)
+        base = AUGMENTS[cfg.data.format] if cfg.data.augment else AugmentConfig()
+        frac = cfg.data.train_point_fraction
+        self.aug = dataclasses.replace(base, sample_points=cfg.data.train_points,
+                                       sample_fraction=None if frac is None else (frac, 1.0))
+
+    def __len__(self) -> int:
+        return len(self.ds.data_list)
+
+    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
+        """Load (and for training augment) one scene."""
+        from sr3d_core.data.transforms import augment
+
+        s = self.ds.load(index)
+        points, boxes = (s.points, s.gt_boxes) if not train else augment(s.points, s.gt_boxes, self.aug, rng)
+        return {"points": points, "gt_boxes": np.asarray(boxes, np.float32), "gt_labels": s.gt_labels}
+
+
+def build_source(cfg: Config, split: str) -> SceneSource:
+    """Build the scene source of a split (``"train"`` or ``"val"``)."""
+    if cfg.data.format == "toy":
+        return ToyScenes(cfg.data, cfg.model.box_type == "rotated")
+    return InfoScenes(cfg, split)
+
+
+@dataclass
+class Batch:
+    """A collated batch."""
+
+    x: Any  # SparseTensor
+    gt_boxes: list[torch.Tensor]
+    gt_labels: list[torch.Tensor]
+
+
+def item_rng(seed: int, epoch: int, position: int) -> np.random.Generator:
+    """Generator of one sample draw; independent of anything run before."""
+    return np.random.default_rng([seed, epoch, position])
+
+
+class StepDataset(torch.utils.data.Dataset):
+    """Maps a global step to this rank's collated batch, so DataLoader workers stay deterministic.
+
+    Args:
+        source: the scenes.
+        cfg: the config.
+        iters_per_epoch: steps per epoch.
+        rank / world: DDP rank and world size.
+    """
+
+    def __init__(self, source: SceneSource, cfg: Config, iters_per_epoch: int, rank: int, world: int) -> None:
+        self.source, self.cfg, self.ipe, self.rank, self.world = source, cfg, iters_per_epoch, rank, world
+        self.contract = cfg.contract
+        self._perm_cache: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perm_cache:
+            n = len(self.source) * self.cfg.data.repeat
+            self._perm_cache = {epoch: np.random.default_rng([self.cfg.train.seed, epoch, 7]).permutation(n)}
+        return self._perm_cache[epoch]
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def __getitem__(self, step: int) -> Batch:
+        epoch, pos = divmod(step, self.ipe)
+        perm = self._perm(epoch)
+        bs = self.cfg.train.batch_size
+        idx = [int(perm[(pos * bs + k) % len(perm)]) for k in range(bs)]
+        mine = list(range(self.rank, bs, self.world))
+        prepared, boxes, labels = [], [], []
+        for k in mine:
+            rng = item_rng(self.cfg.train.seed, epoch, pos * bs + k)
+            scene = self.source.get(idx[k] % len(self.source), rng, train=True)
+            prepared.append(prepare_points(scene["points"], self.contract, rng=rng))
+            boxes.append(torch.as_tensor(scene["gt_boxes"], dtype=torch.float32))
+            labels.append(torch.as_tensor(scene["gt_labels"], dtype=torch.long))
+        x, _ = to_sparse_batch(prepared, self.contract, reduce="random",
+                               seed=int(item_rng(self.cfg.train.seed, epoch, pos * bs + bs).integers(2**31)))
+        return Batch(x, boxes, labels)
+
+
+def sample_train_points(points: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
+    """TR3D training point sampling: a fixed count (with replacement if short) or a random fraction."""
+    n = len(points)
+    if cfg.train_points is not None:
+        idx = rng.choice(n, cfg.train_points, replace=n < cfg.train_points)
+        return points[idx]
+    if cfg.train_point_fraction is not None:
+        f = rng.uniform(cfg.train_point_fraction, 1.0)
+        return points[rng.choice(n, max(1, int(f * n)), replace=False)]
+    return points
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Yields the global steps ``start .. total - 1``."""
+
+    def __init__(self, start: int, total: int) -> None:
+        self.start, self.total = start, total
+
+    def __iter__(self):
+        return iter(range(self.start, self.total))
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+# --------------------------------------------------------------------------------------------- schedule
+def lr_factor(step: int, cfg: Config, iters_per_epoch: int) -> float:
+    """Linear warm-up from ``warmup_ratio``, then ×``lr_decay`` after each epoch in ``lr_decay_epochs``."""
+    t = cfg.train
+    f = 1.0
+    if t.warmup_iters > 0 and step < t.warmup_iters:
+        f = t.warmup_ratio + (1 - t.warmup_ratio) * step / t.warmup_iters
+    epoch = step // iters_per_epoch
+    return f * t.lr_decay ** sum(epoch >= e for e in t.lr_decay_epochs)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def rng_state() -> dict[str, Any]:
+    """Global RNG states (python, numpy, torch, cuda)."""
+    s = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict[str, Any]) -> None:
+    """Restore ``rng_state()``."""
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+    torch.set_rng_state(s["torch"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def truncate_csv(path: Path, max_step: int) -> None:
+    """Drop rows logged after ``max_step`` (they are re-done after a resume)."""
+    if not path.exists():
+        return
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= max_step]
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def append_csv(path: Path, header: list[str], row: list[Any]) -> None:
+    """Append a row, writing the header first if the file is new."""
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(header)
+        w.writerow(row)
+
+
+def plot_logs(work_dir: Path) -> None:
+    """PNG of the training loss and the validation mAP."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for name, a, cols in (("train_log.csv", ax[0], ("loss", "loss_cls", "loss_box")),
+                          ("val_log.csv", ax[1], ("mAP_0.25", "mAP_0.5"))):
+        p = work_dir / name
+        if not p.exists():
+            continue
+        with open(p) as f:
+            rows = list(csv.DictReader(f))
+        steps = [int(r["step"]) for r in rows]
+        for c in cols:
+            a.plot(steps, [float(r[c]) for r in rows], label=c)
+        a.set_xlabel("step")
+        a.legend()
+    ax[0].set_yscale("log")
+    fig.tight_layout()
+    tmp = work_dir / ".curves.png.tmp.png"
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, work_dir / "curves.png")
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DDP."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+# --------------------------------------------------------------------------------------------- main loop
+def train(
+    cfg: Config,
+    work_dir: Path,
+    resume: Optional[Path] = None,
+    device: str = "auto",
+    stop_after: Optional[int] = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train; return the final step and last metrics.
+
+    Args:
+        cfg: the experiment.
+        work_dir: output directory (``latest.pt``, ``final.pt``, CSV logs, ``curves.png``).
+        resume: checkpoint to resume from.
+        device: ``auto``, ``cpu``, ``cuda``.
+        stop_after: exit after this global step as if killed (for resume tests); the schedule is unchanged.
+        show_progress: tqdm bar on rank 0.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if cfg.train.batch_size % world:
+        raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by the world size {world}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    seed_everything(cfg.train.seed)
+    source = build_source(cfg, "train")
+    iters_per_epoch = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
+    total = cfg.train.max_iters if cfg.train.max_iters is not None else cfg.train.epochs * iters_per_epoch
+
+    model = build_detector(cfg).to(dev)
+    criterion = Criterion(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg, iters_per_epoch))
+    step = 0
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        model.load_state_dict(ckpt["model"])
+        ts = ckpt["train_state"]
+        opt.load_state_dict(ts["optimizer"])
+        sched.load_state_dict(ts["scheduler"])
+        step = int(ts["step"])
+        set_rng_state(ts["rng"][rank] if isinstance(ts["rng"], list) and rank < len(ts["rng"]) else ts["rng"][0])
+        if rank == 0:
+            truncate_csv(work_dir / "train_log.csv", step)
+            truncate_csv(work_dir / "val_log.csv", step)
+    ddp = model
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    loader = torch.utils.data.DataLoader(
+        StepDataset(source, cfg, iters_per_epoch, rank, world),
+        sampler=StepSampler(step, total), batch_size=None, num_workers=cfg.train.num_workers,
+    )
+    use_amp = cfg.train.amp and dev.type == "cuda"
+    bar = None
+    if rank == 0 and show_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="train", dynamic_ncols=True)
+
+    def checkpoint(path: Path) -> None:
+        states = [rng_state()]
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, states[0])
+            states = gathered
+        if rank == 0:
+            ts = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "rng": states,
+                  "world_size": world}
+            save_atomic(make_checkpoint(cfg, model, ts), path)
+
+    last: dict[str, Any] = {}
+    t0 = time.time()
+    model.train()
+    for batch in loader:
+        batch: Batch
+        x = sparse_to(batch.x, dev)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = ddp(x)
+            pred = unwrap(ddp).decode(out)
+        losses = criterion(out, pred.float(), batch.gt_boxes, batch.gt_labels)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        last = {k: float(v.detach()) for k, v in losses.items()}
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['loss']:.3f}", pos=int(last["num_pos"]))
+        if rank == 0 and (step % max(cfg.train.log_interval, 1) == 0 or step == total):
+            append_csv(work_dir / "train_log.csv",
+                       ["step", "epoch", "lr", "loss", "loss_cls", "loss_box", "num_pos", "mean_iou", "aic", "seconds"],
+                       [step, step // iters_per_epoch, opt.param_groups[0]["lr"], last["loss"], last["loss_cls"],
+                        last["loss_box"], last["num_pos"], last["mean_iou"], last["aic"], round(time.time() - t0, 2)])
+        if cfg.train.val_interval and step % cfg.train.val_interval == 0 and step != total:
+            _validate(cfg, model, dev, work_dir, step, rank, world)
+        if cfg.train.ckpt_interval and step % cfg.train.ckpt_interval == 0:
+            checkpoint(work_dir / "latest.pt")
+        if stop_after is not None and step >= stop_after:
+            checkpoint(work_dir / "latest.pt")
+            break
+    if bar is not None:
+        bar.close()
+    if step >= total:
+        checkpoint(work_dir / "latest.pt")
+        if rank == 0:
+            save_atomic(make_checkpoint(cfg, model), work_dir / "final.pt")
+        last.update(_validate(cfg, model, dev, work_dir, step, rank, world) or {})
+    if world > 1:
+        # Sanity check: DDP must leave identical parameters on every rank.
+        digest = float(sum(p.detach().double().sum() * (i + 1) for i, p in enumerate(model.parameters())))
+        digests: list[Any] = [None] * world
+        dist.all_gather_object(digests, digest)
+        if rank == 0:
+            (work_dir / "ddp_check.json").write_text(json.dumps({"param_digests": digests}))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"DDP ranks diverged: parameter digests {digests}")
+        dist.barrier()
+    return {"step": step, **last}
+
+
+def _validate(cfg: Config, model: torch.nn.Module, dev: torch.device, work_dir: Path, step: int, rank: int,
+              world: int) -> Optional[dict[str, float]]:
+    """Validation mAP on rank 0 (others wait); appends to ``val_log.csv`` and redraws ``curves.png``."""
+    metrics = None
+    if rank == 0:
+        from training.evaluate import evaluate_model
+
+        model.eval()
+        try:
+            res = evaluate_model(model, cfg, build_source(cfg, "val"), dev)
+        except ImportError as e:  # the evaluation package may be missing in a stripped install
+            print(f"validation skipped: {e}", file=sys.stderr)
+            res = None
+        model.train()
+        if res is not None:
+            metrics = {"mAP_0.25": res["mAP_0.25"], "mAP_0.5": res["mAP_0.5"]}
+            append_csv(work_dir / "val_log.csv", ["step", "mAP_0.25", "mAP_0.5"],
+                       [step, metrics["mAP_0.25"], metrics["mAP_0.5"]])
+        plot_logs(work_dir)
+    if world > 1:
+        dist.barrier()
+    return metrics
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, help="preset name in config/models or a YAML path")
+    ap.add_argument("--work-dir", required=True, type=Path)
+    ap.add_argument("--resume", nargs="?", const="latest", default=None,
+                    help="resume from work_dir/latest.pt (no value) or from the given checkpoint")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (simulates a kill)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    resume = None
+    if args.resume is not None:
+        resume = args.work_dir / "latest.pt" if args.resume == "latest" else Path(args.resume)
+    res = train(cfg, args.work_dir, resume, args.device, args.stop_after, not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print({k: round(v, 5) if isinstance(v, float) else v for k, v in res.items()})
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
