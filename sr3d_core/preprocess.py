@@ -1,0 +1,147 @@
+"""The one module that turns a point cloud into network input.
+
+Training, evaluation and the ROS node all call `prepare_points` then `to_sparse_batch`, so what
+the network sees at deployment is exactly what it saw in training. The `InputContract` holding
+the settings is saved in every checkpoint and read back by the node.
+
+Points are float32 `(N, 3 + C)` in a gravity-aligned z-up frame; columns 3:6, when present, are
+RGB in [0, 1] (loaders scale 0-255 colours before this point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What the network expects as input; saved with each checkpoint.
+
+    Attributes:
+        voxel_size: Edge of a voxel in metres (TR3D: 0.01).
+        use_color: Feed RGB as the 3 voxel features. When False, each voxel gets one constant
+            1.0 feature so the network still has a non-empty input channel.
+        point_range: Crop `(x_min, y_min, z_min, x_max, y_max, z_max)` in metres, or None.
+        max_points: Cap on the number of points after cropping, or None for no cap.
+    """
+
+    voxel_size: float
+    use_color: bool
+    point_range: tuple[float, float, float, float, float, float] | None = None
+    max_points: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.voxel_size > 0:
+            raise ValueError(f"voxel_size must be > 0, got {self.voxel_size}")
+        if self.point_range is not None:
+            pr = tuple(float(v) for v in self.point_range)
+            if len(pr) != 6 or any(pr[i] >= pr[i + 3] for i in range(3)):
+                raise ValueError("point_range must be (x0, y0, z0, x1, y1, z1) with x0 < x1 etc., "
+                                 f"got {self.point_range}")
+            object.__setattr__(self, "point_range", pr)
+        if self.max_points is not None and self.max_points <= 0:
+            raise ValueError(f"max_points must be positive or None, got {self.max_points}")
+
+    @property
+    def in_channels(self) -> int:
+        """Number of voxel feature channels: 3 (RGB) or 1 (constant)."""
+        return 3 if self.use_color else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict for checkpoints and YAML."""
+        d = asdict(self)
+        d["point_range"] = list(self.point_range) if self.point_range is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "InputContract":
+        """Inverse of `to_dict`; unknown keys are an error so a typo cannot pass silently."""
+        unknown = set(d) - {"voxel_size", "use_color", "point_range", "max_points"}
+        if unknown:
+            raise ValueError(f"unknown InputContract key(s): {sorted(unknown)}")
+        pr = d.get("point_range")
+        return cls(
+            voxel_size=float(d["voxel_size"]),
+            use_color=bool(d["use_color"]),
+            point_range=tuple(pr) if pr is not None else None,
+            max_points=int(d["max_points"]) if d.get("max_points") is not None else None,
+        )
+
+
+def prepare_points(
+    points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Validate, clean, crop and subsample one cloud.
+
+    Args:
+        points: `(N, 3 + C)` float array, xyz then (optionally) RGB in [0, 1].
+        contract: The input contract.
+        rng: Generator for the random subsample to `max_points`. When None the subsample is an
+            evenly strided, order-preserving selection, so inference is deterministic and still
+            covers the whole cloud (clouds are often stored row by row, so first-N would crop).
+
+    Returns:
+        float32 `(M, 6)` (xyz + RGB) if `contract.use_color`, else `(M, 3)`.
+
+    Raises:
+        ValueError: If `points` has the wrong rank, too few columns or a non-float dtype.
+    """
+    if not isinstance(points, np.ndarray) or points.ndim != 2:
+        raise ValueError(f"points must be a 2-D numpy array (N, 3 + C), got {type(points).__name__} "
+                         f"with shape {getattr(points, 'shape', None)}")
+    need = 6 if contract.use_color else 3
+    if points.shape[1] < need:
+        raise ValueError(f"points has {points.shape[1]} columns but the contract needs {need} "
+                         f"(use_color={contract.use_color})")
+    if not np.issubdtype(points.dtype, np.floating):
+        raise ValueError(f"points must be a float array, got dtype {points.dtype}")
+    pts = np.asarray(points[:, :need], dtype=np.float32)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if contract.point_range is not None:
+        lo = np.asarray(contract.point_range[:3], dtype=np.float32)
+        hi = np.asarray(contract.point_range[3:], dtype=np.float32)
+        pts = pts[((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(axis=1)]
+    n = len(pts)
+    if contract.max_points is not None and n > contract.max_points:
+        if rng is None:
+            idx = np.linspace(0, n - 1, contract.max_points).astype(np.int64)
+        else:
+            idx = np.sort(rng.choice(n, contract.max_points, replace=False))
+        pts = pts[idx]
+    return np.ascontiguousarray(pts)
+
+
+def to_sparse_batch(
+    prepared: list[np.ndarray], contract: InputContract, *, reduce: str = "random", seed: int | None = None
+) -> tuple[Any, torch.Tensor]:
+    """Voxelize a list of prepared clouds into one batched sparse tensor.
+
+    Args:
+        prepared: Outputs of `prepare_points`, one per scene.
+        contract: The input contract (voxel size, feature choice).
+        reduce: How points sharing a voxel are merged: "random" (TR3D / MinkowskiEngine default)
+            or "mean".
+        seed: Seed for the "random" reduction; None for nondeterministic.
+
+    Returns:
+        `(SparseTensor, point2voxel)` as returned by `sr3d_core.sparse.voxelize`.
+    """
+    from sr3d_core.sparse import voxelize  # imported late: the sparse package may load a backend
+
+    items = []
+    for i, p in enumerate(prepared):
+        if p.ndim != 2 or p.shape[1] < 3:
+            raise ValueError(f"prepared[{i}] must be (N, >=3), got shape {p.shape}")
+        xyz = torch.from_numpy(np.ascontiguousarray(p[:, :3], dtype=np.float32))
+        if contract.use_color:
+            if p.shape[1] < 6:
+                raise ValueError(f"prepared[{i}] has no colour columns but contract.use_color is True")
+            feats = torch.from_numpy(np.ascontiguousarray(p[:, 3:6], dtype=np.float32))
+        else:
+            feats = torch.ones((len(p), 1), dtype=torch.float32)
+        items.append((xyz, feats))
+    return voxelize(items, contract.voxel_size, reduce=reduce, seed=seed)
