@@ -48,6 +48,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sr3d_detector_node = sr3d_ros.detector_node:main",
+            "sr3d_detector_node_plain = sr3d_ros.detector_node:main_plain",
         ],
     },
 )

@@ -1,0 +1,530 @@
+"""The SR3D detector node: PointCloud2 in, vision_msgs/Detection3DArray (+ markers, diagnostics) out.
+
+Two entry points share one implementation (``_DetectorLogic``): ``main`` runs a lifecycle node (configure
+loads the checkpoint, activate subscribes; ``autostart`` does both at start) and ``main_plain`` a plain node
+that configures and activates in its constructor.
+
+Latency policy: the subscription callback only drops the message into a one-frame slot; a worker thread
+infers on the newest frame. A frame that is replaced in the slot before the worker takes it is dropped and
+counted; nothing is queued and no frame is inferred twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
+                       qos_profile_system_default)
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Float64, Header
+from vision_msgs.msg import Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
+
+from sr3d_core.detections import Detections
+from sr3d_ros.conversions import (MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg,
+                                  pointcloud2_to_array, transform_points)
+from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
+from sr3d_ros.transforms import TfLookup, TransformUnavailable, make_tf_lookup
+
+DetectorFactory = Callable[[str, str], Any]
+
+
+def load_detector(checkpoint: str, device: str) -> Any:
+    """Default factory: ``sr3d_core.inference.Detector.from_checkpoint``."""
+    from sr3d_core.inference import Detector
+
+    return Detector.from_checkpoint(checkpoint, device)
+
+
+def resolve_device(requested: str) -> tuple[str, str | None]:
+    """Map the ``device`` parameter to a torch device; the second item is a warning when CUDA is missing."""
+    import torch
+
+    if requested == "cpu":
+        return "cpu", None
+    if torch.cuda.is_available():
+        return ("cuda" if requested == "auto" else requested), None
+    return "cpu", f"device '{requested}' requested but CUDA is not available: running on CPU (slow)"
+
+
+def set_torch_threads(requested: int) -> int:
+    """Set torch's intra-op threads: ``requested``, or for 0 all usable cores but one; returns the count.
+
+    OpenMP pools spin-wait: when the executor and DDS threads take a core the pool needs, a frame takes several
+    times longer (measured 5.6 s instead of 0.8 s per frame on 2 cores with a 30 Hz input), so auto leaves one.
+    """
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = requested or min(torch.get_num_threads(), max(1, cores - 1))
+    torch.set_num_threads(n)
+    return n
+
+
+def input_qos(preset: str, depth: int) -> QoSProfile:
+    """The subscription QoS for a preset name (``sensor_data`` = best effort, volatile)."""
+    base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(preset)
+    if base is not None:
+        return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=base.reliability,
+                          durability=base.durability)
+    reliability = ReliabilityPolicy.BEST_EFFORT if preset == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def stamp_ns(stamp: TimeMsg) -> int:
+    """``builtin_interfaces/Time`` -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+class _Stats:
+    """Thread-safe counters and windows for /diagnostics (written by callback and worker threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received = 0
+        self.processed = 0
+        self.dropped = 0
+        self.tf_failures = 0
+        self.errors = 0
+        self.malformed: dict[str, int] = {}
+        self.processing_ms: deque[float] = deque(maxlen=100)
+        self.model_ms: deque[float] = deque(maxlen=100)
+        self.latency_ms: deque[float] = deque(maxlen=100)
+
+
+class _DetectorLogic:
+    """Everything the two node flavours share; mixed into an rclpy ``Node`` or ``LifecycleNode``."""
+
+    _detector_factory: DetectorFactory = staticmethod(load_detector)
+
+    # ------------------------------------------------------------------ setup and transitions
+
+    def _declare(self) -> None:
+        """Declare every parameter with its default from config/node.yaml (the one home of defaults)."""
+        self._params: NodeParams | None = None
+        self._detector: Any = None
+        self._class_names: tuple[str, ...] = ()
+        self._tf: TfLookup | None = None
+        self._sub = None
+        self._pubs: dict[str, Any] = {}
+        self._timers: list[Any] = []
+        self._worker: threading.Thread | None = None
+        self._slot: PointCloud2 | None = None
+        self._cond = threading.Condition()
+        self._running = False
+        self._stats = _Stats()
+        self._logged_kinds: set[str] = set()
+        self._marker_count = 0
+        self._model_params: list[str] = []
+        self._defaults_path = default_params_path()
+        runtime = runtime_parameters()
+        for name, value in load_defaults(self._defaults_path).items():
+            desc = NodeParams.__dataclass_fields__[name].metadata["description"]
+            self.declare_parameter(name, value, ParameterDescriptor(description=desc, read_only=name not in runtime))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _read_params(self) -> NodeParams:
+        names = [f for f in NodeParams.__dataclass_fields__]
+        return NodeParams.from_mapping({n: self.get_parameter(n).value for n in names})
+
+    def _configure(self) -> None:
+        """Validate parameters, load the checkpoint, create publishers and the TF listener.
+
+        Raises:
+            ParameterError: a parameter is invalid (the message names it).
+            RuntimeError: the checkpoint cannot be loaded (the message names the path).
+        """
+        p = self._read_params()
+        log = self.get_logger()
+        if not p.checkpoint:
+            raise ParameterError("parameter 'checkpoint' is empty: pass -p checkpoint:=/path/to/model.pt")
+        if not Path(p.checkpoint).is_file():
+            raise ParameterError(f"parameter 'checkpoint': no such file {p.checkpoint}")
+        device, warning = resolve_device(p.device)
+        if warning:
+            log.warning(warning)
+        threads = set_torch_threads(p.torch_threads)
+        try:
+            detector = self._detector_factory(p.checkpoint, device)
+        except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message
+            raise RuntimeError(f"cannot load checkpoint {p.checkpoint} on {device}: {err}") from err
+        self._detector = detector
+        self._class_names = tuple(detector.class_names)
+        self._check_classes(p.classes)
+        self._params = p
+        self._apply_postprocess(p)
+        self._declare_model_parameters(detector)
+
+        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pubs = {
+            "detections": self.create_publisher(Detection3DArray, "~/detections", reliable),
+            "label_info": self.create_publisher(LabelInfo, "~/label_info", latched),
+            "markers": self.create_publisher(MarkerArray, "~/markers", reliable),
+            "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", reliable),
+            "model": self.create_publisher(Float64, "~/debug/model_time_ms", reliable),
+            "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", reliable),
+            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", reliable),
+        }
+        if p.target_frame:
+            self._tf = make_tf_lookup(self, p.tf_fallback_latest)
+        self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
+        self._last_diag = (time.monotonic(), 0, 0, 0, 0)
+        log.info(f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
+                 f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
+                 + (f", TF via {self._tf.backend}" if self._tf else ""))
+
+    def _activate(self) -> None:
+        """Publish the latched label info, start the worker and subscribe to the input."""
+        p = self._params
+        self._publish_label_info()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="sr3d_inference", daemon=True)
+        self._worker.start()
+        self._sub = self.create_subscription(PointCloud2, "~/input/points", self._on_cloud,
+                                             input_qos(p.input_qos, p.input_qos_depth))
+        self.get_logger().info(f"active: listening on {self._sub.topic_name} ({p.input_qos}, depth "
+                               f"{p.input_qos_depth})")
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and stop the worker; the model stays loaded (cleanup frees it)."""
+        if self._sub is not None:
+            self.destroy_subscription(self._sub)
+            self._sub = None
+        with self._cond:
+            self._running = False
+            self._slot = None
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+
+    def _cleanup(self) -> None:
+        """Free the model, publishers, timers and TF listener (back to unconfigured)."""
+        self._deactivate()
+        for t in self._timers:
+            self.destroy_timer(t)
+        self._timers = []
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        if self._tf is not None and hasattr(self._tf, "destroy"):
+            self._tf.destroy()
+        self._tf = None
+        for name in self._model_params:
+            self.undeclare_parameter(name)
+        self._model_params = []
+        self._detector = None
+        self._params = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # give VRAM back while unconfigured
+        except ImportError:  # pragma: no cover
+            pass
+
+    # ------------------------------------------------------------------ parameters
+
+    def _declare_model_parameters(self, detector: Any) -> None:
+        """Expose the checkpoint's input contract as read-only ``model.*`` parameters (never overridable)."""
+        c = detector.contract
+        values = {
+            "model.class_names": list(self._class_names),
+            "model.voxel_size": float(c.voxel_size),
+            "model.use_color": bool(c.use_color),
+            "model.max_points": int(c.max_points or 0),
+            "model.point_range": [float(v) for v in c.point_range] if c.point_range else [0.0] * 6,
+        }
+        for name, value in values.items():
+            # Not rclpy read_only (those can never be undeclared, which cleanup needs): the set-parameters
+            # callback refuses every change instead.
+            self.declare_parameter(name, value, ParameterDescriptor(
+                description="from the checkpoint's input contract (0 / zeros = none); read-only"),
+                ignore_override=True)
+            self._model_params.append(name)
+
+    def _check_classes(self, classes: tuple[str, ...]) -> None:
+        unknown = [c for c in classes if c not in self._class_names]
+        if unknown:
+            raise ParameterError(f"parameter 'class_filter': unknown classes {unknown}; the model has "
+                                 f"{list(self._class_names)}")
+
+    def _apply_postprocess(self, p: NodeParams) -> None:
+        for name in ("score_threshold", "nms_iou", "max_detections"):
+            if hasattr(self._detector, name):
+                setattr(self._detector, name, getattr(p, name))
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Validate and apply runtime changes; read-only ones are refused by rclpy before this."""
+        fixed = [p.name for p in params if p.name in self._model_params]
+        if fixed:
+            return SetParametersResult(successful=False, reason=f"{fixed} come from the checkpoint (read-only)")
+        ours = {p.name: p.value for p in params if p.name in NodeParams.__dataclass_fields__}
+        if not ours:
+            return SetParametersResult(successful=True)
+        try:
+            if self._params is None:  # unconfigured: validate now, configure will read the values
+                self._read_params().replace(**ours)
+                return SetParametersResult(successful=True)
+            new = self._params.replace(**ours)
+            self._check_classes(new.classes)
+        except (ParameterError, TypeError, ValueError) as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        old, self._params = self._params, new
+        self._apply_postprocess(new)
+        if new.score_threshold != old.score_threshold:
+            self._publish_label_info()
+        self.get_logger().info(f"parameters changed: {ours}")
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ data path
+
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        """Executor thread: put the newest frame into the slot; a frame still waiting there is dropped."""
+        with self._stats.lock:
+            self._stats.received += 1
+        with self._cond:
+            if self._slot is not None:
+                with self._stats.lock:
+                    self._stats.dropped += 1
+            self._slot = msg
+            self._cond.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._slot is None:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                msg, self._slot = self._slot, None
+            try:
+                self._process(msg)
+            except Exception as err:  # noqa: BLE001 - the node must survive anything a frame does
+                with self._stats.lock:
+                    self._stats.errors += 1
+                self.get_logger().error(f"frame at {stamp_ns(msg.header.stamp) * 1e-9:.3f}s failed: {err!r}",
+                                        throttle_duration_sec=5.0)
+
+    def _process(self, msg: PointCloud2) -> None:
+        p = self._params
+        detector = self._detector
+        if p is None or detector is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            points, _ = pointcloud2_to_array(msg, want_color=bool(detector.contract.use_color))
+        except MalformedCloudError as err:
+            with self._stats.lock:
+                self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
+            if err.kind not in self._logged_kinds:  # once per kind; diagnostics keep counting
+                self._logged_kinds.add(err.kind)
+                self.get_logger().warning(f"skipping malformed cloud on {self._sub.topic_name if self._sub else ''}"
+                                          f" ({err.kind}): {err.reason}")
+            return
+        source = msg.header.frame_id
+        frame = source
+        if not source and "empty_frame_id" not in self._logged_kinds:  # RViz and TF cannot place such output
+            self._logged_kinds.add("empty_frame_id")
+            self.get_logger().warning("input clouds have an empty header.frame_id; fix the driver")
+        if p.target_frame and p.target_frame.lstrip("/") != source.lstrip("/"):
+            try:
+                points = transform_points(points, self._tf.lookup(p.target_frame, source, stamp_ns(msg.header.stamp),
+                                                                  p.tf_timeout_s))
+            except TransformUnavailable as err:
+                with self._stats.lock:
+                    self._stats.tf_failures += 1
+                self.get_logger().warning(f"no transform '{source}' -> '{p.target_frame}', frame skipped: {err}",
+                                          throttle_duration_sec=2.0)
+                return
+            frame = p.target_frame
+        t1 = time.perf_counter()
+        det = detector.detect(points) if len(points) else Detections.empty(self._class_names)
+        t2 = time.perf_counter()
+        if p.classes:
+            keep = np.isin(det.labels, [self._class_names.index(c) for c in p.classes])
+            det = Detections(det.boxes[keep], det.scores[keep], det.labels[keep], det.class_names)
+        header = Header(stamp=msg.header.stamp, frame_id=frame)
+        self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
+        if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
+            self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
+                                                                p.marker_line_width))
+            self._marker_count = len(det)
+        t3 = time.perf_counter()
+        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)) * 1e-6
+        processing_ms = (t3 - t0) * 1e3
+        with self._stats.lock:
+            self._stats.processed += 1
+            self._stats.processing_ms.append(processing_ms)
+            self._stats.model_ms.append((t2 - t1) * 1e3)
+            self._stats.latency_ms.append(latency_ms)
+        self._pubs["processing"].publish(Float64(data=processing_ms))
+        self._pubs["model"].publish(Float64(data=(t2 - t1) * 1e3))
+        self._pubs["latency"].publish(Float64(data=latency_ms))
+
+    # ------------------------------------------------------------------ outputs
+
+    def _publish_label_info(self) -> None:
+        if "label_info" in self._pubs and self._params is not None:
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._params.target_frame)
+            self._pubs["label_info"].publish(label_info_msg(self._class_names, header, self._params.score_threshold))
+
+    def _log_counters(self) -> None:
+        """One ``key=value`` line of the frame counters (at shutdown; tools parse it)."""
+        s = self._stats
+        with s.lock:
+            counters = {"frames_received": s.received, "frames_processed": s.processed, "frames_dropped": s.dropped,
+                        "malformed_inputs": sum(s.malformed.values()), "tf_failures": s.tf_failures,
+                        "errors": s.errors}
+        self.get_logger().info("final counters: " + " ".join(f"{k}={v}" for k, v in counters.items()))
+
+    def _publish_diagnostics(self) -> None:
+        p, s = self._params, self._stats
+        if p is None or "diagnostics" not in self._pubs:
+            return
+        now = time.monotonic()
+        with s.lock:
+            t_prev, rec_prev, tf_prev, mal_prev, err_prev = self._last_diag
+            malformed = sum(s.malformed.values())
+            window = max(now - t_prev, 1e-6)
+            rate = (s.received - rec_prev) / window
+            proc = float(np.mean(s.processing_ms)) if s.processing_ms else 0.0
+            model = float(np.mean(s.model_ms)) if s.model_ms else 0.0
+            lat = float(np.percentile(s.latency_ms, 50)) if s.latency_ms else 0.0
+            values = {
+                "input_rate_hz": f"{rate:.2f}", "processing_time_ms": f"{proc:.1f}", "model_time_ms": f"{model:.1f}",
+                "pipeline_latency_ms_p50": f"{lat:.1f}", "frames_received": str(s.received),
+                "frames_processed": str(s.processed), "frames_dropped": str(s.dropped),
+                "malformed_inputs": str(malformed), "tf_failures": str(s.tf_failures), "errors": str(s.errors),
+                **{f"malformed.{k}": str(v) for k, v in sorted(s.malformed.items())},
+            }
+            problems = []
+            if s.tf_failures > tf_prev:
+                problems.append("TF lookups failing")
+            if malformed > mal_prev:
+                problems.append("malformed inputs")
+            if s.errors > err_prev:
+                problems.append("frames failed")
+            if proc > p.max_processing_time_ms:
+                problems.append(f"processing {proc:.0f} ms > {p.max_processing_time_ms:.0f} ms")
+            if self._sub is not None and s.received == rec_prev:
+                problems.append("no input")
+            self._last_diag = (now, s.received, s.tf_failures, malformed, s.errors)
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
+            name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,
+            message="; ".join(problems) or ("active" if self._sub is not None else "inactive"),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                          status=[status]))
+
+
+class DetectorLifecycleNode(_DetectorLogic, LifecycleNode):
+    """Lifecycle flavour: configure loads the checkpoint, activate subscribes, cleanup frees the model."""
+
+    def __init__(self, node_name: str = "sr3d_detector", **kwargs: Any) -> None:
+        """Declare parameters; transitions are driven by ``autostart`` (see ``main``) or a lifecycle manager."""
+        super().__init__(node_name, **kwargs)
+        self._declare()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load parameters and model; failure leaves the node unconfigured with the reason logged."""
+        try:
+            self._configure()
+        except Exception as err:  # noqa: BLE001
+            self.get_logger().error(f"configure failed: {err}")
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the data path."""
+        self._activate()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the data path."""
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model."""
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything."""
+        self._cleanup()
+        return TransitionCallbackReturn.SUCCESS
+
+
+class DetectorNode(_DetectorLogic, Node):
+    """Plain-node flavour: configured and active from construction."""
+
+    def __init__(self, node_name: str = "sr3d_detector", **kwargs: Any) -> None:
+        """Declare parameters, load the model and subscribe; raises on an invalid configuration."""
+        super().__init__(node_name, **kwargs)
+        self._declare()
+        self._configure()
+        self._activate()
+
+
+def _spin(node: Any, args: list[str] | None) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._log_counters()
+        node._cleanup()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``sr3d_detector_node``: the lifecycle node, auto-activated when ``autostart`` is true."""
+    rclpy.init(args=args)
+    node = DetectorLifecycleNode()
+    if node.get_parameter("autostart").value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        else:
+            node.get_logger().error("autostart: configure failed; waiting for a lifecycle manager")
+    _spin(node, args)
+
+
+def main_plain(args: list[str] | None = None) -> None:
+    """Console script ``sr3d_detector_node_plain``: a plain node (no lifecycle), active at once."""
+    rclpy.init(args=args)
+    try:
+        node = DetectorNode()
+    except Exception as err:  # noqa: BLE001 - report, then exit non-zero
+        rclpy.logging.get_logger("sr3d_detector").fatal(str(err))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
+    _spin(node, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Typed, validated parameters of the detector node.
+
+Defaults live only in ``config/node.yaml``; this module holds the types, the descriptions, which parameters
+may change at run time, and the validation. It imports no ROS so that it can be unit-tested anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+QOS_PRESETS = ("sensor_data", "default", "system_default", "reliable", "best_effort")
+CLASS_ID_FORMATS = ("name", "index")
+
+
+class ParameterError(ValueError):
+    """A parameter value is invalid; the message names the parameter."""
+
+
+def _p(description: str, runtime: bool = False) -> Any:
+    """Field metadata: the README description and whether the value may change at run time."""
+    return field(metadata={"description": description, "runtime": runtime})
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Every parameter of ``sr3d_detector_node``; no defaults here (see ``config/node.yaml``)."""
+
+    autostart: bool = _p("Configure and activate the lifecycle node on start.")
+    checkpoint: str = _p("Path of the model checkpoint (required); its input contract fixes voxel size, "
+                         "colour use, point range, max points and class names.")
+    device: str = _p("`cuda`, `cuda:N`, `cpu` or `auto`; falls back to CPU with a warning when CUDA is "
+                     "unavailable.")
+    torch_threads: int = _p("CPU threads of torch; 0 = all usable cores but one (the executor and DDS need one; "
+                             "an oversubscribed OpenMP pool runs several times slower).")
+    input_qos: str = _p("QoS preset of `~/input/points`: " + ", ".join(f"`{q}`" for q in QOS_PRESETS) + ".")
+    input_qos_depth: int = _p("History depth of the input subscription.")
+    target_frame: str = _p("Gravity-aligned z-up frame to infer and publish in; empty = use the cloud's "
+                           "frame as it is.")
+    tf_timeout_s: float = _p("How long to wait for the transform at the cloud's stamp.")
+    tf_fallback_latest: bool = _p("Use the latest transform when none exists at the stamp (else skip).")
+    score_threshold: float = _p("Minimum detection score.", runtime=True)
+    nms_iou: float = _p("IoU threshold of the per-class NMS.", runtime=True)
+    max_detections: int = _p("Maximum detections per frame.", runtime=True)
+    class_filter: tuple[str, ...] = _p("Class names to publish; empty (`[\"\"]`) = all classes.",
+                                        runtime=True)
+    class_id_format: str = _p("`name` or `index`: what `ObjectHypothesis.class_id` holds.", runtime=True)
+    marker_lifetime_s: float = _p("Lifetime of RViz markers (safety net; stale ids are deleted anyway); "
+                                  "0 = forever.", runtime=True)
+    marker_line_width: float = _p("Line width of the wireframe boxes in metres.", runtime=True)
+    diagnostics_period_s: float = _p("Period of `/diagnostics` messages.")
+    max_processing_time_ms: float = _p("Diagnostics turn WARN above this mean processing time.",
+                                       runtime=True)
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.checkpoint, str), "checkpoint", "must be a string")
+        dev = self.device
+        _check(dev in ("cpu", "cuda", "auto") or (dev.startswith("cuda:") and dev[5:].isdigit()), "device",
+               f"must be cpu, cuda, cuda:N or auto, got {dev!r}")
+        _check(self.torch_threads >= 0, "torch_threads", f"must be >= 0, got {self.torch_threads}")
+        _check(self.input_qos in QOS_PRESETS, "input_qos", f"must be one of {QOS_PRESETS}, got {self.input_qos!r}")
+        _check(self.input_qos_depth >= 1, "input_qos_depth", f"must be >= 1, got {self.input_qos_depth}")
+        _check(_finite(self.tf_timeout_s) and self.tf_timeout_s >= 0, "tf_timeout_s", "must be >= 0")
+        _check(_finite(self.score_threshold) and 0 <= self.score_threshold <= 1, "score_threshold",
+               f"must be in [0, 1], got {self.score_threshold}")
+        _check(_finite(self.nms_iou) and 0 < self.nms_iou <= 1, "nms_iou", f"must be in (0, 1], got {self.nms_iou}")
+        _check(self.max_detections >= 1, "max_detections", f"must be >= 1, got {self.max_detections}")
+        _check(self.class_id_format in CLASS_ID_FORMATS, "class_id_format",
+               f"must be one of {CLASS_ID_FORMATS}, got {self.class_id_format!r}")
+        _check(_finite(self.marker_lifetime_s) and self.marker_lifetime_s >= 0, "marker_lifetime_s", "must be >= 0")
+        _check(_finite(self.marker_line_width) and self.marker_line_width > 0, "marker_line_width", "must be > 0")
+        _check(_finite(self.diagnostics_period_s) and self.diagnostics_period_s > 0, "diagnostics_period_s",
+               "must be > 0")
+        _check(_finite(self.max_processing_time_ms) and self.max_processing_time_ms > 0, "max_processing_time_ms",
+               "must be > 0")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class filter without the empty placeholder (ROS YAML cannot type an empty list)."""
+        return tuple(c for c in self.class_filter if c)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "NodeParams":
+        """Build from a ``name -> value`` mapping, coercing ROS types (ints for floats, lists for tuples).
+
+        Raises:
+            ParameterError: a parameter is missing, unknown or invalid.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - set(values)
+        if missing:
+            raise ParameterError(f"missing parameters: {sorted(missing)}")
+        unknown = set(values) - names
+        if unknown:
+            raise ParameterError(f"unknown parameters: {sorted(unknown)}")
+        return cls(**{f.name: _coerce(f.name, f.type, values[f.name]) for f in dataclasses.fields(cls)})
+
+    def replace(self, **changes: Any) -> "NodeParams":
+        """Return a validated copy with ``changes`` applied (coerced like ``from_mapping``)."""
+        types = {f.name: f.type for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: _coerce(k, types[k], v) for k, v in changes.items()})
+
+
+def runtime_parameters() -> frozenset[str]:
+    """Names of the parameters that may change while the node runs."""
+    return frozenset(f.name for f in dataclasses.fields(NodeParams) if f.metadata["runtime"])
+
+
+def default_params_path() -> Path:
+    """Locate ``config/node.yaml``: the installed package share first, then the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        shared = Path(get_package_share_directory("sr3d_ros")) / "config" / "node.yaml"
+        if shared.is_file():
+            return shared
+    except Exception:  # noqa: BLE001 - not installed through colcon / no ament index
+        pass
+    return Path(__file__).resolve().parents[1] / "config" / "node.yaml"
+
+
+def load_defaults(path: Path | None = None) -> dict[str, Any]:
+    """Read the ``ros__parameters`` block of a ROS 2 params file (the ``/**`` or any node key)."""
+    path = path or default_params_path()
+    doc = yaml.safe_load(Path(path).read_text())
+    for block in doc.values():
+        if isinstance(block, dict) and "ros__parameters" in block:
+            return dict(block["ros__parameters"])
+    raise ParameterError(f"{path}: no 'ros__parameters' block")
+
+
+def markdown_table(defaults: Mapping[str, Any]) -> str:
+    """The README parameter table, generated from the YAML defaults and the field descriptions."""
+    rows = ["| Parameter | Type | Default | Runtime | Description |", "|---|---|---|---|---|"]
+    for f in dataclasses.fields(NodeParams):
+        value = defaults[f.name]
+        shown = json.dumps(value)  # YAML flow syntax for these types
+        kind = {"bool": "bool", "str": "string", "int": "int", "float": "double"}.get(f.type, "string[]")
+        rows.append(f"| `{f.name}` | {kind} | `{shown}` | {'yes' if f.metadata['runtime'] else 'no'} "
+                    f"| {f.metadata['description']} |")
+    return "\n".join(rows) + "\n"
+
+
+def _finite(x: float) -> bool:
+    """True for a finite int or float (ROS doubles may be NaN or inf)."""
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _check(ok: bool, name: str, reason: str) -> None:
+    """Raise a ``ParameterError`` naming the parameter unless ``ok``."""
+    if not ok:
+        raise ParameterError(f"parameter '{name}' {reason}")
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    """Coerce one value to the field type; ``type_name`` is the string annotation (postponed evaluation)."""
+    if type_name == "bool":
+        _check(isinstance(value, bool), name, f"must be a bool, got {value!r}")
+        return value
+    if type_name == "int":
+        _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be an int, got {value!r}")
+        return int(value)
+    if type_name == "float":
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
+               f"must be a number, got {value!r}")
+        return float(value)
+    if type_name == "str":
+        _check(isinstance(value, str), name, f"must be a string, got {value!r}")
+        return value
+    _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value), name,
+           f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+if __name__ == "__main__":  # regenerate the README / docs/NODE.md parameter table
+    print(markdown_table(load_defaults()), end="")
