@@ -1,0 +1,162 @@
+"""Integer coordinate sets, int64 key packing and the coordinate manager (pure PyTorch).
+
+Every coordinate set is stored sorted by its packed key, so neighbour look-ups are a `searchsorted` into the
+set's own key array and no extra sort is ever needed. A key packs (batch, x, y, z) as
+``((b * R + x + OFF) * R + y + OFF) * R + z + OFF`` with ``R = 2**18``: sorting keys sorts by batch, then x, y, z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+AXIS_BITS = 18
+RADIX = 1 << AXIS_BITS
+OFFSET = 1 << (AXIS_BITS - 1)
+# Neighbour keys are formed by adding offsets to packed keys; this margin keeps every neighbour of a valid
+# coordinate inside its own field, so no offset can carry into the next axis.
+MARGIN = 4096
+COORD_LIMIT = OFFSET - MARGIN
+MAX_BATCH = (1 << (63 - 3 * AXIS_BITS)) - 1
+
+
+def check_coords(coords: torch.Tensor, name: str = "coords") -> None:
+    """Validate an integer coordinate tensor of shape (N, 4) = (batch, x, y, z).
+
+    Raises:
+        ValueError: wrong dtype/shape, or a coordinate outside the packable range.
+    """
+    if coords.is_floating_point() or coords.is_complex() or coords.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor, got {coords.dtype}")
+    if coords.dim() != 2 or coords.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (N, 4) = (batch, x, y, z), got {tuple(coords.shape)}")
+    if coords.numel() == 0:
+        return
+    xyz = coords[:, 1:]
+    lo, hi = int(xyz.min()), int(xyz.max())
+    if lo < -COORD_LIMIT or hi > COORD_LIMIT:
+        raise ValueError(
+            f"{name} out of range: integer coordinates must lie in [{-COORD_LIMIT}, {COORD_LIMIT}] (base voxels), got "
+            f"[{lo}, {hi}]; use a larger voxel size or crop the cloud"
+        )
+    b_lo, b_hi = int(coords[:, 0].min()), int(coords[:, 0].max())
+    if b_lo < 0 or b_hi > MAX_BATCH:
+        raise ValueError(f"{name} out of range: batch index must lie in [0, {MAX_BATCH}], got [{b_lo}, {b_hi}]")
+
+
+def pack(coords: torch.Tensor) -> torch.Tensor:
+    """Pack (N, 4) int64 coordinates into (N,) int64 keys (no range check; see `check_coords`)."""
+    c = coords.long()
+    return ((c[:, 0] * RADIX + (c[:, 1] + OFFSET)) * RADIX + (c[:, 2] + OFFSET)) * RADIX + (c[:, 3] + OFFSET)
+
+
+def unpack(keys: torch.Tensor) -> torch.Tensor:
+    """Inverse of `pack`: (N,) keys -> (N, 4) int64 coordinates."""
+    z = keys % RADIX - OFFSET
+    rest = keys // RADIX
+    y = rest % RADIX - OFFSET
+    rest = rest // RADIX
+    x = rest % RADIX - OFFSET
+    b = rest // RADIX
+    return torch.stack([b, x, y, z], dim=1)
+
+
+def offset_key(dx: int, dy: int, dz: int) -> int:
+    """Key difference produced by moving a coordinate by (dx, dy, dz) (valid inside the margin)."""
+    return (dx * RADIX + dy) * RADIX + dz
+
+
+def kernel_offsets(kernel_size: int, stride: int) -> list[tuple[int, int, int]]:
+    """Kernel offsets in MinkowskiEngine's order for a hyper-cube region.
+
+    ME (`kernel_region::coordinate_at`) enumerates kernel index k with x fastest, then y, then z; an odd kernel is
+    centred (offset ``(i - ks // 2) * stride``), an even kernel starts at the coordinate (``i * stride``).
+
+    Args:
+        kernel_size: edge length of the cube.
+        stride: tensor stride the offsets are expressed in (base voxels per step).
+
+    Returns:
+        K = kernel_size**3 offsets (dx, dy, dz) in base voxels.
+    """
+    half = kernel_size // 2 if kernel_size % 2 == 1 else 0
+    steps = [(i - half) * stride for i in range(kernel_size)]
+    return [(steps[k % kernel_size], steps[(k // kernel_size) % kernel_size], steps[k // kernel_size**2])
+            for k in range(kernel_size**3)]
+
+
+@dataclass
+class CoordSet:
+    """One sorted, unique coordinate set at one tensor stride.
+
+    Attributes:
+        coords: (N, 4) int64 coordinates, sorted by key.
+        keys: (N,) int64 packed keys, ascending.
+        stride: tensor stride in base voxels.
+    """
+
+    coords: torch.Tensor
+    keys: torch.Tensor
+    stride: int
+
+
+@dataclass
+class KernelMap:
+    """Input/output row pairs of one sparse convolution, grouped by kernel index.
+
+    Attributes:
+        pairs: (k, in_rows, out_rows) for every kernel index with at least one pair; rows are int32, unique and
+            ascending within one k.
+        identity: kernel index whose pairs are exactly in_row == out_row for all rows (applied as a plain matmul),
+            or None.
+        n_in: rows of the input set.
+        n_out: rows of the output set.
+    """
+
+    pairs: list[tuple[int, torch.Tensor, torch.Tensor]]
+    identity: int | None
+    n_in: int
+    n_out: int
+
+
+@dataclass
+class CoordinateManager:
+    """Owns the coordinate sets derived from one input and caches everything computed on them.
+
+    Caches (never rebuilt while the manager lives, reused by forward and backward):
+      * derived coordinate sets: stride-2 downsampling, generative upsampling, unions;
+      * kernel maps keyed by (input set, output set, kernel size, kind).
+
+    Attributes:
+        batch_size: number of scenes.
+        device: device of all coordinate tensors.
+        num_map_builds: how many kernel maps were built (for tests and profiling).
+    """
+
+    batch_size: int
+    device: torch.device
+    num_map_builds: int = 0
+    _sets: dict[int, CoordSet] = field(default_factory=dict)
+    _derived: dict[tuple, Any] = field(default_factory=dict)
+    _maps: dict[tuple, Any] = field(default_factory=dict)
+
+    def add_set(self, coords: torch.Tensor, keys: torch.Tensor, stride: int) -> int:
+        """Register a sorted unique coordinate set and return its id."""
+        set_id = len(self._sets)
+        self._sets[set_id] = CoordSet(coords, keys, stride)
+        return set_id
+
+    def get_set(self, set_id: int) -> CoordSet:
+        """Return the coordinate set with this id."""
+        return self._sets[set_id]
+
+    def cached(self, table: str, key: tuple, build) -> Any:
+        """Return ``build()`` memoised under ``key`` in the 'derived' or 'maps' table."""
+        store = self._maps if table == "maps" else self._derived
+        if key not in store:
+            store[key] = build()
+            if table == "maps":
+                self.num_map_builds += 1
+        return store[key]

@@ -1,0 +1,248 @@
+"""The pure-PyTorch backend: runs on CPU and CUDA, no build step."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import kernel_map as km
+from .coords import CoordinateManager, KernelMap, check_coords, pack, unpack
+from .tensor import SparseTensor
+
+NAME = "torch"
+
+
+class _SparseConvFunction(torch.autograd.Function):
+    """out[o] += in[i] @ W[k] over a cached kernel map; the backward reuses the same map (nothing else saved)."""
+
+    @staticmethod
+    def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+        ctx.kmap = kmap
+        ctx.save_for_backward(feats, weight)
+        return _conv_forward(feats, weight, kmap)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        feats, weight = ctx.saved_tensors
+        kmap: KernelMap = ctx.kmap
+        grad_out = grad_out.contiguous()
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = grad_w = None
+        if need_x:
+            if kmap.identity is not None:
+                grad_x = grad_out @ weight[kmap.identity].t()
+            else:
+                grad_x = feats.new_zeros(feats.shape)
+        if need_w:
+            grad_w = torch.zeros_like(weight)
+            if kmap.identity is not None:
+                grad_w[kmap.identity] = feats.t() @ grad_out
+        for k, rows_in, rows_out in kmap.pairs:
+            full_in, full_out = rows_in.numel() == kmap.n_in, rows_out.numel() == kmap.n_out
+            g = grad_out if full_out else grad_out.index_select(0, rows_out)
+            if need_x:
+                if full_in:
+                    grad_x.addmm_(g, weight[k].t())
+                else:
+                    grad_x.index_add_(0, rows_in.long(), g @ weight[k].t())
+            if need_w:
+                torch.mm((feats if full_in else feats.index_select(0, rows_in)).t(), g, out=grad_w[k])
+        return grad_x, grad_w, None
+
+
+def _conv_forward(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """Gather -> GEMM -> scatter-add per kernel index."""
+    if kmap.identity is not None:
+        out = feats @ weight[kmap.identity]
+    else:
+        out = feats.new_zeros((kmap.n_out, weight.shape[2]))
+    for k, rows_in, rows_out in kmap.pairs:
+        # Rows of one offset are unique and ascending, so a full count means "all rows in order": skip the
+        # gather / scatter (common in the neck, where generative upsampling makes dense blocks).
+        g = feats if rows_in.numel() == kmap.n_in else feats.index_select(0, rows_in)
+        if rows_out.numel() == kmap.n_out:
+            out.addmm_(g, weight[k])
+        else:
+            # int32 rows are kept for memory, but index_add_ is ~10x slower with int32 indices on CPU.
+            out.index_add_(0, rows_out.long(), g @ weight[k])
+    return out
+
+
+def _new_manager(batch_size: int, device: torch.device) -> CoordinateManager:
+    return CoordinateManager(batch_size=batch_size, device=device)
+
+
+def from_sorted_unique(coords: torch.Tensor, keys: torch.Tensor, feats: torch.Tensor, batch_size: int,
+                       stride: int = 1) -> tuple[SparseTensor, None]:
+    """Wrap coordinates that are already unique and sorted by key (as `voxelize` produces).
+
+    Returns:
+        The tensor and None (rows keep the input order; other backends return the row of every input row).
+    """
+    manager = _new_manager(batch_size, coords.device)
+    set_id = manager.add_set(coords, keys, stride)
+    return SparseTensor(feats, manager, set_id, stride, batch_size, NAME, coords=coords), None
+
+
+def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | None = None,
+                stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
+    """Build a tensor from unique integer coordinates in any order.
+
+    Returns:
+        The tensor (rows sorted by key) and the permutation: tensor row j holds input row ``perm[j]``.
+
+    Raises:
+        ValueError: duplicate coordinates, coordinates not multiples of ``stride``, bad shapes or ranges.
+    """
+    check_coords(coords)
+    if feats.dim() != 2 or feats.shape[0] != coords.shape[0]:
+        raise ValueError(f"feats must have shape ({coords.shape[0]}, C), got {tuple(feats.shape)}")
+    coords = coords.long()
+    if coords.numel() and bool((coords[:, 1:] % stride != 0).any()):
+        raise ValueError(f"coordinates must be multiples of the stride {stride}")
+    keys = pack(coords)
+    keys, perm = torch.sort(keys)
+    if keys.numel() > 1 and bool((keys[1:] == keys[:-1]).any()):
+        raise ValueError("coordinates must be unique")
+    if batch_size is None:
+        batch_size = int(coords[:, 0].max()) + 1 if coords.numel() else 0
+    return from_sorted_unique(coords[perm], keys, feats[perm], batch_size, stride)[0], perm
+
+
+def coords_of(x: SparseTensor) -> torch.Tensor:
+    """Coordinates of a torch-backend tensor."""
+    return x.manager.get_set(x.set_id).coords
+
+
+def replace(x: SparseTensor, feats: torch.Tensor) -> SparseTensor:
+    """Same coordinate set, new features."""
+    return SparseTensor(feats, x.manager, x.set_id, x.stride, x.batch_size, NAME, coords=x._coords)
+
+
+def _derive(x: SparseTensor, set_id: int, feats: torch.Tensor) -> SparseTensor:
+    cs = x.manager.get_set(set_id)
+    return SparseTensor(feats, x.manager, set_id, cs.stride, x.batch_size, NAME, coords=cs.coords)
+
+
+def _down(x: SparseTensor) -> tuple[int, torch.Tensor]:
+    """Stride-2 output set of x's set (cached) and the parent row of every input row."""
+    mgr: CoordinateManager = x.manager
+
+    def build():
+        cs, inverse = km.downsample(mgr.get_set(x.set_id), 2)
+        return mgr.add_set(cs.coords, cs.keys, cs.stride), inverse
+
+    return mgr.cached("derived", ("down", x.set_id), build)
+
+
+def _kernel_map(x: SparseTensor, out_id: int, kernel_size: int) -> KernelMap:
+    mgr: CoordinateManager = x.manager
+    return mgr.cached("maps", ("conv", x.set_id, out_id, kernel_size),
+                      lambda: km.build_kernel_map(mgr.get_set(x.set_id), mgr.get_set(out_id), kernel_size))
+
+
+def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int,
+         stride: int) -> SparseTensor:
+    """Sparse conv; stride 1 is submanifold, stride 2 outputs unique(floor(c / 2s) * 2s)."""
+    if stride == 1:
+        out_id = x.set_id
+    elif stride == 2:
+        out_id, _ = _down(x)
+    else:
+        raise ValueError(f"SparseConv3d supports stride 1 or 2, got {stride}")
+    if kernel_size == 1 and stride == 1:
+        out = x.feats @ weight[0]
+    else:
+        out = _SparseConvFunction.apply(x.feats, weight, _kernel_map(x, out_id, kernel_size))
+    if bias is not None:
+        out = out + bias
+    return _derive(x, out_id, out)
+
+
+def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                              kernel_size: int, stride: int) -> SparseTensor:
+    """Generative transposed conv: every child c + offset_k(S/2) of every input c exists in the output."""
+    if stride != 2:
+        raise ValueError(f"SparseGenerativeConvTranspose3d supports stride 2, got {stride}")
+    if x.stride < 2 or x.stride % 2:
+        raise ValueError(f"generative transposed conv needs an even input stride, got {x.stride}")
+    mgr: CoordinateManager = x.manager
+
+    def build():
+        cs, child = km.generative_upsample(mgr.get_set(x.set_id), kernel_size, 2)
+        mgr.num_map_builds += 1
+        return mgr.add_set(cs.coords, cs.keys, cs.stride), child
+
+    out_id, child = mgr.cached("derived", ("gen", x.set_id, kernel_size), build)
+    n_out = mgr.get_set(out_id).keys.shape[0]
+    kvol, c_out = weight.shape[0], weight.shape[2]
+    # One GEMM for all K offsets, then one scatter-add; autograd's backward is a gather + GEMM (nothing K-sized
+    # is kept besides the weight).
+    w_cat = weight.permute(1, 0, 2).reshape(weight.shape[1], kvol * c_out)
+    y = (x.feats @ w_cat).reshape(-1, c_out)
+    out = x.feats.new_zeros((n_out, c_out)).index_add(0, child.reshape(-1), y)
+    if bias is not None:
+        out = out + bias
+    return _derive(x, out_id, out)
+
+
+def max_pool(x: SparseTensor, kernel_size: int, stride: int) -> SparseTensor:
+    """Max pool with kernel == stride == 2: each output takes the max over its existing children."""
+    if kernel_size != 2 or stride != 2:
+        raise ValueError(f"SparseMaxPool3d supports kernel_size=2, stride=2, got {kernel_size}, {stride}")
+    out_id, parent = _down(x)
+    n_out = x.manager.get_set(out_id).keys.shape[0]
+    idx = parent[:, None].expand_as(x.feats)
+    out = x.feats.new_zeros((n_out, x.feats.shape[1])).scatter_reduce(0, idx, x.feats, "amax",
+                                                                        include_self=False)
+    return _derive(x, out_id, out)
+
+
+def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
+    """Sum over the union of coordinates."""
+    if a.set_id == b.set_id:
+        return replace(a, a.feats + b.feats)
+    mgr: CoordinateManager = a.manager
+
+    def build():
+        cs, ia, ib = km.union(mgr.get_set(a.set_id), mgr.get_set(b.set_id))
+        return mgr.add_set(cs.coords, cs.keys, cs.stride), ia, ib
+
+    out_id, ia, ib = mgr.cached("derived", ("union", a.set_id, b.set_id), build)
+    n_out = mgr.get_set(out_id).keys.shape[0]
+    out = a.feats.new_zeros((n_out, a.feats.shape[1])).index_add(0, ia, a.feats).index_add(0, ib, b.feats)
+    return _derive(a, out_id, out)
+
+
+def prune(x: SparseTensor, mask: torch.Tensor) -> SparseTensor:
+    """Keep the rows where mask is True (a new coordinate set; order preserved, so still sorted)."""
+    mgr: CoordinateManager = x.manager
+    cs = mgr.get_set(x.set_id)
+    out_id = mgr.add_set(cs.coords[mask], cs.keys[mask], cs.stride)
+    return _derive(x, out_id, x.feats[mask])
+
+
+def batch_norm(x: SparseTensor, bn: torch.nn.BatchNorm1d) -> SparseTensor:
+    """BatchNorm over all voxels of the batch (shared by both backends: it only touches features)."""
+    return replace(x, bn_feats(x.feats, bn))
+
+
+def bn_feats(feats: torch.Tensor, bn: torch.nn.BatchNorm1d) -> torch.Tensor:
+    """BatchNorm1d on (N, C) that tolerates N <= 1 in training (an empty scene or a single coarse voxel)."""
+    if feats.shape[0] > 1 or not bn.training:
+        return bn(feats)
+    # Empty or single row: batch statistics give exactly zero after centring (PyTorch refuses N == 1 in
+    # training); the running statistics are left alone since the variance is undefined.
+    out = feats - feats.mean(0, keepdim=True) if feats.shape[0] else feats * 0
+    if bn.weight is not None:
+        out = out * bn.weight + bn.bias  # also keeps the graph to the affine parameters for an empty tensor
+    return out
+
+
+def relu(x: SparseTensor) -> SparseTensor:
+    """Elementwise ReLU on features."""
+    return replace(x, F.relu(x.feats))
+
+
+__all__ = ["NAME", "from_coords", "from_sorted_unique", "conv", "conv_transpose_generative", "max_pool", "add",
+           "prune", "batch_norm", "relu", "coords_of", "replace", "unpack"]

@@ -1,0 +1,101 @@
+"""Points -> voxels: floor(xyz / voxel_size), one feature row per occupied voxel."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .coords import check_coords, pack, unpack
+from .tensor import SparseTensor
+
+
+def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
+                    seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Backend-independent part of `voxelize`.
+
+    Returns:
+        coords (M, 4) int64 sorted by key, keys (M,), feats (M, C), point2voxel (sum Ni,) int64.
+    """
+    if not isinstance(points, (list, tuple)) or len(points) == 0:
+        raise ValueError("voxelize: points must be a non-empty list of (xyz, feats) pairs, one per scene")
+    if reduce not in ("random", "mean"):
+        raise ValueError(f"voxelize: reduce must be 'random' or 'mean', got {reduce!r}")
+    if not (isinstance(voxel_size, (int, float)) and math.isfinite(voxel_size) and voxel_size > 0):
+        raise ValueError(f"voxelize: voxel_size must be a positive finite number, got {voxel_size!r}")
+    coords_all, feats_all = [], []
+    n_feat = None
+    for b, pair in enumerate(points):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"voxelize: scene {b} must be an (xyz, feats) pair")
+        xyz, feats = pair
+        if xyz.dim() != 2 or xyz.shape[1] != 3 or not xyz.is_floating_point():
+            raise ValueError(f"voxelize: scene {b} xyz must be a float (N, 3) tensor, got {xyz.dtype} "
+                             f"{tuple(xyz.shape)}")
+        if feats.dim() != 2 or feats.shape[0] != xyz.shape[0]:
+            raise ValueError(f"voxelize: scene {b} feats must have shape ({xyz.shape[0]}, C), got "
+                             f"{tuple(feats.shape)} (mismatched lengths)")
+        if n_feat is None:
+            n_feat = feats.shape[1]
+        elif feats.shape[1] != n_feat:
+            raise ValueError(f"voxelize: scene {b} has {feats.shape[1]} feature channels, scene 0 has {n_feat}")
+        if xyz.numel() and not bool(torch.isfinite(xyz).all()):
+            raise ValueError(f"voxelize: scene {b} xyz contains NaN or inf")
+        # float64 division so that a 1 cm grid does not drift at the boundaries of float32 metres.
+        q = torch.floor(xyz.double() / voxel_size)
+        c = torch.empty((xyz.shape[0], 4), dtype=torch.long, device=xyz.device)
+        c[:, 0] = b
+        if q.numel():
+            lim = float(2**40)
+            if bool((q.abs() > lim).any()):
+                raise ValueError(f"voxelize: scene {b} coordinates are far out of range for voxel {voxel_size}")
+        c[:, 1:] = q.long()
+        coords_all.append(c)
+        feats_all.append(feats)
+    coords = torch.cat(coords_all)
+    feats = torch.cat(feats_all)
+    check_coords(coords, "voxelize: coordinates")
+    keys, inverse = torch.unique(pack(coords), sorted=True, return_inverse=True)
+    m, n = keys.shape[0], coords.shape[0]
+    if reduce == "mean":
+        count = torch.zeros(m, dtype=feats.dtype, device=feats.device).index_add_(
+            0, inverse, torch.ones(n, dtype=feats.dtype, device=feats.device))
+        vfeats = torch.zeros((m, feats.shape[1]), dtype=feats.dtype, device=feats.device).index_add_(
+            0, inverse, feats) / count.clamp(min=1)[:, None]
+    else:
+        # Distinct random integer priorities: the highest one in each voxel wins (exactly one winner, no ties).
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        prio = torch.randperm(n, generator=gen).to(feats.device)
+        best = torch.full((m,), -1, dtype=torch.long, device=feats.device).scatter_reduce(
+            0, inverse, prio, "amax", include_self=True)
+        winner = (prio == best[inverse]).nonzero().squeeze(1)
+        pick = torch.empty(m, dtype=torch.long, device=feats.device)
+        pick[inverse[winner]] = winner
+        vfeats = feats[pick]
+    return unpack(keys), keys, vfeats, inverse
+
+
+def voxelize(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
+             seed: int | None = None, backend: str | None = None) -> tuple[SparseTensor, torch.Tensor]:
+    """Quantize one point cloud per scene into a batched sparse tensor at stride 1.
+
+    Args:
+        points: one (xyz (Ni, 3) metres, feats (Ni, C)) pair per scene; a scene may be empty.
+        voxel_size: edge of the base voxel in metres; integer coordinate = floor(xyz / voxel_size).
+        reduce: "random" keeps one random point's features per voxel (ME's default RANDOM_SUBSAMPLE);
+            "mean" averages them.
+        seed: seed of the random pick (None: torch's global generator).
+        backend: backend name; None uses the current default (see `set_backend`).
+
+    Returns:
+        The tensor and point2voxel (sum Ni,): the voxel row of every input point (scenes concatenated).
+
+    Raises:
+        ValueError: empty list, mismatched lengths, non-float xyz, NaN/inf, out-of-range coordinates.
+    """
+    from .backends import get_backend
+    coords, keys, feats, p2v = voxelize_coords(points, voxel_size, reduce, seed)
+    x, row_of = get_backend(backend).from_sorted_unique(coords, keys, feats, len(points), 1)
+    return x, (p2v if row_of is None else row_of[p2v])
