@@ -178,5 +178,5 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     return tuple(value)
 
 
-if __name__ == "__main__":  # regenerate the README / docs/NODE.md parameter table
+if __name__ == "__main__":  # regenerate the README parameter table
     print(markdown_table(load_defaults()), end="")

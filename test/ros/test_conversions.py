@@ -177,10 +177,10 @@ def test_unknown_or_missing_parameters() -> None:
 
 
 def test_readme_table_matches_yaml() -> None:
-    """docs/NODE.md carries the table generated from config/node.yaml: no default lives in two places."""
+    """README.md carries the table generated from config/node.yaml: no default lives in two places."""
     table = markdown_table(load_defaults(REPO / "config" / "node.yaml"))
-    doc = (REPO / "docs" / "NODE.md").read_text()
-    assert table in doc, "docs/NODE.md parameter table is stale; regenerate with python -m sr3d_ros.params"
+    doc = (REPO / "README.md").read_text()
+    assert table in doc, "README.md parameter table is stale; regenerate with python -m sr3d_ros.params"
     assert len(dataclasses.fields(NodeParams)) == table.count("\n") - 2
 
 
