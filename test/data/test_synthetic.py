@@ -77,7 +77,8 @@ def test_writer_is_byte_identical_across_worker_counts_and_loads(tmp_path):
     pb, _ = write_dataset("scannet-like", 2, 5, b, workers=2)
     assert pa.read_bytes() == pb.read_bytes()
     for i in range(2):
-        assert (a / "points" / f"{i:06d}.bin").read_bytes() == (b / "points" / f"{i:06d}.bin").read_bytes()
+        name = f"train_{i:06d}.bin"
+        assert (a / "points" / name).read_bytes() == (b / "points" / name).read_bytes()
     ds = InfoDataset(DatasetConfig(str(a), pa.name, SCANNET_CLASSES), InputContract(0.02, True))
     s = ds.load(0)  # through the real ScanNet loader: alignment undone, colours back in [0, 1]
     ref = generate_scene(PRESETS["scannet-like"], 5, 0)
@@ -108,3 +109,15 @@ def test_sunrgbd_frame_and_depth2img(tmp_path):
     uv = uvw[:, :2] / uvw[:, 2:3]
     inside = (uv[:, 0] > -1) & (uv[:, 0] < 641) & (uv[:, 1] > -1) & (uv[:, 1] < 481) & (uvw[:, 2] > 0)
     assert inside.mean() > 0.999  # every point projects back into the image it came from
+
+
+def test_two_splits_share_one_directory_without_overwriting(tmp_path):
+    """train and val written into one directory each keep their own points (they once collided on 000000.bin)."""
+    p_train, _ = write_dataset("sunrgbd-like", 2, 2, tmp_path, split="train", workers=1)
+    p_val, _ = write_dataset("sunrgbd-like", 2, 3, tmp_path, split="val", workers=1)
+    for path, seed in ((p_train, 2), (p_val, 3)):
+        ds = InfoDataset(DatasetConfig(str(tmp_path), path.name, SUNRGBD_CLASSES), InputContract(0.02, True))
+        for i in range(2):
+            ref = generate_scene(PRESETS["sunrgbd-like"], seed, i)
+            s = ds.load(i)
+            assert np.array_equal(s.points, ref.points) and np.array_equal(s.gt_boxes, ref.boxes)

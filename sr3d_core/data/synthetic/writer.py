@@ -1,7 +1,8 @@
 """Write synthetic samples in exactly the on-disk format of mmdet3d's create_data.py output.
 
 Layout under `out`:
-    points/{index:06d}.bin            float32 (N, 6) xyz + RGB
+    points/{split}_{index:06d}.bin    float32 (N, 6) xyz + RGB (the split in the name lets several
+                                      splits share one directory without overwriting each other)
     {dataset}_infos_{split}.pkl       mmdet3d v1.1 info dict (metainfo + data_list)
 ScanNet-like points are stored in the raw (unaligned) frame with RGB in 0-255, SUN RGB-D-like
 points in the camera-gravity frame with RGB in [0, 1], as the real converters do, so the real
@@ -28,12 +29,12 @@ def info_path(out: str | Path, preset: SyntheticPreset, split: str) -> Path:
     return Path(out) / f"{preset.dataset}_infos_{split}.pkl"
 
 
-def _write_one(args: tuple[str, int, int, str]) -> dict[str, Any]:
-    preset_name, seed, index, out = args
+def _write_one(args: tuple[str, int, int, str, str]) -> dict[str, Any]:
+    preset_name, seed, index, out, split = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     preset = PRESETS[preset_name]
     s = generate_scene(preset, seed, index)
-    name = f"{index:06d}.bin"
+    name = f"{split}_{index:06d}.bin"
     pts = s.points.copy()
     if preset.dataset == "scannet":
         inv = np.linalg.inv(s.axis_align_matrix)
@@ -86,7 +87,7 @@ def write_dataset(preset_name: str, num_scenes: int, seed: int, out: str | Path,
     preset = PRESETS[preset_name]
     out = Path(out)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    jobs = [(preset_name, seed, i, str(out)) for i in range(num_scenes)]
+    jobs = [(preset_name, seed, i, str(out), split) for i in range(num_scenes)]
     t0 = time.perf_counter()
     infos: list[dict[str, Any]] = []
     if workers <= 1:
