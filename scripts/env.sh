@@ -10,15 +10,8 @@
 _sr3d_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export SR3D_VENV="${SR3D_VENV:-$_sr3d_repo/.venv}"
 
-_sr3d_ros_setup=""
-if [[ "${SR3D_NO_SYSTEM_ROS:-0}" != "1" ]]; then
-    for _sr3d_d in ${SR3D_ROS_DISTRO:-kilted jazzy humble rolling}; do
-        if [[ -f "/opt/ros/$_sr3d_d/setup.bash" ]]; then
-            _sr3d_ros_setup="/opt/ros/$_sr3d_d/setup.bash"
-            break
-        fi
-    done
-fi
+source "$_sr3d_repo/scripts/ros_detect.sh"
+_sr3d_ros_setup="$(sr3d_find_ros_setup)"
 
 # Prepends $2 to the colon-separated variable named $1 unless it is already in it.
 _sr3d_prepend() {
@@ -52,4 +45,5 @@ export VIRTUAL_ENV="$SR3D_VENV"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 
 unset _sr3d_repo _sr3d_ros_setup _sr3d_d _sr3d_sp _sr3d_had_u
+unset -f sr3d_find_ros_setup
 unset -f _sr3d_prepend

@@ -52,15 +52,8 @@ stamp_write() { mkdir -p "$STATE"; echo "$2" > "$STATE/$1.stamp"; }
 
 # ---------------------------------------------------------------------------------------------
 step "detect ROS 2"
-ROS_SETUP=""
-if [[ "${SR3D_NO_SYSTEM_ROS:-0}" != "1" ]]; then
-    for distro in ${SR3D_ROS_DISTRO:-kilted jazzy humble rolling}; do
-        if [[ -f "/opt/ros/$distro/setup.bash" ]]; then
-            ROS_SETUP="/opt/ros/$distro/setup.bash"
-            break
-        fi
-    done
-fi
+source "$REPO/scripts/ros_detect.sh"
+ROS_SETUP="$(sr3d_find_ros_setup)"
 if [[ -n "$ROS_SETUP" ]]; then
     echo "    system ROS 2: $ROS_SETUP"
     # setup.bash reads unset variables; relax -u while sourcing it.
