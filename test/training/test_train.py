@@ -49,7 +49,17 @@ RESUME_SET = ["train.max_iters=12", "data.toy_scenes=4", "data.train_point_fract
               "train.lr_decay_epochs=[3]", "train.val_interval=0", "train.ckpt_interval=5"]
 
 
-def test_resume_gives_identical_weights(tmp_path):
+@pytest.fixture
+def one_torch_thread():
+    """Bit-exact comparisons need one thread count everywhere: float reductions change order with it, and the
+    killed subprocess below runs with OMP_NUM_THREADS=1."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
+def test_resume_gives_identical_weights(tmp_path, one_torch_thread):
     cfg = load_config("toy_tiny", RESUME_SET)
     train(cfg, tmp_path / "straight", show_progress=False)
     # Clean stop at step 6 (writes latest.pt), then resume.
