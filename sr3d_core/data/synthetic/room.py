@@ -20,6 +20,12 @@ CELL = 0.05  # occupancy grid cell (m)
 WALL_T = 0.1  # wall thickness (m)
 
 
+
+def _posed_rect(xy: np.ndarray, rot: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """World (4, 2) corners of the local rectangle [lo, hi] rotated by the 2x2 ``rot`` and moved to ``xy``."""
+    corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
+    return corners @ rot.T + xy
+
 @dataclass
 class PlacedObject:
     """One object in the room, in the room frame.
@@ -120,9 +126,8 @@ class Room:
     # ---- occupancy ---------------------------------------------------------------------------
     def _footprint(self, xy: np.ndarray, yaw: float, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
         """Grid cell indices covered by a local rectangle [lo, hi] (xy) posed at (xy, yaw)."""
-        c, s = np.cos(yaw), np.sin(yaw)
-        corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-        w = corners @ np.array([[c, s], [-s, c]]) + xy
+        rot = rot_z(yaw)[:2, :2]
+        w = _posed_rect(xy, rot, lo, hi)
         i0 = max(int(np.floor((w[:, 0].min() - margin) / CELL)), 0)
         i1 = min(int(np.ceil((w[:, 0].max() + margin) / CELL)), self.nx)
         j0 = max(int(np.floor((w[:, 1].min() - margin) / CELL)), 0)
@@ -131,14 +136,12 @@ class Room:
             return np.zeros((0, 2), np.int64)
         ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
         pts = (np.stack([ii.ravel(), jj.ravel()], 1) + 0.5) * CELL - xy
-        loc = pts @ np.array([[c, -s], [s, c]])  # back to the object frame
+        loc = pts @ rot  # back to the object frame
         m = ((loc >= lo - margin) & (loc <= hi + margin)).all(1)
         return np.stack([ii.ravel()[m], jj.ravel()[m]], 1)
 
     def _inside_bounds(self, xy: np.ndarray, yaw: float, lo: np.ndarray, hi: np.ndarray) -> bool:
-        c, s = np.cos(yaw), np.sin(yaw)
-        corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
-        w = corners @ np.array([[c, s], [-s, c]]) + xy
+        w = _posed_rect(xy, rot_z(yaw)[:2, :2], lo, hi)
         return bool(Path(self.polygon).contains_points(w, radius=1e-6).all() or
                     Path(self.polygon).contains_points(w, radius=-1e-6).all())
 
