@@ -79,7 +79,8 @@ class DataConfig:
         voxel_size: voxel edge in metres.
         use_color: feed colour channels (else a constant 1 feature).
         point_range: optional crop ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
-        max_points: optional cap on points per scene at inference (random subsample).
+        max_points: optional cap on a scene's input rows (``InputContract.max_points``): evenly strided at
+            inference, random in training; the ROS node applies it before decoding a cloud.
         train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
         repeat: dataset repeat factor per epoch (ScanNet x15, SUN RGB-D x5).

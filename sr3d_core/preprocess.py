@@ -26,7 +26,10 @@ class InputContract:
         use_color: Feed RGB as the 3 voxel features. When False, each voxel gets one constant
             1.0 feature so the network still has a non-empty input channel.
         point_range: Crop `(x_min, y_min, z_min, x_max, y_max, z_max)` in metres, or None.
-        max_points: Cap on the number of points after cropping, or None for no cap.
+        max_points: Cap on the number of input rows, or None for no cap. It is applied to the rows as
+            given, before invalid points are dropped and before cropping (`cap_rows`), so a caller holding
+            a raw sensor cloud can apply it before even decoding the other rows: a model trained on SUN
+            RGB-D's 50k-point frames gains nothing from a camera's 300k.
     """
 
     voxel_size: float
@@ -72,20 +75,43 @@ class InputContract:
         )
 
 
+def cap_rows(num_rows: int, contract: InputContract, rng: np.random.Generator | None = None) -> np.ndarray | None:
+    """The rows of an input cloud that `contract.max_points` keeps, in their original order.
+
+    This is the one definition of the cap: `prepare_points` applies it, and the ROS node applies it to
+    a raw PointCloud2 before decoding it, which gives exactly the same points.
+
+    Args:
+        num_rows: Rows in the cloud (for an organized cloud, width x height, valid or not).
+        contract: The input contract.
+        rng: Generator for a random subset (training). When None the subset is evenly strided, so
+            inference is deterministic and still covers the whole cloud (for an organized cloud it is
+            a regular pixel decimation; clouds are often stored row by row, so first-N would crop).
+
+    Returns:
+        Sorted int64 row indices, or None when every row is kept.
+    """
+    cap = contract.max_points
+    if cap is None or num_rows <= cap:
+        return None
+    if rng is None:
+        return np.linspace(0, num_rows - 1, cap).astype(np.int64)
+    return np.sort(rng.choice(num_rows, cap, replace=False))
+
+
 def prepare_points(
     points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Validate, clean, crop and subsample one cloud.
+    """Validate, subsample, clean and crop one cloud.
 
     Args:
         points: `(N, 3 + C)` float array, xyz then (optionally) RGB in [0, 1].
         contract: The input contract.
-        rng: Generator for the random subsample to `max_points`. When None the subsample is an
-            evenly strided, order-preserving selection, so inference is deterministic and still
-            covers the whole cloud (clouds are often stored row by row, so first-N would crop).
+        rng: Generator for the random subsample to `max_points` (see `cap_rows`); None for the
+            deterministic strided one.
 
     Returns:
-        float32 `(M, 6)` (xyz + RGB) if `contract.use_color`, else `(M, 3)`.
+        float32 `(M, 6)` (xyz + RGB) if `contract.use_color`, else `(M, 3)`; `M <= max_points`.
 
     Raises:
         ValueError: If `points` has the wrong rank, too few columns or a non-float dtype.
@@ -99,19 +125,16 @@ def prepare_points(
                          f"(use_color={contract.use_color})")
     if not np.issubdtype(points.dtype, np.floating):
         raise ValueError(f"points must be a float array, got dtype {points.dtype}")
-    pts = np.asarray(points[:, :need], dtype=np.float32)
-    pts = pts[np.isfinite(pts).all(axis=1)]
+    rows = cap_rows(len(points), contract, rng)
+    pts = points[:, :need] if rows is None else points[rows, :need]
+    pts = np.asarray(pts, dtype=np.float32)
+    finite = np.isfinite(pts).all(axis=1)
+    if not finite.all():
+        pts = pts[finite]
     if contract.point_range is not None:
         lo = np.asarray(contract.point_range[:3], dtype=np.float32)
         hi = np.asarray(contract.point_range[3:], dtype=np.float32)
         pts = pts[((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(axis=1)]
-    n = len(pts)
-    if contract.max_points is not None and n > contract.max_points:
-        if rng is None:
-            idx = np.linspace(0, n - 1, contract.max_points).astype(np.int64)
-        else:
-            idx = np.sort(rng.choice(n, contract.max_points, replace=False))
-        pts = pts[idx]
     return np.ascontiguousarray(pts)
 
 

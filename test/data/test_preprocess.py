@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sr3d_core.preprocess import InputContract, prepare_points, to_sparse_batch
+from sr3d_core.preprocess import InputContract, cap_rows, prepare_points, to_sparse_batch
 
 
 def _cloud(n: int = 1000, seed: int = 0) -> np.ndarray:
@@ -53,6 +53,31 @@ def test_prepare_subsample_deterministic_and_seeded():
     r1 = prepare_points(p, c, np.random.default_rng(3))
     r2 = prepare_points(p, c, np.random.default_rng(3))
     assert np.array_equal(r1, r2) and not np.array_equal(r1, a)
+
+
+def test_cap_rows_hand_worked():
+    c = InputContract(0.02, True, None, 4)
+    assert cap_rows(4, c) is None and cap_rows(3, c) is None  # at or under the cap: every row
+    assert cap_rows(10, c).tolist() == [0, 3, 6, 9]  # linspace(0, 9, 4): evenly strided, ends included
+    assert cap_rows(10, InputContract(0.02, True)) is None  # no cap
+    r = cap_rows(10, c, np.random.default_rng(0))
+    assert len(r) == 4 and len(set(r.tolist())) == 4 and np.all(np.diff(r) > 0)
+
+
+def test_cap_applies_to_raw_rows_before_cleaning():
+    # The node decodes only the rows cap_rows picks from a raw (organized, NaN-holed) cloud: that must give
+    # exactly what prepare_points gives on the whole cloud.
+    p = _cloud(5000)
+    p[::7, 1] = np.nan
+    c = InputContract(0.02, True, (0.2, 0.0, 0.0, 3.0, 3.0, 3.0), 1000)
+    rows = cap_rows(len(p), c)
+    full = prepare_points(p, c)
+    assert np.array_equal(full, prepare_points(p[rows], c))
+    sub = p[rows]
+    lo, hi = np.array([0.2, 0.0, 0.0], np.float32), np.float32(3.0)
+    inside = np.isfinite(sub).all(1) & (sub[:, :3] >= lo).all(1) & (sub[:, :3] < hi).all(1)
+    expect = sub[inside]  # strided rows, then NaNs dropped, then the crop
+    assert np.array_equal(full, expect) and len(full) < 1000
 
 
 @pytest.mark.parametrize("use_color", [True, False])
