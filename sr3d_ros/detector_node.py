@@ -31,10 +31,12 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
                        qos_profile_system_default)
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64, Header
+from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from sr3d_core.detections import Detections
+from sr3d_core.preprocess import cap_rows
 from sr3d_ros.conversions import (MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg,
                                   pointcloud2_to_array, transform_points)
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
@@ -123,6 +125,9 @@ class _DetectorLogic:
         self._class_names: tuple[str, ...] = ()
         self._tf: TfLookup | None = None
         self._sub = None
+        self._active = False
+        self._enabled = True  # the ~/enable switch: while False the node is active but unsubscribed
+        self._enable_srv = None
         self._pubs: dict[str, Any] = {}
         self._timers: list[Any] = []
         self._worker: threading.Thread | None = None
@@ -184,6 +189,7 @@ class _DetectorLogic:
             "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", reliable),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", reliable),
         }
+        self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         if p.target_frame:
             self._tf = make_tf_lookup(self, p.tf_fallback_latest)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
@@ -199,16 +205,43 @@ class _DetectorLogic:
         self._running = True
         self._worker = threading.Thread(target=self._work, name="sr3d_inference", daemon=True)
         self._worker.start()
-        self._sub = self.create_subscription(PointCloud2, "~/input/points", self._on_cloud,
-                                             input_qos(p.input_qos, p.input_qos_depth))
-        self.get_logger().info(f"active: listening on {self._sub.topic_name} ({p.input_qos}, depth "
-                               f"{p.input_qos_depth})")
+        self._active = True
+        if self._enabled:
+            self._subscribe()
+        self.get_logger().info(f"active: listening on {self.resolve_topic_name('~/input/points')} ({p.input_qos}, "
+                               f"depth {p.input_qos_depth})" + ("" if self._enabled else "; disabled by ~/enable"))
 
-    def _deactivate(self) -> None:
-        """Unsubscribe and stop the worker; the model stays loaded (cleanup frees it)."""
+    def _subscribe(self) -> None:
+        p = self._params
+        if self._sub is None:
+            self._sub = self.create_subscription(PointCloud2, "~/input/points", self._on_cloud,
+                                                 input_qos(p.input_qos, p.input_qos_depth))
+
+    def _unsubscribe(self) -> None:
+        """Stop receiving (the publisher then sends us nothing) and forget a frame still waiting."""
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
+        with self._cond:
+            self._slot = None
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        """``~/enable``: a light switch. Off unsubscribes from the input (no bandwidth, no inference); the model
+        stays loaded, so switching on again is instant. Remembered across deactivate/activate."""
+        was, self._enabled = self._enabled, bool(request.data)
+        if self._active:
+            self._subscribe() if self._enabled else self._unsubscribe()
+        word = "enabled" if self._enabled else "disabled"
+        response.success = True
+        response.message = (f"already {word}" if was == self._enabled else word) + (
+            "" if self._active else " (takes effect when the node is activated)")
+        self.get_logger().info(f"~/enable: {response.message}")
+        return response
+
+    def _deactivate(self) -> None:
+        """Unsubscribe and stop the worker; the model stays loaded (cleanup frees it)."""
+        self._active = False
+        self._unsubscribe()
         with self._cond:
             self._running = False
             self._slot = None
@@ -223,6 +256,9 @@ class _DetectorLogic:
         for t in self._timers:
             self.destroy_timer(t)
         self._timers = []
+        if self._enable_srv is not None:
+            self.destroy_service(self._enable_srv)
+            self._enable_srv = None
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         self._pubs = {}
@@ -332,13 +368,21 @@ class _DetectorLogic:
             return
         t0 = time.perf_counter()
         try:
-            points, _ = pointcloud2_to_array(msg, want_color=bool(detector.contract.use_color))
+            # The checkpoint's point cap, applied before decoding: the rows it drops are never read or transformed,
+            # and detect() gets exactly the points it would have kept from the whole cloud.
+            rows = cap_rows(int(msg.width) * int(msg.height), detector.contract)
+            if rows is not None and "capped" not in self._logged_kinds:
+                self._logged_kinds.add("capped")
+                self.get_logger().info(f"input clouds have {msg.width * msg.height} points; the checkpoint's input "
+                                       f"contract uses max_points={len(rows)} of them (evenly strided), the rest "
+                                       "are never decoded")
+            points, _ = pointcloud2_to_array(msg, want_color=bool(detector.contract.use_color), rows=rows)
         except MalformedCloudError as err:
             with self._stats.lock:
                 self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
             if err.kind not in self._logged_kinds:  # once per kind; diagnostics keep counting
                 self._logged_kinds.add(err.kind)
-                self.get_logger().warning(f"skipping malformed cloud on {self._sub.topic_name if self._sub else ''}"
+                self.get_logger().warning(f"skipping malformed cloud on {self.resolve_topic_name('~/input/points')}"
                                           f" ({err.kind}): {err.reason}")
             return
         source = msg.header.frame_id
@@ -415,6 +459,7 @@ class _DetectorLogic:
                 "pipeline_latency_ms_p50": f"{lat:.1f}", "frames_received": str(s.received),
                 "frames_processed": str(s.processed), "frames_dropped": str(s.dropped),
                 "malformed_inputs": str(malformed), "tf_failures": str(s.tf_failures), "errors": str(s.errors),
+                "enabled": str(self._enabled).lower(),
                 **{f"malformed.{k}": str(v) for k, v in sorted(s.malformed.items())},
             }
             problems = []
@@ -432,7 +477,8 @@ class _DetectorLogic:
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,
-            message="; ".join(problems) or ("active" if self._sub is not None else "inactive"),
+            message="; ".join(problems) or ("active" if self._sub is not None else
+                                             "disabled by ~/enable" if self._active else "inactive"),
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
         self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
                                                           status=[status]))

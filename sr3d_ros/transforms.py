@@ -30,6 +30,26 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     ])
 
 
+def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
+    """3x3 rotation matrix -> unit quaternion ``(x, y, z, w)`` with ``w >= 0`` (inverse of ``quaternion_to_matrix``)."""
+    m = np.asarray(m, np.float64)[:3, :3]
+    # Shepperd: start from the largest of 4w^2, 4x^2, 4y^2, 4z^2 so the division is well conditioned.
+    d = np.array([m[0, 0] + m[1, 1] + m[2, 2], m[0, 0] - m[1, 1] - m[2, 2], m[1, 1] - m[0, 0] - m[2, 2],
+                  m[2, 2] - m[0, 0] - m[1, 1]])
+    k = int(np.argmax(d))
+    r = np.sqrt(1.0 + d[k]) * 2.0  # = 4 * |component k|
+    if k == 0:
+        q = [(m[2, 1] - m[1, 2]) / r, (m[0, 2] - m[2, 0]) / r, (m[1, 0] - m[0, 1]) / r, r / 4]
+    elif k == 1:
+        q = [r / 4, (m[0, 1] + m[1, 0]) / r, (m[0, 2] + m[2, 0]) / r, (m[2, 1] - m[1, 2]) / r]
+    elif k == 2:
+        q = [(m[0, 1] + m[1, 0]) / r, r / 4, (m[1, 2] + m[2, 1]) / r, (m[0, 2] - m[2, 0]) / r]
+    else:
+        q = [(m[0, 2] + m[2, 0]) / r, (m[1, 2] + m[2, 1]) / r, r / 4, (m[1, 0] - m[0, 1]) / r]
+    q = np.asarray(q) / np.linalg.norm(q)
+    return -q if q[3] < 0 else q
+
+
 def slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
     """Spherical linear interpolation between unit quaternions ``(x, y, z, w)`` along the shorter arc."""
     q0, q1 = np.asarray(q0, np.float64), np.asarray(q1, np.float64)

@@ -62,6 +62,31 @@ def test_row_padding_through_row_step() -> None:
     np.testing.assert_allclose(pts, xyz)
 
 
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_rows_decode_exactly_the_selected_points(name: str) -> None:
+    # Decoding only some rows must equal decoding everything and then selecting, for every layout, NaN holes
+    # and padded row ends included (the node decodes only the input cap's rows).
+    h, w = 6, 9
+    xyz, rgb = scene(h * w, seed=2)
+    xyz[::4] = np.nan
+    spec = layout(name, xyz, rgb)
+    for padded in (False, True):
+        cloud = fake_cloud(h, w, **spec)
+        if padded:
+            raw = np.frombuffer(cloud.data, np.uint8).reshape(h, w * cloud.point_step)
+            cloud.data = np.concatenate([raw, np.zeros((h, 8), np.uint8)], axis=1).tobytes()
+            cloud.row_step = w * cloud.point_step + 8
+        rows = np.array([0, 1, 4, 9, 10, 23, 40, 53])
+        pts, info = pointcloud2_to_array(cloud, want_color=spec["color"], rows=rows)
+        keep = rows[np.isfinite(xyz[rows]).all(axis=1)]
+        assert info.num_points == h * w and info.num_valid == len(keep) == len(pts)
+        np.testing.assert_allclose(pts[:, :3], xyz[keep], atol=1e-6)
+        if spec["color"]:
+            np.testing.assert_allclose(pts[:, 3:], rgb[keep] / 255.0, atol=1e-6)
+    with pytest.raises(ValueError, match="rows"):
+        pointcloud2_to_array(fake_cloud(h, w, **spec), want_color=spec["color"], rows=np.array([0, h * w]))
+
+
 def test_separate_float_colour_in_0_255_is_rescaled() -> None:
     xyz, rgb = scene(50)
     x, y, z = xyz.T
@@ -210,6 +235,26 @@ def test_detection3d_array_fields() -> None:
     assert (d.bbox.center.position.x, d.bbox.size.x, d.bbox.size.z) == pytest.approx((1, 1.0, 1.0))
     assert d.bbox.center.orientation.z == pytest.approx(np.sin(0.15))
     assert detections_to_msg(det, header, "index").detections[1].results[0].hypothesis.class_id == "0"
+
+
+@pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs / visualization_msgs not importable")
+def test_msg_to_detections_inverts_detections_to_msg() -> None:
+    from std_msgs.msg import Header
+
+    from sr3d_ros.conversions import detections_to_msg, msg_to_detections
+
+    det = _dets()
+    det.boxes[1, 6] = -2.5  # a yaw beyond -pi/2 must survive the quaternion round trip
+    for fmt in ("name", "index"):
+        back = msg_to_detections(detections_to_msg(det, Header(frame_id="map"), fmt), det.class_names)
+        np.testing.assert_allclose(back.boxes, det.boxes, atol=1e-6)
+        np.testing.assert_allclose(back.scores, det.scores, atol=1e-7)
+        assert back.labels.tolist() == [1, 0] and back.class_names == det.class_names
+    msg = detections_to_msg(det, Header(frame_id="map"))
+    msg.detections[0].results[0].hypothesis.class_id = "lamp"
+    with pytest.raises(ValueError, match="lamp"):
+        msg_to_detections(msg, det.class_names)
+    assert len(msg_to_detections(detections_to_msg(Detections.empty(det.class_names), Header()), det.class_names)) == 0
 
 
 @pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs / visualization_msgs not importable")

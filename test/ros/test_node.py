@@ -6,6 +6,7 @@ order and each sends clouds with its own stamps.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 import time
@@ -35,6 +36,7 @@ NS, NAME = "/sr3d_test", "detector"
 FQN = f"{NS}/{NAME}"
 TOPIC = "/sr3d_test/camera/points"
 MAX_DET = 4
+CAP = 1000  # model.max_points of the test checkpoint
 # base_link <- camera: 1 m up, rotated 90 degrees about z (a level camera looking along +y)
 CAM_T, CAM_Q = np.array([0.2, 0.0, 1.0]), np.array([0, 0, np.sqrt(0.5), np.sqrt(0.5)])
 TIMEOUT = 30.0
@@ -42,9 +44,14 @@ TIMEOUT = 30.0
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sr3d_core.config import load_config
     from sr3d_core.inference import write_random_checkpoint
 
-    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny", seed=1)
+    # A point cap below the test clouds' 1,500 points, so the node's decode-only-the-capped-rows path is what
+    # the comparisons with Detector.detect below check.
+    cfg = load_config("toy_tiny")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_points=CAP))
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", cfg, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +89,20 @@ def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
 _stamp = [100]
 
 
-def send(client: Client, name: str = "rgb_float_pcl", frame: str = "camera", n: int = 1500, h: int = 1,
-         mutate=None, seed: int = 0, publish: bool = True):
-    """Publish one cloud of a layout with a fresh stamp; returns (stamp sec, message)."""
-    _stamp[0] += 1
+def camera_points(n: int, seed: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The xyz (in the camera frame, NaN holes when organized) and uint8 rgb of a test cloud."""
     xyz, rgb = scene(n, seed)
     xyz = (xyz - [0, 0, 1]) @ np.array([[0, 1, 0], [-1, 0, 0], [0, 0, 1]], np.float32)  # room seen from camera
     if h > 1:
         xyz[::7] = np.nan
+    return xyz, rgb
+
+
+def send(client: Client, name: str = "rgb_float_pcl", frame: str = "camera", n: int = 1500, h: int = 1,
+         mutate=None, seed: int = 0, publish: bool = True):
+    """Publish one cloud of a layout with a fresh stamp; returns (stamp sec, message)."""
+    _stamp[0] += 1
+    xyz, rgb = camera_points(n, seed, h)
     spec = layout(name, xyz.astype(np.float32), rgb)
     msg = make_pointcloud2(Header(frame_id=frame), h, n // h, spec["columns"], spec.get("point_step"),
                            spec.get("is_bigendian", False), spec.get("offsets"))
@@ -125,8 +138,14 @@ def test_every_layout(system, detector, name: str) -> None:
         assert d.header == got.header and d.id == "" and len(d.results) == 1
         assert d.results[0].hypothesis.class_id in detector.class_names
         assert d.results[0].pose.pose == d.bbox.center
-    # the same frame through the library (conversion + TF + detect) gives the same boxes
-    pts, _ = pointcloud2_to_array(msg)
+    # The same frame through the library gives the same boxes. Organized: the raw rows, NaN holes included, as
+    # the cap counts them; the node decoded only the rows the cap keeps.
+    if organized:
+        xyz, rgb = camera_points(1500, 0, 30)
+        pts = np.c_[xyz, rgb.astype(np.float32) * np.float32(1 / 255)].astype(np.float32)
+    else:
+        pts, _ = pointcloud2_to_array(msg)
+    assert len(pts) == 1500 > detector.contract.max_points == CAP
     ref = detector.detect(transform_points(pts, to_matrix(CAM_T, CAM_Q)))
     centres = np.array([[d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z]
                         for d in got.detections])
@@ -227,8 +246,8 @@ def test_live_parameter_changes(system, detector) -> None:
     stamp, _ = send(client)
     got = client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
     assert got is not None and len(got.detections) == 0  # random weights score ~0.01
-    assert client.get_parameters("score_threshold", "model.class_names") == {
-        "score_threshold": 0.9, "model.class_names": list(detector.class_names)}
+    assert client.get_parameters("score_threshold", "model.class_names", "model.max_points") == {
+        "score_threshold": 0.9, "model.class_names": list(detector.class_names), "model.max_points": CAP}
     assert client.set_parameters(score_threshold=0.0)[0].successful
 
 
@@ -267,3 +286,32 @@ def test_lifecycle_deactivate_and_activate(system) -> None:
     assert client.wait_for(lambda: client.cloud_pub.get_subscription_count() > 0, TIMEOUT, proc)
     stamp, _ = send(client)
     assert client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
+
+
+def test_enable_service_is_a_light_switch(system) -> None:
+    from std_srvs.srv import SetBool
+
+    client, proc, _ = system
+    srv = f"{FQN}/enable"
+    res = client.call(SetBool, srv, SetBool.Request(data=False))
+    assert res.success and res.message == "disabled"
+    # off: the node unsubscribes (the publisher sees no subscriber), infers nothing, and says so in diagnostics
+    assert client.wait_for(lambda: client.cloud_pub.get_subscription_count() == 0, TIMEOUT, proc)
+    stamp, _ = send(client)
+    time.sleep(1.0)
+    assert client.detection_at(stamp) is None
+    n = len(client.diagnostics)
+    diag = client.wait_for(lambda: len(client.diagnostics) > n + 1 and client.latest_diagnostic_values(), TIMEOUT, proc)
+    assert diag["enabled"] == "false" and diag["_message"] == "disabled by ~/enable"
+    assert client.call(SetBool, srv, SetBool.Request(data=False)).message == "already disabled"
+    # a deactivate/activate cycle keeps the switch off
+    assert client.lifecycle(Transition.TRANSITION_DEACTIVATE) and client.lifecycle(Transition.TRANSITION_ACTIVATE)
+    time.sleep(0.5)
+    assert client.cloud_pub.get_subscription_count() == 0
+    assert client.call(SetBool, srv, SetBool.Request(data=True)).message == "enabled"
+    assert client.wait_for(lambda: client.cloud_pub.get_subscription_count() > 0, TIMEOUT, proc)
+    stamp, _ = send(client)
+    assert client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
+    n = len(client.diagnostics)
+    diag = client.wait_for(lambda: len(client.diagnostics) > n + 1 and client.latest_diagnostic_values(), TIMEOUT, proc)
+    assert diag["enabled"] == "true"

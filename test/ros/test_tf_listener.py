@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sr3d_ros.transforms import TransformBuffer, TransformUnavailable, quaternion_to_matrix, slerp, to_matrix
+from sr3d_ros.transforms import (TransformBuffer, TransformUnavailable, matrix_to_quaternion, quaternion_to_matrix,
+                                 slerp, to_matrix)
 
 
 def rot_z(a: float) -> np.ndarray:
@@ -91,3 +92,18 @@ def test_cache_drops_old_samples() -> None:
     with pytest.raises(TransformUnavailable):
         buf.lookup("odom", "base", int(1.5e9))
     np.testing.assert_allclose(buf.lookup("odom", "base", int(3.5e9))[0, 3], 3.5)
+
+
+def test_matrix_to_quaternion_inverts_quaternion_to_matrix() -> None:
+    rng = np.random.default_rng(0)
+    qs = list(rng.normal(size=(200, 4))) + [quat("x", np.pi), quat("y", np.pi), quat("z", np.pi), quat("z", 0.0)]
+    for q in qs:
+        q = np.asarray(q) / np.linalg.norm(q)
+        q = -q if q[3] < 0 else q
+        got = matrix_to_quaternion(quaternion_to_matrix(q))
+        assert got[3] >= 0
+        # 180-degree turns have w = 0, where q and -q are both canonical: compare the rotations instead
+        np.testing.assert_allclose(quaternion_to_matrix(got), quaternion_to_matrix(q), atol=1e-12)
+        if q[3] > 1e-6:
+            np.testing.assert_allclose(got, q, atol=1e-12)
+    np.testing.assert_allclose(matrix_to_quaternion(rot_z(0.7)), quat("z", 0.7), atol=1e-12)
