@@ -1,13 +1,16 @@
 """Benchmark the detector node end to end over real DDS, side by side with the bare ``Detector.detect``.
 
-Sends 640x480 organized RGB-D clouds (x, y, z float32 + packed rgb, NaN holes, camera optical frame) at a fixed
-rate to ``sr3d_detector_node`` started through its console script (target_frame ``base_link`` through a static
-TF), then reports end-to-end latency (input stamp -> detections received), node processing and model time,
-throughput and drop rates; then times conversion + ``Detector.detect`` on the same frames in-process.
+Renders full-resolution synthetic camera frames (the sunrgbd-like generator without its 50k-point subsampling:
+~300k valid points each, with furniture and ground truth), sends them as 640x480 organized RGB-D clouds (x, y, z
+float32 + packed rgb, NaN where the sensor saw nothing, each in its camera's optical frame) at a fixed rate to
+``sr3d_detector_node`` started through its console script (target_frame ``base_link`` through static TFs), then
+reports end-to-end latency (input stamp -> detections received), node processing and model time, throughput, drop
+rates and the mAP of what the node published; then times conversion + ``Detector.detect`` on the same frames
+in-process.
 
 Example:
     source scripts/env.sh
-    python training/benchmark_node.py --seconds 10 --rate 30 --config synth_scannet_small
+    python training/benchmark_node.py --checkpoint runs/baseline_sunrgbd_small_v2/final.pt --seconds 10 --rate 30
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class BenchConfig:
     model_config: str
     seconds: float
     rate_hz: float
-    width: int
-    height: int
+    preset: str
+    seed: int
     frames: int
     device: str
     score_threshold: float
@@ -63,34 +66,57 @@ class BenchConfig:
     torch_threads: int
 
 
-def rgbd_frames(cfg: BenchConfig, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Synthetic organized RGB-D frames in the camera optical frame: a room (floor, walls) with boxes, NaN holes.
+@dataclass
+class Frame:
+    """One benchmark frame: an organized cloud in its camera's optical frame, its mount, and the ground truth.
 
-    Returns:
-        ``[(xyz (H*W, 3) float32, rgb (H*W, 3) uint8)]``.
+    Attributes:
+        xyz: ``(H*W, 3)`` float32, row-major pixels, NaN where the sensor saw nothing.
+        rgb: ``(H*W, 3)`` uint8.
+        cam_to_base: ``(4, 4)`` optical frame -> ``base_link`` (gravity-aligned, z up, origin at the camera).
+        gt_boxes: ``(K, 7)`` boxes in ``base_link``; gt_labels: ``(K,)``.
+        height, width: image size.
     """
-    rng = np.random.default_rng(seed)
-    h, w = cfg.height, cfg.width
-    fx = fy = 525.0 * w / 640
-    u, v = np.meshgrid(np.arange(w) - (w - 1) / 2, np.arange(h) - (h - 1) / 2)
-    rays = np.stack([u / fx, v / fy, np.ones_like(u)], -1).reshape(-1, 3)  # optical: x right, y down, z ahead
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+    cam_to_base: np.ndarray
+    gt_boxes: np.ndarray
+    gt_labels: np.ndarray
+    height: int
+    width: int
+
+
+def rgbd_frames(cfg: BenchConfig) -> list[Frame]:
+    """Full-resolution synthetic RGB-D frames (the sunrgbd-like generator, no subsampling), organized again.
+
+    Every returned point was cast through one pixel and its noise is along that ray, so projecting it with the
+    camera's intrinsics gives back its pixel; pixels without a return (dropouts, beyond range) are NaN.
+    """
+    import dataclasses
+
+    from sr3d_core.data.synthetic.presets import PRESETS
+    from sr3d_core.data.synthetic.scene import generate_scene
+
+    preset = dataclasses.replace(PRESETS[cfg.preset], num_points=10**9)
+    if preset.num_views != (1, 1):
+        raise SystemExit(f"--preset {cfg.preset} fuses several views; the node benchmark needs a single-view preset")
     out = []
-    for _ in range(cfg.frames):
-        # depth: a wall 4-5 m ahead, the floor 1 m below the camera, and a few boxes (planes facing the camera)
-        depth = np.full(h * w, rng.uniform(4.0, 5.0))
-        floor = rays[:, 1] > 1e-3
-        depth = np.where(floor, np.minimum(depth, 1.0 / np.where(floor, rays[:, 1], 1)), depth)
-        colour = np.tile(rng.integers(60, 200, 3), (h * w, 1))
-        colour[floor] = [120, 100, 80]
-        for _ in range(4):
-            d, cx, top = rng.uniform(1.5, 3.5), rng.uniform(-1.0, 1.0), rng.uniform(-0.2, 0.6)
-            x, y = rays[:, 0] * d, rays[:, 1] * d
-            inside = (np.abs(x - cx) < rng.uniform(0.2, 0.5)) & (y > top) & (y < 1.0) & (d < depth)
-            depth = np.where(inside, d, depth)
-            colour[inside] = rng.integers(0, 256, 3)
-        xyz = (rays * depth[:, None]).astype(np.float32)
-        xyz[rng.random(h * w) < 0.05] = np.nan  # depth holes
-        out.append((xyz, colour.astype(np.uint8)))
+    for i in range(cfg.frames):
+        s = generate_scene(preset, cfg.seed, i)
+        h, w = preset.camera.height, preset.camera.width
+        rot = s.cam2frame[:3, :3]
+        opt = (s.points[:, :3] - s.cam2frame[:3, 3]) @ rot  # sample frame -> optical (rot is orthonormal)
+        k = s.intrinsics
+        u = np.rint(k[0, 0] * opt[:, 0] / opt[:, 2] + k[0, 2]).astype(np.int64)
+        v = np.rint(k[1, 1] * opt[:, 1] / opt[:, 2] + k[1, 2]).astype(np.int64)
+        if u.min() < 0 or v.min() < 0 or u.max() >= w or v.max() >= h or len(np.unique(v * w + u)) != len(u):
+            raise RuntimeError(f"scene {i}: points do not map one-to-one onto the {w}x{h} pixel grid")
+        xyz = np.full((h * w, 3), np.nan, np.float32)
+        rgb = np.zeros((h * w, 3), np.uint8)
+        xyz[v * w + u] = opt
+        rgb[v * w + u] = np.rint(s.points[:, 3:6] * 255).astype(np.uint8)
+        out.append(Frame(xyz, rgb, s.cam2frame.copy(), s.boxes, s.labels, h, w))
     return out
 
 
@@ -129,18 +155,20 @@ def run(cfg: BenchConfig) -> None:
     from vision_msgs.msg import Detection3DArray, LabelInfo
     from visualization_msgs.msg import MarkerArray
 
+    from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
     from sr3d_core.inference import Detector, write_random_checkpoint
-    from sr3d_ros.conversions import make_pointcloud2, pointcloud2_to_array, transform_points
+    from sr3d_core.preprocess import cap_rows
+    from sr3d_ros.conversions import make_pointcloud2, msg_to_detections, pointcloud2_to_array, transform_points
     from sr3d_ros.detector_node import set_torch_threads
-    from sr3d_ros.transforms import to_matrix
+    from sr3d_ros.transforms import matrix_to_quaternion
 
     ckpt = cfg.checkpoint or str(write_random_checkpoint(tmp / "random.pt", cfg.model_config))
     frames = rgbd_frames(cfg)
-    # camera_optical in base_link: 1 m up, looking along +x (REP 103 optical rotation)
-    cam_t, cam_q = np.array([0.0, 0.0, 1.0]), np.array([-0.5, 0.5, -0.5, 0.5])
-    msgs = [make_pointcloud2(Header(frame_id="camera_optical"), cfg.height, cfg.width,
-                             [("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7),
-                              ("rgb", packed_rgb(rgb), 7)]) for xyz, rgb in frames]
+    height, width = frames[0].height, frames[0].width
+    # Frame k is seen by camera_optical_k, mounted on base_link by a static TF (each scene's camera has its own tilt).
+    msgs = [make_pointcloud2(Header(frame_id=f"camera_optical_{k}"), height, width,
+                             [("x", f.xyz[:, 0], 7), ("y", f.xyz[:, 1], 7), ("z", f.xyz[:, 2], 7),
+                              ("rgb", packed_rgb(f.rgb), 7)]) for k, f in enumerate(frames)]
 
     ns, name = "/bench", "sr3d_detector"
     fqn = f"{ns}/{name}"
@@ -158,8 +186,9 @@ def run(cfg: BenchConfig) -> None:
     node = Node("sr3d_benchmark")
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    sent: dict[int, float] = {}
+    sent: dict[int, int] = {}  # stamp ns -> frame index
     e2e, proc_ms, model_ms, n_dets = [], [], [], []
+    received: list[tuple[int, Detection3DArray]] = []
     ready = threading.Event()
     lock = threading.Lock()
 
@@ -170,6 +199,7 @@ def run(cfg: BenchConfig) -> None:
             if key in sent:
                 e2e.append((t - key * 1e-9) * 1e3)
                 n_dets.append(len(m.detections))
+                received.append((sent[key], m))
 
     node.create_subscription(Detection3DArray, f"{fqn}/detections", on_det, reliable)
     node.create_subscription(Float64, f"{fqn}/debug/processing_time_ms", lambda m: proc_ms.append(m.data), reliable)
@@ -179,11 +209,14 @@ def run(cfg: BenchConfig) -> None:
         node.create_subscription(MarkerArray, f"{fqn}/markers", lambda m: None, reliable)
     pub = node.create_publisher(PointCloud2, "/bench/points", reliable)
     tf_pub = node.create_publisher(TFMessage, "/tf_static", latched)
-    tf = TransformStamped(header=Header(frame_id="base_link"), child_frame_id="camera_optical")
-    tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = cam_t
-    r = tf.transform.rotation
-    r.x, r.y, r.z, r.w = cam_q
-    tf_pub.publish(TFMessage(transforms=[tf]))
+    mounts = []
+    for k, f in enumerate(frames):
+        tf = TransformStamped(header=Header(frame_id="base_link"), child_frame_id=f"camera_optical_{k}")
+        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = f.cam_to_base[:3, 3]
+        r = tf.transform.rotation
+        r.x, r.y, r.z, r.w = matrix_to_quaternion(f.cam_to_base)
+        mounts.append(tf)
+    tf_pub.publish(TFMessage(transforms=mounts))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spin = threading.Thread(target=executor.spin, daemon=True)
@@ -200,16 +233,17 @@ def run(cfg: BenchConfig) -> None:
         pub.publish(warm)
         time.sleep(2.0)
         with lock:
-            e2e.clear(), n_dets.clear()
+            e2e.clear(), n_dets.clear(), received.clear()
         proc_ms.clear(), model_ms.clear()
         period, n_sent = 1.0 / cfg.rate_hz, 0
         start = time.monotonic()
         while time.monotonic() - start < cfg.seconds:
-            msg = msgs[n_sent % len(msgs)]
+            k = n_sent % len(msgs)
+            msg = msgs[k]
             now = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 10**9)
             with lock:
-                sent[now] = now * 1e-9
+                sent[now] = k
             pub.publish(msg)
             n_sent += 1
             time.sleep(max(0.0, start + n_sent * period - time.monotonic()))
@@ -230,22 +264,39 @@ def run(cfg: BenchConfig) -> None:
     threads = set_torch_threads(cfg.torch_threads)
     det = Detector.from_checkpoint(ckpt, cfg.device if cfg.device != "auto" else "cpu")
     det.score_threshold, det.max_detections = cfg.score_threshold, cfg.max_detections
-    m = to_matrix(cam_t, cam_q)
+
+    def convert(k: int) -> np.ndarray:
+        """What the node does before detect: decode the cap's rows, transform to base_link."""
+        rows = cap_rows(width * height, det.contract)
+        return transform_points(pointcloud2_to_array(msgs[k], rows=rows)[0], frames[k].cam_to_base)
+
     conv_ms, bare_ms = [], []
-    det.detect(transform_points(pointcloud2_to_array(msgs[0])[0], m))  # warm-up
-    for k in range(cfg.bare_repeats):
+    bare_eval = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
+    det.detect(convert(0))  # warm-up
+    for r in range(cfg.bare_repeats):
+        k = r % len(msgs)
         t1 = time.perf_counter()
-        pts = transform_points(pointcloud2_to_array(msgs[k % len(msgs)])[0], m)
+        pts = convert(k)
         t2 = time.perf_counter()
-        det.detect(pts)
+        out = det.detect(pts)
         t3 = time.perf_counter()
         conv_ms.append((t2 - t1) * 1e3)
         bare_ms.append((t3 - t2) * 1e3)
+        if r < len(msgs):
+            bare_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels), out)
+    node_eval = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
+    for k, m in received:
+        node_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels),
+                      msg_to_detections(m, det.class_names))
+    node_map, bare_map = node_eval.compute(), bare_eval.compute()
+    n_points = [int(np.isfinite(f.xyz[:, 0]).sum()) for f in frames]
 
     received = len(e2e)
     overhead = [p - q for p, q in zip(proc_ms, model_ms)]
-    print(f"\nSR3D node benchmark: {cfg.width}x{cfg.height} organized RGB-D clouds "
-          f"({msgs[0].point_step * cfg.width * cfg.height / 1e6:.1f} MB) at {cfg.rate_hz:.0f} Hz for "
+    print(f"\nSR3D node benchmark: {len(frames)} full-resolution {cfg.preset} frames (seed {cfg.seed}) as {width}x"
+          f"{height} organized RGB-D clouds ({msgs[0].point_step * width * height / 1e6:.1f} MB, "
+          f"{np.mean(n_points):.0f} valid points on average; model cap max_points = {det.contract.max_points}) "
+          f"at {cfg.rate_hz:.0f} Hz for "
           f"{send_s:.1f} s; model {Path(ckpt).name} ({cfg.model_config if not cfg.checkpoint else 'given'}), "
           f"device {cfg.device}, torch threads {threads} (node and bare), "
           f"score_threshold {cfg.score_threshold}, max_detections {cfg.max_detections}, "
@@ -265,6 +316,10 @@ def run(cfg: BenchConfig) -> None:
          f"{n_sent + 1 - int(diag['frames_received'])}" if "frames_received" in diag else "?"),
         ("drop rate (not inferred / sent)", f"{100 * (1 - received / max(n_sent, 1)):.1f} %"),
         ("mean detections per frame", f"{np.mean(n_dets):.1f}" if n_dets else "n/a"),
+        ("mAP@0.25 / 0.5 of what the node published (at its threshold)",
+         f"{node_map.map_at(0.25):.3f} / {node_map.map_at(0.5):.3f}"),
+        ("mAP@0.25 / 0.5 of bare detect on the distinct frames",
+         f"{bare_map.map_at(0.25):.3f} / {bare_map.map_at(0.5):.3f}"),
         ("bare: conversion + TF ms (p50 / p90 / p99 / max)", percentiles(conv_ms)),
         ("bare: Detector.detect ms (p50 / p90 / p99 / max)", percentiles(bare_ms)),
     ]
@@ -290,8 +345,8 @@ def main() -> None:
     ap.add_argument("--config", default="synth_scannet_small", help="model config for random weights")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=30.0)
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--preset", default="sunrgbd-like", help="single-view synthetic preset rendering the frames")
+    ap.add_argument("--seed", type=int, default=1, help="scene seed (1: the val split's scenes)")
     ap.add_argument("--frames", type=int, default=4, help="distinct frames cycled through")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--score-threshold", type=float, default=0.3)
@@ -301,7 +356,7 @@ def main() -> None:
     ap.add_argument("--bare-repeats", type=int, default=10)
     ap.add_argument("--torch-threads", type=int, default=0, help="node parameter torch_threads (0 = auto)")
     a = ap.parse_args()
-    run(BenchConfig(a.checkpoint, a.config, a.seconds, a.rate, a.width, a.height, a.frames, a.device,
+    run(BenchConfig(a.checkpoint, a.config, a.seconds, a.rate, a.preset, a.seed, a.frames, a.device,
                     a.score_threshold, a.max_detections, a.input_qos, not a.no_markers, a.bare_repeats,
                     a.torch_threads))
 
