@@ -136,23 +136,26 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
         raise MalformedCloudError(
             "data_size", f"data has {nbytes} B but width*height*point_step = {width}*{height}*{step} = {n * step}"
             f" (row_step {row_step})")
+    n_total, organized = n, height > 1
     if rows is not None:
         rows = np.asarray(rows, np.int64)
         if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n)):
             raise ValueError(f"rows must be sorted indices in [0, {n}), got shape {rows.shape}")
-    m = n if rows is None else len(rows)
-    if m == 0:
-        return np.zeros((0, 6 if want_color else 3), np.float32), CloudInfo(n, 0, "", height > 1)
+        # Gather the selected point records (whole point_step bytes, one copy), then read them as a 1 x m cloud.
+        records = np.ndarray((height, width), np.dtype((np.void, step)), buffer=buf, strides=(row_stride, step))
+        buf = records.reshape(n)[rows] if row_stride == width * step else records[rows // width, rows % width]
+        height, width, n = 1, len(rows), len(rows)
+        row_stride = width * step
+    if n == 0:
+        return np.zeros((0, 6 if want_color else 3), np.float32), CloudInfo(n_total, 0, "", organized)
 
     def view(offset: int, fmt: str, count: int = 1, stride: int = 0) -> np.ndarray:
-        """A strided ``(m, count)`` view over the buffer (a copy of the selected points when ``rows`` is set)."""
+        """A strided ``(n, count)`` view over the buffer: no copy where rows are not padded."""
         arr = np.ndarray((height, width, count), np.dtype(fmt), buffer=buf, offset=offset,
                          strides=(row_stride, step, stride or np.dtype(fmt).itemsize))
-        if rows is None:
-            return arr.reshape(n, count)
-        return arr[rows // width, rows % width]
+        return arr.reshape(n, count)
 
-    out = np.empty((m, 6 if want_color else 3), np.float32)
+    out = np.empty((n, 6 if want_color else 3), np.float32)
     size = np.dtype(formats[0]).itemsize
     if formats[:3] == [formats[0]] * 3 and offsets[1:3] == [offsets[0] + size, offsets[0] + 2 * size]:
         out[:, :3] = view(offsets[0], formats[0], 3)  # x, y, z adjacent (nearly every driver): one strided copy
@@ -169,8 +172,8 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
             # packed 0x??RRGGBB: read its 4 bytes; R, G, B sit at bytes 2, 1, 0 (little) or 1, 2, 3 (big endian)
             raw = view(offsets[3], "u1", 4, 1)
             raw = raw if keep is None else np.compress(keep, raw, axis=0)
-            col[:] = raw[:, 1:4] if msg.is_bigendian else raw[:, 2::-1]
-            col *= np.float32(1.0 / 255.0)
+            for i, byte in enumerate((1, 2, 3) if msg.is_bigendian else (2, 1, 0)):
+                np.multiply(raw[:, byte], np.float32(1.0 / 255.0), out=col[:, i])  # 5x faster than one 2-D copy
         else:
             for i in range(3):
                 v = view(offsets[3 + i], formats[3 + i])[:, 0]
@@ -182,7 +185,7 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
                 col *= np.float32(1.0 / 255.0)
             np.clip(col, 0.0, 1.0, out=col)
     source = ",".join(color_names) if len(color_names) == 3 else (color_names[0] if color_names else "")
-    return out, CloudInfo(n, len(out), source, height > 1)
+    return out, CloudInfo(n_total, len(out), source, organized)
 
 
 def pack_cloud(columns: Sequence[tuple[str, np.ndarray, int]], point_step: int | None = None,

@@ -60,7 +60,7 @@ def main() -> None:
     for cap in a.caps:
         det = with_cap(base, cap or None)
         det.score_threshold = 0.01
-        ev = IndoorMapEvaluator(det.class_names)
+        ev = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
         for s in scenes:
             ev.add(SceneGroundTruth(s.boxes, s.labels), det.detect(s.points))
         res = ev.compute()
