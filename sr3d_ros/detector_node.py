@@ -193,7 +193,7 @@ class _DetectorLogic:
         if p.target_frame:
             self._tf = make_tf_lookup(self, p.tf_fallback_latest)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
-        self._last_diag = (time.monotonic(), 0, 0, 0, 0)
+        self._last_diag = (time.monotonic(), 0, 0, 0, 0, 0)
         log.info(f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
                  f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
                  + (f", TF via {self._tf.backend}" if self._tf else ""))
@@ -387,6 +387,10 @@ class _DetectorLogic:
             return
         source = msg.header.frame_id
         frame = source
+        if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0 and "zero_stamp" not in self._logged_kinds:
+            self._logged_kinds.add("zero_stamp")  # outputs copy the stamp: downstream sync and TF at it break
+            self.get_logger().warning("input clouds have a zero header.stamp; TF at the stamp and message "
+                                      "synchronization cannot work; fix the driver")
         if not source and "empty_frame_id" not in self._logged_kinds:  # RViz and TF cannot place such output
             self._logged_kinds.add("empty_frame_id")
             self.get_logger().warning("input clouds have an empty header.frame_id; fix the driver")
@@ -447,7 +451,7 @@ class _DetectorLogic:
             return
         now = time.monotonic()
         with s.lock:
-            t_prev, rec_prev, tf_prev, mal_prev, err_prev = self._last_diag
+            t_prev, rec_prev, tf_prev, mal_prev, err_prev, done_prev = self._last_diag
             malformed = sum(s.malformed.values())
             window = max(now - t_prev, 1e-6)
             rate = (s.received - rec_prev) / window
@@ -471,9 +475,14 @@ class _DetectorLogic:
                 problems.append("frames failed")
             if proc > p.max_processing_time_ms:
                 problems.append(f"processing {proc:.0f} ms > {p.max_processing_time_ms:.0f} ms")
+            fresh = list(s.latency_ms)[-min(s.processed - done_prev, len(s.latency_ms)):] if s.processed > done_prev else []
+            age = float(np.median(fresh)) if fresh else 0.0  # only this period's frames: an old burst must not stick
+            if age > p.max_input_age_ms:
+                problems.append(f"input stale: {age:.0f} ms old at publication > {p.max_input_age_ms:.0f} ms "
+                                "(clock or use_sim_time mismatch, or a slow link)")
             if self._sub is not None and s.received == rec_prev:
                 problems.append("no input")
-            self._last_diag = (now, s.received, s.tf_failures, malformed, s.errors)
+            self._last_diag = (now, s.received, s.tf_failures, malformed, s.errors, s.processed)
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,

@@ -57,6 +57,9 @@ class NodeParams:
     diagnostics_period_s: float = _p("Period of `/diagnostics` messages.")
     max_processing_time_ms: float = _p("Diagnostics turn WARN above this mean processing time.",
                                        runtime=True)
+    max_input_age_ms: float = _p("Diagnostics turn WARN (input stale) when the median age of the inputs at "
+                                 "publication (node clock - cloud stamp) exceeds this; a clock or "
+                                 "`use_sim_time` mismatch shows here.", runtime=True)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.checkpoint, str), "checkpoint", "must be a string")
@@ -79,6 +82,7 @@ class NodeParams:
                "must be > 0")
         _check(_finite(self.max_processing_time_ms) and self.max_processing_time_ms > 0, "max_processing_time_ms",
                "must be > 0")
+        _check(_finite(self.max_input_age_ms) and self.max_input_age_ms > 0, "max_input_age_ms", "must be > 0")
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -315,3 +315,40 @@ def test_enable_service_is_a_light_switch(system) -> None:
     n = len(client.diagnostics)
     diag = client.wait_for(lambda: len(client.diagnostics) > n + 1 and client.latest_diagnostic_values(), TIMEOUT, proc)
     assert diag["enabled"] == "true"
+
+
+def test_stale_and_zero_stamps_are_reported(system) -> None:
+    client, proc, log = system
+
+    def messages_of_next_periods(n_before: int, periods: int = 2) -> list[str]:
+        """The node's diagnostics messages of the next ``periods`` periods after ``n_before`` arrays arrived."""
+        assert client.wait_for(lambda: len(client.diagnostics) >= n_before + periods, TIMEOUT, proc)
+        with client.lock:
+            arrays = client.diagnostics[n_before:]
+        return [st.message for arr in arrays for st in arr.status if st.name.startswith(FQN)]
+
+    n = len(client.diagnostics)
+    stamp, _ = send(client)  # the test's stamps are ~100 s after the epoch: decades old
+    assert client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
+    assert any("input stale" in m for m in messages_of_next_periods(n))
+    n = len(client.diagnostics)
+    assert not any("input stale" in m for m in messages_of_next_periods(n))  # nothing new: no verdict
+    now = time.time_ns()
+    sec, nsec = divmod(now, 10**9)
+
+    def fresh(m) -> None:
+        m.header.stamp.sec, m.header.stamp.nanosec = sec, nsec
+
+    n = len(client.diagnostics)
+    send(client, mutate=fresh)
+    assert client.wait_for(lambda: client.detection_at(sec, nsec), TIMEOUT, proc)
+    assert not any("input stale" in m for m in messages_of_next_periods(n))
+
+    def zero(m) -> None:
+        m.header.stamp.sec = 0
+
+    send(client, mutate=zero)
+    assert client.wait_for(lambda: client.detection_at(0), TIMEOUT, proc)
+    send(client, mutate=zero)
+    time.sleep(0.5)
+    assert log.read_text().count("zero header.stamp") == 1
