@@ -77,7 +77,7 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
     Args:
         msg: a ``sensor_msgs/PointCloud2`` (or an object with the same attributes).
         want_color: also return colour; the cloud must then carry it.
-        rows: decode only these points (sorted indices into the ``width * height`` points, row-major), e.g.
+        rows: decode only these points, in this order (indices into the ``width * height`` points, row-major), e.g.
             ``sr3d_core.preprocess.cap_rows``; the others are never read. None decodes all.
 
     Returns:
@@ -139,8 +139,9 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
     n_total, organized = n, height > 1
     if rows is not None:
         rows = np.asarray(rows, np.int64)
-        if rows.ndim != 1 or (len(rows) and (rows[0] < 0 or rows[-1] >= n)):
-            raise ValueError(f"rows must be sorted indices in [0, {n}), got shape {rows.shape}")
+        if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
+            raise ValueError(f"rows must be a 1-D array of point indices in [0, {n}), got shape {rows.shape}"
+                             + (f" with range [{rows.min()}, {rows.max()}]" if rows.ndim == 1 and len(rows) else ""))
         # Gather the selected point records (whole point_step bytes, one copy), then read them as a 1 x m cloud.
         records = np.ndarray((height, width), np.dtype((np.void, step)), buffer=buf, strides=(row_stride, step))
         buf = records.reshape(n)[rows] if row_stride == width * step else records[rows // width, rows % width]

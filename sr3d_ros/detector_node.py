@@ -212,6 +212,7 @@ class _DetectorLogic:
                                f"depth {p.input_qos_depth})" + ("" if self._enabled else "; disabled by ~/enable"))
 
     def _subscribe(self) -> None:
+        """Subscribe to the input (idempotent)."""
         p = self._params
         if self._sub is None:
             self._sub = self.create_subscription(PointCloud2, "~/input/points", self._on_cloud,
@@ -229,8 +230,10 @@ class _DetectorLogic:
         """``~/enable``: a light switch. Off unsubscribes from the input (no bandwidth, no inference); the model
         stays loaded, so switching on again is instant. Remembered across deactivate/activate."""
         was, self._enabled = self._enabled, bool(request.data)
-        if self._active:
-            self._subscribe() if self._enabled else self._unsubscribe()
+        if self._active and self._enabled:
+            self._subscribe()
+        elif self._active:
+            self._unsubscribe()
         word = "enabled" if self._enabled else "disabled"
         response.success = True
         response.message = (f"already {word}" if was == self._enabled else word) + (
@@ -475,8 +478,9 @@ class _DetectorLogic:
                 problems.append("frames failed")
             if proc > p.max_processing_time_ms:
                 problems.append(f"processing {proc:.0f} ms > {p.max_processing_time_ms:.0f} ms")
-            fresh = list(s.latency_ms)[-min(s.processed - done_prev, len(s.latency_ms)):] if s.processed > done_prev else []
-            age = float(np.median(fresh)) if fresh else 0.0  # only this period's frames: an old burst must not stick
+            # Age of this period's frames only: an old burst must not keep the warning up.
+            new = min(s.processed - done_prev, len(s.latency_ms))
+            age = float(np.median(list(s.latency_ms)[-new:])) if new > 0 else 0.0
             if age > p.max_input_age_ms:
                 problems.append(f"input stale: {age:.0f} ms old at publication > {p.max_input_age_ms:.0f} ms "
                                 "(clock or use_sim_time mismatch, or a slow link)")

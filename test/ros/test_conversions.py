@@ -85,6 +85,8 @@ def test_rows_decode_exactly_the_selected_points(name: str) -> None:
             np.testing.assert_allclose(pts[:, 3:], rgb[keep] / 255.0, atol=1e-6)
     with pytest.raises(ValueError, match="rows"):
         pointcloud2_to_array(fake_cloud(h, w, **spec), want_color=spec["color"], rows=np.array([0, h * w]))
+    with pytest.raises(ValueError, match="rows"):
+        pointcloud2_to_array(fake_cloud(h, w, **spec), want_color=spec["color"], rows=np.array([h * w, 0]))
 
 
 def test_separate_float_colour_in_0_255_is_rescaled() -> None:
