@@ -85,6 +85,24 @@ def _candidate_pairs(lo: torch.Tensor, hi: torch.Tensor, labels: torch.Tensor) -
     return torch.stack([torch.minimum(a, b), torch.maximum(a, b)], dim=1)
 
 
+def _projected_overlap_bound(bi: torch.Tensor, bj: torch.Tensor) -> torch.Tensor:
+    """Upper bound of the BEV intersection area of rotated box pairs, from box ``bi``'s own axes.
+
+    The intersection lies inside ``bi`` and inside the slabs that ``bj`` projects onto ``bi``'s two axes, so its area
+    is at most the product of the two interval overlaps (the separating axis test: 0 when an axis separates them).
+    """
+    d = bj[:, :2] - bi[:, :2]
+    c, s = torch.cos(bi[:, 6]), torch.sin(bi[:, 6])
+    u, v = c * d[:, 0] + s * d[:, 1], c * d[:, 1] - s * d[:, 0]  # bj's centre in bi's frame
+    dt = bj[:, 6] - bi[:, 6]
+    ac, as_ = torch.cos(dt).abs(), torch.sin(dt).abs()
+    hx = 0.5 * (ac * bj[:, 3] + as_ * bj[:, 4])  # half extents of bj's projections onto bi's axes
+    hy = 0.5 * (as_ * bj[:, 3] + ac * bj[:, 4])
+    ox = (torch.minimum(0.5 * bi[:, 3], u + hx) - torch.maximum(-0.5 * bi[:, 3], u - hx)).clamp(min=0)
+    oy = (torch.minimum(0.5 * bi[:, 4], v + hy) - torch.maximum(-0.5 * bi[:, 4], v - hy)).clamp(min=0)
+    return ox * oy
+
+
 def _suppression_pairs(
     boxes: torch.Tensor, labels: torch.Tensor, iou_threshold: float, rotated: bool, chunk: int = 1 << 16
 ) -> torch.Tensor:
@@ -99,12 +117,21 @@ def _suppression_pairs(
         lo, hi = boxes[:, 0:2] - 0.5 * boxes[:, 3:5], boxes[:, 0:2] + 0.5 * boxes[:, 3:5]
     pairs = _candidate_pairs(lo, hi, labels)
     if rotated and pairs.shape[0]:
-        # Exact upper bound of the IoU: the intersection is at most the footprint overlap and either area.
-        i, j = pairs[:, 0], pairs[:, 1]
-        ov = (torch.minimum(hi[i], hi[j]) - torch.maximum(lo[i], lo[j])).prod(dim=1)
-        ai, aj = boxes[i, 3] * boxes[i, 4], boxes[j, 3] * boxes[j, 4]
-        bound = torch.minimum(ov, torch.minimum(ai, aj))
-        pairs = pairs[bound > iou_threshold * (ai + aj - bound)]
+        # Skip pairs whose IoU provably cannot exceed the threshold, from upper bounds of the intersection: the
+        # footprint overlap, either area, then the overlap of the projections onto either box's axes (tighter for
+        # rotated boxes; it halves the exact evaluations at the protocol's score threshold). The slack covers the
+        # rounding of the bounds, so no pair that the exact IoU would keep is ever dropped.
+        slack = 1.0 + 64.0 * torch.finfo(boxes.dtype).eps
+        for tighten in (False, True):
+            i, j = pairs[:, 0], pairs[:, 1]
+            ai, aj = boxes[i, 3] * boxes[i, 4], boxes[j, 3] * boxes[j, 4]
+            if tighten:
+                bound = torch.minimum(_projected_overlap_bound(boxes[i], boxes[j]),
+                                      _projected_overlap_bound(boxes[j], boxes[i]))
+            else:
+                ov = (torch.minimum(hi[i], hi[j]) - torch.maximum(lo[i], lo[j])).prod(dim=1)
+                bound = torch.minimum(ov, torch.minimum(ai, aj))
+            pairs = pairs[bound * slack > iou_threshold * (ai + aj - bound)]
     keep = []
     for c0 in range(0, pairs.shape[0], chunk):
         p = pairs[c0 : c0 + chunk]

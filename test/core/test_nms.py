@@ -153,3 +153,56 @@ def test_cuda_matches_cpu():
     cpu = nms_bev(b, s, lab, iou_threshold=0.3)
     gpu = nms_bev(b.cuda(), s.cuda(), lab.cuda(), iou_threshold=0.3)
     assert gpu.is_cuda and gpu.cpu().tolist() == cpu.tolist()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bounds_never_drop_a_suppressing_pair(dtype):
+    # The pre-filters (footprint overlap, areas, projections onto each box's axes) must keep every pair whose exact
+    # IoU exceeds the threshold. Clustered, jittered, rotated boxes put many pairs right at the threshold.
+    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+    from sr3d_core.geometry.nms import _suppression_pairs
+
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    centres = torch.rand(8, 2, generator=g, dtype=torch.float64) * 6
+    k = torch.randint(0, 8, (n,), generator=g)
+    boxes = torch.zeros(n, 7, dtype=torch.float64)
+    boxes[:, :2] = centres[k] + 0.15 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    boxes[:, 3:5] = 0.4 + torch.rand(n, 2, generator=g, dtype=torch.float64)
+    boxes[:, 5] = 1.0
+    boxes[:, 6] = (k * 0.7) + 0.3 * torch.randn(n, generator=g, dtype=torch.float64)
+    boxes[::5, 6] = boxes[::5, 6].round()  # some exact multiples: near-axis-aligned pairs
+    boxes = boxes.to(dtype)
+    labels = torch.zeros(n, dtype=torch.long)
+    for thr in (0.25, 0.5):
+        got = _suppression_pairs(boxes, labels, thr, rotated=True)
+        i, j = torch.triu_indices(n, n, 1)
+        iou = rotated_iou_aligned_diff(boxes[i], boxes[j], bev=True)
+        want = torch.stack([i, j], 1)[iou > thr]
+        assert len(want) > 1000  # the case is not vacuous
+        assert torch.equal(got, want[torch.argsort(want[:, 0] * n + want[:, 1])])
+
+
+def test_bounds_keep_float32_pairs_at_the_threshold():
+    # Same-yaw pairs shifted along their heading so that the IoU is 0.5 to within 5e-7: there the projection bound
+    # equals the exact intersection, and only the rounding slack keeps float32 pairs whose IoU is a hair above.
+    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+    from sr3d_core.geometry.nms import _suppression_pairs
+
+    g = torch.Generator().manual_seed(1)
+    m = 3000
+    a = torch.zeros(m, 7, dtype=torch.float64)
+    a[:, :2] = torch.rand(m, 2, generator=g, dtype=torch.float64) * 8 - 4  # a room; each pair is its own class
+    a[:, 3:6] = torch.cat([0.5 + torch.rand(m, 2, generator=g, dtype=torch.float64), torch.ones(m, 1)], 1)
+    a[:, 6] = torch.rand(m, generator=g, dtype=torch.float64) * 6.28
+    a[::2, 6] = 0.0
+    b = a.clone()
+    shift = (1 / 3 - (torch.rand(m, generator=g, dtype=torch.float64) - 0.5) * 1e-6) * a[:, 3]  # overlap ~2/3
+    b[:, 0] += torch.cos(a[:, 6]) * shift
+    b[:, 1] += torch.sin(a[:, 6]) * shift
+    boxes = torch.stack([a, b], 1).reshape(-1, 7).float()  # box 2p and 2p + 1 form pair p
+    iou = rotated_iou_aligned_diff(boxes[0::2], boxes[1::2], bev=True)
+    want = torch.nonzero(iou > 0.5).squeeze(1)
+    assert 0.3 * m < len(want) < 0.7 * m
+    got = _suppression_pairs(boxes, torch.arange(m).repeat_interleave(2), 0.5, rotated=True)
+    assert torch.equal(got, torch.stack([2 * want, 2 * want + 1], 1))
