@@ -10,7 +10,7 @@ in-process.
 
 Example:
     source scripts/env.sh
-    python training/benchmark_node.py --checkpoint runs/baseline_sunrgbd_small_v2/final.pt --seconds 10 --rate 30
+    python training/benchmark_node.py --checkpoint runs/baseline_sunrgbd_small/final.pt --rate 30
 """
 
 from __future__ import annotations
