@@ -244,10 +244,9 @@ class _DetectorLogic:
     def _deactivate(self) -> None:
         """Unsubscribe and stop the worker; the model stays loaded (cleanup frees it)."""
         self._active = False
-        self._unsubscribe()
+        self._unsubscribe()  # also empties the slot
         with self._cond:
             self._running = False
-            self._slot = None
             self._cond.notify_all()
         if self._worker is not None:
             self._worker.join(timeout=10.0)

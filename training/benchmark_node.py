@@ -93,12 +93,10 @@ def rgbd_frames(cfg: BenchConfig) -> list[Frame]:
     Every returned point was cast through one pixel and its noise is along that ray, so projecting it with the
     camera's intrinsics gives back its pixel; pixels without a return (dropouts, beyond range) are NaN.
     """
-    import dataclasses
-
     from sr3d_core.data.synthetic.presets import PRESETS
     from sr3d_core.data.synthetic.scene import generate_scene
 
-    preset = dataclasses.replace(PRESETS[cfg.preset], num_points=10**9)
+    preset = PRESETS[cfg.preset].full_resolution()
     if preset.num_views != (1, 1):
         raise SystemExit(f"--preset {cfg.preset} fuses several views; the node benchmark needs a single-view preset")
     out = []

@@ -50,7 +50,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     base = Detector.from_checkpoint(a.checkpoint, "cpu")
-    preset = dataclasses.replace(PRESETS[a.preset], num_points=10**9)  # keep every valid pixel
+    preset = PRESETS[a.preset].full_resolution()
     scenes = [generate_scene(preset, a.seed, i) for i in range(a.scenes)]
     n_pts = np.array([len(s.points) for s in scenes])
     print(f"{a.scenes} full-resolution {a.preset} frames (seed {a.seed}), {n_pts.mean():.0f} points on average "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from data_test_helpers import points_in_box
@@ -121,3 +123,13 @@ def test_two_splits_share_one_directory_without_overwriting(tmp_path):
             ref = generate_scene(PRESETS["sunrgbd-like"], seed, i)
             s = ds.load(i)
             assert np.array_equal(s.points, ref.points) and np.array_equal(s.gt_boxes, ref.boxes)
+
+
+def test_full_resolution_preset_keeps_every_valid_pixel():
+    base = PRESETS["sunrgbd-like"]
+    full = base.full_resolution()
+    assert full.num_points > 640 * 480 and dataclasses.replace(full, num_points=base.num_points) == base
+    s = generate_scene(full, 1, 0)
+    cam = base.camera
+    # a 640x480 frame minus dropouts and out-of-range pixels: far above the stored 50k, below the pixel count
+    assert 200_000 < len(s.points) <= cam.width * cam.height

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
@@ -38,6 +40,10 @@ class SyntheticPreset:
     min_visible_fraction: float
     keep_ceiling: bool
     camera: CameraModel = field(default_factory=CameraModel)
+
+    def full_resolution(self) -> "SyntheticPreset":
+        """The same preset keeping every valid pixel (no `num_points` subsample): what a live camera sends."""
+        return dataclasses.replace(self, num_points=sys.maxsize)
 
 
 PRESETS: dict[str, SyntheticPreset] = {
