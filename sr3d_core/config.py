@@ -19,8 +19,9 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from sr3d_core.assign.tr3d import SCANNET_LABEL2LEVEL
+from sr3d_core.assign import ASSIGNERS, AssignerConfig, TR3DAssignerConfig
 from sr3d_core.data.classes import SCANNET_CLASSES
+from sr3d_core.losses import CLS_LOSSES, ClsLossConfig, FocalConfig
 from sr3d_core.preprocess import InputContract
 
 
@@ -114,46 +115,20 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class AssignerConfig:
-    """Label assignment.
-
-    Attributes:
-        name: key into ``sr3d_core.assign.ASSIGNERS`` (``"tr3d"`` now; ``"spota"`` etc. later).
-        top_k: candidates per GT (TR3D ``top_pts_threshold`` = 6; SPOTA k = 6).
-        label2level: per-class level table; empty = no level restriction.
-        global_nearest_check: TR3D original step 4 (True); the mmdet3d port omits it (False).
-        center_prior: SPOTA centre-prior scale (unused by TR3D).
-    """
-
-    name: str = "tr3d"
-    top_k: int = 6
-    label2level: tuple[int, ...] = SCANNET_LABEL2LEVEL
-    global_nearest_check: bool = True
-    center_prior: float = 0.25
-
-
-@dataclass(frozen=True)
 class LossConfig:
-    """Losses.
+    """Losses: a classification loss picked by name, plus TR3D's DIoU box loss.
 
     Attributes:
-        cls_loss: key into ``sr3d_core.losses.CLS_LOSSES`` (``"focal"``; ``"ras"`` later).
-        focal_gamma / focal_alpha: sigmoid focal loss parameters.
+        cls: the classification loss, ``{name: focal | ras | qfl | vfl, ...}``; its keys are checked against
+            the config dataclass of the loss named (``sr3d_core.losses.CLS_LOSSES``).
         cls_weight / box_weight: loss weights.
-        box_loss: ``"diou"``.
         rotated_diou_quirk: TR3D's rotated DIoU centre term uses (dx, dy, dw) instead of (dx, dy, dz).
-        ras_beta / ras_tau: RAS parameters (unused by focal).
     """
 
-    cls_loss: str = "focal"
-    focal_gamma: float = 2.0
-    focal_alpha: float = 0.25
+    cls: ClsLossConfig = field(default_factory=FocalConfig)
     cls_weight: float = 1.0
     box_weight: float = 1.0
-    box_loss: str = "diou"
     rotated_diou_quirk: bool = True
-    ras_beta: float = 1.0
-    ras_tau: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -216,17 +191,16 @@ class Config:
     name: str = "tr3d_scannet"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    assigner: AssignerConfig = field(default_factory=AssignerConfig)
+    assigner: AssignerConfig = field(default_factory=TR3DAssignerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         n = len(self.data.class_names)
-        if self.assigner.label2level and len(self.assigner.label2level) != n:
-            raise ConfigError(
-                f"assigner.label2level has {len(self.assigner.label2level)} entries but data.class_names has {n}"
-            )
+        table = getattr(self.assigner, "label2level", ())
+        if table and len(table) != n:
+            raise ConfigError(f"assigner.label2level has {len(table)} entries but data.class_names has {n}")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -255,7 +229,29 @@ class Config:
     @staticmethod
     def from_dict(d: dict[str, Any], source: str = "<dict>") -> "Config":
         """Build a config from a nested dict; unknown keys raise ``ConfigError`` naming key and source."""
-        return _build(Config, d, source, "")
+        return _build(Config, _upgrade_legacy(d), source, "")
+
+
+# Plug-in sections: the base config class → (registry of classes whose ``config_class`` is the schema).
+_PLUGINS: dict[type, dict[str, Any]] = {AssignerConfig: ASSIGNERS, ClsLossConfig: CLS_LOSSES}
+
+
+def _upgrade_legacy(d: dict[str, Any]) -> dict[str, Any]:
+    """Map the flat loss/assigner keys of checkpoints written before the plug-in configs to today's schema."""
+    loss = d.get("loss")
+    if not isinstance(loss, dict) or "cls_loss" not in loss:
+        return d
+    d = dict(d)
+    loss = dict(loss)
+    name = loss.pop("cls_loss")
+    gamma, alpha = loss.pop("focal_gamma", 2.0), loss.pop("focal_alpha", 0.25)
+    for unused in ("box_loss", "ras_beta", "ras_tau"):
+        loss.pop(unused, None)
+    loss["cls"] = {"name": name, "gamma": gamma, "alpha": alpha}
+    d["loss"] = loss
+    if isinstance(d.get("assigner"), dict):
+        d["assigner"] = {k: v for k, v in d["assigner"].items() if k != "center_prior"}
+    return d
 
 
 def _to_plain(x: Any) -> Any:
@@ -269,6 +265,14 @@ def _to_plain(x: Any) -> Any:
 def _coerce(tp: Any, value: Any, source: str, where: str) -> Any:
     """Convert a YAML value to the annotated type (lists→tuples, ints→floats), checking basic types."""
     origin = typing.get_origin(tp)
+    if tp in _PLUGINS:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{where}' must be a mapping with a 'name', got {type(value).__name__}")
+        registry = _PLUGINS[tp]
+        name = value.get("name", tp().name)
+        if name not in registry:
+            raise ConfigError(f"{source}: '{where}.name' is {name!r}; known: {', '.join(sorted(registry))}")
+        return _build(registry[name].config_class, value, source, where + ".")
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
@@ -313,6 +317,8 @@ def _build(cls: type, d: dict[str, Any], source: str, prefix: str) -> Any:
         return cls(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+    except ValueError as e:  # a plug-in config's own range check
+        raise ConfigError(f"{source}: {e}") from None
 
 
 def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
@@ -329,8 +335,44 @@ def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
     )
 
 
+def _read_with_base(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """Read a YAML config; a top-level ``base: <preset or path>`` is read first and this file merged over it."""
+    if path in chain:
+        raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(str(p) for p in (*chain, path))}")
+    with open(path) as f:
+        d = yaml.safe_load(f) or {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    if "base" not in d:
+        return d
+    base_name = d.pop("base")
+    try:
+        base_path = resolve_config_path(base_name)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: base {base_name!r} not found ({e})") from None
+    return _merge(_read_with_base(base_path, (*chain, path)), d)
+
+
+# The plug-in a section without a ``name`` means (the dataclass defaults).
+_DEFAULT_PLUGIN_NAMES = {"assigner": TR3DAssignerConfig().name, "cls": FocalConfig().name}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``over`` into ``base``; a plug-in section (one with a ``name``) that changes name is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        b = out.get(k)
+        renamed = (isinstance(v, dict) and isinstance(b, dict) and "name" in v
+                   and v["name"] != b.get("name", _DEFAULT_PLUGIN_NAMES.get(k)))
+        out[k] = _merge(b, v) if isinstance(v, dict) and isinstance(b, dict) and not renamed else v
+    return out
+
+
 def load_config(name_or_path: Union[str, Path], overrides: Optional[list[str]] = None) -> Config:
     """Load a config from YAML.
+
+    A file may start from another one with ``base: <preset or path>``: the base is read first and the file's
+    keys are merged over it (a plug-in section whose ``name`` changes replaces the base's section).
 
     Args:
         name_or_path: a YAML path or a preset name in ``config/models``.
@@ -344,10 +386,7 @@ def load_config(name_or_path: Union[str, Path], overrides: Optional[list[str]] =
         FileNotFoundError: no such file or preset.
     """
     path = resolve_config_path(name_or_path)
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    if not isinstance(d, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
+    d = _read_with_base(path, ())
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")

@@ -36,6 +36,7 @@ def evaluate_model(
     repeat_index: int = 0,
     max_scenes: Optional[int] = None,
     strict_mmdet3d: bool = False,
+    keep_scenes: bool = False,
 ) -> dict[str, Any]:
     """Run the model over a scene source and compute the indoor mAP.
 
@@ -49,16 +50,19 @@ def evaluate_model(
         strict_mmdet3d: keep classes without GT in the means (mmdet3d: a class with detections but no GT makes
             mAP nan). The default drops them, which only matters on small (synthetic) sets; on the real val sets
             every class has GT and the two agree.
+        keep_scenes: also return ``scenes``, the list of ``(SceneGroundTruth, Detections)`` per scene, so
+            other metrics (subsets, PCE) can be computed without running the model again.
 
     Returns:
         ``mAP_0.25``, ``mAP_0.5``, ``mAR_0.25``, ``mAR_0.5``, ``table`` (str), ``result`` (IndoorMapResult),
-        ``latency_ms`` (mean per scene: preprocessing + network + post-processing).
+        ``evaluator`` (the filled IndoorMapEvaluator), ``latency_ms`` (mean per scene: preprocessing + network +
+        post-processing), and ``scenes`` when asked for.
     """
     model.eval()
     contract = cfg.contract
     ev = IndoorMapEvaluator(cfg.class_names, skip_classes_without_gt=not strict_mmdet3d)
     n = len(source) if max_scenes is None else min(max_scenes, len(source))
-    times = []
+    times, scenes = [], []
     for i in range(n):
         rng = np.random.default_rng([cfg.train.seed, 1_000_003, repeat_index, i])
         scene = source.get(i, rng, train=False)
@@ -70,17 +74,24 @@ def evaluate_model(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
-        ev.add(SceneGroundTruth(np.asarray(scene["gt_boxes"], np.float32), np.asarray(scene["gt_labels"])), det)
+        gt = SceneGroundTruth(np.asarray(scene["gt_boxes"], np.float32), np.asarray(scene["gt_labels"]))
+        ev.add(gt, det)
+        if keep_scenes:
+            scenes.append((gt, det))
     res = ev.compute()
-    return {
+    out = {
         "mAP_0.25": res.map_at(0.25),
         "mAP_0.5": res.map_at(0.5),
         "mAR_0.25": res.mar_at(0.25),
         "mAR_0.5": res.mar_at(0.5),
         "table": res.as_table(),
         "result": res,
+        "evaluator": ev,
         "latency_ms": 1000 * float(np.mean(times[1:] if len(times) > 1 else times)),
     }
+    if keep_scenes:
+        out["scenes"] = scenes
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -109,7 +120,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                   f"latency {res['latency_ms']:.1f} ms/scene")
             if r == 0:
                 print(res["table"])
-            runs.append({k: v for k, v in res.items() if k not in ("table", "result")} | {"checkpoint": str(ckpt)})
+            runs.append({k: v for k, v in res.items() if k not in ("table", "result", "evaluator")} | {"checkpoint": str(ckpt)})
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):
         vals = np.array([r[key] for r in runs])

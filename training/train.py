@@ -423,10 +423,10 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{last['loss']:.3f}", pos=int(last["num_pos"]))
         if rank == 0 and (step % max(cfg.train.log_interval, 1) == 0 or step == total):
-            append_csv(work_dir / "train_log.csv",
-                       ["step", "epoch", "lr", "loss", "loss_cls", "loss_box", "num_pos", "mean_iou", "aic", "seconds"],
-                       [step, step // iters_per_epoch, opt.param_groups[0]["lr"], last["loss"], last["loss_cls"],
-                        last["loss_box"], last["num_pos"], last["mean_iou"], last["aic"], round(time.time() - t0, 2)])
+            terms = sorted(last)  # whatever the criterion returns (a new loss term needs no logger change)
+            append_csv(work_dir / "train_log.csv", ["step", "epoch", "lr", *terms, "seconds"],
+                       [step, step // iters_per_epoch, opt.param_groups[0]["lr"], *(last[k] for k in terms),
+                        round(time.time() - t0, 2)])
         if cfg.train.val_interval and step % cfg.train.val_interval == 0 and step != total:
             _validate(cfg, model, dev, work_dir, step, rank, world)
         if cfg.train.ckpt_interval and step % cfg.train.ckpt_interval == 0:

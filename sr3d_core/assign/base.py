@@ -1,60 +1,138 @@
-"""The label-assignment interface shared by TR3D, SPOTA, simOTA, AlignOTA, ...
+"""The label-assignment interface shared by TR3D, SPOTA, simOTA and AlignOTA.
 
-An assigner works on one scene at a time and sees everything a dynamic assigner may need: anchor locations and
-levels, the detached decoded predictions and classification logits, and the GT boxes/labels. Static assigners
-(TR3D) ignore the predictions.
+An assigner works on one scene at a time. It receives a typed anchor set (locations, levels and strides in
+metres), the detached predictions of those anchors and the scene's ground truth, and returns which GT (if any)
+each anchor learns from, plus optional per-positive quantities (the assignment cost, the IoU it computed) that
+reach the classification loss. Static assigners (TR3D) ignore the predictions.
+
+Every assigner owns a frozen config dataclass (its YAML schema): ``assigner: {name: spota, k: 6, ...}`` is
+checked against the fields of the class registered under that name, so a key one assigner does not read is
+refused by name instead of being silently ignored.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import torch
 
 
-@dataclass
+@dataclass(frozen=True)
+class AssignerConfig:
+    """Base of every assigner's config; ``name`` picks the assigner."""
+
+    name: str = "tr3d"
+
+
+@dataclass(frozen=True)
+class AnchorSet:
+    """The anchors of one scene.
+
+    Attributes:
+        locations: ``(N, 3)`` anchor locations in metres.
+        levels: ``(N,)`` int64 output level of each anchor (0 = finest).
+        strides: ``(N,)`` anchor spacing of each anchor's level, in metres.
+    """
+
+    locations: torch.Tensor
+    levels: torch.Tensor
+    strides: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Detached predictions of the anchors of one scene.
+
+    Attributes:
+        boxes: ``(N, 7)`` decoded boxes (gravity centre, full sizes, yaw).
+        cls_logits: ``(N, C)`` classification logits.
+    """
+
+    boxes: torch.Tensor
+    cls_logits: torch.Tensor
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Ground truth of one scene.
+
+    Attributes:
+        boxes: ``(M, 7)`` boxes (gravity centre, full sizes, yaw; yaw 0 for axis-aligned data).
+        labels: ``(M,)`` int64 class indices.
+    """
+
+    boxes: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass(frozen=True)
 class AssignResult:
     """Assignment of one scene.
 
     Attributes:
-        gt_index: ``(N_anchors,)`` int64 index of the assigned GT, ``-1`` for background.
-        extras: assigner-specific tensors (e.g. the cost matrix) for losses that want them (RAS, logging).
+        gt_index: ``(N,)`` int64 index of the assigned GT, ``-1`` for background.
+        cost: optional ``(N,)`` assignment cost of each positive with its GT (``nan`` for background).
+        iou: optional ``(N,)`` IoU of each positive's prediction with its GT as the assigner computed it
+            (``nan`` for background).
     """
 
     gt_index: torch.Tensor
-    extras: dict[str, Any] = field(default_factory=dict)
+    cost: Optional[torch.Tensor] = None
+    iou: Optional[torch.Tensor] = None
 
     @property
     def pos_mask(self) -> torch.Tensor:
         """Boolean mask of positive anchors."""
         return self.gt_index >= 0
 
+    @staticmethod
+    def empty(n: int, device: torch.device) -> "AssignResult":
+        """All ``n`` anchors background."""
+        return AssignResult(torch.full((n,), -1, dtype=torch.long, device=device))
+
 
 class Assigner(ABC):
-    """Maps anchors of one scene to GT boxes."""
+    """Maps anchors of one scene to GT boxes.
+
+    Subclasses set ``config_class`` to their config dataclass and take an instance of it in ``__init__``.
+    """
+
+    config_class: ClassVar[type[AssignerConfig]] = AssignerConfig
 
     @abstractmethod
-    def assign(
-        self,
-        anchors: torch.Tensor,
-        levels: torch.Tensor,
-        pred_boxes: torch.Tensor,
-        cls_logits: torch.Tensor,
-        gt_boxes: torch.Tensor,
-        gt_labels: torch.Tensor,
-    ) -> AssignResult:
+    def assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
         """Assign each anchor to a GT or to background.
 
         Args:
-            anchors: ``(N, 3)`` anchor locations in metres.
-            levels: ``(N,)`` int64 level index of each anchor.
-            pred_boxes: ``(N, 7)`` decoded predictions, detached.
-            cls_logits: ``(N, C)`` classification logits, detached.
-            gt_boxes: ``(M, 7)`` GT boxes (gravity centre).
-            gt_labels: ``(M,)`` int64 GT labels.
+            anchors: the scene's anchors.
+            preds: their detached predictions.
+            gt: the scene's ground truth.
 
         Returns:
             The assignment.
         """
+
+
+def resolve_conflicts(cost: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give each anchor chosen by one or more GTs to the GT with the lowest cost (the simOTA rule).
+
+    Args:
+        cost: ``(N, M)`` cost of anchor n for GT m.
+        chosen: ``(N, M)`` bool, GT m picked anchor n.
+
+    Returns:
+        ``gt_index (N,)`` (-1 where no GT picked the anchor) and ``cost (N,)`` of the kept pair (nan for background).
+    """
+    masked = torch.where(chosen, cost, torch.full_like(cost, float("inf")))
+    best_cost, best = masked.min(dim=1)
+    picked = chosen.any(dim=1)
+    gt_index = torch.where(picked, best, torch.full_like(best, -1))
+    return gt_index, torch.where(picked, best_cost, torch.full_like(best_cost, float("nan")))

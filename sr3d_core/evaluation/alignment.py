@@ -89,14 +89,26 @@ def prediction_consistency_error(scores: Any, ious: Any, labels: Any, top_k: int
         raise ValueError(f"labels must have shape {s.shape}, got {lab.shape}")
     if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0):
         raise ValueError("labels must be non-negative integers")
-    if not len(s):
-        return float("nan")
-    errors = []
-    for c in np.unique(lab):
-        idx = np.flatnonzero(lab == c)
-        top = idx[np.argsort(-s[idx], kind="stable")[: int(top_k)]]
-        errors.append(np.abs(s[top] - q[top]))
-    return float(np.mean(np.concatenate(errors)))
+    errors = prediction_consistency_errors(s, q, lab, top_k)
+    return float(np.mean(errors)) if len(errors) else float("nan")
+
+
+def prediction_consistency_errors(scores: np.ndarray, ious: np.ndarray, labels: np.ndarray, top_k: int) -> np.ndarray:
+    """The per-detection ``|score − IoU|`` that PCE averages (its distribution is the paper's histogram).
+
+    Args:
+        scores / ious / labels: validated ``(D,)`` arrays (see :func:`prediction_consistency_error`).
+        top_k: detections kept per class.
+
+    Returns:
+        ``(K,)`` errors of the kept detections, class by class in ascending label order.
+    """
+    errors = [np.zeros(0)]
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        top = idx[np.argsort(-scores[idx], kind="stable")[: int(top_k)]]
+        errors.append(np.abs(scores[top] - ious[top]))
+    return np.concatenate(errors)
 
 
 def prediction_consistency_error_from(evaluator: IndoorMapEvaluator, top_k: int = 30) -> float:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+
+from sr3d_core.losses.base import ClsLoss, ClsLossConfig, ClsLossContext
 
 
 def sigmoid_focal_loss_elementwise(
@@ -36,31 +40,35 @@ def one_hot_targets(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) 
     return t
 
 
-class FocalLoss(torch.nn.Module):
+@dataclass(frozen=True)
+class FocalConfig(ClsLossConfig):
+    """Focal loss settings (TR3D: γ = 2, α = 0.25)."""
+
+    name: str = "focal"
+    gamma: float = 2.0
+    alpha: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.gamma < 0 or not 0 <= self.alpha <= 1:
+            raise ValueError(f"loss.cls: gamma must be >= 0 and alpha in [0, 1], got {self.gamma}, {self.alpha}")
+
+
+class FocalLoss(ClsLoss):
     """TR3D classification loss: focal over all anchors and classes, summed, / number of positives.
 
     Args:
-        gamma: focusing parameter (2).
-        alpha: positive weight (0.25).
+        cfg: the settings.
     """
 
-    def __init__(self, gamma: float = 2.0, alpha: float = 0.25) -> None:
+    config_class = FocalConfig
+
+    def __init__(self, cfg: FocalConfig = FocalConfig()) -> None:
         super().__init__()
-        self.gamma = gamma
-        self.alpha = alpha
+        self.gamma = cfg.gamma
+        self.alpha = cfg.alpha
 
-    def forward(self, cls_logits: torch.Tensor, labels: torch.Tensor, avg_factor: float, **_: object) -> torch.Tensor:
-        """Compute the loss.
-
-        Args:
-            cls_logits: ``(N, C)`` logits of every anchor of the batch.
-            labels: ``(N,)`` int64 target class, ``-1`` = background.
-            avg_factor: the divisor (number of positives in the batch, at least 1).
-            **_: extra context (positive-anchor IoUs, GT grouping) used by rank-aware losses; ignored here.
-
-        Returns:
-            Scalar loss.
-        """
-        targets = one_hot_targets(labels, cls_logits.shape[1], cls_logits.dtype)
-        loss = sigmoid_focal_loss_elementwise(cls_logits, targets, self.gamma, self.alpha)
-        return loss.sum() / avg_factor
+    def forward(self, ctx: ClsLossContext) -> dict[str, torch.Tensor]:
+        """Sum of the element-wise focal loss over anchors and classes, over ``ctx.avg_factor``."""
+        targets = one_hot_targets(ctx.labels, ctx.logits.shape[1], ctx.logits.dtype)
+        loss = sigmoid_focal_loss_elementwise(ctx.logits, targets, self.gamma, self.alpha)
+        return {"loss_cls": loss.sum() / ctx.avg_factor}

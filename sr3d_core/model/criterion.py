@@ -1,8 +1,8 @@
 """Training objective: assignment + classification loss + box loss, each picked by name from the config.
 
 The assigner and the classification loss are looked up in ``sr3d_core.assign.ASSIGNERS`` and
-``sr3d_core.losses.CLS_LOSSES``, so SPOTA and RAS are config switches. The classification loss receives the
-positive-anchor context (IoU with its GT, GT grouping) that rank-aware losses need.
+``sr3d_core.losses.CLS_LOSSES``, so SPOTA and RAS are config switches. The classification loss receives a typed
+positive-anchor context (IoU with its GT, GT grouping) that IoU- and rank-aware losses need.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sr3d_core.assign import build_assigner
+from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, build_assigner
 from sr3d_core.config import Config
-from sr3d_core.losses import build_cls_loss
+from sr3d_core.losses import ClsLossContext, build_cls_loss
 from sr3d_core.model.detector import RawOutputs
 
 
@@ -35,7 +35,7 @@ def paired_iou_fn(box_type: str):
 
 
 class Criterion(nn.Module):
-    """TR3D loss (and its SR3D variants through the config).
+    """TR3D loss and its SR3D variants: an assigner and a classification loss picked by name, DIoU box loss.
 
     Args:
         cfg: the experiment config (assigner, loss, model.box_type).
@@ -43,8 +43,8 @@ class Criterion(nn.Module):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__()
-        self.assigner = build_assigner(cfg.assigner)
-        self.cls_loss = build_cls_loss(cfg.loss)
+        self.assigner = build_assigner(cfg.assigner, rotated=cfg.model.box_type == "rotated")
+        self.cls_loss = build_cls_loss(cfg.loss.cls)
         self.box_loss = box_loss_fn(cfg.model.box_type, cfg.loss.rotated_diou_quirk)
         self.paired_iou = paired_iou_fn(cfg.model.box_type)
         self.cls_weight = cfg.loss.cls_weight
@@ -66,9 +66,9 @@ class Criterion(nn.Module):
             gt_labels: per scene ``(M_b,)`` int64 labels.
 
         Returns:
-            ``loss`` (total), ``loss_cls``, ``loss_box``, ``num_pos``, and the alignment diagnostics
-            ``mean_iou`` (IoU of positive predictions with their GT) and ``aic`` (mean |p − IoU| over positives,
-            METHOD_SPEC §2.5); all but ``loss`` detached.
+            ``loss`` (total), ``loss_cls``, ``loss_box``, ``num_pos``, the alignment diagnostics ``mean_iou``
+            (IoU of positive predictions with their GT) and ``aic`` (mean |p − IoU| over positives), and any
+            further terms the classification loss reports; all but ``loss`` detached.
         """
         n = len(out.anchors)
         device = out.anchors.device
@@ -79,7 +79,9 @@ class Criterion(nn.Module):
             gl = gt_labels[b].to(device=device, dtype=torch.long)
             idx = mask.nonzero().squeeze(1)
             res = self.assigner.assign(
-                out.anchors[idx], out.levels[idx], pred_boxes[idx].detach(), out.cls_logits[idx].detach(), gb, gl
+                AnchorSet(out.anchors[idx], out.levels[idx], out.strides[idx]),
+                Predictions(pred_boxes[idx].detach(), out.cls_logits[idx].detach()),
+                GroundTruth(gb, gl),
             )
             pos = res.gt_index >= 0
             gt_global[idx[pos]] = res.gt_index[pos] + offset
@@ -98,10 +100,9 @@ class Criterion(nn.Module):
         with torch.no_grad():
             pos_iou = self.paired_iou(pos_pred.detach().float(), pos_gt.float()) if num_pos else pos_pred.new_zeros(0)
             pos_score = out.cls_logits[pos].detach().float().sigmoid().gather(1, labels[pos][:, None]).squeeze(1)
-        loss_cls = self.cls_loss(
-            out.cls_logits.float(), labels, avg_factor=avg, pos_mask=pos, pos_gt_index=gt_global[pos],
-            pos_pred_boxes=pos_pred.detach(), pos_gt_boxes=pos_gt, pos_ious=pos_iou,
-        )
+        ctx = ClsLossContext(out.cls_logits.float(), labels, avg, pos.nonzero().squeeze(1), gt_global[pos], pos_iou)
+        cls_terms = self.cls_loss(ctx)
+        loss_cls = cls_terms.pop("loss_cls")
         if num_pos:
             loss_box = self.box_loss(pos_pred.float(), pos_gt.float()).mean()
         else:
@@ -114,6 +115,7 @@ class Criterion(nn.Module):
             "num_pos": torch.tensor(float(num_pos)),
             "mean_iou": pos_iou.mean() if num_pos else torch.tensor(0.0),
             "aic": (pos_score - pos_iou).abs().mean() if num_pos else torch.tensor(0.0),
+            **{k: v.detach() for k, v in cls_terms.items()},
         }
 
 

@@ -26,6 +26,7 @@ class RawOutputs:
         levels: ``(N,)`` int64 level index (0: stride 16, 1: stride 32).
         batch: ``(N,)`` int64 scene index in the batch.
         batch_size: number of scenes.
+        strides: ``(N,)`` anchor spacing of each anchor's level in metres (tensor stride × voxel size).
     """
 
     cls_logits: torch.Tensor
@@ -34,6 +35,7 @@ class RawOutputs:
     levels: torch.Tensor
     batch: torch.Tensor
     batch_size: int
+    strides: torch.Tensor
 
     def scene_masks(self) -> list[torch.Tensor]:
         """Boolean mask of the anchors of each scene."""
@@ -65,7 +67,7 @@ class TR3DDetector(nn.Module):
     def forward(self, x: SparseTensor) -> RawOutputs:
         """Run the network on a sparse batch."""
         levels = self.neck(self.backbone(x))
-        cls, reg, anchors, lv, batch = [], [], [], [], []
+        cls, reg, anchors, lv, batch, strides = [], [], [], [], [], []
         for i, t in enumerate(levels):
             r, c = self.head(t)
             reg.append(r)
@@ -73,8 +75,10 @@ class TR3DDetector(nn.Module):
             anchors.append(t.coords[:, 1:4].to(r.dtype) * self.voxel_size)
             lv.append(torch.full((len(r),), i, dtype=torch.long, device=r.device))
             batch.append(t.coords[:, 0].long())
+            strides.append(torch.full((len(r),), t.stride * self.voxel_size, dtype=r.dtype, device=r.device))
         return RawOutputs(
-            torch.cat(cls), torch.cat(reg), torch.cat(anchors), torch.cat(lv), torch.cat(batch), x.batch_size
+            torch.cat(cls), torch.cat(reg), torch.cat(anchors), torch.cat(lv), torch.cat(batch), x.batch_size,
+            torch.cat(strides),
         )
 
     def decode(self, out: RawOutputs, mask: Optional[torch.Tensor] = None) -> torch.Tensor:

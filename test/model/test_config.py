@@ -57,3 +57,54 @@ def test_preset_tables_match_spec():
     # Large classes (bed, sofa) sit on the 32-cm level, chair on the 16-cm one.
     scannet = dict(zip(CLASS_LISTS["scannet"], LABEL2LEVEL["scannet"]))
     assert scannet["bed"] == 1 and scannet["sofa"] == 1 and scannet["chair"] == 0
+
+
+# --------------------------------------------------------------------------------------------- plug-in sections
+def write(tmp_path, name, text):
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_plugin_keys_checked_against_the_named_plugin(tmp_path):
+    from sr3d_core.assign import SpotaConfig
+    from sr3d_core.config import ConfigError
+
+    cfg = load_config("sr3d_synth_scannet_small")
+    assert isinstance(cfg.assigner, SpotaConfig) and cfg.assigner.k == 6 and cfg.loss.cls.name == "ras"
+    # A TR3D key under a SPOTA section is refused by name, as is an unknown plug-in name.
+    with pytest.raises(ConfigError, match=r"unknown key 'assigner.top_k'"):
+        load_config("sr3d_synth_scannet_small", ["assigner.top_k=6"])
+    with pytest.raises(ConfigError, match=r"'assigner.name' is 'spotta'; known: alignota, simota, spota, tr3d"):
+        load_config("synth_scannet_small", ["assigner={name: spotta}"])
+    with pytest.raises(ConfigError, match=r"unknown key 'loss.cls.beta'"):
+        load_config("synth_scannet_small", ["loss.cls.beta=1.0"])  # focal has no beta
+    # A plug-in's own range check names the field and the file.
+    with pytest.raises(ConfigError, match=r"sr3d_synth_scannet_small.yaml: assigner.c_reg must be one of"):
+        load_config("sr3d_synth_scannet_small", ["assigner.c_reg=giou"])
+
+
+def test_base_merge_and_section_replacement(tmp_path):
+    base = load_config("synth_scannet_small")
+    p = write(tmp_path, "child", "base: synth_scannet_small\ntrain: {lr: 0.005}\nassigner: {name: spota, k: 4}\n")
+    cfg = load_config(p)
+    assert cfg.train.lr == 0.005 and cfg.train.epochs == base.train.epochs and cfg.model == base.model
+    assert cfg.assigner.name == "spota" and cfg.assigner.k == 4 and cfg.name == "child"
+    # Same plug-in name: keys merge (the base's label2level stays).
+    p = write(tmp_path, "child2", "base: synth_scannet_small\nassigner: {top_k: 3}\n")
+    assert load_config(p).assigner.label2level == base.assigner.label2level and load_config(p).assigner.top_k == 3
+    write(tmp_path, "loop_a", f"base: {tmp_path / 'loop_b.yaml'}\n")
+    write(tmp_path, "loop_b", f"base: {tmp_path / 'loop_a.yaml'}\n")
+    with pytest.raises(ValueError, match="loops"):
+        load_config(tmp_path / "loop_a.yaml")
+
+
+def test_legacy_checkpoint_config_still_loads():
+    from sr3d_core.config import Config
+
+    d = load_config("synth_scannet_small").to_dict()
+    d["loss"] = {"cls_loss": "focal", "focal_gamma": 2.0, "focal_alpha": 0.25, "cls_weight": 1.0, "box_weight": 1.0,
+                 "box_loss": "diou", "rotated_diou_quirk": True, "ras_beta": 1.0, "ras_tau": 0.01}
+    d["assigner"] = dict(d["assigner"], center_prior=0.25)
+    cfg = Config.from_dict(d)
+    assert cfg == load_config("synth_scannet_small")

@@ -1,6 +1,7 @@
 """The training objective on real network outputs."""
 
 import numpy as np
+import pytest
 import torch
 
 from sr3d_core.config import load_config
@@ -46,3 +47,26 @@ def test_rotated_config_losses():
     losses = Criterion(cfg)(out, model.decode(out), gt, [torch.tensor([0, 1])])
     assert losses["num_pos"].item() > 0 and torch.isfinite(losses["loss"])
     losses["loss"].backward()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["assigner={name: spota}"], ["assigner={name: spota, cls_cost_weight: 1.0, inside_box: true}"],
+    ["assigner={name: simota}"], ["assigner={name: alignota}"],
+    ["loss.cls={name: ras}"], ["loss.cls={name: qfl}"], ["loss.cls={name: vfl}"],
+    ["model.box_type=rotated", "assigner={name: spota, prefilter: 8}", "loss.cls={name: ras, rank_term: position}"],
+])
+def test_every_plugin_trains_a_real_batch(overrides):
+    cfg = load_config("toy_tiny", overrides)
+    torch.manual_seed(0)
+    model = build_detector(cfg)
+    rng = np.random.default_rng(0)
+    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)]
+    x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
+    out = model(x)
+    gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]])]
+    losses = Criterion(cfg)(out, model.decode(out), gt, [torch.tensor([0, 1])])
+    assert losses["num_pos"].item() > 0 and torch.isfinite(losses["loss"])
+    if cfg.loss.cls.name == "ras":
+        assert {"ras_rdl", "ras_r_cls"} <= set(losses)  # the extra terms reach the training log
+    losses["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -37,6 +37,18 @@ def test_overfits_toy_scenes(tmp_path):
     assert len(out) > 0 and out.scores[0] > 0.3
 
 
+def test_sr3d_overfits_toy_scenes_and_logs_its_terms(tmp_path):
+    """SPOTA + RAS learn the toy scenes as TR3D does; RAS's own terms appear in the log with no logger change."""
+    cfg = load_config("toy_tiny", ["train.max_iters=150", "train.log_interval=10", "assigner={name: spota}",
+                                   "loss.cls={name: ras}"])
+    res = train(cfg, tmp_path, show_progress=False)
+    assert res["mAP_0.25"] >= 0.9, res
+    with open(tmp_path / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"ras_rdl", "ras_r_cls", "aic"} <= set(rows[0])
+    assert all(0 < float(r["ras_r_cls"]) <= 1 for r in rows)
+
+
 @pytest.mark.slow
 def test_overfits_toy_scenes_rotated(tmp_path):
     """The rotated (SUN RGB-D-style, R = 8, rotated DIoU and rotated NMS) path learns too (~40 s)."""

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sr3d_core.assign import TR3DAssigner
+from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, TR3DAssigner, TR3DAssignerConfig
 
 
 def brute_force(anchors, levels, gt, labels, k, table, check):
@@ -33,7 +33,7 @@ def brute_force(anchors, levels, gt, labels, k, table, check):
 
 def run(assigner, anchors, levels, gt, labels):
     n = len(anchors)
-    return assigner.assign(anchors, levels, torch.zeros(n, 7), torch.zeros(n, 2), gt, labels).gt_index
+    return assigner.assign(AnchorSet(anchors, levels, torch.ones(n)), Predictions(torch.zeros(n, 7), torch.zeros(n, 2)), GroundTruth(gt, labels)).gt_index
 
 
 def box(x, y, z):
@@ -47,7 +47,7 @@ def test_hand_worked_top_k_and_levels():
     levels = torch.tensor([0, 0, 0, 0, 0, 1, 1])
     gt = torch.tensor([box(0, 0, 0), box(10, 0, 0)])
     labels = torch.tensor([0, 1])
-    a = TR3DAssigner(top_k=2, label2level=(0, 1), global_nearest_check=False)
+    a = TR3DAssigner(TR3DAssignerConfig(top_k=2, label2level=(0, 1), global_nearest_check=False))
     # GT0: the 2 nearest level-0 anchors (x=0, x=1). GT1: both level-1 anchors qualify (level has ≤ k anchors).
     assert run(a, anchors, levels, gt, labels).tolist() == [0, 0, -1, -1, -1, 1, 1]
 
@@ -59,8 +59,8 @@ def test_hand_worked_global_nearest_check():
     levels = torch.tensor([1, 0])
     gt = torch.tensor([box(0, 0, 0), box(3, 0, 0)])
     labels = torch.tensor([1, 0])
-    port = TR3DAssigner(top_k=6, label2level=(0, 1), global_nearest_check=False)
-    orig = TR3DAssigner(top_k=6, label2level=(0, 1), global_nearest_check=True)
+    port = TR3DAssigner(TR3DAssignerConfig(top_k=6, label2level=(0, 1), global_nearest_check=False))
+    orig = TR3DAssigner(TR3DAssignerConfig(top_k=6, label2level=(0, 1), global_nearest_check=True))
     assert run(port, anchors, levels, gt, labels).tolist() == [0, 1]
     assert run(orig, anchors, levels, gt, labels).tolist() == [-1, 1]
 
@@ -68,13 +68,13 @@ def test_hand_worked_global_nearest_check():
 def test_ties_are_excluded_by_strict_threshold():
     # Four anchors at equal distance from the GT and k = 2: the 3rd smallest equals the others → nobody qualifies.
     anchors = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]])
-    out = run(TR3DAssigner(2, (), False), anchors, torch.zeros(4, dtype=torch.long), torch.tensor([box(0, 0, 0)]),
+    out = run(TR3DAssigner(TR3DAssignerConfig(top_k=2, label2level=(), global_nearest_check=False)), anchors, torch.zeros(4, dtype=torch.long), torch.tensor([box(0, 0, 0)]),
               torch.tensor([0]))
     assert out.tolist() == [-1, -1, -1, -1]
 
 
 def test_no_gt_and_no_anchor():
-    a = TR3DAssigner(6, (0,), True)
+    a = TR3DAssigner(TR3DAssignerConfig(top_k=6, label2level=(0,), global_nearest_check=True))
     assert run(a, torch.rand(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(0, 7),
                torch.zeros(0, dtype=torch.long)).tolist() == [-1] * 5
     assert run(a, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.tensor([box(0, 0, 0)]),
@@ -93,6 +93,6 @@ def test_matches_brute_force(seed, check):
     labels = torch.randint(0, c, (m,), generator=g)
     table = (0, 1, 1, 0)
     for k in (1, 3, 6):
-        got = run(TR3DAssigner(k, table, check), anchors, levels, gt, labels)
+        got = run(TR3DAssigner(TR3DAssignerConfig(top_k=k, label2level=tuple(table), global_nearest_check=check)), anchors, levels, gt, labels)
         ref = brute_force(anchors, levels.tolist(), gt, labels.tolist(), k, table, check)
         assert got.tolist() == ref.tolist()

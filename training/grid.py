@@ -1,0 +1,305 @@
+"""Run a named experiment grid: many trainings, two at a time, resumable at any point, then one table.
+
+    python training/grid.py run sr3d_scannet_small            # train + evaluate every missing run
+    python training/grid.py run sr3d_scannet_small --rows tr3d sr3d --jobs 2
+    python training/grid.py table sr3d_scannet_small          # rebuild table.md / table.json / plot from the runs
+    python training/grid.py status sr3d_scannet_small
+
+A grid is a YAML file in ``config/grids/`` (or a path): common ``set`` overrides and ``seeds``, and ``rows``, each
+with a model ``config``, its own ``set`` overrides and optionally its own ``seeds`` (a sweep point needs one).
+Run ``<row>/seed<k>`` lives in ``runs/grids/<grid>/<row>/seed<k>/``: a run with ``result.json`` is done and
+skipped; one with ``latest.pt`` resumes from it; one with ``final.pt`` but no result is only evaluated. Stopping
+the runner (Ctrl-C, a kill, the machine going away) loses at most ``train.ckpt_interval`` steps of each run in
+flight. Each job runs in its own process with one torch thread, so two jobs fill two cores.
+
+Each result holds mAP@0.25/0.5 on the whole val split and on its two halves (even / odd scenes: the spread
+between halves measures evaluation noise), AIC (the mean |score − IoU| over the positives of the last 10 % of
+logged training steps), PCE (mean and histogram of |score − IoU| of the top-30 detections per class) and the
+training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID_DIR = ROOT / "config" / "grids"
+sys.path.insert(0, str(ROOT))
+
+# The paper's numbers for the matching rows (ScanNet val, mean of 25 runs, %; Tabs. 2-5), shown next to ours.
+PAPER = {
+    "tr3d": (70.8, 55.6), "sr3d": (73.2, 58.5), "spota": (72.3, 57.4), "ras": (72.5, 57.7),
+    "spota_with_ccls": (72.5, 56.9), "spota_no_rvd": (72.7, 57.8), "simota_ras": (72.3, 56.5),
+    "alignota_ras": (72.2, 56.9), "spota_qfl": (71.9, 57.7), "spota_vfl": (71.7, 58.3),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training of a grid."""
+
+    row: str
+    seed: int
+    config: str
+    overrides: tuple[str, ...]
+    work_dir: Path
+
+    @property
+    def done(self) -> bool:
+        """The run has its evaluated result."""
+        return (self.work_dir / "result.json").exists()
+
+
+def load_grid(name_or_path: str, runs_root: Path) -> tuple[str, list[Run]]:
+    """Read a grid file and expand it into runs."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = GRID_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in GRID_DIR.glob("*.yaml")))
+        raise SystemExit(f"grid {name_or_path!r} is neither a file nor one of config/grids: {known}")
+    spec = yaml.safe_load(path.read_text())
+    unknown = set(spec) - {"set", "seeds", "rows", "description"}
+    if unknown:
+        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (allowed: description, set, seeds, rows)")
+    common = tuple(spec.get("set", []))
+    runs = []
+    for row in spec["rows"]:
+        bad = set(row) - {"name", "config", "set", "seeds"}
+        if bad:
+            raise SystemExit(f"{path}: row {row.get('name')!r} has unknown keys {sorted(bad)}")
+        for seed in row.get("seeds", spec.get("seeds", [0])):
+            overrides = (*common, *row.get("set", []), f"train.seed={seed}")
+            runs.append(Run(row["name"], int(seed), row["config"], overrides,
+                            runs_root / path.stem / row["name"] / f"seed{seed}"))
+    return path.stem, runs
+
+
+# --------------------------------------------------------------------------------------------- one job
+def run_job(run: Run) -> dict[str, Any]:
+    """Train (or resume) one run, then evaluate it and write ``result.json``."""
+    import torch
+
+    from sr3d_core.config import load_config
+    from sr3d_core.evaluation.alignment import prediction_consistency_error, prediction_consistency_errors
+    from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
+    from sr3d_core.inference import Detector
+    from training.evaluate import evaluate_model
+    from training.train import build_source, train
+
+    cfg = load_config(run.config, list(run.overrides))
+    run.work_dir.mkdir(parents=True, exist_ok=True)
+    (run.work_dir / "run.json").write_text(json.dumps(
+        {"row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides)}, indent=2))
+    final = run.work_dir / "final.pt"
+    if not final.exists():
+        latest = run.work_dir / "latest.pt"
+        train(cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False)
+    det = Detector.from_checkpoint(final, device="cpu")
+    res = evaluate_model(det.model, det.config, build_source(det.config, "val"), torch.device("cpu"),
+                         keep_scenes=True)
+    halves = []
+    for parity in (0, 1):
+        ev = IndoorMapEvaluator(det.config.class_names, skip_classes_without_gt=True)
+        for gt, d in res["scenes"][parity::2]:
+            ev.add(gt, d)
+        r = ev.compute()
+        halves.append({"mAP_0.25": r.map_at(0.25), "mAP_0.5": r.map_at(0.5)})
+    rec = res["evaluator"].detection_ious()
+    errors = prediction_consistency_errors(rec.scores, rec.ious, rec.labels, 30)
+    with open(run.work_dir / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    tail = rows[-max(1, len(rows) // 10):]
+    result = {
+        "row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides),
+        "mAP_0.25": res["mAP_0.25"], "mAP_0.5": res["mAP_0.5"], "halves": halves,
+        "aic": float(np.mean([float(r["aic"]) for r in tail])),
+        "pce": prediction_consistency_error(rec.scores, rec.ious, rec.labels, 30),
+        "pce_hist": np.histogram(errors, bins=12, range=(0.0, 0.6))[0].tolist(),
+        "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
+        "val_scenes": len(res["scenes"]),
+    }
+    tmp = run.work_dir / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, run.work_dir / "result.json")
+    for f in ("latest.pt",):  # the final weights stay; the resume state is no longer needed
+        (run.work_dir / f).unlink(missing_ok=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- runner
+def run_grid(grid: str, runs: list[Run], jobs: int, runs_root: Path) -> None:
+    """Run every unfinished run, ``jobs`` at a time, each in its own single-threaded process."""
+    order = {row: i for i, row in enumerate(dict.fromkeys(r.row for r in runs))}
+    # Seed-major order: the rows' seed-0 runs finish first, so paired comparisons fill in early.
+    todo = sorted((r for r in runs if not r.done), key=lambda r: (r.seed, order[r.row]))
+    print(f"grid {grid}: {len(runs) - len(todo)} of {len(runs)} runs done, {len(todo)} to go, {jobs} at a time")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    active: list[tuple[Run, subprocess.Popen, float]] = []
+    failed: list[str] = []
+    try:
+        while todo or active:
+            while todo and len(active) < jobs:
+                r = todo.pop(0)
+                r.work_dir.mkdir(parents=True, exist_ok=True)
+                log = open(r.work_dir / "job.log", "a")
+                cmd = [sys.executable, str(Path(__file__).resolve()), "_job", grid, r.row, str(r.seed),
+                       "--runs-root", str(runs_root)]
+                active.append((r, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.time()))
+                print(f"  start {r.row}/seed{r.seed}" + (" (resume)" if (r.work_dir / "latest.pt").exists() else ""),
+                      flush=True)
+            time.sleep(5)
+            for item in list(active):
+                r, p, t0 = item
+                if p.poll() is None:
+                    continue
+                active.remove(item)
+                if p.returncode == 0 and r.done:
+                    res = json.loads((r.work_dir / "result.json").read_text())
+                    print(f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
+                          f" ({(time.time() - t0) / 60:.1f} min)", flush=True)
+                    write_table(grid, runs, runs_root)
+                else:
+                    failed.append(f"{r.row}/seed{r.seed}")
+                    print(f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}",
+                          flush=True)
+    finally:
+        for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
+            p.terminate()
+    write_table(grid, runs, runs_root)
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
+
+
+# --------------------------------------------------------------------------------------------- table
+def write_table(grid: str, runs: list[Run], runs_root: Path) -> str:
+    """Rebuild ``table.md``, ``table.json`` and ``table.png`` of a grid from its finished runs."""
+    by_row: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by_row.setdefault(r.row, [])
+        if r.done:
+            by_row[r.row].append(json.loads((r.work_dir / "result.json").read_text()))
+    base = {res["seed"]: res for res in by_row.get("tr3d", [])}
+    lines = [
+        f"Grid `{grid}` (val mAP in %, mean ± std over seeds; Δ: paired difference to `tr3d` of the same seed; "
+        "halves: |mAP(even) − mAP(odd)| mean, the evaluation noise)",
+        "",
+        "| row | seeds | mAP@0.25 | mAP@0.5 | Δ@0.25 | Δ@0.5 | AIC | PCE | halves Δ@0.25 | paper (ScanNet) | min/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary = {}
+    for row, results in by_row.items():
+        if not results:
+            lines.append(f"| {row} | 0 | | | | | | | | {_paper(row)} | |")
+            continue
+        m25 = np.array([x["mAP_0.25"] for x in results]) * 100
+        m50 = np.array([x["mAP_0.5"] for x in results]) * 100
+        d25 = [100 * (x["mAP_0.25"] - base[x["seed"]]["mAP_0.25"]) for x in results if x["seed"] in base]
+        d50 = [100 * (x["mAP_0.5"] - base[x["seed"]]["mAP_0.5"]) for x in results if x["seed"] in base]
+        halves = [100 * abs(x["halves"][0]["mAP_0.25"] - x["halves"][1]["mAP_0.25"]) for x in results]
+        summary[row] = {
+            "seeds": [x["seed"] for x in results], "mAP_0.25": m25.tolist(), "mAP_0.5": m50.tolist(),
+            "delta_0.25": d25, "delta_0.5": d50, "aic": [x["aic"] for x in results], "pce": [x["pce"] for x in results],
+        }
+        lines.append(
+            f"| {row} | {len(results)} | {_ms(m25)} | {_ms(m50)} | {_ms(np.array(d25), sign=True)} | "
+            f"{_ms(np.array(d50), sign=True)} | {np.mean([x['aic'] for x in results]):.3f} | "
+            f"{np.mean([x['pce'] for x in results]):.3f} | {np.mean(halves):.1f} | {_paper(row)} | "
+            f"{np.mean([x['train_seconds'] for x in results]) / 60:.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    out = runs_root / grid
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text)
+    (out / "table.json").write_text(json.dumps(summary, indent=2))
+    _plot(summary, by_row, out / "table.png")
+    return text
+
+
+def _ms(x: np.ndarray, sign: bool = False) -> str:
+    if not len(x):
+        return ""
+    fmt = "{:+.1f}" if sign else "{:.1f}"
+    return fmt.format(x.mean()) + (f" ± {x.std(ddof=1):.1f}" if len(x) > 1 else "")
+
+
+def _paper(row: str) -> str:
+    return "{} / {}".format(*PAPER[row]) if row in PAPER else ""
+
+
+def _plot(summary: dict[str, Any], by_row: dict[str, list[dict[str, Any]]], path: Path) -> None:
+    """Per-row mAP dots (one per seed) and the mean PCE histogram of each row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not summary:
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    rows = list(summary)
+    for i, row in enumerate(rows):
+        ax[0].scatter([i] * len(summary[row]["mAP_0.25"]), summary[row]["mAP_0.25"], c="tab:blue", s=14)
+        ax[0].scatter([i] * len(summary[row]["mAP_0.5"]), summary[row]["mAP_0.5"], c="tab:orange", s=14)
+    ax[0].set_xticks(range(len(rows)), rows, rotation=45, ha="right")
+    ax[0].set_ylabel("val mAP (%)  blue: @0.25, orange: @0.5")
+    centres = np.arange(12) * 0.05 + 0.025
+    for row in rows:
+        hist = np.mean([x["pce_hist"] for x in by_row[row]], axis=0)
+        ax[1].plot(centres, hist / max(hist.sum(), 1), label=row)
+    ax[1].set_xlabel("|score − IoU| of the top-30 detections per class (PCE)")
+    ax[1].set_ylabel("fraction")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "table", "status", "_job"])
+    ap.add_argument("grid", help="grid name in config/grids or a YAML path")
+    ap.add_argument("job", nargs="*", help=argparse.SUPPRESS)
+    ap.add_argument("--rows", nargs="*", default=None, help="only these rows (default: all, in file order)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
+    ap.add_argument("--runs-root", type=Path, default=Path("runs/grids"))
+    a = ap.parse_args(argv)
+    grid, runs = load_grid(a.grid, a.runs_root)
+    if a.rows:
+        unknown = set(a.rows) - {r.row for r in runs}
+        if unknown:
+            ap.error(f"unknown rows {sorted(unknown)}; the grid has {sorted({r.row for r in runs})}")
+        runs = [r for r in runs if r.row in a.rows]
+    if a.command == "_job":
+        row, seed = a.job[0], int(a.job[1])
+        (run,) = [r for r in runs if r.row == row and r.seed == seed]
+        run_job(run)
+    elif a.command == "run":
+        if a.jobs < 1:
+            ap.error("--jobs must be >= 1")
+        run_grid(grid, runs, a.jobs, a.runs_root)
+        print(write_table(grid, load_grid(a.grid, a.runs_root)[1], a.runs_root))
+    elif a.command == "table":
+        print(write_table(grid, runs, a.runs_root))
+    else:
+        for r in runs:
+            state = "done" if r.done else "resumable" if (r.work_dir / "latest.pt").exists() else "todo"
+            print(f"{r.row:24s} seed{r.seed}  {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
