@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr3d_core.config import Config  # noqa: E402
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth  # noqa: E402
+from sr3d_core.evaluation.oracle import predict_with_gt_iou  # noqa: E402
 from sr3d_core.model.detector import predict, sparse_to  # noqa: E402
 from sr3d_core.preprocess import prepare_points, to_sparse_batch  # noqa: E402
 
@@ -37,6 +38,7 @@ def evaluate_model(
     max_scenes: Optional[int] = None,
     strict_mmdet3d: bool = False,
     keep_scenes: bool = False,
+    oracle: Optional[str] = None,
 ) -> dict[str, Any]:
     """Run the model over a scene source and compute the indoor mAP.
 
@@ -52,6 +54,8 @@ def evaluate_model(
             every class has GT and the two agree.
         keep_scenes: also return ``scenes``, the list of ``(SceneGroundTruth, Detections)`` per scene, so
             other metrics (subsets, PCE) can be computed without running the model again.
+        oracle: ``"gt_iou"``: score foreground anchors by their box's true IoU with the GT
+            (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
 
     Returns:
         ``mAP_0.25``, ``mAP_0.5``, ``mAR_0.25``, ``mAR_0.5``, ``table`` (str), ``result`` (IndoorMapResult),
@@ -70,7 +74,12 @@ def evaluate_model(
         pts = prepare_points(scene["points"], contract, rng=rng if repeat_index else None)
         x, _ = to_sparse_batch([pts], contract, reduce="random", seed=repeat_index)
         x = sparse_to(x, device)
-        det = predict(model, x, cfg.postprocess, cfg.class_names)[0]
+        if oracle == "gt_iou":
+            det = predict_with_gt_iou(model, x, torch.as_tensor(np.asarray(scene["gt_boxes"], np.float32)),
+                                      torch.as_tensor(np.asarray(scene["gt_labels"], np.int64)), cfg.postprocess,
+                                      cfg.class_names)
+        else:
+            det = predict(model, x, cfg.postprocess, cfg.class_names)[0]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
@@ -106,6 +115,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--max-scenes", type=int, default=None)
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
+    ap.add_argument("--oracle", choices=["gt_iou"], default=None,
+                    help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
@@ -114,7 +125,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         det = Detector.from_checkpoint(ckpt, device=device)
         source = build_source(det.config, args.split)
         for r in range(args.repeats):
-            res = evaluate_model(det.model, det.config, source, det.device, r, args.max_scenes, args.strict_mmdet3d)
+            res = evaluate_model(det.model, det.config, source, det.device, r, args.max_scenes, args.strict_mmdet3d,
+                                 oracle=args.oracle)
             print(f"== {ckpt} run {r}: mAP@0.25 {res['mAP_0.25']:.4f}  mAP@0.5 {res['mAP_0.5']:.4f}  "
                   f"mAR@0.25 {res['mAR_0.25']:.4f}  mAR@0.5 {res['mAR_0.5']:.4f}  "
                   f"latency {res['latency_ms']:.1f} ms/scene")

@@ -244,8 +244,11 @@ def lr_factor(step: int, cfg: Config, iters_per_epoch: int) -> float:
 
 # --------------------------------------------------------------------------------------------- helpers
 def rng_state() -> dict[str, Any]:
-    """Global RNG states (python, numpy, torch, cuda)."""
-    s = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Global RNG states (python, numpy, torch, cuda), as tensors and plain types (checkpoints hold nothing else)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    s = {"python": random.getstate(), "torch": torch.get_rng_state(),
+         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}}
     if torch.cuda.is_available():
         s["cuda"] = torch.cuda.get_rng_state_all()
     return s
@@ -254,7 +257,10 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(s: dict[str, Any]) -> None:
     """Restore ``rng_state()``."""
     random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    n = s["numpy"]
+    if isinstance(n, dict):
+        n = (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    np.random.set_state(n)
     torch.set_rng_state(s["torch"])
     if "cuda" in s and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])

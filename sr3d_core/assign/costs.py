@@ -85,6 +85,10 @@ def normalized_vertex_distance(pred: torch.Tensor, gt: torch.Tensor, rotated: bo
     rho = enclosing_diagonal(pred, gt, rotated).clamp(min=1e-9)
 
     def mean_distance(p: torch.Tensor) -> torch.Tensor:
+        if vertices == "opposite" and not rotated:
+            # Min and max corners differ by Δc ∓ Δs/2: no corner tensors needed (this runs on every pair).
+            dc, hs = p[:, :3] - gt[:, :3], 0.5 * (p[:, 3:6] - gt[:, 3:6])
+            return 0.5 * ((dc - hs).norm(dim=1) + (dc + hs).norm(dim=1))
         if vertices == "opposite":
             vp, vg = opposite_corners(p, rotated), opposite_corners(gt, rotated)
         else:

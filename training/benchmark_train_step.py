@@ -1,0 +1,83 @@
+"""Training-step time of several configs side by side (e.g. TR3D vs SR3D), on the same batches.
+
+    python training/benchmark_train_step.py --configs synth_scannet_small sr3d_synth_scannet_small --steps 40
+
+Each config gets its own model and optimizer from the same seed; step i of every config sees the same batch, and
+the configs take turns step by step, so a busy machine slows them all alike. Printed per config: the median and
+p90 of the whole step (forward, assignment + losses, backward, optimizer) and of the criterion alone (assignment
++ losses), after ``--warmup`` steps that are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sr3d_core.config import load_config  # noqa: E402
+from sr3d_core.model.criterion import Criterion  # noqa: E402
+from sr3d_core.model.detector import build_detector  # noqa: E402
+from training.train import StepDataset, build_source  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time the configs and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", required=True)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides applied to every config")
+    a = ap.parse_args(argv)
+    if a.steps < 1 or a.warmup < 0:
+        ap.error("--steps must be >= 1 and --warmup >= 0")
+    torch.set_num_threads(a.threads)
+    runs = []
+    for name in a.configs:
+        cfg = load_config(name, a.set)
+        torch.manual_seed(cfg.train.seed)
+        model = build_detector(cfg)
+        source = build_source(cfg, "train")
+        ipe = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
+        runs.append({
+            "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
+            "opt": torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
+            "data": StepDataset(source, cfg, ipe, 0, 1), "step": [], "crit": [],
+        })
+    for i in range(a.warmup + a.steps):
+        for r in runs:
+            batch = r["data"][i]
+            t0 = time.perf_counter()
+            out = r["model"](batch.x)
+            pred = r["model"].decode(out)
+            t1 = time.perf_counter()
+            losses = r["criterion"](out, pred, batch.gt_boxes, batch.gt_labels)
+            t2 = time.perf_counter()
+            r["opt"].zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(r["model"].parameters(), r["cfg"].train.grad_clip)
+            r["opt"].step()
+            t3 = time.perf_counter()
+            if i >= a.warmup:
+                r["step"].append(t3 - t0)
+                r["crit"].append(t2 - t1)
+    base = np.median(runs[0]["step"])
+    print(f"{a.steps} steps per config after {a.warmup} warm-up steps, {a.threads} thread(s)")
+    print("| config | step median ms | step p90 ms | criterion median ms | vs first |")
+    print("|---|---|---|---|---|")
+    for r in runs:
+        s, c = np.array(r["step"]) * 1e3, np.array(r["crit"]) * 1e3
+        print(f"| {r['name']} | {np.median(s):.0f} | {np.percentile(s, 90):.0f} | {np.median(c):.1f} | "
+              f"{np.median(r['step']) / base * 100 - 100:+.1f} % |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
