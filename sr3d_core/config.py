@@ -32,6 +32,21 @@ class ConfigError(ValueError):
     """A config file or dict does not match the schema."""
 
 
+def check_ranges(section: str, **checks: tuple[Any, Any, Any]) -> None:
+    """Raise ``ConfigError`` naming ``section.field`` when a value lies outside its range.
+
+    Each check is ``field=(value, low, high)`` with inclusive bounds, ``None`` for no bound; a ``None`` value
+    (an optional field left unset) passes.
+    """
+    for name, (value, low, high) in checks.items():
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise ConfigError(f"{section}.{name} must lie in [{lo}, {hi}], got {value}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Network architecture (TR3D: MinkResNet34 capped at 128 channels + TR3D neck + 1x1 heads).
@@ -65,6 +80,9 @@ class ModelConfig:
         if self.planes[1] != self.planes[2] or self.planes[2] != self.planes[3]:
             # The TR3D neck adds layer3/layer2 to upsampled features: the channels must agree.
             raise ConfigError("model.planes[1:] must be equal (the TR3D neck adds stage outputs)")
+        check_ranges("model", stem_channels=(self.stem_channels, 1, None), neck_channels=(self.neck_channels, 1, None),
+                     planes=(min(self.planes), 1, None), depths=(min(self.depths), 1, None),
+                     bn_momentum=(self.bn_momentum, 1e-6, 1.0), cls_prior_prob=(self.cls_prior_prob, 1e-6, 1 - 1e-6))
 
 
 @dataclass(frozen=True)
@@ -108,8 +126,12 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.format not in ("scannet", "sunrgbd", "toy"):
             raise ConfigError(f"data.format must be 'scannet', 'sunrgbd' or 'toy', got {self.format!r}")
-        if self.voxel_size <= 0:
-            raise ConfigError(f"data.voxel_size must be > 0, got {self.voxel_size}")
+        # The input-contract fields are checked by InputContract itself (one set of rules for configs,
+        # checkpoints and the node).
+        InputContract(self.voxel_size, self.use_color, self.point_range, self.max_points)
+        check_ranges("data", train_points=(self.train_points, 1, None),
+                     train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
+                     toy_scenes=(self.toy_scenes, 1, None))
         if len(set(self.class_names)) != len(self.class_names) or not self.class_names:
             raise ConfigError("data.class_names must be non-empty and unique")
 
@@ -130,6 +152,9 @@ class LossConfig:
     box_weight: float = 1.0
     rotated_diou_quirk: bool = True
 
+    def __post_init__(self) -> None:
+        check_ranges("loss", cls_weight=(self.cls_weight, 0.0, None), box_weight=(self.box_weight, 0.0, None))
+
 
 @dataclass(frozen=True)
 class PostprocessConfig:
@@ -146,6 +171,14 @@ class PostprocessConfig:
     score_threshold: float = 0.01
     nms_iou: float = 0.5
     max_detections: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        # The one rule for these values: configs, Detector.set_postprocess and the node's runtime parameters.
+        if not 0.0 <= self.score_threshold < 1.0:
+            raise ConfigError(f"postprocess.score_threshold must lie in [0, 1), got {self.score_threshold}")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ConfigError(f"postprocess.nms_iou must lie in (0, 1], got {self.nms_iou}")
+        check_ranges("postprocess", nms_pre=(self.nms_pre, 1, None), max_detections=(self.max_detections, 1, None))
 
 
 @dataclass(frozen=True)
@@ -182,6 +215,17 @@ class TrainConfig:
     log_interval: int = 10
     amp: bool = False
     num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        check_ranges(
+            "train", batch_size=(self.batch_size, 1, None), lr=(self.lr, 1e-12, 10.0),
+            weight_decay=(self.weight_decay, 0.0, None), epochs=(self.epochs, 1, None),
+            lr_decay=(self.lr_decay, 1e-12, 1.0), warmup_iters=(self.warmup_iters, 0, None),
+            warmup_ratio=(self.warmup_ratio, 1e-12, 1.0), grad_clip=(self.grad_clip, 0.0, None),
+            max_iters=(self.max_iters, 1, None), val_interval=(self.val_interval, 0, None),
+            ckpt_interval=(self.ckpt_interval, 0, None), log_interval=(self.log_interval, 0, None),
+            num_workers=(self.num_workers, 0, None),
+        )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sr3d_core.config import Config, PostprocessConfig, load_config
 from sr3d_core.detections import Detections
 from sr3d_core.model.checkpoint import CheckpointError, config_of, load_checkpoint, make_checkpoint, save_atomic
 from sr3d_core.postprocess import with_overrides
-from sr3d_core.preprocess import InputContract, prepare_points, to_sparse_batch
+from sr3d_core.preprocess import InputContract, PrepareStats, prepare_points_with_stats, to_sparse_batch
 
 # Fixed seed for the random in-voxel point choice at inference: detect() is deterministic.
 INFERENCE_VOXEL_SEED = 0
@@ -139,13 +139,14 @@ class Detector:
     def max_detections(self, v: Optional[int]) -> None:
         self.set_postprocess(max_detections=None if v is None else int(v))
 
-    @torch.no_grad()
     def detect(self, points: np.ndarray) -> Detections:
         """Detect objects in one cloud.
 
         Args:
             points: ``(N, 3 + C)`` float array in the gravity-aligned z-up frame; with ``contract.use_color`` the
-                columns 3:6 are RGB in [0, 1].
+                columns 3:6 are RGB in [0, 1]. Colours in 0-255 (any value above 1) are divided by 255, as the
+                ROS node does; rows with NaN/inf, outside the contract's ``point_range`` or beyond the sparse
+                grid's reach are dropped (``detect_with_stats`` counts them).
 
         Returns:
             Detections in the frame of the points.
@@ -153,14 +154,19 @@ class Detector:
         Raises:
             ValueError: wrong shape, column count or dtype (from ``prepare_points``).
         """
+        return self.detect_with_stats(points)[0]
+
+    @torch.no_grad()
+    def detect_with_stats(self, points: np.ndarray) -> tuple[Detections, PrepareStats]:
+        """``detect``, plus the counts of what preprocessing removed or rescaled."""
         from sr3d_core.model.detector import predict, sparse_to
 
-        prepared = prepare_points(points, self._contract, rng=None)
+        prepared, stats = prepare_points_with_stats(points, self._contract, rng=None)
         if len(prepared) == 0:
-            return Detections.empty(self.class_names)
+            return Detections.empty(self.class_names), stats
         x, _ = to_sparse_batch([prepared], self._contract, reduce="random", seed=INFERENCE_VOXEL_SEED)
         x = sparse_to(x, self.device)
-        return predict(self.model, x, self._post, self.class_names)[0]
+        return predict(self.model, x, self._post, self.class_names)[0], stats
 
 
 def write_random_checkpoint(

@@ -5,7 +5,7 @@ the network sees at deployment is exactly what it saw in training. The `InputCon
 the settings is saved in every checkpoint and read back by the node.
 
 Points are float32 `(N, 3 + C)` in a gravity-aligned z-up frame; columns 3:6, when present, are
-RGB in [0, 1] (loaders scale 0-255 colours before this point).
+RGB in [0, 1] (colours in 0-255 are rescaled here, by the one rule in `scale_colors`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ class InputContract:
     max_points: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.voxel_size > 0:
-            raise ValueError(f"voxel_size must be > 0, got {self.voxel_size}")
+        if not 1e-3 <= self.voxel_size <= 1.0:
+            raise ValueError(f"voxel_size must lie in [0.001, 1] m (a 1 mm to 1 m grid), got {self.voxel_size}")
         if self.point_range is not None:
             pr = tuple(float(v) for v in self.point_range)
             if len(pr) != 6 or any(pr[i] >= pr[i + 3] for i in range(3)):
@@ -48,6 +48,14 @@ class InputContract:
             object.__setattr__(self, "point_range", pr)
         if self.max_points is not None and self.max_points <= 0:
             raise ValueError(f"max_points must be positive or None, got {self.max_points}")
+
+    @property
+    def reach(self) -> float:
+        """Largest |coordinate| in metres the sparse grid holds with room for the network's strides; points
+        farther out are dropped by `prepare_points`."""
+        from sr3d_core.sparse.coords import COORD_LIMIT
+
+        return 0.5 * COORD_LIMIT * self.voxel_size
 
     @property
     def in_channels(self) -> int:
@@ -99,19 +107,63 @@ def cap_rows(num_rows: int, contract: InputContract, rng: np.random.Generator | 
     return np.sort(rng.choice(num_rows, cap, replace=False))
 
 
+@dataclass(frozen=True)
+class PrepareStats:
+    """What `prepare_points` removed from one cloud.
+
+    Attributes:
+        rows_in: rows given.
+        capped: rows left out by the `max_points` cap.
+        non_finite: points with a NaN or infinite coordinate or colour.
+        out_of_range: points outside `point_range`, or farther from the origin than the sparse grid can hold
+            (`InputContract.reach`).
+        colors_rescaled: colours looked like 0-255 and were divided by 255.
+    """
+
+    rows_in: int
+    capped: int
+    non_finite: int
+    out_of_range: int
+    colors_rescaled: bool
+
+
+def scale_colors(rgb: np.ndarray) -> bool:
+    """Bring colours to [0, 1] in place: divided by 255 when any exceeds 1 (a 0-255 cloud), then clipped.
+
+    This is the one rule for colours, used by `prepare_points` (the library, training, evaluation) and by the
+    ROS node's cloud decoding. Returns whether the colours were rescaled.
+    """
+    rescale = bool(rgb.size) and float(np.nanmax(rgb)) > 1.0
+    if rescale:
+        rgb *= np.float32(1.0 / 255.0)
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    return rescale
+
+
 def prepare_points(
     points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None
 ) -> np.ndarray:
-    """Validate, subsample, clean and crop one cloud.
+    """Validate, subsample, clean and crop one cloud (see `prepare_points_with_stats`)."""
+    return prepare_points_with_stats(points, contract, rng)[0]
+
+
+def prepare_points_with_stats(
+    points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, PrepareStats]:
+    """Validate, subsample, clean and crop one cloud, and count what was removed.
+
+    Points with a NaN/inf value, outside `point_range`, or beyond the reach of the sparse grid are dropped
+    (and counted): one stray point never costs the whole frame. Colours in 0-255 are scaled to [0, 1]
+    (`scale_colors`).
 
     Args:
-        points: `(N, 3 + C)` float array, xyz then (optionally) RGB in [0, 1].
+        points: `(N, 3 + C)` float array, xyz then (optionally) RGB in [0, 1] (0-255 is rescaled).
         contract: The input contract.
         rng: Generator for the random subsample to `max_points` (see `cap_rows`); None for the
             deterministic strided one.
 
     Returns:
-        float32 `(M, 6)` (xyz + RGB) if `contract.use_color`, else `(M, 3)`; `M <= max_points`.
+        float32 `(M, 6)` (xyz + RGB) if `contract.use_color`, else `(M, 3)`, `M <= max_points`; and the counts.
 
     Raises:
         ValueError: If `points` has the wrong rank, too few columns or a non-float dtype.
@@ -127,15 +179,23 @@ def prepare_points(
         raise ValueError(f"points must be a float array, got dtype {points.dtype}")
     rows = cap_rows(len(points), contract, rng)
     pts = points[:, :need] if rows is None else points[rows, :need]
-    pts = np.asarray(pts, dtype=np.float32)
+    pts = np.array(pts, dtype=np.float32, copy=rows is None)  # never scale the caller's array in place
+    n_capped = len(pts)
     finite = np.isfinite(pts).all(axis=1)
     if not finite.all():
         pts = pts[finite]
+    n_finite = len(pts)
+    reach = np.float32(contract.reach)
+    inside = (np.abs(pts[:, :3]) < reach).all(axis=1)
     if contract.point_range is not None:
         lo = np.asarray(contract.point_range[:3], dtype=np.float32)
         hi = np.asarray(contract.point_range[3:], dtype=np.float32)
-        pts = pts[((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(axis=1)]
-    return np.ascontiguousarray(pts)
+        inside &= ((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(axis=1)
+    if not inside.all():
+        pts = pts[inside]
+    rescaled = scale_colors(pts[:, 3:6]) if contract.use_color else False
+    stats = PrepareStats(len(points), len(points) - n_capped, n_capped - n_finite, n_finite - len(pts), rescaled)
+    return np.ascontiguousarray(pts), stats
 
 
 def to_sparse_batch(

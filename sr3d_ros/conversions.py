@@ -17,6 +17,7 @@ from sr3d_core.detections import Detections
 
 from sr3d_core.boxes import quaternion_to_yaw
 from sr3d_core.boxes import yaw_to_quaternion as _core_yaw_to_quaternion
+from sr3d_core.preprocess import scale_colors
 
 # sensor_msgs/PointField datatypes -> numpy base types (the byte order is added per message).
 POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
@@ -182,9 +183,9 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
             kind = np.dtype(formats[3]).kind
             if kind in "iu":
                 col *= np.float32(1.0 / np.iinfo(np.dtype(formats[3])).max)
-            elif np.nanmax(col, initial=0.0) > 1.0:
-                col *= np.float32(1.0 / 255.0)
-            np.clip(col, 0.0, 1.0, out=col)
+                np.clip(col, 0.0, 1.0, out=col)
+            else:
+                scale_colors(col)  # float colours: 0-1 or 0-255, the library's one rule
     source = ",".join(color_names) if len(color_names) == 3 else (color_names[0] if color_names else "")
     return out, CloudInfo(n_total, len(out), source, organized)
 

@@ -105,6 +105,7 @@ class _Stats:
         self.dropped = 0
         self.tf_failures = 0
         self.errors = 0
+        self.points_out_of_range = 0  # dropped by preprocessing (outside point_range or the grid's reach)
         self.malformed: dict[str, int] = {}
         self.processing_ms: deque[float] = deque(maxlen=100)
         self.model_ms: deque[float] = deque(maxlen=100)
@@ -142,7 +143,10 @@ class _DetectorLogic:
         runtime = runtime_parameters()
         for name, value in load_defaults(self._defaults_path).items():
             desc = NodeParams.__dataclass_fields__[name].metadata["description"]
-            self.declare_parameter(name, value, ParameterDescriptor(description=desc, read_only=name not in runtime))
+            # Double parameters take integers too (`-p score_threshold:=1`): rclpy would refuse the int type, so
+            # they are dynamically typed and NodeParams coerces (and validates) the value.
+            self.declare_parameter(name, value, ParameterDescriptor(
+                description=desc, read_only=name not in runtime, dynamic_typing=isinstance(value, float)))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _read_params(self) -> NodeParams:
@@ -408,7 +412,12 @@ class _DetectorLogic:
                 return
             frame = p.target_frame
         t1 = time.perf_counter()
-        det = detector.detect(points) if len(points) else Detections.empty(self._class_names)
+        det = Detections.empty(self._class_names)
+        if len(points):
+            det, prep = detector.detect_with_stats(points)
+            if prep.out_of_range:
+                with self._stats.lock:
+                    self._stats.points_out_of_range += prep.out_of_range
         t2 = time.perf_counter()
         if p.classes:
             keep = np.isin(det.labels, [self._class_names.index(c) for c in p.classes])
@@ -444,7 +453,7 @@ class _DetectorLogic:
         with s.lock:
             counters = {"frames_received": s.received, "frames_processed": s.processed, "frames_dropped": s.dropped,
                         "malformed_inputs": sum(s.malformed.values()), "tf_failures": s.tf_failures,
-                        "errors": s.errors}
+                        "errors": s.errors, "points_out_of_range": s.points_out_of_range}
         self.get_logger().info("final counters: " + " ".join(f"{k}={v}" for k, v in counters.items()))
 
     def _publish_diagnostics(self) -> None:
@@ -465,7 +474,7 @@ class _DetectorLogic:
                 "pipeline_latency_ms_p50": f"{lat:.1f}", "frames_received": str(s.received),
                 "frames_processed": str(s.processed), "frames_dropped": str(s.dropped),
                 "malformed_inputs": str(malformed), "tf_failures": str(s.tf_failures), "errors": str(s.errors),
-                "enabled": str(self._enabled).lower(),
+                "points_out_of_range": str(s.points_out_of_range), "enabled": str(self._enabled).lower(),
                 **{f"malformed.{k}": str(v) for k, v in sorted(s.malformed.items())},
             }
             problems = []
@@ -563,12 +572,23 @@ def _spin(node: Any, args: list[str] | None) -> None:
 def main(args: list[str] | None = None) -> None:
     """Console script ``sr3d_detector_node``: the lifecycle node, auto-activated when ``autostart`` is true."""
     rclpy.init(args=args)
-    node = DetectorLifecycleNode()
+    try:
+        node = DetectorLifecycleNode()
+    except Exception as err:  # noqa: BLE001 - e.g. a parameter override of the wrong type
+        rclpy.logging.get_logger("sr3d_detector").fatal(str(err))
+        rclpy.try_shutdown()
+        raise SystemExit(1) from None
     if node.get_parameter("autostart").value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             node.trigger_activate()
         else:
-            node.get_logger().error("autostart: configure failed; waiting for a lifecycle manager")
+            # Under `ros2 launch` an idle node would look healthy: with autostart nobody else will configure it,
+            # so exit non-zero (configure already logged the reason, naming the parameter).
+            node.get_logger().fatal("autostart: configure failed (see the error above); exiting. Set "
+                                    "autostart:=false to leave the node unconfigured for a lifecycle manager.")
+            node.destroy_node()
+            rclpy.try_shutdown()
+            raise SystemExit(1)
     _spin(node, args)
 
 

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from sr3d_core.config import PostprocessConfig
+
 QOS_PRESETS = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 CLASS_ID_FORMATS = ("name", "index")
 
@@ -70,10 +72,13 @@ class NodeParams:
         _check(self.input_qos in QOS_PRESETS, "input_qos", f"must be one of {QOS_PRESETS}, got {self.input_qos!r}")
         _check(self.input_qos_depth >= 1, "input_qos_depth", f"must be >= 1, got {self.input_qos_depth}")
         _check(_finite(self.tf_timeout_s) and self.tf_timeout_s >= 0, "tf_timeout_s", "must be >= 0")
-        _check(_finite(self.score_threshold) and 0 <= self.score_threshold <= 1, "score_threshold",
-               f"must be in [0, 1], got {self.score_threshold}")
-        _check(_finite(self.nms_iou) and 0 < self.nms_iou <= 1, "nms_iou", f"must be in (0, 1], got {self.nms_iou}")
-        _check(self.max_detections >= 1, "max_detections", f"must be >= 1, got {self.max_detections}")
+        for name in ("score_threshold", "nms_iou"):
+            _check(_finite(getattr(self, name)), name, f"must be a finite number, got {getattr(self, name)}")
+        try:  # the library's own rule for these values (configs and Detector.set_postprocess use it too)
+            PostprocessConfig(score_threshold=self.score_threshold, nms_iou=self.nms_iou,
+                              max_detections=self.max_detections)
+        except ValueError as e:
+            raise ParameterError(str(e).replace("postprocess.", "", 1)) from None
         _check(self.class_id_format in CLASS_ID_FORMATS, "class_id_format",
                f"must be one of {CLASS_ID_FORMATS}, got {self.class_id_format!r}")
         _check(_finite(self.marker_lifetime_s) and self.marker_lifetime_s >= 0, "marker_lifetime_s", "must be >= 0")

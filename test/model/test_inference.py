@@ -111,3 +111,38 @@ def test_trained_state_round_trip_matches_in_memory_model(tmp_path):
     r1, r2 = in_memory.detect(cloud(seed=5)), loaded.detect(cloud(seed=5))
     assert len(r1) > 0
     assert np.array_equal(r1.boxes, r2.boxes) and np.array_equal(r1.scores, r2.scores)
+
+
+def same(a, b):
+    return np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores) and np.array_equal(a.labels, b.labels)
+
+
+def test_colours_in_0_255_are_rescaled_like_the_node(ckpt):
+    det = Detector.from_checkpoint(ckpt)
+    det.set_postprocess(score_threshold=0.0)
+    c = cloud()
+    ref = det.detect(c)
+    c255 = c.copy()
+    c255[:, 3:6] = np.round(c255[:, 3:6] * 255)
+    c01 = c255.copy()
+    c01[:, 3:6] /= 255
+    assert len(ref) > 0 and same(det.detect(c255), det.detect(c01))
+    assert det.detect_with_stats(c255)[1].colors_rescaled and not det.detect_with_stats(c01)[1].colors_rescaled
+    assert c255[:, 3:6].max() > 1  # the caller's array is left as it was
+
+
+def test_one_far_outlier_is_dropped_and_counted(ckpt):
+    det = Detector.from_checkpoint(ckpt)
+    det.set_postprocess(score_threshold=0.0)
+    c = cloud()
+    bad = np.concatenate([c, [[1e9, 0, 0, 0.5, 0.5, 0.5], [np.nan, 0, 0, 0.5, 0.5, 0.5]]]).astype(np.float32)
+    got, stats = det.detect_with_stats(bad)
+    assert same(got, det.detect(c)) and len(got) > 0
+    assert (stats.rows_in, stats.out_of_range, stats.non_finite, stats.capped) == (len(c) + 2, 1, 1, 0)
+
+
+def test_voxel_size_range_is_checked_at_load():
+    from sr3d_core.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"toy_tiny.yaml: voxel_size must lie in \[0.001, 1\] m"):
+        load_config("toy_tiny", ["data.voxel_size=0.0000001"])

@@ -1,0 +1,84 @@
+"""Start-up of the node's console script: a failed autostart exits non-zero with a FATAL line, integers are
+accepted for double parameters at start-up and at run time."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ros
+if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None:
+    pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
+
+NS = "/sr3d_startup"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sr3d_core.inference import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny", seed=1)
+
+
+def wait_exit(proc, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return proc.poll()
+
+
+@pytest.mark.parametrize("checkpoint,reason", [("''", "parameter 'checkpoint' is empty"),
+                                               ("/no/such/model.pt", "parameter 'checkpoint': no such file")])
+def test_failed_autostart_exits_with_fatal(tmp_path, checkpoint, reason):
+    log = tmp_path / "node.log"
+    proc = start_node(node_command("bad", NS, {"checkpoint": checkpoint, "device": "cpu"}, f"{NS}/pts"), log)
+    code = wait_exit(proc)
+    text = log.read_text()
+    if code is None:
+        stop_node(proc)
+    assert code == 1, f"exit code {code}; log:\n{text}"
+    assert reason in text and "FATAL" in text and "autostart" in text, text
+
+
+def test_without_autostart_a_failed_configure_waits_for_a_manager(tmp_path):
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/managed", f"{NS}/pts2")
+    proc = start_node(node_command("managed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"},
+                                   f"{NS}/pts2"), log)
+    try:
+        assert client.wait_for(lambda: client.node.count_publishers("/rosout") and proc.poll() is None
+                               and client.state() == "unconfigured", 60.0, proc)
+        from lifecycle_msgs.msg import Transition
+
+        assert not client.lifecycle(Transition.TRANSITION_CONFIGURE)  # fails, names the file in the log
+        assert proc.poll() is None and client.state() == "unconfigured"
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+    assert "no such file /no/such.pt" in log.read_text()
+
+
+def test_integers_for_double_parameters(tmp_path, ckpt):
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/ints", f"{NS}/pts3")
+    proc = start_node(node_command("ints", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0,
+                                                "tf_timeout_s": 1}, f"{NS}/pts3"), log)
+    try:
+        assert client.wait_ready(proc), log.read_text()
+        assert client.get_parameters("score_threshold")["score_threshold"] == 0
+        (ok,) = client.set_parameters(score_threshold=0)
+        assert ok.successful, ok.reason
+        (bad,) = client.set_parameters(score_threshold=1)  # an int, accepted as a type, refused by the range
+        assert not bad.successful and "score_threshold must lie in [0, 1)" in bad.reason
+        (bad,) = client.set_parameters(score_threshold="high")
+        assert not bad.successful and "score_threshold" in bad.reason
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
