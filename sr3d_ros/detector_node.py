@@ -411,6 +411,13 @@ class _DetectorLogic:
                                           throttle_duration_sec=2.0)
                 return
             frame = p.target_frame
+        if "optical" in frame and "optical_frame" not in self._logged_kinds:
+            # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
+            # lie on their side.
+            self._logged_kinds.add("optical_frame")
+            self.get_logger().warning(
+                f"inferring in '{frame}', an optical frame (z forward, y down), but the model expects a "
+                "gravity-aligned z-up frame: set target_frame to one (base_link, or camera_link of a level camera)")
         t1 = time.perf_counter()
         det = Detections.empty(self._class_names)
         if len(points):

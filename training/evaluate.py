@@ -10,6 +10,7 @@ trainings; the best and mean are then over all checkpoint × repeat numbers).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -62,10 +63,12 @@ def evaluate_model(
         ``evaluator`` (the filled IndoorMapEvaluator), ``latency_ms`` (mean per scene: preprocessing + network +
         post-processing), and ``scenes`` when asked for.
     """
+    n = len(source) if max_scenes is None else min(max_scenes, len(source))
+    if n < 1:
+        raise ValueError(f"nothing to evaluate: {len(source)} scenes, max_scenes={max_scenes}")
     model.eval()
     contract = cfg.contract
     ev = IndoorMapEvaluator(cfg.class_names, skip_classes_without_gt=not strict_mmdet3d)
-    n = len(source) if max_scenes is None else min(max_scenes, len(source))
     times, scenes = [], []
     for i in range(n):
         rng = np.random.default_rng([cfg.train.seed, 1_000_003, repeat_index, i])
@@ -113,17 +116,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--split", default="val", choices=["train", "val"])
     ap.add_argument("--repeats", type=int, default=1, help="test runs per checkpoint (paper: 5)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--max-scenes", type=int, default=None)
+    ap.add_argument("--max-scenes", type=int, default=None, help="evaluate only the first N scenes (N >= 1)")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)")
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
     ap.add_argument("--oracle", choices=["gt_iou"], default=None,
                     help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.max_scenes is not None and args.max_scenes < 1:
+        ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
     device = resolve_device(args.device)
     runs = []
     for ckpt in args.checkpoint:
         det = Detector.from_checkpoint(ckpt, device=device)
-        source = build_source(det.config, args.split)
+        cfg = det.config
+        if args.data_root is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
+        try:
+            source = build_source(cfg, args.split)
+        except FileNotFoundError as e:
+            ap.error(f"{e} (the checkpoint's data.root is {det.config.data.root!r}; point --data-root at the data)")
+        if len(source) == 0:
+            ap.error(f"the {args.split} split of {cfg.data.root} has no scenes: nothing to evaluate")
         for r in range(args.repeats):
             res = evaluate_model(det.model, det.config, source, det.device, r, args.max_scenes, args.strict_mmdet3d,
                                  oracle=args.oracle)

@@ -159,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     meta = load_infos(f"{a.data_root}/{a.info}")["metainfo"]
     names = sorted(meta["categories"], key=meta["categories"].get)
     ds = InfoDataset(DatasetConfig(a.data_root, a.info, tuple(names)), InputContract(0.01, True))
-    s = ds.load(a.index)
+    try:
+        s = ds.load(a.index)
+    except IndexError as e:
+        ap.error(str(e))
     render(s.points, s.gt_boxes, s.gt_labels, names, a.out,
            title=f"{meta.get('dataset')} sample {s.sample_idx}: {len(s.points)} points, {len(s.gt_boxes)} boxes")
     print(f"wrote {a.out}")

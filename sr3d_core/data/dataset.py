@@ -87,12 +87,19 @@ class InfoDataset(Dataset):
         return len(self.data_list) * self.cfg.repeat
 
     def load(self, index: int) -> Sample:
-        """The raw sample (no augmentation, no contract)."""
-        return self.loader(self.data_list[index % len(self.data_list)], self.cfg.data_root, self.lut,
-                           self.cfg.points_dir)
+        """The raw sample ``index`` of the info file (no augmentation, no contract).
+
+        Raises:
+            IndexError: ``index`` is outside ``[0, number of samples)``, naming the info file.
+        """
+        n = len(self.data_list)
+        if not 0 <= index < n:
+            raise IndexError(f"sample index {index} is out of range: {self.cfg.info_file} has {n} samples "
+                             f"(0..{n - 1})")
+        return self.loader(self.data_list[index], self.cfg.data_root, self.lut, self.cfg.points_dir)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        s = self.load(index)
+        s = self.load(index % len(self.data_list))  # the repeat factor wraps here, and only here
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index]))
         pts, boxes = augment(s.points, s.gt_boxes, self.aug, rng)
         pts = prepare_points(pts, self.contract, rng if self.cfg.augment != "none" else None)

@@ -79,6 +79,27 @@ def test_integers_for_double_parameters(tmp_path, ckpt):
         assert not bad.successful and "score_threshold must lie in [0, 1)" in bad.reason
         (bad,) = client.set_parameters(score_threshold="high")
         assert not bad.successful and "score_threshold" in bad.reason
+        # With no target_frame, clouds in a camera optical frame get one warning that names the frame.
+        for sec in (1, 2):
+            client.cloud_pub.publish(cloud("camera_color_optical_frame", sec))
+            assert client.wait_for(lambda sec=sec: client.detection_at(sec), 30.0, proc), log.read_text()
     finally:
         assert stop_node(proc) == 0, log.read_text()
         client.close()
+    text = log.read_text()
+    assert text.count("inferring in 'camera_color_optical_frame', an optical frame") == 1, text
+
+
+def cloud(frame: str, sec: int):
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from clouds import layout, scene
+    from sr3d_ros.conversions import make_pointcloud2
+
+    xyz, rgb = scene(800, sec)
+    spec = layout("rgb_float_pcl", xyz.astype(np.float32), rgb)
+    msg = make_pointcloud2(Header(frame_id=frame), 1, 800, spec["columns"], spec.get("point_step"),
+                           spec.get("is_bigendian", False), spec.get("offsets"))
+    msg.header.stamp.sec = sec
+    return msg
