@@ -1,7 +1,7 @@
 """Render one sample (real or synthetic) with its GT boxes: bird's-eye view + perspective view.
 
 Example:
-    python training/show.py --data-root data/syn_sunrgbd --info sunrgbd_infos_train.pkl --index 0 --out a.png
+    python training/show.py --data-root data/synth_sunrgbd --info sunrgbd_infos_train.pkl --index 0 --out a.png
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Loader throughput: samples per second through Dataset + augmentation + sparse collate.
 
 Example:
-    python -m sr3d_core.data.bench --data-root data/syn_scannet --info scannet_infos_train.pkl \
+    python -m sr3d_core.data.bench --data-root data/synth_scannet --info scannet_infos_train.pkl \
         --augment scannet --workers 2 --batch-size 8 --voxel-size 0.01
 """
 
