@@ -26,7 +26,20 @@ ARGUMENTS = {  # name: (default, description)
     "target_frame": ("", "Gravity-aligned z-up frame for inference; empty = the params file's value."),
     "use_rviz": ("false", "Start RViz with config/sr3d.rviz."),
     "use_sim_time": ("false", "Use /clock (bag replay with --clock)."),
+    "dds_profile": ("", "Fast DDS XML profile for the node; empty = the caller's FASTDDS_DEFAULT_PROFILES_FILE, "
+                        "else the installed config/fastdds_large_messages.xml; 'none' = Fast DDS defaults."),
 }
+DDS_PROFILE = "fastdds_large_messages.xml"
+
+
+def dds_environment(value: str, share: str, environ: dict[str, str]) -> dict[str, str]:
+    """Environment variables that give the node its Fast DDS profile (camera-size clouds need a large segment)."""
+    if value == "none":
+        return {}
+    profile = value or environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or f"{share}/config/{DDS_PROFILE}"
+    if environ.get("ROS_DISTRO") == "humble":  # Fast DDS 2.6 reads only the older name (newer ones warn on it)
+        return {"FASTRTPS_DEFAULT_PROFILES_FILE": profile}
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
 
 
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
@@ -37,6 +50,8 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
 
 
 def _setup(context, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - launch OpaqueFunction signature
+    import os
+
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
     from launch_ros.substitutions import FindPackageShare
@@ -48,6 +63,7 @@ def _setup(context, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - launch O
         package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=values["namespace"], output="screen",
         parameters=[params_file, parameter_overrides(values)],
         remappings=[(INPUT_REMAP, values["input_topic"])],
+        additional_env=dds_environment(values["dds_profile"], share, dict(os.environ)),
     )]
     if values["use_rviz"].lower() == "true":
         actions.append(Node(package="rviz2", executable="rviz2", name="sr3d_rviz", namespace=values["namespace"],

@@ -3,7 +3,8 @@
 # Usage: source scripts/env.sh   (bash; the Makefile sources it for every target)
 #
 # Sets: VIRTUAL_ENV, PATH (venv first), AMENT_PREFIX_PATH (venv prefix: ament_index look-ups
-# and colcon), ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set (ROS_LOCALHOST_ONLY=1
+# and colcon), FASTDDS_DEFAULT_PROFILES_FILE (config/fastdds_large_messages.xml: room for camera-size
+# clouds) unless already set, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST unless already set (ROS_LOCALHOST_ONLY=1
 # on Humble, which predates the former). With a system ROS 2 under /opt/ros it sources that
 # first, and adds the venv prefix where setup.sh installed missing interface packages.
 
@@ -41,6 +42,12 @@ fi
 _sr3d_prepend AMENT_PREFIX_PATH "$SR3D_VENV"
 _sr3d_prepend PATH "$SR3D_VENV/bin"
 export VIRTUAL_ENV="$SR3D_VENV"
+# Large RGB-D clouds need a larger Fast DDS shared-memory segment than the default 512 kB (see the profile's
+# comment); a profile the caller chose wins.
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sr3d_repo/config/fastdds_large_messages.xml}"
+if [[ "${ROS_DISTRO:-}" == "humble" ]]; then  # Fast DDS 2.6 reads only the older name (newer ones warn on it)
+    export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$FASTDDS_DEFAULT_PROFILES_FILE}"
+fi
 # Keep DDS discovery on loopback unless the caller chose otherwise (robots may want SUBNET).
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 

@@ -107,6 +107,11 @@ def cap_rows(num_rows: int, contract: InputContract, rng: np.random.Generator | 
     return np.sort(rng.choice(num_rows, cap, replace=False))
 
 
+# The colour fed to a colour model for a cloud that has none (a depth-only sensor, a lidar, a driver with colour
+# off): mid-grey, the centre of the training colour range, so no colour direction is favoured.
+NEUTRAL_COLOR = (0.5, 0.5, 0.5)
+
+
 @dataclass(frozen=True)
 class PrepareStats:
     """What `prepare_points` removed from one cloud.

@@ -241,6 +241,11 @@ def make_pointcloud2(header: Any, height: int, width: int, columns: Sequence[tup
     return msg
 
 
+def stamp_ns(stamp: Any) -> int:
+    """``builtin_interfaces/Time`` -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a 4x4 homogeneous transform to the xyz columns; other columns (colour) are kept."""
     out = np.empty_like(points)

@@ -36,9 +36,9 @@ from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from sr3d_core.detections import Detections
-from sr3d_core.preprocess import cap_rows
 from sr3d_ros.conversions import (MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg,
-                                  pointcloud2_to_array, transform_points)
+                                  stamp_ns)
+from sr3d_ros.pipeline import FramePipeline
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
 from sr3d_ros.transforms import TfLookup, TransformUnavailable, make_tf_lookup
 
@@ -90,11 +90,6 @@ def input_qos(preset: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-def stamp_ns(stamp: TimeMsg) -> int:
-    """``builtin_interfaces/Time`` -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 class _Stats:
     """Thread-safe counters and windows for /diagnostics (written by callback and worker threads)."""
 
@@ -123,6 +118,9 @@ class _DetectorLogic:
         """Declare every parameter with its default from config/node.yaml (the one home of defaults)."""
         self._params: NodeParams | None = None
         self._detector: Any = None
+        self._pipeline: FramePipeline | None = None
+        self._silent_since: float | None = None  # a publisher exists on the input but nothing arrives
+        self._silence_logged = False
         self._class_names: tuple[str, ...] = ()
         self._tf: TfLookup | None = None
         self._sub = None
@@ -196,6 +194,7 @@ class _DetectorLogic:
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         if p.target_frame:
             self._tf = make_tf_lookup(self, p.tf_fallback_latest)
+        self._pipeline = FramePipeline(detector, p.target_frame, self._tf, p.tf_timeout_s, p.classes, p.missing_color)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
         self._last_diag = (time.monotonic(), 0, 0, 0, 0, 0)
         log.info(f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
@@ -275,6 +274,7 @@ class _DetectorLogic:
             self.undeclare_parameter(name)
         self._model_params = []
         self._detector = None
+        self._pipeline = None
         self._params = None
         try:
             import torch
@@ -333,6 +333,8 @@ class _DetectorLogic:
             return SetParametersResult(successful=False, reason=str(err))
         old, self._params = self._params, new
         self._apply_postprocess(new)
+        if self._pipeline is not None:
+            self._pipeline.classes = new.classes
         if new.score_threshold != old.score_threshold:
             self._publish_label_info()
         self.get_logger().info(f"parameters changed: {ours}")
@@ -369,20 +371,12 @@ class _DetectorLogic:
 
     def _process(self, msg: PointCloud2) -> None:
         p = self._params
-        detector = self._detector
-        if p is None or detector is None:
+        pipeline = self._pipeline
+        if p is None or pipeline is None:
             return
         t0 = time.perf_counter()
         try:
-            # The checkpoint's point cap, applied before decoding: the rows it drops are never read or transformed,
-            # and detect() gets exactly the points it would have kept from the whole cloud.
-            rows = cap_rows(int(msg.width) * int(msg.height), detector.contract)
-            if rows is not None and "capped" not in self._logged_kinds:
-                self._logged_kinds.add("capped")
-                self.get_logger().info(f"input clouds have {msg.width * msg.height} points; the checkpoint's input "
-                                       f"contract uses max_points={len(rows)} of them (evenly strided), the rest "
-                                       "are never decoded")
-            points, _ = pointcloud2_to_array(msg, want_color=bool(detector.contract.use_color), rows=rows)
+            res = pipeline.process(msg)
         except MalformedCloudError as err:
             with self._stats.lock:
                 self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
@@ -391,44 +385,21 @@ class _DetectorLogic:
                 self.get_logger().warning(f"skipping malformed cloud on {self.resolve_topic_name('~/input/points')}"
                                           f" ({err.kind}): {err.reason}")
             return
-        source = msg.header.frame_id
-        frame = source
-        if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0 and "zero_stamp" not in self._logged_kinds:
-            self._logged_kinds.add("zero_stamp")  # outputs copy the stamp: downstream sync and TF at it break
-            self.get_logger().warning("input clouds have a zero header.stamp; TF at the stamp and message "
-                                      "synchronization cannot work; fix the driver")
-        if not source and "empty_frame_id" not in self._logged_kinds:  # RViz and TF cannot place such output
-            self._logged_kinds.add("empty_frame_id")
-            self.get_logger().warning("input clouds have an empty header.frame_id; fix the driver")
-        if p.target_frame and p.target_frame.lstrip("/") != source.lstrip("/"):
-            try:
-                points = transform_points(points, self._tf.lookup(p.target_frame, source, stamp_ns(msg.header.stamp),
-                                                                  p.tf_timeout_s))
-            except TransformUnavailable as err:
-                with self._stats.lock:
-                    self._stats.tf_failures += 1
-                self.get_logger().warning(f"no transform '{source}' -> '{p.target_frame}', frame skipped: {err}",
-                                          throttle_duration_sec=2.0)
-                return
-            frame = p.target_frame
-        if "optical" in frame and "optical_frame" not in self._logged_kinds:
-            # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
-            # lie on their side.
-            self._logged_kinds.add("optical_frame")
-            self.get_logger().warning(
-                f"inferring in '{frame}', an optical frame (z forward, y down), but the model expects a "
-                "gravity-aligned z-up frame: set target_frame to one (base_link, or camera_link of a level camera)")
-        t1 = time.perf_counter()
-        det = Detections.empty(self._class_names)
-        if len(points):
-            det, prep = detector.detect_with_stats(points)
-            if prep.out_of_range:
-                with self._stats.lock:
-                    self._stats.points_out_of_range += prep.out_of_range
-        t2 = time.perf_counter()
-        if p.classes:
-            keep = np.isin(det.labels, [self._class_names.index(c) for c in p.classes])
-            det = Detections(det.boxes[keep], det.scores[keep], det.labels[keep], det.class_names)
+        except TransformUnavailable as err:
+            with self._stats.lock:
+                self._stats.tf_failures += 1
+            self.get_logger().warning(f"no transform '{msg.header.frame_id}' -> '{p.target_frame}', frame skipped: "
+                                      f"{err}", throttle_duration_sec=2.0)
+            return
+        for _, level, text in res.notices:  # each kind once per configuration
+            if level == "info":  # (rclpy ties one severity to each logging call site)
+                self.get_logger().info(text)
+            else:
+                self.get_logger().warning(text)
+        if res.prep is not None and res.prep.out_of_range:
+            with self._stats.lock:
+                self._stats.points_out_of_range += res.prep.out_of_range
+        det, frame = res.detections, res.frame
         header = Header(stamp=msg.header.stamp, frame_id=frame)
         self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
@@ -441,10 +412,10 @@ class _DetectorLogic:
         with self._stats.lock:
             self._stats.processed += 1
             self._stats.processing_ms.append(processing_ms)
-            self._stats.model_ms.append((t2 - t1) * 1e3)
+            self._stats.model_ms.append(res.model_ms)
             self._stats.latency_ms.append(latency_ms)
         self._pubs["processing"].publish(Float64(data=processing_ms))
-        self._pubs["model"].publish(Float64(data=(t2 - t1) * 1e3))
+        self._pubs["model"].publish(Float64(data=res.model_ms))
         self._pubs["latency"].publish(Float64(data=latency_ms))
 
     # ------------------------------------------------------------------ outputs
@@ -462,6 +433,31 @@ class _DetectorLogic:
                         "malformed_inputs": sum(s.malformed.values()), "tf_failures": s.tf_failures,
                         "errors": s.errors, "points_out_of_range": s.points_out_of_range}
         self.get_logger().info("final counters: " + " ".join(f"{k}={v}" for k, v in counters.items()))
+
+    def _silence_problem(self, now: float, silent: bool, p: NodeParams) -> str:
+        """A publisher exists on the input topic but nothing arrives: say why once in the log, and each period
+        in /diagnostics (returns the diagnostics text, or "")."""
+        topic = self.resolve_topic_name("~/input/points")
+        publishers = self.count_publishers(topic) if silent else 0
+        if not publishers:
+            self._silent_since, self._silence_logged = None, False
+            return ""
+        if self._silent_since is None:
+            self._silent_since = now - p.diagnostics_period_s  # this period was already silent
+        waited = now - self._silent_since
+        if waited < p.no_data_warn_s:
+            return ""
+        if not self._silence_logged:
+            self._silence_logged = True
+            profile = default_params_path().parent / "fastdds_large_messages.xml"
+            self.get_logger().warning(
+                f"{publishers} publisher(s) on {topic} but no cloud arrived for {waited:.0f} s. Likely causes: "
+                f"(1) clouds larger than Fast DDS's default 512 kB shared-memory segment, sent best effort, are "
+                f"fragmented over UDP and lost whole: start the camera driver and this node with "
+                f"FASTDDS_DEFAULT_PROFILES_FILE={profile} (scripts/env.sh and the launch file set it for the node), "
+                f"or publish reliably and set input_qos:=reliable; (2) incompatible QoS: this node subscribes with "
+                f"input_qos={p.input_qos}, and a reliable subscription gets nothing from a best-effort publisher")
+        return f"publisher on the input but no data for {waited:.0f} s (QoS or DDS segment size, see the log)"
 
     def _publish_diagnostics(self) -> None:
         p, s = self._params, self._stats
@@ -499,9 +495,13 @@ class _DetectorLogic:
             if age > p.max_input_age_ms:
                 problems.append(f"input stale: {age:.0f} ms old at publication > {p.max_input_age_ms:.0f} ms "
                                 "(clock or use_sim_time mismatch, or a slow link)")
-            if self._sub is not None and s.received == rec_prev:
+            silent = self._sub is not None and s.received == rec_prev
+            if silent:
                 problems.append("no input")
             self._last_diag = (now, s.received, s.tf_failures, malformed, s.errors, s.processed)
+        silence = self._silence_problem(now, silent, p)
+        if silence:
+            problems.append(silence)
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,

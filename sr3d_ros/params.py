@@ -17,6 +17,7 @@ import yaml
 
 from sr3d_core.config import PostprocessConfig
 
+MISSING_COLOR_MODES = ("neutral", "refuse")
 QOS_PRESETS = ("sensor_data", "default", "system_default", "reliable", "best_effort")
 CLASS_ID_FORMATS = ("name", "index")
 
@@ -47,6 +48,9 @@ class NodeParams:
                            "frame as it is.")
     tf_timeout_s: float = _p("How long to wait for the transform at the cloud's stamp.")
     tf_fallback_latest: bool = _p("Use the latest transform when none exists at the stamp (else skip).")
+    missing_color: str = _p("What a colour model does with a cloud without colour: `neutral` feeds mid-grey "
+                            "(0.5, 0.5, 0.5) with a one-time warning (accuracy may drop, see the README), `refuse` "
+                            "skips it as malformed.")
     score_threshold: float = _p("Minimum detection score.", runtime=True)
     nms_iou: float = _p("IoU threshold of the per-class NMS.", runtime=True)
     max_detections: int = _p("Maximum detections per frame.", runtime=True)
@@ -62,6 +66,9 @@ class NodeParams:
     max_input_age_ms: float = _p("Diagnostics turn WARN (input stale) when the median age of the inputs at "
                                  "publication (node clock - cloud stamp) exceeds this; a clock or "
                                  "`use_sim_time` mismatch shows here.", runtime=True)
+    no_data_warn_s: float = _p("Warn (log once and `/diagnostics`) when a publisher exists on the input topic "
+                               "but no cloud has arrived for this long: a QoS mismatch, or clouds too large for "
+                               "the DDS transport.", runtime=True)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.checkpoint, str), "checkpoint", "must be a string")
@@ -72,6 +79,9 @@ class NodeParams:
         _check(self.input_qos in QOS_PRESETS, "input_qos", f"must be one of {QOS_PRESETS}, got {self.input_qos!r}")
         _check(self.input_qos_depth >= 1, "input_qos_depth", f"must be >= 1, got {self.input_qos_depth}")
         _check(_finite(self.tf_timeout_s) and self.tf_timeout_s >= 0, "tf_timeout_s", "must be >= 0")
+        _check(self.missing_color in MISSING_COLOR_MODES, "missing_color",
+               f"must be one of {MISSING_COLOR_MODES}, got {self.missing_color!r}")
+        _check(_finite(self.no_data_warn_s) and self.no_data_warn_s > 0, "no_data_warn_s", "must be > 0")
         for name in ("score_threshold", "nms_iou"):
             _check(_finite(getattr(self, name)), name, f"must be a finite number, got {getattr(self, name)}")
         try:  # the library's own rule for these values (configs and Detector.set_postprocess use it too)

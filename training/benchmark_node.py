@@ -30,20 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A 64 MiB shared-memory segment: ~5 MB clouds are otherwise fragmented and lost under best effort.
-FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
-  <transport_descriptors>
-    <transport_descriptor><transport_id>shm_big</transport_id><type>SHM</type>
-      <segment_size>67108864</segment_size></transport_descriptor>
-    <transport_descriptor><transport_id>udp</transport_id><type>UDPv4</type></transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="sr3d_benchmark" is_default_profile="true">
-    <rtps><userTransports><transport_id>shm_big</transport_id><transport_id>udp</transport_id></userTransports>
-      <useBuiltinTransports>false</useBuiltinTransports></rtps>
-  </participant>
-</profiles>
-"""
+# The profile the package ships for camera-size clouds (scripts/env.sh and the launch file use it too).
+FASTDDS_PROFILE = REPO / "config" / "fastdds_large_messages.xml"
 
 
 @dataclass(frozen=True)
@@ -135,11 +123,9 @@ def percentiles(x: list[float]) -> str:
 def run(cfg: BenchConfig) -> None:
     """Run the node benchmark and print the table."""
     tmp = Path(tempfile.mkdtemp(prefix="sr3d_bench_"))
-    profile = tmp / "fastdds.xml"
-    profile.write_text(FASTDDS_PROFILE)
-    os.environ.update(FASTDDS_DEFAULT_PROFILES_FILE=str(profile), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    os.environ.update(FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     if os.environ.get("ROS_DISTRO") == "humble":  # Humble's Fast DDS reads the older variable name
-        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(profile)
+        os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
 
     import rclpy

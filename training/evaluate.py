@@ -26,7 +26,7 @@ from sr3d_core.config import Config  # noqa: E402
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth  # noqa: E402
 from sr3d_core.evaluation.oracle import predict_with_gt_iou  # noqa: E402
 from sr3d_core.model.detector import predict, sparse_to  # noqa: E402
-from sr3d_core.preprocess import prepare_points, to_sparse_batch  # noqa: E402
+from sr3d_core.preprocess import NEUTRAL_COLOR, prepare_points, to_sparse_batch  # noqa: E402
 
 
 @torch.no_grad()
@@ -40,6 +40,7 @@ def evaluate_model(
     strict_mmdet3d: bool = False,
     keep_scenes: bool = False,
     oracle: Optional[str] = None,
+    neutral_color: bool = False,
 ) -> dict[str, Any]:
     """Run the model over a scene source and compute the indoor mAP.
 
@@ -55,6 +56,8 @@ def evaluate_model(
             every class has GT and the two agree.
         keep_scenes: also return ``scenes``, the list of ``(SceneGroundTruth, Detections)`` per scene, so
             other metrics (subsets, PCE) can be computed without running the model again.
+        neutral_color: replace every colour by ``NEUTRAL_COLOR`` (what the node feeds a colour model for a cloud
+            without colour), to measure what missing colour costs.
         oracle: ``"gt_iou"``: score foreground anchors by their box's true IoU with the GT
             (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
 
@@ -73,6 +76,9 @@ def evaluate_model(
     for i in range(n):
         rng = np.random.default_rng([cfg.train.seed, 1_000_003, repeat_index, i])
         scene = source.get(i, rng, train=False)
+        if neutral_color and scene["points"].shape[1] >= 6:
+            scene = dict(scene, points=scene["points"].copy())
+            scene["points"][:, 3:6] = NEUTRAL_COLOR
         t0 = time.perf_counter()
         pts = prepare_points(scene["points"], contract, rng=rng if repeat_index else None)
         x, _ = to_sparse_batch([pts], contract, reduce="random", seed=repeat_index)
@@ -122,6 +128,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
     ap.add_argument("--oracle", choices=["gt_iou"], default=None,
                     help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
+    ap.add_argument("--neutral-color", action="store_true",
+                    help="feed every point the neutral colour (measures what clouds without colour cost)")
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = ap.parse_args(argv)
     if args.repeats < 1:
@@ -143,7 +151,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             ap.error(f"the {args.split} split of {cfg.data.root} has no scenes: nothing to evaluate")
         for r in range(args.repeats):
             res = evaluate_model(det.model, det.config, source, det.device, r, args.max_scenes, args.strict_mmdet3d,
-                                 oracle=args.oracle)
+                                 oracle=args.oracle, neutral_color=args.neutral_color)
             print(f"== {ckpt} run {r}: mAP@0.25 {res['mAP_0.25']:.4f}  mAP@0.5 {res['mAP_0.5']:.4f}  "
                   f"mAR@0.25 {res['mAR_0.25']:.4f}  mAR@0.5 {res['mAR_0.5']:.4f}  "
                   f"latency {res['latency_ms']:.1f} ms/scene")

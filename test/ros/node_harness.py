@@ -43,9 +43,15 @@ def node_command(name: str, namespace: str, params: dict[str, Any], remap_input:
     return head + args + ["-r", f"~/input/points:={remap_input}"]
 
 
-def start_node(cmd: list[str], log_path: Path) -> subprocess.Popen:
-    """Start the node process with single-threaded math (2 shared cores) and its log in a file."""
+def start_node(cmd: list[str], log_path: Path, drop_env: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Start the node process with single-threaded math (2 shared cores) and its log in a file.
+
+    ``drop_env`` names variables the process must not inherit (e.g. the Fast DDS profile, to run it in Fast DDS's
+    default configuration).
+    """
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    for name in drop_env:
+        env.pop(name, None)
     log = open(log_path, "w")  # noqa: SIM115 - closed by the process ending
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 

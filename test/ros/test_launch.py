@@ -26,8 +26,16 @@ def _launch_module():
 def test_launch_arguments_are_the_documented_ones() -> None:
     mod = _launch_module()
     assert set(mod.ARGUMENTS) == {"namespace", "input_topic", "params_file", "checkpoint", "device", "target_frame",
-                                  "use_rviz", "use_sim_time"}
+                                  "use_rviz", "use_sim_time", "dds_profile"}
     assert all(desc for _, desc in mod.ARGUMENTS.values())
+    # The node gets the shipped large-message Fast DDS profile unless the caller chose one, or 'none'.
+    shipped = "/share/config/fastdds_large_messages.xml"
+    assert mod.dds_environment("", "/share", {}) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}
+    assert mod.dds_environment("", "/share", {"ROS_DISTRO": "humble"}) == {"FASTRTPS_DEFAULT_PROFILES_FILE": shipped}
+    assert mod.dds_environment("", "/share", {"FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}) == {
+        "FASTDDS_DEFAULT_PROFILES_FILE": "/mine.xml"}
+    assert mod.dds_environment("none", "/share", {}) == {}
+    assert (REPO / "config" / mod.DDS_PROFILE).is_file()
     # empty overrides keep the params-file defaults: no default lives in the launch file
     assert mod.parameter_overrides({"checkpoint": "", "device": "", "target_frame": ""}) == {"use_sim_time": False}
     assert mod.parameter_overrides({"checkpoint": "/m.pt", "device": "cpu", "use_sim_time": "true"}) == {

@@ -103,3 +103,43 @@ def cloud(frame: str, sec: int):
                            spec.get("is_bigendian", False), spec.get("offsets"))
     msg.header.stamp.sec = sec
     return msg
+
+
+@pytest.mark.parametrize("mode", ["neutral", "refuse"])
+def test_clouds_without_colour(tmp_path, ckpt, mode):
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from clouds import scene
+    from sr3d_ros.conversions import make_pointcloud2
+
+    log = tmp_path / "node.log"
+    topic = f"{NS}/xyz_{mode}"
+    client = Client(f"{NS}/xyz_{mode}", topic)
+    proc = start_node(node_command(f"xyz_{mode}", NS, {"checkpoint": ckpt, "device": "cpu", "missing_color": mode,
+                                                       "score_threshold": 0.0, "diagnostics_period_s": 0.5},
+                                   topic), log)
+    try:
+        assert client.wait_ready(proc), log.read_text()
+        xyz, _ = scene(800, 3)
+        x, y, z = xyz.astype(np.float32).T
+        for sec in (1, 2):
+            msg = make_pointcloud2(Header(frame_id="map"), 1, 800, [("x", x, 7), ("y", y, 7), ("z", z, 7)])
+            msg.header.stamp.sec = sec
+            client.cloud_pub.publish(msg)
+        if mode == "neutral":
+            assert client.wait_for(lambda: client.detection_at(2), 30.0, proc), log.read_text()
+        else:
+            # Both are skipped as malformed (or the first is replaced by the second in the one-frame slot).
+            values = client.wait_for(lambda: int((client.latest_diagnostic_values() or {}).get(
+                "malformed.missing_color", 0)) >= 1 and client.latest_diagnostic_values(), 30.0, proc)
+            assert values, log.read_text()
+            assert client.detection_at(1) is None and client.detection_at(2) is None
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+    text = log.read_text()
+    if mode == "neutral":
+        assert text.count("fed the neutral colour (0.5, 0.5, 0.5)") == 1, text
+    else:
+        assert text.count("(missing_color)") == 1, text

@@ -1,0 +1,146 @@
+"""One frame, cloud message in, detections out: the step the node, its benchmark and the replay tool share.
+
+``FramePipeline.process`` applies the checkpoint's point cap before decoding, decodes the ``PointCloud2``
+(feeding a neutral colour to a colour model when the cloud has none and ``missing_color`` is ``neutral``),
+transforms the points into the target frame with TF at the cloud's stamp, runs ``Detector.detect`` and filters
+classes. It imports no ROS node machinery: the TF look-up is any object with
+``lookup(target, source, stamp_ns, timeout_s) -> 4x4``, so the replay tool can feed it a buffer filled from a
+bag.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+import numpy as np
+
+from sr3d_core.detections import Detections
+from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
+from sr3d_ros.conversions import MalformedCloudError, pointcloud2_to_array, stamp_ns, transform_points
+
+from sr3d_ros.params import MISSING_COLOR_MODES
+_COLOR_FIELDS = ("rgb", "rgba", "r")
+
+
+class Lookup(Protocol):
+    """A TF look-up: the 4x4 transform taking points from ``source`` to ``target`` at ``stamp_ns``."""
+
+    def lookup(self, target: str, source: str, stamp_ns: int, timeout_s: float) -> np.ndarray:
+        """Raise ``sr3d_ros.transforms.TransformUnavailable`` when there is none."""
+
+
+@dataclass
+class FrameResult:
+    """The outcome of one frame.
+
+    Attributes:
+        detections: the detections, in ``frame``.
+        frame: the frame the points were inferred in (the target frame, or the cloud's own).
+        stamp_ns: the cloud's stamp.
+        decode_ms / tf_ms / model_ms: time spent decoding, transforming and in ``Detector.detect``.
+        prep: what preprocessing dropped (None for an empty cloud).
+        notices: ``(kind, level, text)`` for conditions seen for the first time (logged once by the caller).
+    """
+
+    detections: Detections
+    frame: str
+    stamp_ns: int
+    decode_ms: float
+    tf_ms: float
+    model_ms: float
+    prep: Optional[PrepareStats]
+    notices: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class FramePipeline:
+    """Cloud → detections for one detector and its input settings.
+
+    Args:
+        detector: a loaded ``sr3d_core.inference.Detector``.
+        target_frame: gravity-aligned z-up frame to infer in; empty = the cloud's frame.
+        tf: the TF look-up (needed when ``target_frame`` is set).
+        tf_timeout_s: how long a look-up may wait.
+        classes: class names to keep; empty = all.
+        missing_color: ``"refuse"`` (a colourless cloud is malformed for a colour model) or ``"neutral"`` (feed
+            ``NEUTRAL_COLOR``; accuracy may drop).
+    """
+
+    def __init__(self, detector: Any, target_frame: str = "", tf: Optional[Lookup] = None, tf_timeout_s: float = 0.05,
+                 classes: tuple[str, ...] = (), missing_color: str = "refuse") -> None:
+        if missing_color not in MISSING_COLOR_MODES:
+            raise ValueError(f"missing_color must be one of {MISSING_COLOR_MODES}, got {missing_color!r}")
+        self.detector = detector
+        self.target_frame = target_frame
+        self.tf = tf
+        self.tf_timeout_s = tf_timeout_s
+        self.classes = tuple(classes)
+        self.missing_color = missing_color
+        self._seen: set[str] = set()
+
+    def _notice(self, out: list, kind: str, level: str, text: str) -> None:
+        if kind not in self._seen:
+            self._seen.add(kind)
+            out.append((kind, level, text))
+
+    def process(self, msg: Any) -> FrameResult:
+        """Detect objects in one ``sensor_msgs/PointCloud2``.
+
+        Raises:
+            MalformedCloudError: the cloud cannot be read (the kind says why).
+            TransformUnavailable: no transform from the cloud's frame to the target frame at its stamp.
+        """
+        notices: list[tuple[str, str, str]] = []
+        contract = self.detector.contract
+        t0 = time.perf_counter()
+        n_rows = int(msg.width) * int(msg.height)
+        # The checkpoint's point cap, applied before decoding: the rows it drops are never read or transformed,
+        # and detect() gets exactly the points it would have kept from the whole cloud.
+        rows = cap_rows(n_rows, contract)
+        if rows is not None:
+            self._notice(notices, "capped", "info", f"input clouds have {n_rows} points; the checkpoint's input "
+                         f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded")
+        want_color = bool(contract.use_color)
+        neutral = want_color and self.missing_color == "neutral" and not any(
+            f.name in _COLOR_FIELDS for f in msg.fields)
+        points, _ = pointcloud2_to_array(msg, want_color=want_color and not neutral, rows=rows)
+        if neutral:
+            self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "
+                         f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
+                         "and may be less accurate")
+            points = np.concatenate([points, np.broadcast_to(np.asarray(NEUTRAL_COLOR, np.float32),
+                                                             (len(points), 3))], axis=1)
+        t1 = time.perf_counter()
+        source = msg.header.frame_id
+        frame = source
+        stamp = stamp_ns(msg.header.stamp)
+        if stamp == 0:
+            self._notice(notices, "zero_stamp", "warn", "input clouds have a zero header.stamp; TF at the stamp and "
+                         "message synchronization cannot work; fix the driver")
+        if not source:  # RViz and TF cannot place such output
+            self._notice(notices, "empty_frame_id", "warn", "input clouds have an empty header.frame_id; fix the "
+                         "driver")
+        if self.target_frame and self.target_frame.lstrip("/") != source.lstrip("/"):
+            if self.tf is None:
+                raise ValueError("a target_frame needs a TF look-up")
+            points = transform_points(points, self.tf.lookup(self.target_frame, source, stamp, self.tf_timeout_s))
+            frame = self.target_frame
+        if "optical" in frame:
+            # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
+            # lie on their side.
+            self._notice(notices, "optical_frame", "warn", f"inferring in '{frame}', an optical frame (z forward, y "
+                         "down), but the model expects a gravity-aligned z-up frame: set target_frame to one "
+                         "(base_link, or camera_link of a level camera)")
+        t2 = time.perf_counter()
+        det, prep = Detections.empty(self.detector.class_names), None
+        if len(points):
+            det, prep = self.detector.detect_with_stats(points)
+        t3 = time.perf_counter()
+        if self.classes:
+            keep = np.isin(det.labels, [det.class_names.index(c) for c in self.classes])
+            det = Detections(det.boxes[keep], det.scores[keep], det.labels[keep], det.class_names)
+        return FrameResult(det, frame, stamp, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, prep, notices)
+
+
+__all__ = ["FramePipeline", "FrameResult", "Lookup", "MISSING_COLOR_MODES", "MalformedCloudError"]

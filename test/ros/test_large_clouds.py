@@ -1,0 +1,127 @@
+"""Camera-size clouds over DDS between processes: they arrive in the documented setup (the shipped Fast DDS
+profile), and without it the node says why nothing arrives."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None:
+    pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from node_harness import REPO, Client, node_command, start_node, stop_node  # noqa: E402
+
+NS = "/sr3d_big"
+H, W = 480, 640
+PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def big_cloud(point_step: int, sec: int):
+    """A 640x480 organized RGB-D cloud (x, y, z float32 + packed rgb), padded to ``point_step`` bytes."""
+    from std_msgs.msg import Header
+
+    from sr3d_ros.conversions import make_pointcloud2
+
+    rng = np.random.default_rng(sec)
+    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
+    z = 1.0 + 3.0 * rng.random((H, W), np.float32)
+    x, y = (u - W / 2) / 525.0 * z, (v - H / 2) / 525.0 * z
+    z[::9, ::7] = np.nan  # holes where the sensor saw nothing
+    rgb = rng.integers(0, 1 << 24, (H, W), dtype=np.uint32)
+    msg = make_pointcloud2(Header(frame_id="camera_link"), H, W,
+                           [("x", x.ravel(), 7), ("y", y.ravel(), 7), ("z", z.ravel(), 7), ("rgb", rgb.ravel(), 6)],
+                           point_step=point_step)
+    msg.header.stamp.sec = sec
+    return msg
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sr3d_core.inference import write_random_checkpoint
+
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny", seed=2)
+
+
+def test_camera_size_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith("config/fastdds_large_messages.xml"), \
+        "run under scripts/env.sh (make test does)"
+    topic = f"{NS}/camera/points"
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/det", topic)
+    best_effort = client.node.create_publisher(PointCloud2, topic, qos_profile_sensor_data)
+    proc = start_node(node_command("det", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0}, topic),
+                      log)
+    try:
+        assert client.wait_ready(proc), log.read_text()
+        sec = 0
+        for pub in (best_effort, client.cloud_pub):  # best effort, then reliable
+            for step in (16, 32):
+                for _ in range(2):
+                    sec += 1
+                    msg = big_cloud(step, sec)
+                    assert len(msg.data) == H * W * step  # 4.9 MB and 9.8 MB
+                    pub.publish(msg)
+                    got = client.wait_for(lambda s=sec: client.detection_at(s), 30.0, proc)
+                    assert got is not None, f"cloud {sec} ({step} B/point, {pub.qos_profile.reliability}) " \
+                                            f"never answered; log:\n{log.read_text()}"
+                    assert got.header.stamp.sec == sec
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+
+
+PUBLISHER = """
+import sys, time
+sys.path.insert(0, {here!r})
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import PointCloud2
+from test_large_clouds import big_cloud
+rclpy.init()
+node = rclpy.create_node("camera_driver")
+pub = node.create_publisher(PointCloud2, {topic!r}, qos_profile_sensor_data)
+msg = big_cloud(16, 1)
+end = time.monotonic() + 60
+while time.monotonic() < end:
+    pub.publish(msg)
+    time.sleep(0.2)
+"""
+
+
+def test_without_the_profile_the_node_says_why_nothing_arrives(tmp_path, ckpt):
+    topic = f"{NS}/raw/points"
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/plain", topic)
+    proc = start_node(node_command("plain", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
+                                                 "diagnostics_period_s": 0.5}, topic), log, drop_env=PROFILE_VARS)
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
+    driver = subprocess.Popen([sys.executable, "-c", PUBLISHER.format(here=str(Path(__file__).parent), topic=topic)],
+                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        status = client.wait_for(lambda: next((st for arr in client.diagnostics for st in arr.status
+                                               if st.name.startswith(f"{NS}/plain") and "no data" in st.message),
+                                              None), 45.0, proc)
+        assert status is not None, log.read_text()
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        assert status.level == DiagnosticStatus.WARN
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["frames_received"] == "0"
+    finally:
+        driver.kill()
+        driver.wait()
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+    text = log.read_text()
+    assert text.count("but no cloud arrived for") == 1 and "fastdds_large_messages.xml" in text, text
