@@ -49,6 +49,7 @@ setup(
         "console_scripts": [
             "sr3d_detector_node = sr3d_ros.detector_node:main",
             "sr3d_detector_node_plain = sr3d_ros.detector_node:main_plain",
+            "sr3d-replay = sr3d_ros.replay:main",
         ],
     },
 )

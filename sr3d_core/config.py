@@ -104,6 +104,8 @@ class DataConfig:
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
         repeat: dataset repeat factor per epoch (ScanNet x15, SUN RGB-D x5).
         augment: apply the TR3D training augmentation.
+        rot_range: optional override of the augmentation's rotation about z, U(-r, r) radians (TR3D: ±30° on
+            SUN RGB-D); π makes a model independent of which horizontal axis of its z-up frame points forward.
         toy_scenes / toy_seed: number of scenes and generator seed of the ``"toy"`` format.
     """
 
@@ -120,6 +122,7 @@ class DataConfig:
     train_point_fraction: Optional[float] = 0.33
     repeat: int = 15
     augment: bool = True
+    rot_range: Optional[float] = None
     toy_scenes: int = 4
     toy_seed: int = 0
 
@@ -131,6 +134,7 @@ class DataConfig:
         InputContract(self.voxel_size, self.use_color, self.point_range, self.max_points)
         check_ranges("data", train_points=(self.train_points, 1, None),
                      train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
+                     rot_range=(self.rot_range, 0.0, 3.14159266),
                      toy_scenes=(self.toy_scenes, 1, None))
         if len(set(self.class_names)) != len(self.class_names) or not self.class_names:
             raise ConfigError("data.class_names must be non-empty and unique")

@@ -76,13 +76,11 @@ class Frame:
 
 
 def rgbd_frames(cfg: BenchConfig) -> list[Frame]:
-    """Full-resolution synthetic RGB-D frames (the sunrgbd-like generator, no subsampling), organized again.
-
-    Every returned point was cast through one pixel and its noise is along that ray, so projecting it with the
-    camera's intrinsics gives back its pixel; pixels without a return (dropouts, beyond range) are NaN.
-    """
+    """Full-resolution synthetic RGB-D frames (the sunrgbd-like generator, no subsampling), put back on their
+    pixel grid (`organize`: NaN where the sensor saw nothing)."""
     from sr3d_core.data.synthetic.presets import PRESETS
     from sr3d_core.data.synthetic.scene import generate_scene
+    from sr3d_core.data.synthetic.sensor import organize
 
     preset = PRESETS[cfg.preset].full_resolution()
     if preset.num_views != (1, 1):
@@ -91,17 +89,8 @@ def rgbd_frames(cfg: BenchConfig) -> list[Frame]:
     for i in range(cfg.frames):
         s = generate_scene(preset, cfg.seed, i)
         h, w = preset.camera.height, preset.camera.width
-        rot = s.cam2frame[:3, :3]
-        opt = (s.points[:, :3] - s.cam2frame[:3, 3]) @ rot  # sample frame -> optical (rot is orthonormal)
-        k = s.intrinsics
-        u = np.rint(k[0, 0] * opt[:, 0] / opt[:, 2] + k[0, 2]).astype(np.int64)
-        v = np.rint(k[1, 1] * opt[:, 1] / opt[:, 2] + k[1, 2]).astype(np.int64)
-        if u.min() < 0 or v.min() < 0 or u.max() >= w or v.max() >= h or len(np.unique(v * w + u)) != len(u):
-            raise RuntimeError(f"scene {i}: points do not map one-to-one onto the {w}x{h} pixel grid")
-        xyz = np.full((h * w, 3), np.nan, np.float32)
-        rgb = np.zeros((h * w, 3), np.uint8)
-        xyz[v * w + u] = opt
-        rgb[v * w + u] = np.rint(s.points[:, 3:6] * 255).astype(np.uint8)
+        opt = (s.points[:, :3] - s.cam2frame[:3, 3]) @ s.cam2frame[:3, :3]  # sample frame -> optical
+        xyz, rgb = organize(preset.camera, opt, s.points[:, 3:6])
         out.append(Frame(xyz, rgb, s.cam2frame.copy(), s.boxes, s.labels, h, w))
     return out
 

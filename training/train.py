@@ -130,6 +130,8 @@ class InfoScenes:
         frac = cfg.data.train_point_fraction
         self.aug = dataclasses.replace(base, sample_points=cfg.data.train_points,
                                        sample_fraction=None if frac is None else (frac, 1.0))
+        if cfg.data.rot_range is not None and cfg.data.augment:
+            self.aug = dataclasses.replace(self.aug, rot_range=cfg.data.rot_range)
 
     def __len__(self) -> int:
         return len(self.ds.data_list)

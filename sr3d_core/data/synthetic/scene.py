@@ -148,6 +148,48 @@ def _visible_fraction(pts: np.ndarray, box: np.ndarray) -> float:
     return float(np.prod(np.clip(span / np.maximum(box[3:5], 1e-3), 0, 1)))
 
 
+def build_room(preset: SyntheticPreset, rng: np.random.Generator) -> tuple[Room, RayCaster]:
+    """Draw a furnished room (redrawn up to 3 times if it holds none of the preset's classes) and its ray caster."""
+    room = make_room(rng)
+    for _ in range(3):  # a frame of a room with none of the preset's classes teaches little: redraw
+        if any(o.kind in preset.class_names for o in room.objects):
+            break
+        room = make_room(rng)
+    return room, _assemble(room)
+
+
+def labelled_boxes(room: Room, pts: np.ndarray, oid: np.ndarray,
+                   preset: SyntheticPreset) -> tuple[np.ndarray, np.ndarray]:
+    """The GT of what a capture saw: boxes of the preset's classes with enough visible points.
+
+    Args:
+        room: The room.
+        pts: (N, 3) captured points in the room frame.
+        oid: (N,) object index of each point (see `RayCaster.capture`).
+        preset: Its class names, `min_points` and `min_visible_fraction` decide.
+
+    Returns:
+        `(K, 7)` float64 boxes in the room frame (axis-aligned mesh bounds for ScanNet-like presets) and `(K,)`
+        int64 labels.
+    """
+    cls_index = {n: i for i, n in enumerate(preset.class_names)}
+    counts = np.bincount(oid[oid >= 0], minlength=len(room.objects))
+    boxes, labels = [], []
+    for k, ob in enumerate(room.objects):
+        if ob.kind not in cls_index or counts[k] < preset.min_points:
+            continue
+        frac = preset.min_visible_fraction
+        if frac > 0 and _visible_fraction(pts[oid == k], ob.box) < frac:
+            continue
+        if preset.dataset == "scannet":  # axis-aligned box enclosing the mesh
+            lo, hi = ob.vertices.min(0), ob.vertices.max(0)
+            boxes.append(np.concatenate([(lo + hi) / 2, hi - lo, [0.0]]))
+        else:
+            boxes.append(ob.box.copy())
+        labels.append(cls_index[ob.kind])
+    return np.asarray(boxes, np.float64).reshape(-1, 7), np.asarray(labels, np.int64)
+
+
 def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSample:
     """Generate sample `index` of a dataset with seed `seed` (deterministic in both).
 
@@ -161,14 +203,8 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         of the preset's classes labelled.
     """
     rng = np.random.default_rng(scene_seed(seed, index))
-    room = make_room(rng)
-    for _ in range(3):  # a frame of a room with none of the preset's classes teaches little: redraw
-        if any(o.kind in preset.class_names for o in room.objects):
-            break
-        room = make_room(rng)
-    caster = _assemble(room)
+    room, caster = build_room(preset, rng)
     cam = preset.camera
-    cls_index = {n: i for i, n in enumerate(preset.class_names)}
     single = preset.num_views == (1, 1)
     for attempt in range(4):
         if single:  # best of a few candidate views, judged on a cheap low-res preview
@@ -193,23 +229,9 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         if len(pts) > preset.num_points:
             sel = np.sort(rng.choice(len(pts), preset.num_points, replace=False))
             pts, col, oid = pts[sel], col[sel], oid[sel]
-        counts = np.bincount(oid[oid >= 0], minlength=len(room.objects))
-        boxes, labels = [], []
-        for k, ob in enumerate(room.objects):
-            if ob.kind not in cls_index or counts[k] < preset.min_points:
-                continue
-            frac = preset.min_visible_fraction
-            if frac > 0 and _visible_fraction(pts[oid == k], ob.box) < frac:
-                continue
-            if preset.dataset == "scannet":  # axis-aligned box enclosing the mesh
-                lo, hi = ob.vertices.min(0), ob.vertices.max(0)
-                boxes.append(np.concatenate([(lo + hi) / 2, hi - lo, [0.0]]))
-            else:
-                boxes.append(ob.box.copy())
-            labels.append(cls_index[ob.kind])
-        if boxes or attempt == 3:
+        boxes_a, labels = labelled_boxes(room, pts, oid, preset)
+        if len(boxes_a) or attempt == 3:
             break
-    boxes_a = np.asarray(boxes, np.float64).reshape(-1, 7)
     pos, yaw, tilt, roll = poses[-1]
     R_last = camera_rotation(yaw, tilt, roll)
     if single:
@@ -239,5 +261,5 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         align[:3, :3] = rot_z(a)
         align[:3, 3] = [*rng.normal(0, 0.5, 2), 0.0]
     points = np.concatenate([pts, col], 1).astype(np.float32)
-    return SceneSample(points, boxes_a.astype(np.float32), np.asarray(labels, np.int64), frame,
+    return SceneSample(points, boxes_a.astype(np.float32), labels, frame,
                        cam2frame, cam.intrinsic_matrix(), align, room.room_type)

@@ -122,3 +122,33 @@ class RayCaster:
         col = self.tri_colors[prim] * (0.6 + 0.4 * cosang[:, None]).astype(np.float32)
         col = np.clip(col + rng.normal(0.0, cam.color_noise, col.shape).astype(np.float32), 0.0, 1.0)
         return {"points_cam": pts, "colors": col, "object_id": self.tri_object[prim]}
+
+
+def organize(cam: CameraModel, points_cam: np.ndarray, colors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Put a full-resolution capture back on its pixel grid, as an RGB-D driver publishes it.
+
+    Every captured point was cast through one pixel and its noise is along that ray, so projecting it with the
+    intrinsics gives back its pixel; pixels without a return (dropouts, beyond range) become NaN.
+
+    Args:
+        cam: The camera of the capture (rendered with stride 1).
+        points_cam: (N, 3) points in the optical frame.
+        colors: (N, 3) colours in [0, 1].
+
+    Returns:
+        `xyz` (H*W, 3) float32 with NaN holes and `rgb` (H*W, 3) uint8, row-major.
+
+    Raises:
+        ValueError: the points do not map one-to-one onto the pixel grid (not a stride-1 capture).
+    """
+    h, w = cam.height, cam.width
+    u = np.rint(cam.fx * points_cam[:, 0] / points_cam[:, 2] + cam.cx).astype(np.int64)
+    v = np.rint(cam.fy * points_cam[:, 1] / points_cam[:, 2] + cam.cy).astype(np.int64)
+    idx = v * w + u
+    if len(idx) and (u.min() < 0 or v.min() < 0 or u.max() >= w or v.max() >= h or len(np.unique(idx)) != len(idx)):
+        raise ValueError(f"points do not map one-to-one onto the {w}x{h} pixel grid (render with stride 1)")
+    xyz = np.full((h * w, 3), np.nan, np.float32)
+    rgb = np.zeros((h * w, 3), np.uint8)
+    xyz[idx] = points_cam
+    rgb[idx] = np.rint(np.clip(colors, 0, 1) * 255).astype(np.uint8)
+    return xyz, rgb

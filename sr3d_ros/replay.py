@@ -1,0 +1,563 @@
+"""Replay a rosbag2 through the detector and measure it: mAP against ground truth, latency, dropped frames.
+
+    sr3d-replay BAG --checkpoint model.pt --target-frame base_link --out replay_report          # offline
+    sr3d-replay BAG --checkpoint model.pt --target-frame base_link --mode live --out replay_live
+
+Offline, the Detector runs in this process on every cloud, through the node's own frame pipeline (point cap,
+decoding, TF at the cloud's stamp from the bag's /tf and /tf_static). Live, the node is started as its own
+process, the bag's clouds and transforms are published over DDS at the recorded rate (``--rate`` scales it),
+and the node's published detections are recorded: dropped frames and latency are what a robot would see.
+
+Ground truth comes from a ``vision_msgs/Detection3DArray`` topic of the bag (``--gt-topic``) or a sidecar file
+(``--gt-file``, YAML or JSON, see docs/REPLAY.md); it is matched to detections by stamp and transformed into the
+detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``training/evaluate.py``. The report
+(Markdown + JSON), a bird's-eye view of sampled frames and a latency histogram are written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from sr3d_core.boxes import wrap_angle
+from sr3d_core.detections import Detections
+from sr3d_ros.bags import BagError, BagReader
+from sr3d_ros.conversions import MalformedCloudError, msg_to_detections, stamp_ns
+from sr3d_ros.transforms import TransformBuffer, TransformUnavailable
+
+CLOUD_TYPES = ("sensor_msgs/msg/PointCloud2",)
+GT_TYPES = ("vision_msgs/msg/Detection3DArray",)
+TF_TYPES = ("tf2_msgs/msg/TFMessage",)
+
+
+class ReplayError(RuntimeError):
+    """The replay cannot run as asked (bag, topic, frame or ground truth); the message says which."""
+
+
+@dataclass
+class ReplayConfig:
+    """What to replay and how.
+
+    Attributes:
+        bag: the rosbag2 folder.
+        checkpoint: the model.
+        mode: ``offline`` or ``live``.
+        cloud_topic / gt_topic: topics in the bag (``gt_topic`` empty: no ground truth from the bag).
+        gt_file: sidecar ground truth instead of a topic.
+        target_frame: frame to infer in (empty: the cloud's frame).
+        score_threshold / max_detections: post-processing (the same for offline and live).
+        rate: live playback speed factor (1 = recorded rate).
+        max_frames: replay only the first clouds.
+        device: torch device.
+        out: report folder.
+        bev_frames: frames drawn in bird's-eye view.
+        progress: show progress bars.
+    """
+
+    bag: Path
+    checkpoint: Path
+    mode: str = "offline"
+    cloud_topic: str = "/camera/depth/color/points"
+    gt_topic: str = "/ground_truth/detections"
+    gt_file: Optional[Path] = None
+    target_frame: str = "base_link"
+    score_threshold: float = 0.01
+    max_detections: int = 100
+    rate: float = 1.0
+    max_frames: Optional[int] = None
+    device: str = "cpu"
+    out: Path = Path("replay_report")
+    bev_frames: int = 4
+    progress: bool = True
+
+
+@dataclass
+class FrameRecord:
+    """One cloud of the bag and what became of it."""
+
+    stamp_ns: int
+    frame: str = ""
+    detections: Optional[Detections] = None
+    latency_ms: Optional[float] = None  # offline: processing time; live: publish -> detections received
+    error: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- ground truth
+def load_gt_file(path: Path) -> tuple[str, dict[int, tuple[np.ndarray, list[str]]], Optional[tuple]]:
+    """Read a sidecar ground-truth file (YAML or JSON; see docs/REPLAY.md).
+
+    Returns:
+        ``(frame_id, {stamp_ns: (boxes (K, 7), class names)}, static)`` where ``static`` is ``(boxes, names)``
+        applied to every frame without its own entry, or None.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())  # JSON is YAML
+    except FileNotFoundError:
+        raise ReplayError(f"ground-truth file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ReplayError(f"ground-truth file {path} is not valid YAML/JSON: {e}") from None
+    if not isinstance(data, dict) or "frame_id" not in data:
+        raise ReplayError(f"ground-truth file {path}: expected a mapping with 'frame_id' and 'frames' or 'static'")
+
+    def parse(entry: dict, where: str) -> tuple[np.ndarray, list[str]]:
+        objs = entry.get("objects", [])
+        try:
+            boxes = np.array([o["box"] for o in objs], np.float64).reshape(-1, 7)
+            names = [str(o["class"]) for o in objs]
+        except (KeyError, ValueError, TypeError) as e:
+            raise ReplayError(f"ground-truth file {path}, {where}: each object needs 'class' and a 7-number 'box' "
+                              f"(x, y, z, dx, dy, dz, yaw) ({e})") from None
+        return boxes, names
+
+    frames = {}
+    for i, f in enumerate(data.get("frames", [])):
+        if "stamp_ns" not in f:
+            raise ReplayError(f"ground-truth file {path}: frames[{i}] has no 'stamp_ns'")
+        frames[int(f["stamp_ns"])] = parse(f, f"frames[{i}]")
+    static = parse(data["static"], "static") if "static" in data else None
+    if not frames and static is None:
+        raise ReplayError(f"ground-truth file {path} has neither 'frames' nor 'static'")
+    return str(data["frame_id"]), frames, static
+
+
+def planar_transform(m: np.ndarray, what: str) -> tuple[np.ndarray, float]:
+    """Split a 4x4 transform between two z-up frames into (R, yaw); refuse one that tilts z."""
+    if abs(m[2, 2] - 1.0) > 1e-3:
+        raise ReplayError(f"{what} is not a rotation about z (both frames must be gravity-aligned, z up), so "
+                          "boxes cannot be carried across it")
+    return m, math.atan2(m[1, 0], m[0, 0])
+
+
+def move_boxes(boxes: np.ndarray, m: np.ndarray, yaw: float) -> np.ndarray:
+    """Boxes ``(K, 7)`` carried by the planar transform ``m`` (rotation ``yaw`` about z)."""
+    out = boxes.astype(np.float64).copy()
+    out[:, :3] = boxes[:, :3] @ m[:3, :3].T + m[:3, 3]
+    out[:, 6] = wrap_angle(boxes[:, 6] + yaw)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- the bag
+class ReplayBag:
+    """A bag prepared for replay: checked topics, the whole TF history, ground truth by stamp."""
+
+    def __init__(self, cfg: ReplayConfig, class_names: tuple[str, ...]) -> None:
+        self.cfg = cfg
+        self.reader = BagReader(cfg.bag)
+        self.reader.require(cfg.cloud_topic, CLOUD_TYPES)
+        if self.reader.count(cfg.cloud_topic) == 0:
+            raise ReplayError(f"topic {cfg.cloud_topic!r} in {cfg.bag} has no messages")
+        self.tf_topics = [t for t, ty in self.reader.topics.items() if ty in TF_TYPES and t in ("/tf", "/tf_static")]
+        duration_s = self.reader.duration_ns * 1e-9 + 1.0
+        self.tf = TransformBuffer(cache_s=duration_s)  # the whole bag: look-ups at any stamp
+        for m in self.reader.messages(self.tf_topics):
+            for t in m.msg.transforms:
+                self.tf.set_transform_msg(t, static=m.topic == "/tf_static")
+        self.class_names = class_names
+        self.gt_frame, self.gt, self.gt_static = "", {}, None
+        if cfg.gt_file is not None:
+            self.gt_frame, frames, self.gt_static = load_gt_file(cfg.gt_file)
+            self.gt = {k: self._labels(v, f"{cfg.gt_file}") for k, v in frames.items()}
+            if self.gt_static is not None:
+                self.gt_static = self._labels(self.gt_static, f"{cfg.gt_file}")
+        elif cfg.gt_topic and cfg.gt_topic in self.reader.topics:
+            self.reader.require(cfg.gt_topic, GT_TYPES)
+            for m in self.reader.messages([cfg.gt_topic]):
+                det = msg_to_detections(m.msg, class_names)
+                self.gt[stamp_ns(m.msg.header.stamp)] = (det.boxes.astype(np.float64), det.labels)
+                self.gt_frame = m.msg.header.frame_id
+
+    def _labels(self, entry: tuple[np.ndarray, list[str]], where: str) -> tuple[np.ndarray, np.ndarray]:
+        boxes, names = entry
+        unknown = sorted(set(names) - set(self.class_names))
+        if unknown:
+            raise ReplayError(f"{where}: classes {unknown} are not classes of the model {list(self.class_names)}")
+        return boxes, np.array([self.class_names.index(n) for n in names], np.int64)
+
+    @property
+    def has_gt(self) -> bool:
+        """Ground truth is available."""
+        return bool(self.gt) or self.gt_static is not None
+
+    def gt_at(self, stamp: int, frame: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """GT boxes and labels of the frame at ``stamp``, in ``frame`` (None: no GT for that stamp)."""
+        entry = self.gt.get(stamp, self.gt_static)
+        if entry is None:
+            return None
+        boxes, labels = entry
+        if self.gt_frame.lstrip("/") != frame.lstrip("/") and len(boxes):
+            try:
+                m = self.tf.lookup(frame, self.gt_frame, stamp)
+            except TransformUnavailable as e:
+                raise ReplayError(f"bag {self.cfg.bag}: no transform from the ground truth's frame "
+                                  f"'{self.gt_frame}' to the detections' frame '{frame}' at {stamp * 1e-9:.3f} s: "
+                                  f"{e}") from None
+            m, yaw = planar_transform(m, f"the transform '{self.gt_frame}' -> '{frame}'")
+            boxes = move_boxes(boxes, m, yaw)
+        return boxes, labels
+
+    def clouds(self):
+        """The cloud messages (decoded), at most ``max_frames``."""
+        n = 0
+        for m in self.reader.messages([self.cfg.cloud_topic]):
+            if self.cfg.max_frames is not None and n >= self.cfg.max_frames:
+                return
+            n += 1
+            yield m
+
+
+class BagTf:
+    """The pipeline's TF look-up over the bag's whole transform history."""
+
+    def __init__(self, buffer: TransformBuffer, bag: Path) -> None:
+        self.buffer, self.bag = buffer, bag
+
+    def lookup(self, target: str, source: str, stamp: int, timeout_s: float) -> np.ndarray:
+        try:
+            return self.buffer.lookup(target, source, stamp)
+        except TransformUnavailable as e:
+            raise TransformUnavailable(f"bag {self.bag}: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------- modes
+def run_offline(cfg: ReplayConfig, detector: Any, bag: ReplayBag) -> list[FrameRecord]:
+    """The Detector in this process on every cloud, through the node's frame pipeline."""
+    from sr3d_ros.pipeline import FramePipeline
+
+    pipeline = FramePipeline(detector, cfg.target_frame, BagTf(bag.tf, cfg.bag), 0.0)
+    records = []
+    clouds = bag.clouds()
+    if cfg.progress:
+        from tqdm import tqdm
+
+        clouds = tqdm(clouds, total=_n_clouds(cfg, bag), desc="offline replay", unit="frame")
+    for m in clouds:
+        rec = FrameRecord(stamp_ns(m.msg.header.stamp))
+        t0 = time.perf_counter()
+        try:
+            res = pipeline.process(m.msg)
+        except MalformedCloudError as e:
+            rec.error = f"malformed ({e.kind}): {e.reason}"
+        except TransformUnavailable as e:
+            raise ReplayError(f"no transform from the cloud's frame '{m.msg.header.frame_id}' to the target frame "
+                              f"'{cfg.target_frame}' in the bag's /tf and /tf_static: {e}") from None
+        else:
+            rec.frame, rec.detections = res.frame, res.detections
+            rec.latency_ms = (time.perf_counter() - t0) * 1e3
+            rec.extra = {"model_ms": res.model_ms, "decode_ms": res.decode_ms}
+        records.append(rec)
+    return records
+
+
+def _n_clouds(cfg: ReplayConfig, bag: ReplayBag) -> int:
+    n = bag.reader.count(cfg.cloud_topic)
+    return n if cfg.max_frames is None else min(n, cfg.max_frames)
+
+
+def _msg_class(msgtype: str) -> Any:
+    import importlib
+
+    pkg, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) -> list[FrameRecord]:
+    """Start the node in its own process, publish the bag to it at the recorded rate, record its outputs."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from vision_msgs.msg import Detection3DArray, LabelInfo
+
+    ns, name = "/sr3d_replay", "detector"
+    topic = f"{ns}/input/points"
+    params = {"checkpoint": str(cfg.checkpoint), "device": cfg.device, "target_frame": cfg.target_frame,
+              "score_threshold": cfg.score_threshold, "max_detections": cfg.max_detections,
+              "input_qos": "reliable", "input_qos_depth": 1, "tf_timeout_s": 0.5, "tf_fallback_latest": False}
+    share = Path(__file__).resolve().parent.parent / "config" / "node.yaml"
+    from sr3d_ros.params import default_params_path
+
+    params_file = default_params_path() if default_params_path().is_file() else share
+    cmd = [sys.executable, "-c", "from sr3d_ros.detector_node import main; main()", "--ros-args",
+           "-r", f"__node:={name}", "-r", f"__ns:={ns}", "--params-file", str(params_file)]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={v if v != '' else chr(34) * 2}"]
+    cmd += ["-r", f"~/input/points:={topic}"]
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    log_path = cfg.out / "node.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("sr3d_replay_player", context=ctx)
+    got: dict[int, tuple[float, Any]] = {}
+    lock = threading.Lock()
+
+    def on_det(msg: Any) -> None:
+        with lock:
+            got[stamp_ns(msg.header.stamp)] = (time.monotonic(), msg)
+
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    labels: list = []
+    node.create_subscription(Detection3DArray, f"{ns}/{name}/detections", on_det, reliable)
+    node.create_subscription(LabelInfo, f"{ns}/{name}/label_info", labels.append, latched)
+    pubs = {
+        "cloud": node.create_publisher(_msg_class(CLOUD_TYPES[0]), topic, QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE)),
+        "/tf": node.create_publisher(_msg_class(TF_TYPES[0]), "/tf", QoSProfile(depth=100)),
+        "/tf_static": node.create_publisher(_msg_class(TF_TYPES[0]), "/tf_static", latched),
+    }
+    executor = SingleThreadedExecutor(context=ctx)
+    executor.add_node(node)
+    spin = threading.Thread(target=lambda: _spin(executor, ctx), daemon=True)
+    spin.start()
+    sent: list[tuple[int, float]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (labels and pubs["cloud"].get_subscription_count() > 0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise ReplayError(f"the node did not start (exit {proc.poll()}); its log: {log_path}\n"
+                                  + log_path.read_text()[-2000:])
+            time.sleep(0.05)
+        stream = bag.reader.messages([cfg.cloud_topic, *bag.tf_topics], decode=False)
+        n_total = _n_clouds(cfg, bag)
+        bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_total, desc="live replay", unit="frame")
+        t_start, bag_start, n = None, None, 0
+        for m in stream:
+            if m.topic == cfg.cloud_topic and n >= n_total:
+                break
+            if t_start is None:
+                t_start, bag_start = time.monotonic(), m.timestamp_ns
+            wait = t_start + (m.timestamp_ns - bag_start) * 1e-9 / cfg.rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if m.topic == cfg.cloud_topic:
+                msg = bag.reader.store.deserialize_cdr(m.raw, m.msgtype)
+                pubs["cloud"].publish(m.raw)
+                sent.append((stamp_ns(msg.header.stamp), time.monotonic()))
+                n += 1
+                if bar is not None:
+                    bar.update(1)
+            else:
+                pubs[m.topic].publish(m.raw)
+        if bar is not None:
+            bar.close()
+        # Wait for the tail: until the last frame is answered or 3 s pass without any new answer.
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() - last_change < 3.0 and not (sent and sent[-1][0] in got):
+            with lock:
+                if len(got) != last_count:
+                    last_count, last_change = len(got), time.monotonic()
+            time.sleep(0.05)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+        if proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    records = []
+    for stamp, t_pub in sent:
+        rec = FrameRecord(stamp)
+        if stamp in got:
+            t_recv, msg = got[stamp]
+            rec.frame = msg.header.frame_id
+            rec.detections = msg_to_detections(msg, class_names)
+            rec.latency_ms = (t_recv - t_pub) * 1e3
+        else:
+            rec.error = "dropped (no detections received for this stamp)"
+        records.append(rec)
+    return records
+
+
+def _spin(executor: Any, ctx: Any) -> None:
+    while ctx.ok():
+        try:
+            executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - shutting down
+            return
+
+
+# --------------------------------------------------------------------------------------------- report
+def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...]) -> Optional[Any]:
+    """mAP over the answered frames that have ground truth (None without ground truth)."""
+    from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
+
+    if not bag.has_gt:
+        return None
+    ev = IndoorMapEvaluator(class_names, skip_classes_without_gt=True)
+    n = 0
+    for rec in records:
+        if rec.detections is None:
+            continue
+        gt = bag.gt_at(rec.stamp_ns, rec.frame)
+        if gt is None:
+            continue
+        ev.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), rec.detections)
+        n += 1
+    return ev.compute() if n else None
+
+
+def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float) -> dict[str, Any]:
+    """The numbers of the report."""
+    lat = np.array([r.latency_ms for r in records if r.latency_ms is not None])
+    answered = [r for r in records if r.detections is not None]
+    out: dict[str, Any] = {
+        "bag": str(cfg.bag), "mode": cfg.mode, "checkpoint": str(cfg.checkpoint), "target_frame": cfg.target_frame,
+        "score_threshold": cfg.score_threshold, "frames": len(records), "frames_answered": len(answered),
+        "frames_dropped": sum(r.error.startswith("dropped") for r in records),
+        "frames_malformed": sum(r.error.startswith("malformed") for r in records),
+        "detections_per_frame": float(np.mean([len(r.detections) for r in answered])) if answered else 0.0,
+        "wall_s": round(wall_s, 2), "rate_hz": round(len(answered) / wall_s, 2) if wall_s > 0 else None,
+        "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if len(lat) else {},
+    }
+    if cfg.mode == "offline" and answered:
+        out["model_ms_p50"] = float(np.median([r.extra["model_ms"] for r in answered]))
+    if result is not None:
+        out["mAP_0.25"], out["mAP_0.5"] = result.map_at(0.25), result.map_at(0.5)
+        out["per_class_AP_0.25"] = {n: (None if np.isnan(v) else float(v))
+                                    for n, v in zip(result.class_names, result.ap[0])}
+    return out
+
+
+def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[FrameRecord], bag: ReplayBag,
+                 result: Any) -> Path:
+    """report.json, report.md, latency_hist.png and bev_<i>.png in ``cfg.out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sr3d_core.boxes import bev_corners
+
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(summary, indent=2))
+    lat = [r.latency_ms for r in records if r.latency_ms is not None]
+    if lat:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.hist(lat, bins=30)
+        ax.set_xlabel("latency ms (" + ("publish → detections received" if cfg.mode == "live" else
+                                        "decode + TF + detect") + ")")
+        ax.set_ylabel("frames")
+        fig.tight_layout()
+        fig.savefig(out / "latency_hist.png", dpi=80)
+        plt.close(fig)
+    answered = [r for r in records if r.detections is not None]
+    picks = [answered[int(i)] for i in np.linspace(0, len(answered) - 1, min(cfg.bev_frames, len(answered)))]
+    images = []
+    for i, rec in enumerate(picks):
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        gt = bag.gt_at(rec.stamp_ns, rec.frame) if bag.has_gt else None
+        if gt is not None:
+            for b in bev_corners(gt[0].astype(np.float32)):
+                ax.fill(b[:, 0], b[:, 1], fill=False, ec="tab:green", lw=2)
+        det = rec.detections
+        for b, s in zip(bev_corners(det.boxes), det.scores):
+            if s >= 0.3:
+                ax.fill(b[:, 0], b[:, 1], fill=False, ec="tab:red", lw=1)
+        ax.plot(0, 0, "k^")
+        ax.set_aspect("equal")
+        ax.set_title(f"{rec.stamp_ns * 1e-9:.2f} s in {rec.frame}: GT green, detections ≥ 0.3 red", fontsize=7)
+        fig.tight_layout()
+        name = f"bev_{i}.png"
+        fig.savefig(out / name, dpi=80)
+        plt.close(fig)
+        images.append(name)
+    lines = [f"# Replay report: {cfg.mode}", "", f"- bag: `{cfg.bag}`", f"- checkpoint: `{cfg.checkpoint}`",
+             f"- frames: {summary['frames']}, answered {summary['frames_answered']}, dropped "
+             f"{summary['frames_dropped']}, malformed {summary['frames_malformed']}",
+             f"- detections per frame (score > {cfg.score_threshold}): {summary['detections_per_frame']:.1f}"]
+    if summary["latency_ms"]:
+        lines.append("- latency ms p50 / p90 / p99: " + " / ".join(f"{v:.1f}" for v in summary["latency_ms"].values()))
+    if "mAP_0.25" in summary:
+        lines += [f"- **mAP@0.25 {summary['mAP_0.25']:.4f}, mAP@0.5 {summary['mAP_0.5']:.4f}**", "",
+                  result.as_table()]
+    else:
+        lines.append("- no ground truth: mAP not computed")
+    lines += ["", *(f"![{n}]({n})" for n in ["latency_hist.png", *images] if (out / n).exists())]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"
+
+
+def replay(cfg: ReplayConfig) -> dict[str, Any]:
+    """Run a replay and write its report; returns the summary."""
+    from sr3d_core.inference import Detector
+
+    if cfg.mode not in ("offline", "live"):
+        raise ReplayError(f"mode must be offline or live, got {cfg.mode!r}")
+    detector = Detector.from_checkpoint(cfg.checkpoint, device=cfg.device)
+    detector.set_postprocess(score_threshold=cfg.score_threshold, max_detections=cfg.max_detections)
+    bag = ReplayBag(cfg, detector.class_names)
+    t0 = time.monotonic()
+    if cfg.mode == "offline":
+        records = run_offline(cfg, detector, bag)
+    else:
+        records = run_live(cfg, detector.class_names, bag)
+    wall = time.monotonic() - t0
+    result = evaluate(records, bag, detector.class_names)
+    summary = summarize(cfg, records, result, wall)
+    write_report(cfg, summary, records, bag, result)
+    return summary
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Console script ``sr3d-replay``."""
+    ap = argparse.ArgumentParser(prog="sr3d-replay", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bag", type=Path)
+    ap.add_argument("--checkpoint", required=True, type=Path)
+    ap.add_argument("--mode", choices=["offline", "live"], default="offline")
+    ap.add_argument("--cloud-topic", default=ReplayConfig.cloud_topic)
+    ap.add_argument("--gt-topic", default=ReplayConfig.gt_topic, help="'' = none")
+    ap.add_argument("--gt-file", type=Path, default=None, help="sidecar ground truth (YAML/JSON)")
+    ap.add_argument("--target-frame", default=ReplayConfig.target_frame, help="'' = the cloud's frame")
+    ap.add_argument("--score-threshold", type=float, default=ReplayConfig.score_threshold)
+    ap.add_argument("--max-detections", type=int, default=ReplayConfig.max_detections)
+    ap.add_argument("--rate", type=float, default=1.0, help="live playback speed factor")
+    ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path("replay_report"))
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    if a.rate <= 0 or (a.max_frames is not None and a.max_frames < 1):
+        ap.error("--rate must be > 0 and --max-frames >= 1")
+    cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame,
+                       a.score_threshold, a.max_detections, a.rate, a.max_frames, a.device, a.out,
+                       progress=not a.no_progress)
+    try:
+        s = replay(cfg)
+    except (BagError, ReplayError, FileNotFoundError) as e:
+        print(f"sr3d-replay: error: {e}", file=sys.stderr)
+        return 2
+    maps = f"mAP@0.25 {s['mAP_0.25']:.4f}  mAP@0.5 {s['mAP_0.5']:.4f}  " if "mAP_0.25" in s else "no ground truth  "
+    lat = s["latency_ms"]
+    print(f"{s['mode']}: {s['frames_answered']}/{s['frames']} frames answered, {s['frames_dropped']} dropped  {maps}"
+          f"latency p50 {lat.get('p50', float('nan')):.1f} ms  p90 {lat.get('p90', float('nan')):.1f} ms  "
+          f"report: {cfg.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
