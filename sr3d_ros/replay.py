@@ -58,6 +58,8 @@ class ReplayConfig:
         target_frame: frame to infer in (empty: the cloud's frame).
         score_threshold / max_detections: post-processing (the same for offline and live).
         rate: live playback speed factor (1 = recorded rate).
+        lockstep: live: send the next cloud only when the node has answered the previous one (or 30 s passed),
+            whatever the rate: nothing is dropped, so offline and live can be compared frame by frame.
         max_frames: replay only the first clouds.
         device: torch device.
         out: report folder.
@@ -75,6 +77,7 @@ class ReplayConfig:
     score_threshold: float = 0.01
     max_detections: int = 100
     rate: float = 1.0
+    lockstep: bool = False
     max_frames: Optional[int] = None
     device: str = "cpu"
     out: Path = Path("replay_report")
@@ -346,6 +349,9 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
                 break
             if t_start is None:
                 t_start, bag_start = time.monotonic(), m.timestamp_ns
+            if cfg.lockstep and m.topic == cfg.cloud_topic and sent:
+                _wait_for(lambda: sent[-1][0] in got, 30.0, lock)
+                t_start = time.monotonic() - (m.timestamp_ns - bag_start) * 1e-9 / cfg.rate  # re-base the clock
             wait = t_start + (m.timestamp_ns - bag_start) * 1e-9 / cfg.rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -389,6 +395,16 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
             rec.error = "dropped (no detections received for this stamp)"
         records.append(rec)
     return records
+
+
+def _wait_for(predicate: Any, timeout: float, lock: threading.Lock) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with lock:
+            if predicate():
+                return True
+        time.sleep(0.01)
+    return False
 
 
 def _spin(executor: Any, ctx: Any) -> None:
@@ -536,6 +552,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--score-threshold", type=float, default=ReplayConfig.score_threshold)
     ap.add_argument("--max-detections", type=int, default=ReplayConfig.max_detections)
     ap.add_argument("--rate", type=float, default=1.0, help="live playback speed factor")
+    ap.add_argument("--lockstep", action="store_true",
+                    help="live: send each cloud only after the previous one was answered (no drops)")
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=Path("replay_report"))
@@ -544,7 +562,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.rate <= 0 or (a.max_frames is not None and a.max_frames < 1):
         ap.error("--rate must be > 0 and --max-frames >= 1")
     cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame,
-                       a.score_threshold, a.max_detections, a.rate, a.max_frames, a.device, a.out,
+                       a.score_threshold, a.max_detections, a.rate, a.lockstep, a.max_frames, a.device, a.out,
                        progress=not a.no_progress)
     try:
         s = replay(cfg)
