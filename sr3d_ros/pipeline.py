@@ -19,8 +19,8 @@ import numpy as np
 from sr3d_core.detections import Detections
 from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
 from sr3d_ros.conversions import MalformedCloudError, pointcloud2_to_array, stamp_ns, transform_points
-
 from sr3d_ros.params import MISSING_COLOR_MODES
+
 _COLOR_FIELDS = ("rgb", "rgba", "r")
 
 

@@ -77,8 +77,13 @@ def _private_backbone_neck():
     """BENCHMARK-PRIVATE minimal copy of TR3D backbone + neck, used only if sr3d_core.model does not import."""
     from torch import nn
 
-    from sr3d_core.sparse import (SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d,
-                                  SparseReLU)
+    from sr3d_core.sparse import (
+        SparseBatchNorm,
+        SparseConv3d,
+        SparseGenerativeConvTranspose3d,
+        SparseMaxPool3d,
+        SparseReLU,
+    )
 
     def cbr(i, o, k, s, relu=True):
         return nn.Sequential(SparseConv3d(i, o, k, s), SparseBatchNorm(o), *([SparseReLU()] if relu else []))
@@ -154,7 +159,6 @@ def worker(args) -> None:
     import torch
     sys.path.insert(0, REPO)
     torch.set_num_threads(args.threads)
-    from sr3d_core import sparse
     from sr3d_core.sparse import SparseConv3d, voxelize
 
     dev = torch.device(args.device)

@@ -157,7 +157,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                   f"latency {res['latency_ms']:.1f} ms/scene")
             if r == 0:
                 print(res["table"])
-            runs.append({k: v for k, v in res.items() if k not in ("table", "result", "evaluator")} | {"checkpoint": str(ckpt)})
+            numbers = {k: v for k, v in res.items() if k not in ("table", "result", "evaluator")}
+            runs.append(numbers | {"checkpoint": str(ckpt)})
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):
         vals = np.array([r[key] for r in runs])

@@ -1,7 +1,8 @@
 """Write a synthetic data set in the mmdet3d v1.1 format the real loaders read.
 
 Example:
-    python training/make_synthetic.py --preset scannet-like --num-scenes 400 --seed 0 --out data/synth_scannet --split train
+    python training/make_synthetic.py --preset scannet-like --num-scenes 400 --seed 0 --out data/synth_scannet \
+        --split train
 """
 
 from __future__ import annotations

@@ -49,19 +49,19 @@ def render(points: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_name
     # Height colouring: furniture stands out from the floor far better than RGB does from above.
     ax.scatter(points[order, 0], points[order, 1], c=z, cmap="viridis", vmin=np.percentile(z, 1),
                vmax=np.percentile(z, 99), s=0.8, linewidths=0)
-    for c, l in zip(corners, labels):
-        col = cmap(int(l) % 20)
+    for c, lab in zip(corners, labels):
+        col = cmap(int(lab) % 20)
         ring = c[[0, 1, 2, 3, 0], :2]
         ax.plot(ring[:, 0], ring[:, 1], color=col, lw=1.5)
-        ax.text(c[:4, 0].mean(), c[:4, 1].mean(), class_names[int(l)], color=col, fontsize=8,
+        ax.text(c[:4, 0].mean(), c[:4, 1].mean(), class_names[int(lab)], color=col, fontsize=8,
                 ha="center", va="center", weight="bold")
     ax.set_aspect("equal")
     ax.set_title("bird's-eye view (colour = height)")
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
     ax3.scatter(points[:, 0], points[:, 1], points[:, 2], c=points[:, 3:6], s=0.4, linewidths=0, depthshade=False)
-    for c, l in zip(corners, labels):
+    for c, lab in zip(corners, labels):
         for a, b in _EDGES:
-            ax3.plot(*zip(c[a], c[b]), color=cmap(int(l) % 20), lw=1.0)
+            ax3.plot(*zip(c[a], c[b]), color=cmap(int(lab) % 20), lw=1.0)
     lo, hi = points[:, :3].min(0), points[:, :3].max(0)
     r = (hi - lo).max() / 2
     mid = (hi + lo) / 2

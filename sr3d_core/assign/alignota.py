@@ -13,8 +13,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sr3d_core.assign.base import AnchorSet, Assigner, AssignerConfig, AssignResult, GroundTruth, Predictions
-from sr3d_core.assign.base import resolve_conflicts
+from sr3d_core.assign.base import (
+    AnchorSet,
+    Assigner,
+    AssignerConfig,
+    AssignResult,
+    GroundTruth,
+    Predictions,
+    gather_or_nan,
+    resolve_conflicts,
+)
 from sr3d_core.assign.costs import points_in_boxes
 from sr3d_core.assign.simota import dynamic_k_selection, ota_matrices
 
@@ -70,5 +78,4 @@ class AlignOTAAssigner(Assigner):
         cost[ai, gi] = cls_cost + self.cfg.iou_weight * -torch.log(q + 1e-8) + prior
         chosen = dynamic_k_selection(cost, iou, self.cfg.candidate_topq)
         gt_index, kept = resolve_conflicts(cost, chosen)
-        got = iou.gather(1, gt_index.clamp(min=0)[:, None]).squeeze(1)
-        return AssignResult(gt_index, cost=kept, iou=torch.where(gt_index >= 0, got, torch.full_like(got, float("nan"))))
+        return AssignResult(gt_index, cost=kept, iou=gather_or_nan(iou, gt_index))

@@ -121,6 +121,12 @@ class Assigner(ABC):
         """
 
 
+def gather_or_nan(matrix: torch.Tensor, gt_index: torch.Tensor) -> torch.Tensor:
+    """``matrix[n, gt_index[n]]`` of an ``(N, M)`` matrix, nan where ``gt_index`` is -1 (background)."""
+    val = matrix.gather(1, gt_index.clamp(min=0)[:, None]).squeeze(1)
+    return torch.where(gt_index >= 0, val, torch.full_like(val, float("nan")))
+
+
 def resolve_conflicts(cost: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Give each anchor chosen by one or more GTs to the GT with the lowest cost (the simOTA rule).
 

@@ -92,7 +92,8 @@ def normalized_vertex_distance(pred: torch.Tensor, gt: torch.Tensor, rotated: bo
         if vertices == "opposite":
             vp, vg = opposite_corners(p, rotated), opposite_corners(gt, rotated)
         else:
-            vp, vg = box_corners(p[:, :7] if rotated else _no_yaw(p)), box_corners(gt[:, :7] if rotated else _no_yaw(gt))
+            vp = box_corners(p[:, :7] if rotated else _no_yaw(p))
+            vg = box_corners(gt[:, :7] if rotated else _no_yaw(gt))
         return (vp - vg).norm(dim=-1).mean(dim=1)
 
     if not rotated:

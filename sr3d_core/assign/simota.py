@@ -19,6 +19,7 @@ from sr3d_core.assign.base import (
     AssignResult,
     GroundTruth,
     Predictions,
+    gather_or_nan,
     resolve_conflicts,
 )
 from sr3d_core.assign.costs import paired_iou, points_in_boxes
@@ -111,5 +112,4 @@ class SimOTAAssigner(Assigner):
         cost[ai, gi] = pair
         chosen = dynamic_k_selection(cost, iou, self.cfg.candidate_topq)
         gt_index, kept = resolve_conflicts(cost, chosen)
-        got = iou.gather(1, gt_index.clamp(min=0)[:, None]).squeeze(1)
-        return AssignResult(gt_index, cost=kept, iou=torch.where(gt_index >= 0, got, torch.full_like(got, float("nan"))))
+        return AssignResult(gt_index, cost=kept, iou=gather_or_nan(iou, gt_index))

@@ -25,6 +25,7 @@ from sr3d_core.assign.base import (
     AssignResult,
     GroundTruth,
     Predictions,
+    gather_or_nan,
     resolve_conflicts,
 )
 from sr3d_core.assign.costs import (
@@ -212,11 +213,5 @@ class SpotaAssigner(Assigner):
         else:
             d2 = ((anchors.locations[:, None, :] - gt.boxes[None, :, :3]) ** 2).sum(-1)
             gt_index, _ = resolve_conflicts(d2, chosen)
-            kept_cost = _gather_or_nan(cost, gt_index)
-        return AssignResult(gt_index, cost=kept_cost, iou=_gather_or_nan(iou, gt_index))
-
-
-def _gather_or_nan(matrix: torch.Tensor, gt_index: torch.Tensor) -> torch.Tensor:
-    """``matrix[n, gt_index[n]]``, nan where ``gt_index`` is -1."""
-    val = matrix.gather(1, gt_index.clamp(min=0)[:, None]).squeeze(1)
-    return torch.where(gt_index >= 0, val, torch.full_like(val, float("nan")))
+            kept_cost = gather_or_nan(cost, gt_index)
+        return AssignResult(gt_index, cost=kept_cost, iou=gather_or_nan(iou, gt_index))

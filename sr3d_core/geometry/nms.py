@@ -19,6 +19,7 @@ import torch
 from sr3d_core.boxes import ArrayLike, as_tensor, boxes_to_minmax, check_boxes, with_yaw
 from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff
 
+
 def _check_inputs(
     boxes: Any,
     scores: Any,

@@ -9,7 +9,8 @@ A checkpoint is one ``torch.save`` dict:
 - ``train_state`` (optional): optimizer, scheduler, step, epoch, RNG states, for ``--resume``.
 
 Only tensors and plain Python types are stored, and files are opened with ``weights_only=True``: opening a
-checkpoint cannot run code. Writes are atomic (temporary file + ``os.replace``), so a run killed mid-write never leaves a torn file.
+checkpoint cannot run code. Writes are atomic (temporary file + ``os.replace``), so a run killed mid-write never
+leaves a torn file.
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ Backends (see `backends.BACKENDS`): "torch" (default; pure PyTorch, CPU and CUDA
 
 from .backends import BACKENDS, available_backends, default_backend, get_backend, set_backend
 from .coords import kernel_offsets
-from .modules import (SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d, SparseReLU,
-                      prune)
+from .modules import SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d, SparseReLU, prune
 from .tensor import SparseTensor
 from .voxelize import voxelize
 

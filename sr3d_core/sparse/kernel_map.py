@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .coords import CoordSet, KernelMap, RADIX, check_coords, kernel_offsets, pack, unpack
+from .coords import RADIX, CoordSet, KernelMap, check_coords, kernel_offsets, pack, unpack
 
 
 def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:

@@ -7,8 +7,8 @@ back from ME and may be ordered differently from the torch backend's; compare ba
 
 from __future__ import annotations
 
-import torch
 import MinkowskiEngine as ME  # noqa: N817  (ImportError here means the backend is unavailable)
+import torch
 
 from .coords import check_coords
 from .tensor import SparseTensor

@@ -6,8 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sr3d_core.assign import AlignOTAAssigner, AlignOTAConfig, AnchorSet, GroundTruth, Predictions
-from sr3d_core.assign import SimOTAAssigner, SimOTAConfig
+from sr3d_core.assign import (
+    AlignOTAAssigner,
+    AlignOTAConfig,
+    AnchorSet,
+    GroundTruth,
+    Predictions,
+    SimOTAAssigner,
+    SimOTAConfig,
+)
 from sr3d_core.assign.costs import paired_iou, points_in_boxes
 from sr3d_core.assign.simota import centre_region
 
@@ -21,9 +28,11 @@ def scene(seed=5, n=50, m=3):
     locs = torch.rand(n, 3, generator=g, dtype=torch.float64) * 3
     anchors = AnchorSet(locs, torch.zeros(n, dtype=torch.long), torch.full((n,), 0.2, dtype=torch.float64))
     gtb = torch.cat([torch.rand(m, 3, generator=g, dtype=torch.float64) * 3,
-                     0.8 + torch.rand(m, 3, generator=g, dtype=torch.float64), torch.zeros(m, 1, dtype=torch.float64)], 1)
+                     0.8 + torch.rand(m, 3, generator=g, dtype=torch.float64),
+                     torch.zeros(m, 1, dtype=torch.float64)], 1)
     pb = torch.cat([locs + 0.2 * torch.randn(n, 3, generator=g, dtype=torch.float64),
-                    0.6 + torch.rand(n, 3, generator=g, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64)], 1)
+                    0.6 + torch.rand(n, 3, generator=g, dtype=torch.float64),
+                    torch.zeros(n, 1, dtype=torch.float64)], 1)
     preds = Predictions(pb, torch.randn(n, 2, generator=g, dtype=torch.float64))
     return anchors, preds, GroundTruth(gtb, torch.tensor([0, 1, 1])[:m])
 
@@ -81,4 +90,5 @@ def test_alignota_prefers_aligned_score():
     assert res.gt_index.tolist() == [-1, 0]
     # Outside every GT box: no candidates at all.
     far = AnchorSet(torch.tensor([[5.0, 5, 5]]), torch.zeros(1, dtype=torch.long), torch.ones(1))
-    assert AlignOTAAssigner().assign(far, Predictions(preds.boxes[:1], preds.cls_logits[:1]), gt).gt_index.tolist() == [-1]
+    res = AlignOTAAssigner().assign(far, Predictions(preds.boxes[:1], preds.cls_logits[:1]), gt)
+    assert res.gt_index.tolist() == [-1]

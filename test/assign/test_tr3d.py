@@ -33,7 +33,8 @@ def brute_force(anchors, levels, gt, labels, k, table, check):
 
 def run(assigner, anchors, levels, gt, labels):
     n = len(anchors)
-    return assigner.assign(AnchorSet(anchors, levels, torch.ones(n)), Predictions(torch.zeros(n, 7), torch.zeros(n, 2)), GroundTruth(gt, labels)).gt_index
+    preds = Predictions(torch.zeros(n, 7), torch.zeros(n, 2))
+    return assigner.assign(AnchorSet(anchors, levels, torch.ones(n)), preds, GroundTruth(gt, labels)).gt_index
 
 
 def box(x, y, z):
@@ -68,8 +69,8 @@ def test_hand_worked_global_nearest_check():
 def test_ties_are_excluded_by_strict_threshold():
     # Four anchors at equal distance from the GT and k = 2: the 3rd smallest equals the others → nobody qualifies.
     anchors = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]])
-    out = run(TR3DAssigner(TR3DAssignerConfig(top_k=2, label2level=(), global_nearest_check=False)), anchors, torch.zeros(4, dtype=torch.long), torch.tensor([box(0, 0, 0)]),
-              torch.tensor([0]))
+    a = TR3DAssigner(TR3DAssignerConfig(top_k=2, label2level=(), global_nearest_check=False))
+    out = run(a, anchors, torch.zeros(4, dtype=torch.long), torch.tensor([box(0, 0, 0)]), torch.tensor([0]))
     assert out.tolist() == [-1, -1, -1, -1]
 
 
@@ -93,6 +94,7 @@ def test_matches_brute_force(seed, check):
     labels = torch.randint(0, c, (m,), generator=g)
     table = (0, 1, 1, 0)
     for k in (1, 3, 6):
-        got = run(TR3DAssigner(TR3DAssignerConfig(top_k=k, label2level=tuple(table), global_nearest_check=check)), anchors, levels, gt, labels)
+        a = TR3DAssigner(TR3DAssignerConfig(top_k=k, label2level=tuple(table), global_nearest_check=check))
+        got = run(a, anchors, levels, gt, labels)
         ref = brute_force(anchors, levels.tolist(), gt, labels.tolist(), k, table, check)
         assert got.tolist() == ref.tolist()

@@ -21,5 +21,6 @@ def test_gt_iou_logits_by_hand():
     assert got[0, 1].item() == pytest.approx(0.9, rel=1e-5) and got[1, 1].item() == pytest.approx(1 / 3, rel=1e-5)
     assert got[3, 0].item() == pytest.approx(1e-6, rel=1e-3)
     # Other classes and the background anchor keep their scores; the input is not modified.
-    assert got[0, 0].item() == got[2, 0].item() == got[2, 1].item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())
+    untouched = torch.sigmoid(torch.tensor(2.0)).item()
+    assert got[0, 0].item() == got[2, 0].item() == got[2, 1].item() == pytest.approx(untouched)
     assert torch.all(logits == 2.0)

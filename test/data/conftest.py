@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_test_helpers import cloud_with_boxes
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
@@ -39,7 +38,7 @@ def scannet_root(tmp_path: Path) -> Path:
             "lidar_points": {"num_pts_feats": 6, "lidar_path": f"scene{i:04d}_00.bin"},
             "pts_semantic_mask_path": f"scene{i:04d}_00.bin", "pts_instance_mask_path": f"scene{i:04d}_00.bin",
             "axis_align_matrix": A.tolist(),
-            "instances": [{"bbox_3d": b[:6].tolist(), "bbox_label_3d": l} for b, l in zip(boxes, labels)],
+            "instances": [{"bbox_3d": b[:6].tolist(), "bbox_label_3d": lab} for b, lab in zip(boxes, labels)],
         })
     meta = {"categories": {n: k for k, n in enumerate(SCANNET_CLASSES)}, "dataset": "scannet", "info_version": "1.1"}
     with open(root / "scannet_infos_train.pkl", "wb") as f:
@@ -62,7 +61,7 @@ def sunrgbd_root(tmp_path: Path) -> Path:
             "sample_idx": i,
             "lidar_points": {"num_pts_feats": 6, "lidar_path": f"{i:06d}.bin"},
             "images": {"CAM0": {"img_path": f"{i:06d}.jpg", "depth2img": np.eye(4).tolist()}},
-            "instances": [{"bbox_3d": b.tolist(), "bbox_label_3d": l} for b, l in zip(boxes, [3, 0])],
+            "instances": [{"bbox_3d": b.tolist(), "bbox_label_3d": lab} for b, lab in zip(boxes, [3, 0])],
         })
     meta = {"categories": {n: k for k, n in enumerate(SUNRGBD_CLASSES)}, "dataset": "sunrgbd", "info_version": "1.1"}
     with open(root / "sunrgbd_infos_train.pkl", "wb") as f:

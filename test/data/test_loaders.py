@@ -6,12 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+from data_test_helpers import points_in_box
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
 from sr3d_core.data.dataset import DatasetConfig, InfoDataset
 from sr3d_core.preprocess import InputContract
-
-from data_test_helpers import points_in_box
 
 C = InputContract(0.01, True)
 

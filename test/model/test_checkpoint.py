@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from sr3d_core.config import load_config
-from sr3d_core.model.checkpoint import CheckpointError, convert_trusted, load_checkpoint, make_checkpoint
-from sr3d_core.model.checkpoint import save_atomic
+from sr3d_core.model.checkpoint import CheckpointError, convert_trusted, load_checkpoint, make_checkpoint, save_atomic
 from sr3d_core.model.detector import build_detector
 
 

@@ -114,7 +114,7 @@ def test_trained_state_round_trip_matches_in_memory_model(tmp_path):
 
 
 def same(a, b):
-    return np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores) and np.array_equal(a.labels, b.labels)
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("boxes", "scores", "labels"))
 
 
 def test_colours_in_0_255_are_rescaled_like_the_node(ckpt):

@@ -15,9 +15,14 @@ from clouds import LAYOUTS, fake_cloud, layout, scene  # noqa: E402
 
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_ros.conversions import (  # noqa: E402
-    MalformedCloudError, box_edge_points, class_color, pointcloud2_to_array, transform_points, yaw_to_quaternion)
-from sr3d_ros.params import (  # noqa: E402
-    NodeParams, ParameterError, load_defaults, markdown_table, runtime_parameters)
+    MalformedCloudError,
+    box_edge_points,
+    class_color,
+    pointcloud2_to_array,
+    transform_points,
+    yaw_to_quaternion,
+)
+from sr3d_ros.params import NodeParams, ParameterError, load_defaults, markdown_table, runtime_parameters  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_MSGS = all(importlib.util.find_spec(m) is not None for m in ("vision_msgs", "visualization_msgs", "std_msgs"))

@@ -21,10 +21,9 @@ if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision
 
 sys.path.insert(0, str(Path(__file__).parent))
 from clouds import LAYOUTS, layout, scene  # noqa: E402
-from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
-
 from geometry_msgs.msg import TransformStamped  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
+from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402

@@ -16,7 +16,6 @@ if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision
 sys.path.insert(0, str(Path(__file__).parent))
 from clouds import layout, scene  # noqa: E402
 from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
-
 from std_msgs.msg import Header  # noqa: E402
 
 from sr3d_ros.conversions import make_pointcloud2  # noqa: E402

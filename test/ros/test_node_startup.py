@@ -92,9 +92,9 @@ def test_integers_for_double_parameters(tmp_path, ckpt):
 
 def cloud(frame: str, sec: int):
     import numpy as np
+    from clouds import layout, scene
     from std_msgs.msg import Header
 
-    from clouds import layout, scene
     from sr3d_ros.conversions import make_pointcloud2
 
     xyz, rgb = scene(800, sec)
@@ -108,9 +108,9 @@ def cloud(frame: str, sec: int):
 @pytest.mark.parametrize("mode", ["neutral", "refuse"])
 def test_clouds_without_colour(tmp_path, ckpt, mode):
     import numpy as np
+    from clouds import scene
     from std_msgs.msg import Header
 
-    from clouds import scene
     from sr3d_ros.conversions import make_pointcloud2
 
     log = tmp_path / "node.log"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_core.preprocess import InputContract, PrepareStats  # noqa: E402
-from sr3d_ros.replay import ReplayBag, ReplayConfig, ReplayError, evaluate, main, replay, run_offline  # noqa: E402
+from sr3d_ros.replay import ReplayBag, ReplayConfig, evaluate, main, replay, run_offline  # noqa: E402
 from training import make_bag as mb  # noqa: E402
 
 FRAMES = 5

@@ -272,7 +272,8 @@ def test_colcon_build_of_repository(tmp_path: Path) -> None:
     for pkg in ("sr3d_core", "sr3d_ros"):
         assert (site / pkg / "__init__.py").is_file(), f"{pkg} not installed by colcon"
     # The same globs as setup.py's data_files: files added later must be installed too.
-    for sub, patterns in (("config", ("*.yaml", "*.rviz")), ("config/models", ("*.yaml",)), ("launch", ("*.launch.py",))):
+    for sub, patterns in (("config", ("*.yaml", "*.rviz", "*.xml")), ("config/models", ("*.yaml",)),
+                          ("launch", ("*.launch.py",))):
         src = sorted(p.name for pat in patterns for p in (REPO / sub).glob(pat) if p.is_file())
         dst = sorted(p.name for pat in patterns for p in (inst / "share" / "sr3d_ros" / sub).glob(pat) if p.is_file())
         assert src == dst, f"share/sr3d_ros/{sub}: expected {src}, got {dst}"

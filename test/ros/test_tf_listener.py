@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sr3d_ros.transforms import (TransformBuffer, TransformUnavailable, matrix_to_quaternion, quaternion_to_matrix,
-                                 slerp, to_matrix)
+from sr3d_ros.transforms import (
+    TransformBuffer,
+    TransformUnavailable,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+    slerp,
+    to_matrix,
+)
 
 
 def rot_z(a: float) -> np.ndarray:

@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from sparse_dense_ref import random_coords
-from sr3d_core.sparse import (SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d,
-                              SparseReLU, from_coords, prune, voxelize)
+
+from sr3d_core.sparse import (
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseMaxPool3d,
+    SparseReLU,
+    from_coords,
+    prune,
+    voxelize,
+)
 from sr3d_core.sparse.coords import pack
 
 try:

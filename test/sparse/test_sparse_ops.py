@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sparse_dense_ref import expected_down, random_coords, ref_conv, ref_conv_transpose, ref_max_pool
 
-from sparse_dense_ref import (expected_down, random_coords, ref_conv, ref_conv_transpose, ref_max_pool)
-from sr3d_core.sparse import (SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d,
-                              SparseReLU, from_coords, prune)
+from sr3d_core.sparse import (
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseMaxPool3d,
+    SparseReLU,
+    from_coords,
+    prune,
+)
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from sr3d_core.sparse import (SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d,
-                              SparseReLU, SparseTensor, from_coords, voxelize)
+from sr3d_core.sparse import (
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseMaxPool3d,
+    SparseReLU,
+    SparseTensor,
+    from_coords,
+    voxelize,
+)
 
 
 def _scene(n, seed, extent=0.3):

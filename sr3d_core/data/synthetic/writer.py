@@ -52,16 +52,16 @@ def sample_info(preset: SyntheticPreset, s: SceneSample, index: int, lidar_path:
     }
     if preset.dataset == "scannet":
         info["axis_align_matrix"] = s.axis_align_matrix.tolist()
-        info["instances"] = [{"bbox_3d": [float(v) for v in b[:6]], "bbox_label_3d": int(l)}
-                             for b, l in zip(s.boxes, s.labels)]
+        info["instances"] = [{"bbox_3d": [float(v) for v in b[:6]], "bbox_label_3d": int(lab)}
+                             for b, lab in zip(s.boxes, s.labels)]
     else:
         K4 = np.eye(4)
         K4[:3, :3] = s.intrinsics
         depth2img = K4 @ np.linalg.inv(s.cam2frame)
         info["images"] = {"CAM0": {"img_path": "", "height": preset.camera.height, "width": preset.camera.width,
                                    "depth2img": depth2img.tolist()}}
-        info["instances"] = [{"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(l)}
-                             for b, l in zip(s.boxes, s.labels)]
+        info["instances"] = [{"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(lab)}
+                             for b, lab in zip(s.boxes, s.labels)]
     info["synthetic"] = {"room_type": s.room_type, "frame": s.frame, "cam2frame": s.cam2frame.tolist()}
     return info
 
