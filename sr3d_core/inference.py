@@ -25,15 +25,27 @@ from sr3d_core.preprocess import InputContract, PrepareStats, prepare_points_wit
 INFERENCE_VOXEL_SEED = 0
 
 
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """Return ``device``, falling back to the CPU with a warning when CUDA is unavailable."""
-    dev = torch.device(device)
+def choose_device(requested: Union[str, torch.device]) -> tuple[torch.device, Optional[str]]:
+    """The one rule for device names: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` → the device to use.
+
+    Returns:
+        ``(device, warning)``: CUDA that is unavailable (``auto`` included) falls back to the CPU and a missing
+        ``cuda:N`` to ``cuda:0``, each with a warning text; otherwise the warning is None.
+    """
+    req = str(requested)
+    dev = torch.device("cuda" if req == "auto" else req)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device {str(device)!r} requested but CUDA is not available; using the CPU", stacklevel=3)
-        return torch.device("cpu")
+        return torch.device("cpu"), f"device '{req}' requested but CUDA is not available: running on the CPU (slow)"
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        warnings.warn(f"device {str(device)!r} does not exist; using cuda:0", stacklevel=3)
-        return torch.device("cuda:0")
+        return torch.device("cuda:0"), f"device '{req}' does not exist: using cuda:0"
+    return dev, None
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """``choose_device``, with its fallback warning raised as a Python warning."""
+    dev, warning = choose_device(device)
+    if warning:
+        warnings.warn(warning, stacklevel=3)
     return dev
 
 

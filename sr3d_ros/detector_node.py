@@ -54,17 +54,6 @@ def load_detector(checkpoint: str, device: str) -> Any:
     return Detector.from_checkpoint(checkpoint, device)
 
 
-def resolve_device(requested: str) -> tuple[str, str | None]:
-    """Map the ``device`` parameter to a torch device; the second item is a warning when CUDA is missing."""
-    import torch
-
-    if requested == "cpu":
-        return "cpu", None
-    if torch.cuda.is_available():
-        return ("cuda" if requested == "auto" else requested), None
-    return "cpu", f"device '{requested}' requested but CUDA is not available: running on CPU (slow)"
-
-
 def set_torch_threads(requested: int) -> int:
     """Set torch's intra-op threads: ``requested``, or for 0 all usable cores but one; returns the count.
 
@@ -166,7 +155,10 @@ class _DetectorLogic:
             raise ParameterError("parameter 'checkpoint' is empty: pass -p checkpoint:=/path/to/model.pt")
         if not Path(p.checkpoint).is_file():
             raise ParameterError(f"parameter 'checkpoint': no such file {p.checkpoint}")
-        device, warning = resolve_device(p.device)
+        from sr3d_core.inference import choose_device  # torch loads with the model, not at import
+
+        chosen, warning = choose_device(p.device)
+        device = str(chosen)
         if warning:
             log.warning(warning)
         threads = set_torch_threads(p.torch_threads)
