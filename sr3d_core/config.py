@@ -20,7 +20,6 @@ from typing import Any, Optional, Union
 import yaml
 
 from sr3d_core.assign import ASSIGNERS, AssignerConfig, TR3DAssignerConfig
-from sr3d_core.data.classes import SCANNET_CLASSES
 from sr3d_core.losses import CLS_LOSSES, ClsLossConfig, FocalConfig
 from sr3d_core.preprocess import InputContract
 
@@ -93,7 +92,7 @@ class DataConfig:
             scenes (points on box surfaces) for tests and smoke runs, no files needed.
         root: data directory (relative paths are resolved against the working directory).
         train_info / val_info: info pickle names inside ``root``.
-        class_names: class names, in label order.
+        class_names: class names, in label order (required).
         voxel_size: voxel edge in metres.
         use_color: feed colour channels (else a constant 1 feature).
         point_range: optional crop ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
@@ -101,7 +100,7 @@ class DataConfig:
             inference, random in training; the ROS node applies it before decoding a cloud.
         train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
-        repeat: dataset repeat factor per epoch (ScanNet x15, SUN RGB-D x5).
+        repeat: dataset repeat factor per epoch (TR3D: ScanNet x15, SUN RGB-D x5; default 1).
         augment: apply the TR3D training augmentation.
         rot_range: optional override of the augmentation's rotation about z, U(-r, r) radians (TR3D: ±30° on
             SUN RGB-D); π makes a model independent of which horizontal axis of its z-up frame points forward.
@@ -112,14 +111,14 @@ class DataConfig:
     root: str = "data/scannet"
     train_info: str = "scannet_infos_train.pkl"
     val_info: str = "scannet_infos_val.pkl"
-    class_names: tuple[str, ...] = SCANNET_CLASSES
+    class_names: tuple[str, ...] = ()
     voxel_size: float = 0.01
     use_color: bool = True
     point_range: Optional[tuple[float, ...]] = None
     max_points: Optional[int] = None
     train_points: Optional[int] = None
     train_point_fraction: Optional[float] = 0.33
-    repeat: int = 15
+    repeat: int = 1
     augment: bool = True
     rot_range: Optional[float] = None
     toy_scenes: int = 4
@@ -135,8 +134,11 @@ class DataConfig:
                      train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
                      rot_range=(self.rot_range, 0.0, 3.14159266),
                      toy_scenes=(self.toy_scenes, 1, None))
-        if len(set(self.class_names)) != len(self.class_names) or not self.class_names:
-            raise ConfigError("data.class_names must be non-empty and unique")
+        if not self.class_names:
+            raise ConfigError("data.class_names is required: the classes, in label order (no data set's list is "
+                              "assumed)")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError("data.class_names must be unique")
 
 
 @dataclass(frozen=True)

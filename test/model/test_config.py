@@ -108,3 +108,14 @@ def test_legacy_checkpoint_config_still_loads():
     d["assigner"] = dict(d["assigner"], center_prior=0.25)
     cfg = Config.from_dict(d)
     assert cfg == load_config("synth_scannet_small")
+
+
+def test_new_configs_inherit_no_data_set_defaults(tmp_path):
+    from sr3d_core.config import ConfigError
+
+    p = write(tmp_path, "bare", "model: {box_type: aligned}\n")
+    with pytest.raises(ConfigError, match="data.class_names is required"):
+        load_config(p)
+    p = write(tmp_path, "mine", "data: {class_names: [mug, plate]}\n")
+    cfg = load_config(p)
+    assert cfg.data.repeat == 1 and cfg.assigner.label2level == () and cfg.class_names == ("mug", "plate")
