@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sr3d_core.boxes import enclosing_axis_aligned
+from sr3d_core.boxes import enclosing_axis_aligned, wrap_angle
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,6 @@ AUGMENTS: dict[str, AugmentConfig] = {
 }
 
 
-def _wrap(a: np.ndarray) -> np.ndarray:
-    return (a + np.pi) % (2 * np.pi) - np.pi
-
-
 def sample_points(points: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Random point subset per `sample_fraction` or `sample_points` (indices sorted, order kept)."""
     n = len(points)
@@ -69,7 +65,7 @@ def flip(points: np.ndarray, boxes: np.ndarray, axis: int) -> tuple[np.ndarray, 
     boxes = boxes.copy()
     points[:, axis] *= -1
     boxes[:, axis] *= -1
-    boxes[:, 6] = _wrap(np.pi - boxes[:, 6]) if axis == 0 else _wrap(-boxes[:, 6])
+    boxes[:, 6] = wrap_angle(np.pi - boxes[:, 6]) if axis == 0 else wrap_angle(-boxes[:, 6])
     return points, boxes
 
 
@@ -82,7 +78,7 @@ def rot_scale_trans(points: np.ndarray, boxes: np.ndarray, angle: float, scale: 
     points[:, :3] = ((points[:, :3].astype(np.float64) @ R.T) * scale + trans).astype(np.float32)
     b = boxes.astype(np.float64)
     b[:, :3] = b[:, :3] @ R.T
-    b[:, 6] = _wrap(b[:, 6] + angle)
+    b[:, 6] = wrap_angle(b[:, 6] + angle)
     if axis_aligned and len(b):
         b = np.asarray(enclosing_axis_aligned(b), np.float64)
     b[:, :6] *= scale

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.path import Path
 
+from sr3d_core.boxes import wrap_angle
 from sr3d_core.data.synthetic import furniture as F
 from sr3d_core.data.synthetic.mesh import PartList, rot_z
 
@@ -93,10 +94,6 @@ class Wall:
         return True
 
 
-def _wrap(a: float) -> float:
-    return float((a + np.pi) % (2 * np.pi) - np.pi)
-
-
 class Room:
     """Shell + furniture of one room; build with `make_room`."""
 
@@ -161,7 +158,7 @@ class Room:
         R = rot_z(yaw)
         t = np.array([xy[0], xy[1], z])
         centre_local = (lo + hi) / 2
-        box = np.concatenate([R @ centre_local + t, hi - lo, [_wrap(yaw)]])
+        box = np.concatenate([R @ centre_local + t, hi - lo, [float(wrap_angle(np.float64(yaw)))]])
         obj = PlacedObject(kind, v @ R.T + t, f, col, box)
         self.objects.append(obj)
         return obj

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sr3d_core.boxes import wrap_angle
 from sr3d_core.data.synthetic.mesh import rot_z
 from sr3d_core.data.synthetic.presets import SyntheticPreset
 from sr3d_core.data.synthetic.room import Room, make_room
@@ -240,7 +241,7 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         pts = (pts - pos) @ G.T
         if len(boxes_a):
             boxes_a[:, :3] = (boxes_a[:, :3] - pos) @ G.T
-            boxes_a[:, 6] = (boxes_a[:, 6] + np.pi / 2 - yaw + np.pi) % (2 * np.pi) - np.pi
+            boxes_a[:, 6] = wrap_angle(boxes_a[:, 6] + np.pi / 2 - yaw)
         cam2frame = np.eye(4)
         cam2frame[:3, :3] = G @ R_last
         frame = "camera_gravity"
