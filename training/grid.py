@@ -106,7 +106,8 @@ def run_job(run: Run) -> dict[str, Any]:
     final = run.work_dir / "final.pt"
     if not final.exists():
         latest = run.work_dir / "latest.pt"
-        train(cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False)
+        train(cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False,
+              validate_at_end=False)  # evaluated below, once
     det = Detector.from_checkpoint(final, device="cpu")
     res = evaluate_model(det.model, det.config, build_source(det.config, "val"), torch.device("cpu"),
                          keep_scenes=True)

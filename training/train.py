@@ -339,6 +339,7 @@ def train(
     device: str = "auto",
     stop_after: Optional[int] = None,
     show_progress: bool = True,
+    validate_at_end: bool = True,
 ) -> dict[str, Any]:
     """Train; return the final step and last metrics.
 
@@ -349,6 +350,8 @@ def train(
         device: ``auto``, ``cpu``, ``cuda``.
         stop_after: exit after this global step as if killed (for resume tests); the schedule is unchanged.
         show_progress: tqdm bar on rank 0.
+        validate_at_end: run the validation pass after the last step (a caller that evaluates the final
+            checkpoint itself, like the experiment grid, skips it).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -448,7 +451,8 @@ def train(
         checkpoint(work_dir / "latest.pt")
         if rank == 0:
             save_atomic(make_checkpoint(cfg, model), work_dir / "final.pt")
-        last.update(_validate(cfg, model, dev, work_dir, step, rank, world) or {})
+        if validate_at_end:
+            last.update(_validate(cfg, model, dev, work_dir, step, rank, world) or {})
     if world > 1:
         # Sanity check: DDP must leave identical parameters on every rank.
         digest = float(sum(p.detach().double().sum() * (i + 1) for i, p in enumerate(model.parameters())))
