@@ -141,8 +141,16 @@ def run_job(run: Run) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- runner
-def run_grid(grid: str, runs: list[Run], jobs: int, runs_root: Path) -> None:
-    """Run every unfinished run, ``jobs`` at a time, each in its own single-threaded process."""
+def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) -> None:
+    """Run every unfinished run, ``jobs`` at a time, each in its own single-threaded process.
+
+    Args:
+        grid: the grid's name (its table's folder).
+        spec: the grid as given on the command line (name or path), for the job processes.
+        runs: the runs to do.
+        jobs: runs in parallel.
+        runs_root: the folder holding every grid's runs.
+    """
     order = {row: i for i, row in enumerate(dict.fromkeys(r.row for r in runs))}
     # Seed-major order: the rows' seed-0 runs finish first, so paired comparisons fill in early.
     todo = sorted((r for r in runs if not r.done), key=lambda r: (r.seed, order[r.row]))
@@ -156,7 +164,7 @@ def run_grid(grid: str, runs: list[Run], jobs: int, runs_root: Path) -> None:
                 r = todo.pop(0)
                 r.work_dir.mkdir(parents=True, exist_ok=True)
                 log = open(r.work_dir / "job.log", "a")
-                cmd = [sys.executable, str(Path(__file__).resolve()), "_job", grid, r.row, str(r.seed),
+                cmd = [sys.executable, str(Path(__file__).resolve()), "_job", spec, r.row, str(r.seed),
                        "--runs-root", str(runs_root)]
                 active.append((r, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.time()))
                 print(f"  start {r.row}/seed{r.seed}" + (" (resume)" if (r.work_dir / "latest.pt").exists() else ""),
@@ -291,7 +299,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif a.command == "run":
         if a.jobs < 1:
             ap.error("--jobs must be >= 1")
-        run_grid(grid, runs, a.jobs, a.runs_root)
+        run_grid(grid, a.grid, runs, a.jobs, a.runs_root)
         print(write_table(grid, load_grid(a.grid, a.runs_root)[1], a.runs_root))
     elif a.command == "table":
         print(write_table(grid, runs, a.runs_root))
