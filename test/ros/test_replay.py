@@ -164,3 +164,14 @@ def test_sidecar_gt_file_static(bag, ckpt, tmp_path):
         if b1 is not None:
             np.testing.assert_allclose(b2, b1, atol=1e-9)
             assert (l2 == l1).all()
+
+
+def test_sqlite3_bag_reads_the_same(bag, ckpt, tmp_path):
+    """The same recording written as sqlite3 replays to the same numbers as the mcap one."""
+    sq = tmp_path / "room_sqlite"
+    mb.make_bag(sq, frames=2, rate=10.0, seed=1, storage="sqlite3", progress=False)
+    assert any(p.suffix == ".db3" for p in sq.iterdir())
+    a = replay(ReplayConfig(sq, ckpt, out=tmp_path / "a", progress=False))
+    b = replay(ReplayConfig(bag, ckpt, out=tmp_path / "b", max_frames=2, progress=False))
+    assert a["frames"] == b["frames"] == 2
+    assert a["detections_per_frame"] == b["detections_per_frame"] and a["mAP_0.25"] == b["mAP_0.25"]
