@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -40,6 +38,7 @@ from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg, stamp_ns
+from sr3d_ros.diagnostics import FrameStats
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
 from sr3d_ros.pipeline import FramePipeline
 from sr3d_ros.transforms import TfLookup, TransformUnavailable, make_tf_lookup
@@ -81,23 +80,6 @@ def input_qos(preset: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-class _Stats:
-    """Thread-safe counters and windows for /diagnostics (written by callback and worker threads)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.received = 0
-        self.processed = 0
-        self.dropped = 0
-        self.tf_failures = 0
-        self.errors = 0
-        self.points_out_of_range = 0  # dropped by preprocessing (outside point_range or the grid's reach)
-        self.malformed: dict[str, int] = {}
-        self.processing_ms: deque[float] = deque(maxlen=100)
-        self.model_ms: deque[float] = deque(maxlen=100)
-        self.latency_ms: deque[float] = deque(maxlen=100)
-
-
 class _DetectorLogic:
     """Everything the two node flavours share; mixed into an rclpy ``Node`` or ``LifecycleNode``."""
 
@@ -124,7 +106,7 @@ class _DetectorLogic:
         self._slot: PointCloud2 | None = None
         self._cond = threading.Condition()
         self._running = False
-        self._stats = _Stats()
+        self._stats = FrameStats()
         self._logged_kinds: set[str] = set()
         self._marker_count = 0
         self._model_params: list[str] = []
@@ -190,7 +172,7 @@ class _DetectorLogic:
             self._tf = make_tf_lookup(self, p.tf_fallback_latest)
         self._pipeline = FramePipeline(detector, p.target_frame, self._tf, p.tf_timeout_s, p.classes, p.missing_color)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
-        self._last_diag = (time.monotonic(), 0, 0, 0, 0, 0)
+        self._stats.start_period(time.monotonic())
         log.info(f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
                  f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
                  + (f", TF via {self._tf.backend}" if self._tf else ""))
@@ -421,11 +403,7 @@ class _DetectorLogic:
 
     def _log_counters(self) -> None:
         """One ``key=value`` line of the frame counters (at shutdown; tools parse it)."""
-        s = self._stats
-        with s.lock:
-            counters = {"frames_received": s.received, "frames_processed": s.processed, "frames_dropped": s.dropped,
-                        "malformed_inputs": sum(s.malformed.values()), "tf_failures": s.tf_failures,
-                        "errors": s.errors, "points_out_of_range": s.points_out_of_range}
+        counters = self._stats.counters()
         self.get_logger().info("final counters: " + " ".join(f"{k}={v}" for k, v in counters.items()))
 
     def _silence_problem(self, now: float, silent: bool, p: NodeParams) -> str:
@@ -458,41 +436,8 @@ class _DetectorLogic:
         if p is None or "diagnostics" not in self._pubs:
             return
         now = time.monotonic()
-        with s.lock:
-            t_prev, rec_prev, tf_prev, mal_prev, err_prev, done_prev = self._last_diag
-            malformed = sum(s.malformed.values())
-            window = max(now - t_prev, 1e-6)
-            rate = (s.received - rec_prev) / window
-            proc = float(np.mean(s.processing_ms)) if s.processing_ms else 0.0
-            model = float(np.mean(s.model_ms)) if s.model_ms else 0.0
-            lat = float(np.percentile(s.latency_ms, 50)) if s.latency_ms else 0.0
-            values = {
-                "input_rate_hz": f"{rate:.2f}", "processing_time_ms": f"{proc:.1f}", "model_time_ms": f"{model:.1f}",
-                "pipeline_latency_ms_p50": f"{lat:.1f}", "frames_received": str(s.received),
-                "frames_processed": str(s.processed), "frames_dropped": str(s.dropped),
-                "malformed_inputs": str(malformed), "tf_failures": str(s.tf_failures), "errors": str(s.errors),
-                "points_out_of_range": str(s.points_out_of_range), "enabled": str(self._enabled).lower(),
-                **{f"malformed.{k}": str(v) for k, v in sorted(s.malformed.items())},
-            }
-            problems = []
-            if s.tf_failures > tf_prev:
-                problems.append("TF lookups failing")
-            if malformed > mal_prev:
-                problems.append("malformed inputs")
-            if s.errors > err_prev:
-                problems.append("frames failed")
-            if proc > p.max_processing_time_ms:
-                problems.append(f"processing {proc:.0f} ms > {p.max_processing_time_ms:.0f} ms")
-            # Age of this period's frames only: an old burst must not keep the warning up.
-            new = min(s.processed - done_prev, len(s.latency_ms))
-            age = float(np.median(list(s.latency_ms)[-new:])) if new > 0 else 0.0
-            if age > p.max_input_age_ms:
-                problems.append(f"input stale: {age:.0f} ms old at publication > {p.max_input_age_ms:.0f} ms "
-                                "(clock or use_sim_time mismatch, or a slow link)")
-            silent = self._sub is not None and s.received == rec_prev
-            if silent:
-                problems.append("no input")
-            self._last_diag = (now, s.received, s.tf_failures, malformed, s.errors, s.processed)
+        values, problems, silent = s.assess(now, p.max_processing_time_ms, p.max_input_age_ms, self._sub is not None)
+        values["enabled"] = str(self._enabled).lower()
         silence = self._silence_problem(now, silent, p)
         if silence:
             problems.append(silence)
