@@ -7,8 +7,10 @@
 
 A grid is a YAML file in ``config/grids/`` (or a path): common ``set`` overrides and ``seeds``, and ``rows``, each
 with a model ``config``, its own ``set`` overrides and optionally its own ``seeds`` (a sweep point needs one).
-Run ``<row>/seed<k>`` lives in ``runs/grids/<grid>/<row>/seed<k>/``: a run with ``result.json`` is done and
-skipped; one with ``latest.pt`` resumes from it; one with ``final.pt`` but no result is only evaluated. Stopping
+Run ``<row>/seed<k>`` trains in ``runs/grids/<grid>/<row>/seed<k>/`` (checkpoints, not committed); when it is
+evaluated, its ``result.json`` and ``train_log.csv`` are copied to ``docs/results/grids/<grid>/<row>/seed<k>/``
+(small, committed), and a run with a result there is done and skipped, in any checkout. A run with ``latest.pt``
+resumes from it; one with ``final.pt`` but no result is only evaluated. Stopping
 the runner (Ctrl-C, a kill, the machine going away) loses at most ``train.ckpt_interval`` steps of each run in
 flight. Each job runs in its own process with one torch thread, so two jobs fill two cores.
 
@@ -24,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -55,14 +58,22 @@ class Run:
     config: str
     overrides: tuple[str, ...]
     work_dir: Path
+    result_dir: Path
 
     @property
     def done(self) -> bool:
         """The run has its evaluated result."""
-        return (self.work_dir / "result.json").exists()
+        return (self.result_dir / "result.json").exists()
+
+    def result(self) -> dict[str, Any]:
+        """The evaluated result."""
+        return json.loads((self.result_dir / "result.json").read_text())
 
 
-def load_grid(name_or_path: str, runs_root: Path) -> tuple[str, list[Run]]:
+RESULTS_ROOT = ROOT / "docs" / "results" / "grids"
+
+
+def load_grid(name_or_path: str, runs_root: Path, results_root: Path = RESULTS_ROOT) -> tuple[str, list[Run]]:
     """Read a grid file and expand it into runs."""
     path = Path(name_or_path)
     if not path.is_file():
@@ -82,8 +93,8 @@ def load_grid(name_or_path: str, runs_root: Path) -> tuple[str, list[Run]]:
             raise SystemExit(f"{path}: row {row.get('name')!r} has unknown keys {sorted(bad)}")
         for seed in row.get("seeds", spec.get("seeds", [0])):
             overrides = (*common, *row.get("set", []), f"train.seed={seed}")
-            runs.append(Run(row["name"], int(seed), row["config"], overrides,
-                            runs_root / path.stem / row["name"] / f"seed{seed}"))
+            sub = Path(path.stem) / row["name"] / f"seed{seed}"
+            runs.append(Run(row["name"], int(seed), row["config"], overrides, runs_root / sub, results_root / sub))
     return path.stem, runs
 
 
@@ -132,16 +143,18 @@ def run_job(run: Run) -> dict[str, Any]:
         "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
         "val_scenes": len(res["scenes"]),
     }
-    tmp = run.work_dir / "result.json.tmp"
+    run.result_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.work_dir / "train_log.csv", run.result_dir / "train_log.csv")
+    tmp = run.result_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, run.work_dir / "result.json")
+    os.replace(tmp, run.result_dir / "result.json")  # last: its presence means "done"
     for f in ("latest.pt",):  # the final weights stay; the resume state is no longer needed
         (run.work_dir / f).unlink(missing_ok=True)
     return result
 
 
 # --------------------------------------------------------------------------------------------- runner
-def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) -> None:
+def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, results_root: Path) -> None:
     """Run every unfinished run, ``jobs`` at a time, each in its own single-threaded process.
 
     Args:
@@ -149,7 +162,8 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) 
         spec: the grid as given on the command line (name or path), for the job processes.
         runs: the runs to do.
         jobs: runs in parallel.
-        runs_root: the folder holding every grid's runs.
+        runs_root: the folder holding every grid's runs (checkpoints).
+        results_root: the folder holding every grid's results and tables (committed).
     """
     order = {row: i for i, row in enumerate(dict.fromkeys(r.row for r in runs))}
     # Seed-major order: the rows' seed-0 runs finish first, so paired comparisons fill in early.
@@ -165,7 +179,7 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) 
                 r.work_dir.mkdir(parents=True, exist_ok=True)
                 log = open(r.work_dir / "job.log", "a")
                 cmd = [sys.executable, str(Path(__file__).resolve()), "_job", spec, r.row, str(r.seed),
-                       "--runs-root", str(runs_root)]
+                       "--runs-root", str(runs_root), "--results-root", str(results_root)]
                 active.append((r, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.time()))
                 print(f"  start {r.row}/seed{r.seed}" + (" (resume)" if (r.work_dir / "latest.pt").exists() else ""),
                       flush=True)
@@ -176,10 +190,10 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) 
                     continue
                 active.remove(item)
                 if p.returncode == 0 and r.done:
-                    res = json.loads((r.work_dir / "result.json").read_text())
+                    res = r.result()
                     print(f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
                           f" ({(time.time() - t0) / 60:.1f} min)", flush=True)
-                    write_table(grid, runs, runs_root)
+                    write_table(grid, runs, results_root)
                 else:
                     failed.append(f"{r.row}/seed{r.seed}")
                     print(f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}",
@@ -187,19 +201,19 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path) 
     finally:
         for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
             p.terminate()
-    write_table(grid, runs, runs_root)
+    write_table(grid, runs, results_root)
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
 
 
 # --------------------------------------------------------------------------------------------- table
-def write_table(grid: str, runs: list[Run], runs_root: Path) -> str:
+def write_table(grid: str, runs: list[Run], results_root: Path) -> str:
     """Rebuild ``table.md``, ``table.json`` and ``table.png`` of a grid from its finished runs."""
     by_row: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_row.setdefault(r.row, [])
         if r.done:
-            by_row[r.row].append(json.loads((r.work_dir / "result.json").read_text()))
+            by_row[r.row].append(r.result())
     base = {res["seed"]: res for res in by_row.get("tr3d", [])}
     lines = [
         f"Grid `{grid}` (val mAP in %, mean ± std over seeds; Δ: paired difference to `tr3d` of the same seed; "
@@ -229,7 +243,7 @@ def write_table(grid: str, runs: list[Run], runs_root: Path) -> str:
             f"{np.mean([x['train_seconds'] for x in results]) / 60:.0f} |"
         )
     text = "\n".join(lines) + "\n"
-    out = runs_root / grid
+    out = results_root / grid
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(summary, indent=2))
@@ -279,14 +293,16 @@ def _plot(summary: dict[str, Any], by_row: dict[str, list[dict[str, Any]]], path
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "table", "status", "_job"])
+    ap.add_argument("command", choices=["run", "table", "status", "collect", "_job"],
+                    help="collect: copy results that exist only in the run folders to the results folder")
     ap.add_argument("grid", help="grid name in config/grids or a YAML path")
     ap.add_argument("job", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--rows", nargs="*", default=None, help="only these rows (default: all, in file order)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
-    ap.add_argument("--runs-root", type=Path, default=Path("runs/grids"))
+    ap.add_argument("--runs-root", type=Path, default=Path("runs/grids"), help="checkpoints (not committed)")
+    ap.add_argument("--results-root", type=Path, default=RESULTS_ROOT, help="results and tables (committed)")
     a = ap.parse_args(argv)
-    grid, runs = load_grid(a.grid, a.runs_root)
+    grid, runs = load_grid(a.grid, a.runs_root, a.results_root)
     if a.rows:
         unknown = set(a.rows) - {r.row for r in runs}
         if unknown:
@@ -299,10 +315,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif a.command == "run":
         if a.jobs < 1:
             ap.error("--jobs must be >= 1")
-        run_grid(grid, a.grid, runs, a.jobs, a.runs_root)
-        print(write_table(grid, load_grid(a.grid, a.runs_root)[1], a.runs_root))
+        run_grid(grid, a.grid, runs, a.jobs, a.runs_root, a.results_root)
+        print(write_table(grid, load_grid(a.grid, a.runs_root, a.results_root)[1], a.results_root))
+    elif a.command == "collect":
+        for r in runs:
+            if not r.done and (r.work_dir / "result.json").is_file():
+                r.result_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(r.work_dir / "train_log.csv", r.result_dir / "train_log.csv")
+                shutil.copyfile(r.work_dir / "result.json", r.result_dir / "result.json")
+                print(f"collected {r.row}/seed{r.seed}")
+        print(write_table(grid, runs, a.results_root))
     elif a.command == "table":
-        print(write_table(grid, runs, a.runs_root))
+        print(write_table(grid, runs, a.results_root))
     else:
         for r in runs:
             state = "done" if r.done else "resumable" if (r.work_dir / "latest.pt").exists() else "todo"

@@ -29,8 +29,8 @@ def run(*args):
 def test_grid_runs_skips_and_resumes(tmp_path):
     grid = tmp_path / "toy.yaml"
     grid.write_text(GRID)
-    root = tmp_path / "runs"
-    name, runs = load_grid(str(grid), root)
+    root, results = tmp_path / "runs", tmp_path / "results"
+    name, runs = load_grid(str(grid), root, results)
     assert [(r.row, r.seed) for r in runs] == [("tr3d", 0), ("sr3d", 0), ("k3", 1)]
     assert runs[2].overrides[-1] == "train.seed=1" and "train.max_iters=30" in runs[2].overrides
     # A killed run: 10 of its 30 steps done, latest.pt left behind.
@@ -39,20 +39,22 @@ def test_grid_runs_skips_and_resumes(tmp_path):
                         "--no-progress", "--stop-after", "10", "--set", *runs[2].overrides], cwd=ROOT,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and (k3 / "latest.pt").is_file(), r.stderr[-2000:]
-    r = run("run", str(grid), "--runs-root", str(root), "--jobs", "2")
+    r = run("run", str(grid), "--runs-root", str(root), "--results-root", str(results), "--jobs", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "0 of 3 runs done, 3 to go" in r.stdout and "start k3/seed1 (resume)" in r.stdout
     for run_ in runs:
-        res = json.loads((run_.work_dir / "result.json").read_text())
+        res = json.loads((run_.result_dir / "result.json").read_text())
         assert res["steps"] == 30 and 0 <= res["mAP_0.25"] <= 1 and len(res["halves"]) == 2
         assert len(res["pce_hist"]) == 12 and not (run_.work_dir / "latest.pt").exists()
+        assert (run_.result_dir / "train_log.csv").is_file() and (run_.work_dir / "final.pt").is_file()
     # The resumed run logged each step once: 5, 10 (before the kill), then 15 .. 30.
     with open(k3 / "train_log.csv") as f:
         assert [int(row["step"]) for row in csv.DictReader(f)] == [5, 10, 15, 20, 25, 30]
-    table = (root / name / "table.md").read_text()
+    table = (results / name / "table.md").read_text()
     assert "| tr3d | 1 |" in table and "| sr3d | 1 |" in table and "| k3 | 1 |" in table
-    assert (root / name / "table.png").stat().st_size > 1000
-    r = run("run", str(grid), "--runs-root", str(root))
+    assert (results / name / "table.png").stat().st_size > 1000
+    # A new checkout has the committed results but no checkpoints: nothing is redone.
+    r = run("run", str(grid), "--runs-root", str(tmp_path / "fresh_runs"), "--results-root", str(results))
     assert r.returncode == 0 and "3 of 3 runs done, 0 to go" in r.stdout
-    r = run("status", str(grid), "--runs-root", str(root), "--rows", "k3")
+    r = run("status", str(grid), "--runs-root", str(root), "--results-root", str(results), "--rows", "k3")
     assert r.stdout.split() == ["k3", "seed1", "done"]
