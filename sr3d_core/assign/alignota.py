@@ -15,10 +15,10 @@ import torch.nn.functional as F
 
 from sr3d_core.assign.base import (
     AnchorSet,
-    Assigner,
     AssignerConfig,
     AssignResult,
     GroundTruth,
+    PredictionAwareAssigner,
     Predictions,
     gather_or_nan,
     resolve_conflicts,
@@ -47,7 +47,7 @@ class AlignOTAConfig(AssignerConfig):
             raise ValueError("assigner: soft_center_radius must be > 0, candidate_topq >= 1, iou_weight >= 0")
 
 
-class AlignOTAAssigner(Assigner):
+class AlignOTAAssigner(PredictionAwareAssigner):
     """Soft-label OTA on 3-D anchors.
 
     Args:
@@ -57,16 +57,9 @@ class AlignOTAAssigner(Assigner):
 
     config_class = AlignOTAConfig
 
-    def __init__(self, cfg: AlignOTAConfig = AlignOTAConfig(), rotated: bool = False) -> None:
-        self.cfg = cfg
-        self.rotated = rotated
+    cfg: AlignOTAConfig
 
-    @torch.no_grad()
-    def assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
-        """See ``Assigner.assign``."""
-        n, m = len(anchors), len(gt)
-        if n == 0 or m == 0:
-            return AssignResult.empty(n, anchors.locations.device)
+    def _assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
         cand = points_in_boxes(anchors.locations, gt.boxes)
         iou, ai, gi = ota_matrices(anchors, preds, gt, cand, self.rotated)
         logit = preds.cls_logits[ai, gt.labels[gi]]

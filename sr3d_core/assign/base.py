@@ -121,6 +121,32 @@ class Assigner(ABC):
         """
 
 
+class PredictionAwareAssigner(Assigner):
+    """An assigner whose costs use the predictions, so it needs the box type (rotated IoU or not).
+
+    ``assign`` handles the empty cases and calls ``_assign`` with at least one anchor and one GT.
+
+    Args:
+        cfg: the subclass's config (``config_class``); None = its defaults.
+        rotated: boxes carry a yaw.
+    """
+
+    def __init__(self, cfg: Optional[AssignerConfig] = None, rotated: bool = False) -> None:
+        self.cfg = self.config_class() if cfg is None else cfg
+        self.rotated = rotated
+
+    @torch.no_grad()
+    def assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
+        """See ``Assigner.assign``."""
+        if len(anchors) == 0 or len(gt) == 0:
+            return AssignResult.empty(len(anchors), anchors.locations.device)
+        return self._assign(anchors, preds, gt)
+
+    @abstractmethod
+    def _assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
+        """``assign`` for a scene with anchors and GT."""
+
+
 def gather_or_nan(matrix: torch.Tensor, gt_index: torch.Tensor) -> torch.Tensor:
     """``matrix[n, gt_index[n]]`` of an ``(N, M)`` matrix, nan where ``gt_index`` is -1 (background)."""
     val = matrix.gather(1, gt_index.clamp(min=0)[:, None]).squeeze(1)

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 
 from sr3d_core.assign.base import (
     AnchorSet,
-    Assigner,
     AssignerConfig,
     AssignResult,
     GroundTruth,
+    PredictionAwareAssigner,
     Predictions,
     gather_or_nan,
     resolve_conflicts,
@@ -75,7 +75,7 @@ def ota_matrices(anchors: AnchorSet, preds: Predictions, gt: GroundTruth, cand: 
     return iou, ai, gi
 
 
-class SimOTAAssigner(Assigner):
+class SimOTAAssigner(PredictionAwareAssigner):
     """YOLOX's simOTA on 3-D anchors.
 
     Args:
@@ -85,16 +85,10 @@ class SimOTAAssigner(Assigner):
 
     config_class = SimOTAConfig
 
-    def __init__(self, cfg: SimOTAConfig = SimOTAConfig(), rotated: bool = False) -> None:
-        self.cfg = cfg
-        self.rotated = rotated
+    cfg: SimOTAConfig
 
-    @torch.no_grad()
-    def assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
-        """See ``Assigner.assign``."""
+    def _assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
         n, m = len(anchors), len(gt)
-        if n == 0 or m == 0:
-            return AssignResult.empty(n, anchors.locations.device)
         in_box = points_in_boxes(anchors.locations, gt.boxes)
         in_ctr = centre_region(anchors, gt.boxes, self.cfg.center_radius)
         cand = (in_box | in_ctr).any(dim=1, keepdim=True).expand(n, m)  # YOLOX: foreground of any GT

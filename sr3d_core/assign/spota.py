@@ -20,10 +20,10 @@ import torch.nn.functional as F
 
 from sr3d_core.assign.base import (
     AnchorSet,
-    Assigner,
     AssignerConfig,
     AssignResult,
     GroundTruth,
+    PredictionAwareAssigner,
     Predictions,
     gather_or_nan,
     resolve_conflicts,
@@ -177,7 +177,7 @@ def top_k_per_gt(cost: torch.Tensor, k: int) -> torch.Tensor:
     return chosen
 
 
-class SpotaAssigner(Assigner):
+class SpotaAssigner(PredictionAwareAssigner):
     """SR3D's assigner.
 
     Args:
@@ -187,16 +187,10 @@ class SpotaAssigner(Assigner):
 
     config_class = SpotaConfig
 
-    def __init__(self, cfg: SpotaConfig = SpotaConfig(), rotated: bool = False) -> None:
-        self.cfg = cfg
-        self.rotated = rotated
+    cfg: SpotaConfig
 
-    @torch.no_grad()
-    def assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
-        """See ``Assigner.assign``."""
+    def _assign(self, anchors: AnchorSet, preds: Predictions, gt: GroundTruth) -> AssignResult:
         n, m = len(anchors), len(gt)
-        if n == 0 or m == 0:
-            return AssignResult.empty(n, anchors.locations.device)
         cand = candidate_mask(self.cfg, anchors, gt)
         ai, gi = cand.nonzero(as_tuple=True)
         logit = preds.cls_logits[ai, gt.labels[gi]] if self.cfg.cls_cost_weight > 0 else None
