@@ -90,7 +90,8 @@ from sensor_msgs.msg import PointCloud2
 from test_large_clouds import big_cloud
 rclpy.init()
 node = rclpy.create_node("camera_driver")
-pub = node.create_publisher(PointCloud2, {topic!r}, qos_profile_sensor_data)
+qos = qos_profile_sensor_data if {qos!r} == "best_effort" else 10
+pub = node.create_publisher(PointCloud2, {topic!r}, qos)
 msg = big_cloud(16, 1)
 end = time.monotonic() + 60
 while time.monotonic() < end:
@@ -99,29 +100,60 @@ while time.monotonic() < end:
 """
 
 
-def test_without_the_profile_the_node_says_why_nothing_arrives(tmp_path, ckpt):
-    topic = f"{NS}/raw/points"
-    log = tmp_path / "node.log"
-    client = Client(f"{NS}/plain", topic)
-    proc = start_node(node_command("plain", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
-                                                 "diagnostics_period_s": 0.5}, topic), log, drop_env=PROFILE_VARS)
-    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
-    driver = subprocess.Popen([sys.executable, "-c", PUBLISHER.format(here=str(Path(__file__).parent), topic=topic)],
-                              env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        status = client.wait_for(lambda: next((st for arr in client.diagnostics for st in arr.status
-                                               if st.name.startswith(f"{NS}/plain") and "no data" in st.message),
-                                              None), 45.0, proc)
-        assert status is not None, log.read_text()
-        from diagnostic_msgs.msg import DiagnosticStatus
+def start_driver(topic: str, qos: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", PUBLISHER.format(here=str(Path(__file__).parent), topic=topic,
+                                                                    qos=qos)],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
+
+def no_data_status(client: Client, fqn: str, proc) -> object:
+    return client.wait_for(lambda: next((st for arr in client.diagnostics for st in arr.status
+                                         if st.name.startswith(fqn) and "no data" in st.message), None), 45.0, proc)
+
+
+def test_qos_mismatch_gets_the_no_data_warning(tmp_path, ckpt):
+    """A reliable subscription never receives from a best-effort publisher: the watchdog must say so."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    topic = f"{NS}/mismatch/points"
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/strict", topic)
+    proc = start_node(node_command("strict", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
+                                                  "diagnostics_period_s": 0.5, "input_qos": "reliable"}, topic), log)
+    driver = start_driver(topic, "best_effort", dict(os.environ))
+    try:
+        status = no_data_status(client, f"{NS}/strict", proc)
+        assert status is not None, log.read_text()
         assert status.level == DiagnosticStatus.WARN
-        values = {kv.key: kv.value for kv in status.values}
-        assert values["frames_received"] == "0"
+        assert {kv.key: kv.value for kv in status.values}["frames_received"] == "0"
     finally:
         driver.kill()
         driver.wait()
         assert stop_node(proc) == 0, log.read_text()
         client.close()
+    text = log.read_text()
+    assert text.count("but no cloud arrived for") == 1 and "input_qos=reliable" in text, text
+
+
+def test_without_the_profile_large_best_effort_clouds_are_lost_or_reported(tmp_path, ckpt):
+    """The users' report: node and camera driver in Fast DDS defaults, 4.9 MB best-effort clouds. Whether UDP
+    loses them depends on load (here they were lost in most runs); when none arrives, the node must say why."""
+    topic = f"{NS}/raw/points"
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/plain", topic)
+    proc = start_node(node_command("plain", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
+                                                 "diagnostics_period_s": 0.5}, topic), log, drop_env=PROFILE_VARS)
+    driver = start_driver(topic, "best_effort", {k: v for k, v in os.environ.items() if k not in PROFILE_VARS})
+    try:
+        status = no_data_status(client, f"{NS}/plain", proc)
+        received = (client.latest_diagnostic_values() or {}).get("frames_received", "0")
+    finally:
+        driver.kill()
+        driver.wait()
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+    if status is None:
+        assert received != "0", f"nothing arrived and no warning; log:\n{log.read_text()}"
+        pytest.skip(f"{received} clouds got through over UDP this time (loss depends on load)")
     text = log.read_text()
     assert text.count("but no cloud arrived for") == 1 and "fastdds_large_messages.xml" in text, text
