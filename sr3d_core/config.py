@@ -163,7 +163,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class PostprocessConfig:
-    """Inference post-processing (METHOD_SPEC §1.9).
+    """Inference post-processing.
 
     Attributes:
         nms_pre: keep the top-N anchors by max class score before decoding (per scene).

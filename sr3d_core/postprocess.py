@@ -1,4 +1,4 @@
-"""Inference post-processing: top-k pre-filter, per-class score threshold and BEV NMS (METHOD_SPEC §1.9)."""
+"""Inference post-processing: top-k pre-filter, per-class score threshold and BEV NMS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TR3D's centre-distance assigner (METHOD_SPEC §1.5), original and mmdet3d-port variants."""
+"""TR3D's centre-distance assigner, original and mmdet3d-port variants."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from sr3d_core.assign.base import AnchorSet, Assigner, AssignerConfig, AssignResult, GroundTruth, Predictions
 
-# TR3D label2level tables (METHOD_SPEC §1.5, the config values, in sr3d_core.data.classes order);
+# TR3D label2level tables;
 # level 1 is the 32-cm level used for large classes.
 SCANNET_LABEL2LEVEL: tuple[int, ...] = (0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0)
 SUNRGBD_LABEL2LEVEL: tuple[int, ...] = (1, 1, 1, 0, 0, 1, 0, 0, 1, 0)

@@ -1,4 +1,4 @@
-"""Class lists of the two real benchmarks, in the order the TR3D configs use (METHOD_SPEC §1.5).
+"""Class lists of the two real benchmarks, in the order the TR3D configs use.
 
 The index of a name in these tuples is its label id; `label2level` tables in the assigner are
 written in the same order, so the order here must never change.

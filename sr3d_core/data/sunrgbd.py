@@ -1,7 +1,7 @@
 """SUN RGB-D as produced by mmdet3d's `create_data.py sunrgbd` (v1.1 infos + points/*.bin).
 
 Points are in the upright depth frame (z up, origin at the camera) with RGB already in [0, 1]
-(the TR3D config does no colour scaling; METHOD_SPEC §1.1). `bbox_3d` holds 7 numbers with yaw.
+(the TR3D config does no colour scaling). `bbox_3d` holds 7 numbers with yaw.
 """
 
 from __future__ import annotations

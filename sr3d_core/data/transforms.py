@@ -1,4 +1,4 @@
-"""Training augmentations of METHOD_SPEC §1.7, keeping GT boxes consistent with the points.
+"""TR3D's training augmentations, keeping GT boxes consistent with the points.
 
 Everything is a pure function of (points, boxes, rng), so a seeded generator reproduces a batch.
 Order follows the TR3D configs: point sampling, flips, then rotate -> scale -> translate.

@@ -1,6 +1,7 @@
-"""Score / localisation alignment metrics of SR3D: AIC and PCE (METHOD_SPEC §2.5).
+"""Score / localisation alignment metrics of SR3D: AIC and PCE.
 
-Both formulas are reconstructions ([RECON]): the paper's equations were lost, only their prose survives.
+AIC is the paper's formula. For PCE the paper describes the quantity and shows its distribution; which GT a
+detection is compared with, and how the top detections are pooled, are our reading (see the docstring).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _unit_interval_1d(x: Any, name: str, n: int | None = None) -> np.ndarray:
 
 
 def average_inconsistency_coefficient(scores: Any, ious: Any) -> float:
-    """AIC, Average Inconsistency Coefficient. [RECON]
+    """AIC, Average Inconsistency Coefficient.
 
     ``AIC = (1/|P|) Σ_{i∈P} |p_i − IoU_i|`` over the given positives ``P``. During training, pass the
     assigned positive anchors of an iteration, with ``p`` the sigmoid score on the GT class and
@@ -57,7 +58,7 @@ def average_inconsistency_coefficient(scores: Any, ious: Any) -> float:
 
 
 def prediction_consistency_error(scores: Any, ious: Any, labels: Any, top_k: int = 30) -> float:
-    """PCE, Prediction Consistency Error. [RECON formula, PAPER description]
+    """PCE, Prediction Consistency Error (the paper's description; the matching below is our reading).
 
     On the evaluation set, after NMS: for each class, keep the ``top_k`` detections by score over all
     scenes pooled; each has ``IoU`` = IoU with the best same-class GT in its scene (0 if none).
@@ -112,7 +113,7 @@ def prediction_consistency_errors(scores: np.ndarray, ious: np.ndarray, labels: 
 
 
 def prediction_consistency_error_from(evaluator: IndoorMapEvaluator, top_k: int = 30) -> float:
-    """PCE of every detection fed to an :class:`IndoorMapEvaluator` (one pass serves mAP and PCE). [RECON]
+    """PCE of every detection fed to an :class:`IndoorMapEvaluator` (one pass serves mAP and PCE).
 
     Args:
         evaluator: an evaluator that has seen the evaluation set (detections after NMS).

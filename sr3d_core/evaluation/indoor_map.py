@@ -20,7 +20,7 @@ Protocol (checked against mmdetection3d ``mmdet3d/evaluation/functional/indoor_e
    :func:`average_precision_area`. The reported recall is the last (largest) recall.
 5. mAP and mAR are plain means over the *evaluated* classes, see "Classes without GT" below.
 
-Decisions where mmdet3d is silent or accidental (all documented in the report of issue 2):
+Decisions where mmdet3d is silent or accidental :
 
 - **Classes without GT.** mmdet3d builds its class list from the GT dict, and a detection inserts
   an empty GT entry for its class. Hence: a class with neither GT nor detections anywhere is

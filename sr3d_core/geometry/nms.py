@@ -1,4 +1,4 @@
-"""Per-class greedy non-maximum suppression on bird's-eye-view IoU (METHOD_SPEC §1.9).
+"""Per-class greedy non-maximum suppression on bird's-eye-view IoU.
 
 TR3D suppresses with a BEV IoU, never a 3D one: rotated ``(x, y, dx, dy, yaw)`` on SUN RGB-D (mmcv ``nms3d``) and
 axis-aligned with yaw forced to 0 on ScanNet (``nms3d_normal``); z is ignored in both. As in mmcv, a box is

@@ -1,4 +1,4 @@
-"""Sigmoid focal loss (Lin et al. 2017) as used by TR3D (METHOD_SPEC §1.6)."""
+"""Sigmoid focal loss (Lin et al. 2017) as used by TR3D."""
 
 from __future__ import annotations
 

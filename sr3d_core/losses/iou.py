@@ -1,4 +1,4 @@
-"""IoU and DIoU box losses (METHOD_SPEC §1.6), axis-aligned (ScanNet) and rotated (SUN RGB-D).
+"""IoU and DIoU box losses, axis-aligned (ScanNet) and rotated (SUN RGB-D).
 
 DIoU loss: ``L = 1 − IoU + ρ²/c²``, with ρ the distance between the box centres and c the diagonal of the smallest
 world-axis-aligned box enclosing both boxes. For rotated boxes that enclosure is built from the x/y extents of

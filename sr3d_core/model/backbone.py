@@ -1,4 +1,4 @@
-"""MinkResNet34 with channels capped at 128, on the project's sparse engine (METHOD_SPEC §1.2)."""
+"""MinkResNet34 with channels capped at 128, on the project's sparse engine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TR3D head (shared 1x1 regression / classification convs) and box decoding (METHOD_SPEC §1.4)."""
+"""TR3D head (shared 1x1 regression / classification convs) and box decoding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TR3D neck: generative transposed convs, top-down over layer4→layer3→layer2 (METHOD_SPEC §1.3)."""
+"""TR3D neck: generative transposed convs, top-down over layer4→layer3→layer2."""
 
 from __future__ import annotations
 

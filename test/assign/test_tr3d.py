@@ -7,7 +7,7 @@ from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, TR3DAssigner, 
 
 
 def brute_force(anchors, levels, gt, labels, k, table, check):
-    """Literal per-pair loops of METHOD_SPEC §1.5."""
+    """Literal per-pair loops of the TR3D assigner."""
     n, m = len(anchors), len(gt)
     d = [[float(((anchors[j] - gt[i, :3]) ** 2).sum()) for i in range(m)] for j in range(n)]
     masked = [[d[j][i] if (not table or levels[j] == table[labels[i]]) else 1e8 for i in range(m)] for j in range(n)]

@@ -1,4 +1,4 @@
-"""Tests of the alignment metrics AIC and PCE ([RECON] formulas of METHOD_SPEC §2.5)."""
+"""Tests of the alignment metrics AIC and PCE (the formulas in docs/SR3D.md)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 def test_scannet_parameter_count_matches_spec():
     m = build_detector(load_config("tr3d_scannet"))
-    # METHOD_SPEC §1.11: backbone 12,002,624 + neck 2,655,744 + head 3,096.
+    # TR3D's counts: backbone 12,002,624 + neck 2,655,744 + head 3,096.
     assert count_parameters(m.backbone) == 12_002_624
     assert count_parameters(m.neck) == 2_655_744
     assert count_parameters(m.head) == 3_096
