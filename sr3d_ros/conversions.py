@@ -65,6 +65,16 @@ class CloudInfo:
     organized: bool
 
 
+def color_fields(names: Any) -> tuple[str, ...]:
+    """The colour fields a cloud with these field names is read from: ``("rgb",)``, ``("rgba",)``,
+    ``("r", "g", "b")``, or ``()`` when it has no colour."""
+    if "rgb" in names:
+        return ("rgb",)
+    if "rgba" in names:
+        return ("rgba",)
+    return ("r", "g", "b") if all(c in names for c in "rgb") else ()
+
+
 def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | None = None
                          ) -> tuple[np.ndarray, CloudInfo]:
     """Convert a PointCloud2 into float32 points, vectorized, for every common driver layout.
@@ -98,11 +108,8 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
 
     color_names: tuple[str, ...] = ()
     if want_color:
-        if "rgb" in fields or "rgba" in fields:
-            color_names = ("rgb",) if "rgb" in fields else ("rgba",)
-        elif all(c in fields for c in "rgb"):
-            color_names = ("r", "g", "b")
-        else:
+        color_names = color_fields(fields)
+        if not color_names:
             raise MalformedCloudError("missing_color", f"the model needs colour; fields are {sorted(fields)}")
 
     order = ">" if msg.is_bigendian else "<"

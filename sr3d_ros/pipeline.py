@@ -18,10 +18,8 @@ import numpy as np
 
 from sr3d_core.detections import Detections
 from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
-from sr3d_ros.conversions import MalformedCloudError, pointcloud2_to_array, stamp_ns, transform_points
+from sr3d_ros.conversions import MalformedCloudError, color_fields, pointcloud2_to_array, stamp_ns, transform_points
 from sr3d_ros.params import MISSING_COLOR_MODES
-
-_COLOR_FIELDS = ("rgb", "rgba", "r")
 
 
 class Lookup(Protocol):
@@ -102,8 +100,7 @@ class FramePipeline:
             self._notice(notices, "capped", "info", f"input clouds have {n_rows} points; the checkpoint's input "
                          f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded")
         want_color = bool(contract.use_color)
-        neutral = want_color and self.missing_color == "neutral" and not any(
-            f.name in _COLOR_FIELDS for f in msg.fields)
+        neutral = want_color and self.missing_color == "neutral" and not color_fields({f.name for f in msg.fields})
         points, _ = pointcloud2_to_array(msg, want_color=want_color and not neutral, rows=rows)
         if neutral:
             self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "

@@ -137,12 +137,12 @@ def load_gt_file(path: Path) -> tuple[str, dict[int, tuple[np.ndarray, list[str]
     return str(data["frame_id"]), frames, static
 
 
-def planar_transform(m: np.ndarray, what: str) -> tuple[np.ndarray, float]:
-    """Split a 4x4 transform between two z-up frames into (R, yaw); refuse one that tilts z."""
+def planar_yaw(m: np.ndarray, what: str) -> float:
+    """The yaw of a 4x4 transform between two z-up frames; refuse one that tilts z."""
     if abs(m[2, 2] - 1.0) > 1e-3:
         raise ReplayError(f"{what} is not a rotation about z (both frames must be gravity-aligned, z up), so "
                           "boxes cannot be carried across it")
-    return m, math.atan2(m[1, 0], m[0, 0])
+    return math.atan2(m[1, 0], m[0, 0])
 
 
 def move_boxes(boxes: np.ndarray, m: np.ndarray, yaw: float) -> np.ndarray:
@@ -208,8 +208,7 @@ class ReplayBag:
                 raise ReplayError(f"bag {self.cfg.bag}: no transform from the ground truth's frame "
                                   f"'{self.gt_frame}' to the detections' frame '{frame}' at {stamp * 1e-9:.3f} s: "
                                   f"{e}") from None
-            m, yaw = planar_transform(m, f"the transform '{self.gt_frame}' -> '{frame}'")
-            boxes = move_boxes(boxes, m, yaw)
+            boxes = move_boxes(boxes, m, planar_yaw(m, f"the transform '{self.gt_frame}' -> '{frame}'"))
         return boxes, labels
 
     def clouds(self):
@@ -289,10 +288,9 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
     params = {"checkpoint": str(cfg.checkpoint), "device": cfg.device, "target_frame": cfg.target_frame,
               "score_threshold": cfg.score_threshold, "max_detections": cfg.max_detections,
               "input_qos": "reliable", "input_qos_depth": 1, "tf_timeout_s": 0.5, "tf_fallback_latest": False}
-    share = Path(__file__).resolve().parent.parent / "config" / "node.yaml"
     from sr3d_ros.params import default_params_path
 
-    params_file = default_params_path() if default_params_path().is_file() else share
+    params_file = default_params_path()
     cmd = [sys.executable, "-c", "from sr3d_ros.detector_node import main; main()", "--ros-args",
            "-r", f"__node:={name}", "-r", f"__ns:={ns}", "--params-file", str(params_file)]
     for k, v in params.items():

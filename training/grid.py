@@ -143,14 +143,23 @@ def run_job(run: Run) -> dict[str, Any]:
         "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
         "val_scenes": len(res["scenes"]),
     }
-    run.result_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run.work_dir / "train_log.csv", run.result_dir / "train_log.csv")
-    tmp = run.result_dir / "result.json.tmp"
+    tmp = run.work_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, run.result_dir / "result.json")  # last: its presence means "done"
+    os.replace(tmp, run.work_dir / "result.json")
+    store_result(run)
     for f in ("latest.pt",):  # the final weights stay; the resume state is no longer needed
         (run.work_dir / f).unlink(missing_ok=True)
     return result
+
+
+def store_result(run: Run) -> None:
+    """Copy a run's training log and result from its run folder to the committed results folder (result last:
+    its presence means "done")."""
+    run.result_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run.work_dir / "train_log.csv", run.result_dir / "train_log.csv")
+    tmp = run.result_dir / "result.json.tmp"
+    shutil.copyfile(run.work_dir / "result.json", tmp)
+    os.replace(tmp, run.result_dir / "result.json")
 
 
 # --------------------------------------------------------------------------------------------- runner
@@ -320,9 +329,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif a.command == "collect":
         for r in runs:
             if not r.done and (r.work_dir / "result.json").is_file():
-                r.result_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(r.work_dir / "train_log.csv", r.result_dir / "train_log.csv")
-                shutil.copyfile(r.work_dir / "result.json", r.result_dir / "result.json")
+                store_result(r)
                 print(f"collected {r.row}/seed{r.seed}")
         print(write_table(grid, runs, a.results_root))
     elif a.command == "table":

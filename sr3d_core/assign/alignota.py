@@ -20,11 +20,9 @@ from sr3d_core.assign.base import (
     GroundTruth,
     PredictionAwareAssigner,
     Predictions,
-    gather_or_nan,
-    resolve_conflicts,
 )
 from sr3d_core.assign.costs import points_in_boxes
-from sr3d_core.assign.simota import dynamic_k_selection, ota_matrices
+from sr3d_core.assign.simota import dynamic_k_assignment, ota_matrices
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,5 @@ class AlignOTAAssigner(PredictionAwareAssigner):
         cls_cost = F.binary_cross_entropy_with_logits(logit, q, reduction="none") * (q - logit.sigmoid()).abs().pow(2)
         dist = (anchors.locations[ai] - gt.boxes[gi, :3]).norm(dim=1) / anchors.strides[ai]
         prior = torch.pow(10.0, dist - self.cfg.soft_center_radius)
-        cost = torch.full_like(iou, float("inf"))
-        cost[ai, gi] = cls_cost + self.cfg.iou_weight * -torch.log(q + 1e-8) + prior
-        chosen = dynamic_k_selection(cost, iou, self.cfg.candidate_topq)
-        gt_index, kept = resolve_conflicts(cost, chosen)
-        return AssignResult(gt_index, cost=kept, iou=gather_or_nan(iou, gt_index))
+        pair = cls_cost + self.cfg.iou_weight * -torch.log(q + 1e-8) + prior
+        return dynamic_k_assignment(iou, ai, gi, pair, self.cfg.candidate_topq)

@@ -67,6 +67,17 @@ def dynamic_k_selection(cost: torch.Tensor, iou: torch.Tensor, topq: int) -> tor
     return (rank < ks[None, :]) & torch.isfinite(cost)
 
 
+def dynamic_k_assignment(iou: torch.Tensor, ai: torch.Tensor, gi: torch.Tensor, pair_cost: torch.Tensor,
+                         topq: int) -> AssignResult:
+    """The OTA assigners' last step: scatter the candidate pairs' costs, pick each GT's dynamic k, resolve
+    conflicts by least cost."""
+    cost = torch.full_like(iou, float("inf"))
+    cost[ai, gi] = pair_cost
+    chosen = dynamic_k_selection(cost, iou, topq)
+    gt_index, kept = resolve_conflicts(cost, chosen)
+    return AssignResult(gt_index, cost=kept, iou=gather_or_nan(iou, gt_index))
+
+
 def ota_matrices(anchors: AnchorSet, preds: Predictions, gt: GroundTruth, cand: torch.Tensor, rotated: bool):
     """``iou (N, M)`` of the candidate pairs (0 elsewhere) and the pair indices ``(ai, gi)``."""
     ai, gi = cand.nonzero(as_tuple=True)
@@ -102,8 +113,4 @@ class SimOTAAssigner(PredictionAwareAssigner):
             + self.cfg.iou_weight * -torch.log(iou[ai, gi] + 1e-8)
             + _OUTSIDE_PENALTY * (~(in_box & in_ctr)[ai, gi]).to(iou.dtype)
         )
-        cost = torch.full_like(iou, float("inf"))
-        cost[ai, gi] = pair
-        chosen = dynamic_k_selection(cost, iou, self.cfg.candidate_topq)
-        gt_index, kept = resolve_conflicts(cost, chosen)
-        return AssignResult(gt_index, cost=kept, iou=gather_or_nan(iou, gt_index))
+        return dynamic_k_assignment(iou, ai, gi, pair, self.cfg.candidate_topq)

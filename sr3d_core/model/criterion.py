@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, build_assigner
+from sr3d_core.assign.costs import paired_iou
 from sr3d_core.config import Config
 from sr3d_core.losses import ClsLossContext, build_cls_loss
 from sr3d_core.model.detector import RawOutputs
@@ -25,15 +26,6 @@ def box_loss_fn(box_type: str, rotated_quirk: bool):
     return lambda p, g: iou_losses.rotated_diou_loss(p, g, reduction="none", tr3d_quirk=rotated_quirk)
 
 
-def paired_iou_fn(box_type: str):
-    """Per-pair 3-D IoU ``(K, 7), (K, 7) → (K,)`` (no grad needed; used for logging and rank-aware losses)."""
-    from sr3d_core.geometry import iou as geo_iou
-
-    if box_type == "aligned":
-        return lambda p, g: geo_iou.axis_aligned_iou_aligned_diff(p[:, :6], g[:, :6])
-    return lambda p, g: geo_iou.rotated_iou_aligned_diff(p, g)
-
-
 class Criterion(nn.Module):
     """TR3D loss and its SR3D variants: an assigner and a classification loss picked by name, DIoU box loss.
 
@@ -46,7 +38,7 @@ class Criterion(nn.Module):
         self.assigner = build_assigner(cfg.assigner, rotated=cfg.model.box_type == "rotated")
         self.cls_loss = build_cls_loss(cfg.loss.cls)
         self.box_loss = box_loss_fn(cfg.model.box_type, cfg.loss.rotated_diou_quirk)
-        self.paired_iou = paired_iou_fn(cfg.model.box_type)
+        self.rotated = cfg.model.box_type == "rotated"
         self.cls_weight = cfg.loss.cls_weight
         self.box_weight = cfg.loss.box_weight
 
@@ -98,7 +90,8 @@ class Criterion(nn.Module):
         pos_pred = pred_boxes[pos]
         pos_gt = gtb[gt_global[pos]]
         with torch.no_grad():
-            pos_iou = self.paired_iou(pos_pred.detach().float(), pos_gt.float()) if num_pos else pos_pred.new_zeros(0)
+            pos_iou = (paired_iou(pos_pred.detach().float(), pos_gt.float(), self.rotated) if num_pos
+                       else pos_pred.new_zeros(0))
             pos_score = out.cls_logits[pos].detach().float().sigmoid().gather(1, labels[pos][:, None]).squeeze(1)
         ctx = ClsLossContext(out.cls_logits.float(), labels, avg, pos.nonzero().squeeze(1), gt_global[pos], pos_iou)
         cls_terms = self.cls_loss(ctx)
