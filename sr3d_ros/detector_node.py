@@ -138,12 +138,14 @@ class _DetectorLogic:
         if not Path(p.checkpoint).is_file():
             raise ParameterError(f"parameter 'checkpoint': no such file {p.checkpoint}")
         from sr3d_core.inference import choose_device  # torch loads with the model, not at import
+        from sr3d_core.runtime import keep_freed_memory
 
         chosen, warning = choose_device(p.device)
         device = str(chosen)
         if warning:
             log.warning(warning)
         threads = set_torch_threads(p.torch_threads)
+        keep_freed_memory()  # frames reuse the heap instead of page-faulting fresh memory in
         try:
             detector = self._detector_factory(p.checkpoint, device)
         except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message

@@ -518,7 +518,9 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
 def replay(cfg: ReplayConfig) -> dict[str, Any]:
     """Run a replay and write its report; returns the summary."""
     from sr3d_core.inference import Detector
+    from sr3d_core.runtime import keep_freed_memory
 
+    keep_freed_memory()
     if cfg.mode not in ("offline", "live"):
         raise ReplayError(f"mode must be offline or live, got {cfg.mode!r}")
     detector = Detector.from_checkpoint(cfg.checkpoint, device=cfg.device)

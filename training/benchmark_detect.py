@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sr3d_core.inference import Detector  # noqa: E402
+from sr3d_core.runtime import keep_freed_memory  # noqa: E402
 
 
 def load_frames(points_dir: Path, count: int, num_feats: int) -> list[np.ndarray]:
@@ -54,6 +55,7 @@ def main() -> None:
     a = ap.parse_args()
 
     det = Detector.from_checkpoint(a.checkpoint, a.device)
+    keep_freed_memory()
     frames = load_frames(a.points_dir, a.frames, a.num_feats)
     print(f"Detector.detect on {len(frames)} frames of {a.points_dir} ({np.mean([len(f) for f in frames]):.0f} "
           f"points on average), checkpoint {a.checkpoint}, device {a.device}")

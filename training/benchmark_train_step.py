@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sr3d_core.config import load_config  # noqa: E402
 from sr3d_core.model.criterion import Criterion  # noqa: E402
 from sr3d_core.model.detector import build_detector  # noqa: E402
+from sr3d_core.runtime import keep_freed_memory  # noqa: E402
 from training.train import StepDataset, build_source  # noqa: E402
 
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.steps < 1 or a.warmup < 0:
         ap.error("--steps must be >= 1 and --warmup >= 0")
     torch.set_num_threads(a.threads)
+    keep_freed_memory()
     runs = []
     for name in a.configs:
         cfg = load_config(name, a.set)

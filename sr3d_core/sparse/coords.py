@@ -104,21 +104,76 @@ class CoordSet:
 
 @dataclass
 class KernelMap:
-    """Input/output row pairs of one sparse convolution, grouped by kernel index.
+    """Neighbour table of one sparse convolution: which input row feeds each output row under each kernel index.
 
     Attributes:
-        pairs: (k, in_rows, out_rows) for every kernel index with at least one pair; rows are int32, unique and
-            ascending within one k.
-        identity: kernel index whose pairs are exactly in_row == out_row for all rows (applied as a plain matmul),
-            or None.
+        nbr: (N_out, K) int64; ``nbr[o, k]`` is the input row i with coord(i) = coord(o) + offset_k, or N_in when
+            that site is empty (the convolution appends a zero row at index N_in).
         n_in: rows of the input set.
         n_out: rows of the output set.
+        symmetric: input and output are the same set and the kernel is odd, so the transposed table is ``nbr``
+            with its columns reversed (offset -d has index K - 1 - k).
     """
 
-    pairs: list[tuple[int, torch.Tensor, torch.Tensor]]
-    identity: int | None
+    nbr: torch.Tensor
     n_in: int
     n_out: int
+    symmetric: bool
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def kernel_volume(self) -> int:
+        """K, the number of kernel offsets."""
+        return self.nbr.shape[1]
+
+    def _cached(self, name: str, build) -> Any:
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
+
+    def transposed(self) -> torch.Tensor:
+        """(N_in, K) int64: the output row that input row i feeds under index k, or N_out (built once, cached).
+
+        An input feeds at most one output per offset (o = coord(i) - offset_k), so the table is well defined.
+        """
+        def build() -> torch.Tensor:
+            if self.symmetric:
+                return self.nbr.flip(1).contiguous()
+            kvol = self.kernel_volume
+            t = torch.full((self.n_in * kvol,), self.n_out, dtype=torch.long, device=self.nbr.device)
+            o, k = (self.nbr < self.n_in).nonzero(as_tuple=True)
+            t[self.nbr[o, k] * kvol + k] = o
+            return t.view(self.n_in, kvol)
+
+        return self._cached("transposed", build)
+
+    def columns(self, transposed: bool = False) -> torch.Tensor:
+        """(K, N) contiguous copy of the table (or of the transposed table): one index vector per offset."""
+        return self._cached(f"columns{transposed}",
+                            lambda: (self.transposed() if transposed else self.nbr).t().contiguous())
+
+    def column(self, k: int, transposed: bool = False) -> torch.Tensor:
+        """(N,) index vector of offset k in the table or the transposed table (no copy for a symmetric map)."""
+        if transposed and self.symmetric:
+            return self.columns()[self.kernel_volume - 1 - k]
+        return self.columns(transposed)[k]
+
+    def counts(self) -> list[int]:
+        """Number of (input, output) pairs of every kernel index."""
+        return self._cached("counts", lambda: (self.nbr < self.n_in).sum(0).tolist())
+
+    def pairs(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(k, in_rows, out_rows) for every kernel index with at least one pair; both ascending (cached)."""
+        def build() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+            # One nonzero over the (K, N_out) columns lists pairs grouped by k, out rows ascending within k.
+            cols = self.columns()
+            index_k, rows_out = (cols < self.n_in).nonzero(as_tuple=True)
+            rows_in = cols[index_k, rows_out]
+            used = [(k, c) for k, c in enumerate(self.counts()) if c]
+            sizes = [c for _, c in used]
+            return list(zip([k for k, _ in used], rows_in.split(sizes), rows_out.split(sizes)))
+
+        return self._cached("pairs", build)
 
 
 @dataclass

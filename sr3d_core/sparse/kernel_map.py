@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .coords import RADIX, CoordSet, KernelMap, check_coords, kernel_offsets, pack, unpack
+from .coords import CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
 
 
 def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
@@ -53,31 +53,6 @@ def union(a: CoordSet, b: CoordSet) -> tuple[CoordSet, torch.Tensor, torch.Tenso
     return CoordSet(unpack(keys), keys, a.stride), inverse[:na], inverse[na:]
 
 
-def _search_column(in_keys: torch.Tensor, base: torch.Tensor, dz: list[int], step: int
-                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Find, for each query base key and each z offset in ``dz``, the input row holding ``base + dz``.
-
-    One ``searchsorted`` per (dx, dy) column instead of one per offset: the inputs in a column with z in
-    [dz[0], dz[-1]] are consecutive in the sorted key array and there are at most len(dz) of them (input z values
-    are multiples of ``step`` and dz is an arithmetic progression with difference ``step``), so a window of
-    len(dz) keys starting at the first key >= base + dz[0] holds every candidate.
-
-    Returns:
-        For each dz: (query rows that have a neighbour, the neighbour's input rows), both ascending.
-    """
-    n_in, width = in_keys.shape[0], len(dz)
-    start = torch.searchsorted(in_keys, base + dz[0])
-    pos = (start[:, None] + torch.arange(width, device=in_keys.device)).clamp_(max=n_in - 1)
-    rel = in_keys[pos] - (base + dz[0])[:, None]  # z distance (in base voxels) from the first offset
-    out = []
-    for j in range(width):
-        hit = rel == j * step
-        rows = hit.any(1).nonzero().squeeze(1)
-        col = hit[rows].to(torch.uint8).argmax(1)
-        out.append((rows, pos[rows, col]))
-    return out
-
-
 # Dense look-up tables are used while they have at most this many cells per voxel (or up to _GRID_MIN_CELLS);
 # beyond that the sorted-key search is cheaper in memory and time.
 _GRID_CELLS_PER_VOXEL = 24
@@ -85,12 +60,14 @@ _GRID_MIN_CELLS = 1 << 21
 _GRID_MAX_CELLS = 1 << 24  # 64 MiB of int32
 
 
-def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]], wanted: list[int]
-                 ) -> dict[int, tuple[torch.Tensor, torch.Tensor]] | None:
-    """Kernel-map pairs through a dense index table over the bounding box (None when the box is too sparse).
+def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]]) -> torch.Tensor | None:
+    """Neighbour table through a dense index table over the bounding box (None when the box is too sparse).
 
     The box is padded by the kernel reach on every side, so a neighbour never wraps into another row, plane or
-    scene; a query is then one gather per offset instead of a binary search.
+    scene; every (output, offset) query is then one gather, all offsets at once.
+
+    Returns:
+        (N_out, K) int64 input rows, -1 where the neighbour does not exist.
     """
     s = src.stride
     reach = max(max(abs(v) for v in o) for o in offs)
@@ -108,55 +85,62 @@ def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]],
         g = (c[:, 1:] - lo) // s
         return ((c[:, 0] * dx + g[:, 0]) * dy + g[:, 1]) * dz + g[:, 2]
 
-    table = torch.full((cells,), -1, dtype=torch.int32, device=src.keys.device)
-    table[lin(src.coords)] = torch.arange(src.keys.numel(), dtype=torch.int32, device=src.keys.device)
-    base = lin(dst.coords)
-    found = {}
-    for k in wanted:
-        ox, oy, oz = offs[k]
-        idx = table[base + ((ox // s) * dy + oy // s) * dz + oz // s]
-        rows = (idx >= 0).nonzero().squeeze(1)
-        if rows.numel():
-            found[k] = (idx[rows].long(), rows)
-    return found
+    device = src.keys.device
+    table = torch.full((cells,), -1, dtype=torch.int32, device=device)  # int32: the table can be large
+    table[lin(src.coords)] = torch.arange(src.keys.numel(), dtype=torch.int32, device=device)
+    step = torch.tensor([((ox // s) * dy + oy // s) * dz + oz // s for ox, oy, oz in offs], device=device)
+    return table[lin(dst.coords)[:, None] + step[None, :]].long()
+
+
+def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tensor:
+    """Neighbour table by binary search in the sorted input keys, one search per (output, x/y column).
+
+    Keys sort by (batch, x, y, z), so the inputs of one (x, y) column with z in the kernel's range are
+    consecutive, and there are at most ``kernel_size`` of them (input z are multiples of the stride, the kernel's
+    z offsets are consecutive multiples too): a window of ``kernel_size`` keys from the first key >= the lowest
+    z offset holds every candidate. That is ks^2 searches per output instead of ks^3.
+
+    Returns:
+        (N_out, K) int64 input rows, -1 where the neighbour does not exist.
+    """
+    s, ks = src.stride, kernel_size
+    offs = kernel_offsets(ks, s)
+    n, n_in = dst.keys.shape[0], src.keys.shape[0]
+    dev = src.keys.device
+    # Column c = ix + iy * ks starts at offset index c (iz = 0); k = c + iz * ks^2.
+    low = torch.tensor([offset_key(*offs[c]) for c in range(ks * ks)], device=dev)
+    first = dst.keys[:, None] + low[None, :]  # (N, ks^2) key of the lowest z offset of every column
+    pos = torch.searchsorted(src.keys, first)[..., None] + torch.arange(ks, device=dev)  # (N, ks^2, window)
+    pos.clamp_(max=n_in - 1)
+    rel = src.keys[pos] - first[..., None]  # z distance from the lowest offset, in base voxels
+    # A window key in another column lies thousands of keys away (the packing margin), and same-column keys are
+    # multiples of s apart, so the keys inside [0, ks * s) are exactly the neighbours; rel // s is their z index.
+    # (rel < 0: the window was clamped at the end of the array.)
+    hits = ((rel >= 0) & (rel < ks * s)).view(-1).nonzero().squeeze(1)
+    slot = torch.div(hits, ks, rounding_mode="floor") * ks + torch.div(rel.view(-1)[hits], s, rounding_mode="floor")
+    nbr = torch.full((n * ks * ks * ks,), -1, dtype=torch.long, device=dev)
+    nbr[slot] = pos.view(-1)[hits]
+    nbr = nbr.view(n, ks * ks, ks)
+    return nbr.transpose(1, 2).reshape(n, ks**3)
 
 
 def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMap:
     """Kernel map of a (non-transposed) conv from ``src`` (stride s) to ``dst``.
 
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
-    (same batch). When src is dst and the kernel is odd, the map is symmetric (offset -d is offset d with rows
-    swapped, and ME's index of -d is K - 1 - k), so only half of the columns are searched.
+    (same batch). The map is a neighbour table built in one vectorized pass for all K offsets (a dense index
+    table over the bounding box when it is small enough, a sorted-key search otherwise).
     """
-    s, ks = src.stride, kernel_size
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
-    kvol = ks**3
+    kvol = kernel_size**3
     if n_in == 0 or n_out == 0:
-        return KernelMap([], None, n_in, n_out)
-    offs = kernel_offsets(ks, s)
-    same = src is dst and ks % 2 == 1
-    center = kvol // 2
-    wanted = [k for k in range(kvol) if not same or k < center]
-    grid = _grid_lookup(src, dst, offs, wanted)
-    found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {} if grid is None else grid
-    for col in range(ks * ks if grid is None else 0):
-        ix, iy = col % ks, col // ks
-        if same and col > (ks * ks) // 2:
-            continue  # mirrored from a searched column below
-        dx, dy = offs[ix][0], offs[iy * ks][1]
-        ks_in_col = [ix + iy * ks + iz * ks * ks for iz in range(ks)]
-        dzs = [offs[k][2] for k in ks_in_col]
-        base = dst.keys + (dx * RADIX + dy) * RADIX
-        for k, (rows_out, rows_in) in zip(ks_in_col, _search_column(src.keys, base, dzs, s)):
-            if same and k == center:
-                continue
-            if rows_out.numel():
-                found[k] = (rows_in, rows_out)
-    if same:
-        for k in list(found):
-            if kvol - 1 - k not in found:
-                rows_in, rows_out = found[k]
-                found[kvol - 1 - k] = (rows_out, rows_in)
-    # int32 rows halve the memory of maps that live through forward and backward (index ops accept int32).
-    pairs = [(k, found[k][0].int(), found[k][1].int()) for k in sorted(found)]
-    return KernelMap(pairs, center if same else None, n_in, n_out)
+        return KernelMap(torch.full((n_out, kvol), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
+                         symmetric=False)
+    offs = kernel_offsets(kernel_size, src.stride)
+    nbr = _grid_lookup(src, dst, offs)
+    if nbr is None:
+        nbr = _search_lookup(src, dst, kernel_size)
+    # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
+    nbr = torch.where(nbr < 0, n_in, nbr)
+    # With src == dst and an odd kernel, offset -d is index K - 1 - k, so the transposed map is a column flip.
+    return KernelMap(nbr, n_in, n_out, symmetric=src is dst and kernel_size % 2 == 1)

@@ -12,14 +12,96 @@ from .tensor import SparseTensor
 NAME = "torch"
 
 
+# How a convolution runs over its neighbour table (see `set_conv_algorithm`).
+CONV_ALGORITHMS = ("auto", "gather", "offsets")
+_conv_algorithm = "auto"
+# "auto" gathers all K neighbours at once while the block (rows x K x C) stays this small (a few MB, cache-
+# resident); larger convolutions loop over offsets, where short GEMMs run at a better rate than one long one and
+# empty sites cost nothing (measured: training/benchmark_sparse.py --only layers).
+_GATHER_ALL_MAX = 1 << 20
+# An offset whose pairs cover at least this fraction of the rows it writes is applied densely (a padded gather
+# and an in-place GEMM, no scatter); sparser offsets gather, multiply and scatter-add only their pairs.
+_DENSE_FRACTION = 0.5
+
+
+def set_conv_algorithm(name: str) -> None:
+    """Choose how sparse convolutions run (all give the same result up to float rounding).
+
+    ``gather``: one gather of all K neighbours of every output row into an (N, K*C) block and one GEMM (fewest
+    ops: best for small sets and narrow channels). ``offsets``: one GEMM per kernel offset, dense for offsets that
+    cover most rows, gather/scatter over the existing pairs otherwise (no work on empty sites; best for large
+    sets). ``auto`` picks per convolution.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    global _conv_algorithm
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(f"unknown conv algorithm {name!r}; choose one of {list(CONV_ALGORITHMS)}")
+    _conv_algorithm = name
+
+
+def _use_gather(kmap: KernelMap, c_in: int, c_out: int) -> bool:
+    if _conv_algorithm != "auto":
+        return _conv_algorithm == "gather"
+    kvol = kmap.kernel_volume
+    return kmap.n_out * kvol * c_in <= _GATHER_ALL_MAX and kmap.n_in * kvol * c_out <= _GATHER_ALL_MAX
+
+
+def _padded(x: torch.Tensor) -> torch.Tensor:
+    """x with a zero row appended (the row that empty neighbour sites point at)."""
+    return torch.cat([x, x.new_zeros((1, x.shape[1]))])
+
+
+def _gather_mm(src: torch.Tensor, table: torch.Tensor, w2d: torch.Tensor) -> torch.Tensor:
+    """sum_k src[table[:, k]] @ W[k] as one gather and one GEMM (table rows point at the zero row when empty)."""
+    n, kvol = table.shape
+    return _padded(src).index_select(0, table.view(-1)).view(n, kvol * src.shape[1]) @ w2d
+
+
+def _offsets_mm(src: torch.Tensor, kmap: KernelMap, weight: torch.Tensor, transpose: bool) -> torch.Tensor:
+    """sum_k src[table[:, k]] @ W[k] one offset at a time; with ``transpose``, the backward's
+    sum_k grad[table^T[:, k]] @ W[k]^T over the transposed table.
+
+    Offsets covering at least ``_DENSE_FRACTION`` of the destination rows gather a full column (empty sites read
+    the zero row) and accumulate in place; sparser ones gather, multiply and scatter-add their pairs only. The
+    centre offset of a submanifold conv maps every row to itself and needs no gather at all.
+    """
+    n_dst = kmap.n_in if transpose else kmap.n_out
+    counts = kmap.counts()
+    identity = kmap.kernel_volume // 2 if kmap.symmetric else None
+    out = src.new_zeros((n_dst, weight.shape[1] if transpose else weight.shape[2]))
+    padded = None
+    for k, count in enumerate(counts):
+        if count == 0 or count < _DENSE_FRACTION * n_dst:
+            continue
+        w = weight[k].t() if transpose else weight[k]
+        if k == identity:
+            out.addmm_(src, w)
+            continue
+        if padded is None:
+            padded = _padded(src)
+        out.addmm_(padded.index_select(0, kmap.column(k, transpose)), w)
+    if not any(0 < c < _DENSE_FRACTION * n_dst for c in counts):
+        return out
+    for k, rows_in, rows_out in kmap.pairs():
+        if counts[k] < _DENSE_FRACTION * n_dst:
+            rows_src, rows_dst = (rows_out, rows_in) if transpose else (rows_in, rows_out)
+            out.index_add_(0, rows_dst, src.index_select(0, rows_src) @ (weight[k].t() if transpose else weight[k]))
+    return out
+
+
 class _SparseConvFunction(torch.autograd.Function):
-    """out[o] += in[i] @ W[k] over a cached kernel map; the backward reuses the same map (nothing else saved)."""
+    """out[o] = sum_k in[nbr[o, k]] @ W[k] over a cached kernel map; the backward reuses the same map."""
 
     @staticmethod
     def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-        ctx.kmap = kmap
+        gather = _use_gather(kmap, weight.shape[1], weight.shape[2])
+        ctx.kmap, ctx.gather = kmap, gather
         ctx.save_for_backward(feats, weight)
-        return _conv_forward(feats, weight, kmap)
+        if gather:
+            return _gather_mm(feats, kmap.nbr, weight.reshape(-1, weight.shape[2]))
+        return _offsets_mm(feats, kmap, weight, transpose=False)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
@@ -28,44 +110,28 @@ class _SparseConvFunction(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = grad_w = None
+        if ctx.gather:
+            if need_x:
+                # grad_x[i] = sum_k grad_out[o(i, k)] @ W[k]^T: the same gather + GEMM over the transposed table.
+                grad_x = _gather_mm(grad_out, kmap.transposed(), weight.transpose(1, 2).reshape(-1, weight.shape[1]))
+            if need_w:
+                n, kvol = kmap.nbr.shape
+                cols = _padded(feats).index_select(0, kmap.nbr.view(-1)).view(n, kvol * feats.shape[1])
+                grad_w = (cols.t() @ grad_out).view(weight.shape)
+            return grad_x, grad_w, None
         if need_x:
-            if kmap.identity is not None:
-                grad_x = grad_out @ weight[kmap.identity].t()
-            else:
-                grad_x = feats.new_zeros(feats.shape)
+            grad_x = _offsets_mm(grad_out, kmap, weight, transpose=True)
         if need_w:
             grad_w = torch.zeros_like(weight)
-            if kmap.identity is not None:
-                grad_w[kmap.identity] = feats.t() @ grad_out
-        for k, rows_in, rows_out in kmap.pairs:
-            full_in, full_out = rows_in.numel() == kmap.n_in, rows_out.numel() == kmap.n_out
-            g = grad_out if full_out else grad_out.index_select(0, rows_out)
-            if need_x:
-                if full_in:
-                    grad_x.addmm_(g, weight[k].t())
+            padded = None
+            for k, rows_in, rows_out in kmap.pairs():
+                if rows_out.numel() >= _DENSE_FRACTION * kmap.n_out:
+                    if padded is None:
+                        padded = _padded(feats)
+                    torch.mm(padded.index_select(0, kmap.column(k)).t(), grad_out, out=grad_w[k])
                 else:
-                    grad_x.index_add_(0, rows_in.long(), g @ weight[k].t())
-            if need_w:
-                torch.mm((feats if full_in else feats.index_select(0, rows_in)).t(), g, out=grad_w[k])
+                    torch.mm(feats.index_select(0, rows_in).t(), grad_out.index_select(0, rows_out), out=grad_w[k])
         return grad_x, grad_w, None
-
-
-def _conv_forward(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-    """Gather -> GEMM -> scatter-add per kernel index."""
-    if kmap.identity is not None:
-        out = feats @ weight[kmap.identity]
-    else:
-        out = feats.new_zeros((kmap.n_out, weight.shape[2]))
-    for k, rows_in, rows_out in kmap.pairs:
-        # Rows of one offset are unique and ascending, so a full count means "all rows in order": skip the
-        # gather / scatter (common in the neck, where generative upsampling makes dense blocks).
-        g = feats if rows_in.numel() == kmap.n_in else feats.index_select(0, rows_in)
-        if rows_out.numel() == kmap.n_out:
-            out.addmm_(g, weight[k])
-        else:
-            # int32 rows are kept for memory, but index_add_ is ~10x slower with int32 indices on CPU.
-            out.index_add_(0, rows_out.long(), g @ weight[k])
-    return out
 
 
 def _new_manager(batch_size: int, device: torch.device) -> CoordinateManager:
@@ -245,4 +311,4 @@ def relu(x: SparseTensor) -> SparseTensor:
 
 
 __all__ = ["NAME", "from_coords", "from_sorted_unique", "conv", "conv_transpose_generative", "max_pool", "add",
-           "prune", "batch_norm", "relu", "coords_of", "replace", "unpack"]
+           "prune", "batch_norm", "relu", "coords_of", "replace", "unpack", "set_conv_algorithm", "CONV_ALGORITHMS"]

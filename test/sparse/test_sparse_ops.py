@@ -28,6 +28,19 @@ def threads(request):
     torch.set_num_threads(old)
 
 
+@pytest.fixture(params=["gather", "offsets-dense", "offsets-pairs", "auto"])
+def conv_algorithm(request, monkeypatch):
+    """Every way the torch backend can run a convolution (offsets: every offset dense, or every one by pairs)."""
+    from sr3d_core.sparse import torch_backend as tb
+    name = request.param.split("-")[0]
+    monkeypatch.setattr(tb, "_conv_algorithm", name)
+    if request.param == "offsets-dense":
+        monkeypatch.setattr(tb, "_DENSE_FRACTION", 0.0)
+    elif request.param == "offsets-pairs":
+        monkeypatch.setattr(tb, "_DENSE_FRACTION", 2.0)
+    return request.param
+
+
 def _input(n=400, extent=10, batch_size=2, stride=1, channels=4, seed=0):
     c = random_coords(n, extent, batch_size, stride, seed)
     f = torch.randn(len(c), channels, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
@@ -50,7 +63,7 @@ def _coord_set(t):
 
 @pytest.mark.parametrize("ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (3, 2, 4), (1, 2, 2), (1, 1, 1),
                                                  (2, 2, 1), (5, 1, 2)])
-def test_conv_matches_dense(threads, ks, stride, in_stride):
+def test_conv_matches_dense(threads, conv_algorithm, ks, stride, in_stride):
     x, feats = _input(stride=in_stride, seed=ks * 10 + stride)
     conv = SparseConv3d(4, 5, ks, stride).double()
     y = conv(x)
@@ -209,13 +222,11 @@ def test_kernel_map_grid_and_search_paths_agree(monkeypatch, ks, in_stride, down
     grid = km.build_kernel_map(src, dst, ks)
     monkeypatch.setattr(km, "_GRID_MAX_CELLS", 0)
     search = km.build_kernel_map(src, dst, ks)
-    assert grid.identity == search.identity and len(grid.pairs) == len(search.pairs)
-    for (k1, i1, o1), (k2, i2, o2) in zip(grid.pairs, search.pairs):
-        assert k1 == k2 and torch.equal(i1, i2) and torch.equal(o1, o2)
+    assert grid.symmetric == search.symmetric and torch.equal(grid.nbr, search.nbr)
 
 
 @pytest.mark.parametrize("ks,spacing", [(3, 1), (1, 2), (2, 1)])
-def test_conv_full_offsets_dense_block(ks, spacing):
+def test_conv_full_offsets_dense_block(conv_algorithm, ks, spacing):
     """A solid block makes whole offsets cover every row (the gather/scatter-free branch), fwd and bwd."""
     r = torch.arange(6) * spacing
     grid = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
@@ -227,7 +238,7 @@ def test_conv_full_offsets_dense_block(ks, spacing):
     conv = SparseConv3d(4, 3, ks, 2).double()
     y = conv(x)
     kmap = next(iter(x.manager._maps.values()))
-    assert any(o.numel() == kmap.n_out for _, _, o in kmap.pairs)
+    assert any(o.numel() == kmap.n_out for _, _, o in kmap.pairs())
     ref = ref_conv(x.coords, feats, conv.weight, ks, 2, 1, y.coords, 1)
     torch.testing.assert_close(y.feats, ref, rtol=1e-10, atol=1e-10)
     (gx, gw), (rx, rw) = _grads(y.feats, ref, feats, conv.weight)
@@ -246,3 +257,25 @@ def test_state_dict_accepts_minkowski_names():
     w = torch.randn(27, 4, 3)
     conv3.load_state_dict({"kernel": w})
     assert torch.equal(conv3.weight, w)
+
+
+def test_conv_algorithm_name_is_checked():
+    from sr3d_core.sparse import torch_backend as tb
+    with pytest.raises(ValueError, match="unknown conv algorithm 'im2col'"):
+        tb.set_conv_algorithm("im2col")
+
+
+def test_transposed_table_inverts_the_map():
+    """Input i feeds output o under k exactly when nbr[o, k] == i, for a strided and a submanifold map."""
+    from sr3d_core.sparse import kernel_map as km
+    x, _ = _input(n=300, extent=8, batch_size=2, seed=11)
+    src = x.manager.get_set(x.set_id)
+    for dst, ks in ((km.downsample(src, 2)[0], 3), (src, 3), (km.downsample(src, 2)[0], 2)):
+        kmap = km.build_kernel_map(src, dst, ks)
+        t = kmap.transposed()
+        expected = {(int(i), k, o) for o, row in enumerate(kmap.nbr.tolist()) for k, i in enumerate(row)
+                    if i < kmap.n_in}
+        got = {(i, k, int(o)) for i, row in enumerate(t.tolist()) for k, o in enumerate(row) if o < kmap.n_out}
+        assert got == expected and len(expected) == sum(kmap.counts())
+        for k in range(kmap.kernel_volume):
+            assert torch.equal(kmap.column(k, transposed=True), t[:, k])

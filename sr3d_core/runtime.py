@@ -1,0 +1,47 @@
+"""Process-wide settings for long-running detector and training processes."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
+_KEEP = 1 << 30
+
+_applied: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning it to the OS after every frame or step.
+
+    Every convolution allocates and frees tensors of a few MB; by default glibc serves those with ``mmap`` and
+    unmaps them on free, so the next frame page-faults all of that memory in again. Raising the mmap and trim
+    thresholds keeps it in the heap (the process's peak memory is unchanged; it is just not handed back). Page
+    faults cost anywhere from little on bare metal to most of a frame in some virtual machines: measured with
+    ``training/benchmark_engine.py``. Set ``SR3D_KEEP_FREED_MEMORY=0`` to leave the allocator alone.
+
+    Returns:
+        True when the settings were applied (glibc on Linux), False otherwise. Idempotent.
+    """
+    global _applied
+    if _applied is not None:
+        return _applied
+    _applied = False
+    if os.environ.get("SR3D_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    ok = all(mallopt(param, value) == 1 for param, value in (
+        (_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX), (_M_TRIM_THRESHOLD, _KEEP), (_M_TOP_PAD, 64 << 20)))
+    _applied = ok
+    return ok

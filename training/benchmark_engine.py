@@ -1,0 +1,236 @@
+"""The sparse engine of this tree against the same code at another git revision, side by side in one run.
+
+    python training/benchmark_engine.py --ref 2ef1b20                 # every workload, one thread
+    python training/benchmark_engine.py --ref 2ef1b20 --workloads train_small detect --threads 1 2
+
+Each side runs in its own process with its own checkout on ``sys.path`` (the revision is exported to a temporary
+folder with ``git archive``); the parent alternates them, one iteration of A then one of B, so a busy machine slows
+both alike. Both sides see the same inputs (same seeds, same data).
+
+Workloads:
+  train_small  one training step (forward, assignment + losses, backward, AdamW) of ``--small-config``
+               (default synth_sunrgbd_small, batch 4), on the training split's batches
+  train_full   the same for the full TR3D ScanNet model (``--full-config``, tr3d_scannet) on scannet-like scenes
+  detect       ``Detector.detect`` of ``--checkpoint`` on the stored 50k-point frames at score threshold 0.3
+               (the node's default), eval mode
+
+Printed per workload and thread count: the median and p90 ms of each side and the speed-up; then, from
+``torch.profiler`` over a few iterations of each side, the share of the time spent in GEMMs (aten::mm / addmm):
+the closer to 100 %, the closer the engine is to this CPU's arithmetic limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm")
+
+
+# ----------------------------------------------------------------------------------------------- worker side
+def _step_batches(cfg, count: int) -> list:
+    """The first ``count`` training batches of a config, from whichever data path this checkout has."""
+    import math
+
+    try:
+        from sr3d_core.data.steps import StepDataset, build_source  # the library's data path
+    except ImportError:
+        from training.train import StepDataset, build_source  # older checkouts
+    source = build_source(cfg, "train")
+    ipe = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
+    data = StepDataset(source, cfg, ipe, 0, 1)
+    return [data[i] for i in range(count)]
+
+
+def _train_iteration(config: str, data_root: str | None):
+    """One training step per call, cycling over a fixed set of batches."""
+    import torch
+
+    from sr3d_core.config import load_config
+    from sr3d_core.model.criterion import Criterion
+    from sr3d_core.model.detector import build_detector
+
+    overrides = [f"data.root={data_root}"] if data_root else []
+    cfg = load_config(config, overrides)
+    torch.manual_seed(0)
+    model = build_detector(cfg).train()
+    criterion = Criterion(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    batches = _step_batches(cfg, 8)
+    state = {"i": 0}
+
+    def run() -> None:
+        b = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        out = model(b.x)
+        losses = criterion(out, model.decode(out), b.gt_boxes, b.gt_labels)
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+
+    return run
+
+
+def _detect_iteration(checkpoint: str, points_dir: str):
+    """One ``Detector.detect`` per call, cycling over stored frames."""
+    from sr3d_core.inference import Detector
+
+    det = Detector.from_checkpoint(checkpoint, "cpu")
+    det.score_threshold = 0.3
+    files = sorted(Path(points_dir).glob("*.bin"))[:10]
+    frames = [np.fromfile(f, np.float32).reshape(-1, 6) for f in files]
+    state = {"i": 0}
+
+    def run() -> None:
+        det.detect(frames[state["i"] % len(frames)])
+        state["i"] += 1
+
+    return run
+
+
+def worker(a: argparse.Namespace) -> None:
+    """Prepare one workload, then time one iteration per ``go`` line on stdin; ``profile`` reports GEMM share."""
+    sys.path.insert(0, a.root)
+    os.chdir(REPO)  # configs' relative data roots resolve against the working tree's data
+    import torch
+
+    torch.set_num_threads(a.threads)
+    if a.workload == "detect":
+        run = _detect_iteration(a.checkpoint, a.points_dir)
+        ctx = torch.no_grad
+    else:
+        small = a.workload == "train_small"
+        run = _train_iteration(a.small_config if small else a.full_config, None if small else a.data_root)
+        ctx = torch.enable_grad
+    with ctx():
+        for _ in range(a.warmup):
+            run()
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() == "go":
+                t = time.perf_counter()
+                run()
+                print(f"{(time.perf_counter() - t) * 1e3:.3f}", flush=True)
+            elif line.strip() == "profile":
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CPU]) as p:
+                    for _ in range(3):
+                        run()
+                events = p.key_averages()
+                total = sum(e.self_cpu_time_total for e in events)
+                gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
+                print(json.dumps({"gemm_share": gemm / max(total, 1)}), flush=True)
+            else:
+                break
+
+
+# ----------------------------------------------------------------------------------------------- parent side
+def export_ref(ref: str, dest: Path) -> Path:
+    """Write the tree of ``ref`` into ``dest`` (git archive) and return it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+class Side:
+    """One worker process (a checkout, a workload, a thread count)."""
+
+    def __init__(self, name: str, root: Path, workload: str, threads: int, a: argparse.Namespace) -> None:
+        self.name = name
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", str(root), "--workload",
+               workload, "--threads", str(threads), "--warmup", str(a.warmup), "--small-config", a.small_config,
+               "--full-config", a.full_config, "--checkpoint", a.checkpoint, "--points-dir", a.points_dir]
+        if a.data_root:
+            cmd += ["--data-root", a.data_root]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
+        if a.malloc == "keep":  # what sr3d_core.runtime.keep_freed_memory() sets, for both sides alike
+            env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 30),
+                       MALLOC_TOP_PAD_=str(64 << 20))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.times: list[float] = []
+
+    def wait_ready(self) -> None:
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise SystemExit(f"{self.name}: worker failed to start (got {line!r})")
+
+    def ask(self, what: str) -> str:
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.name}: worker died")
+        return line.strip()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print the tables."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ref", help="git revision to compare against (required unless --worker)")
+    ap.add_argument("--workloads", nargs="+", default=["train_small", "detect", "train_full"],
+                    choices=["train_small", "train_full", "detect"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
+    ap.add_argument("--iterations", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--small-config", default="synth_sunrgbd_small")
+    ap.add_argument("--full-config", default="tr3d_scannet")
+    ap.add_argument("--data-root", default="data/synth_scannet", help="data root of the full config's scenes")
+    ap.add_argument("--checkpoint", default="models/sr3d_synth_sunrgbd_robot.pt")
+    ap.add_argument("--points-dir", default="data/synth_sunrgbd/points")
+    ap.add_argument("--no-profile", action="store_true", help="skip the GEMM-share measurement")
+    ap.add_argument("--malloc", choices=["default", "keep"], default="default",
+                    help="glibc allocator settings of both sides: as is, or keeping freed memory")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--root", help=argparse.SUPPRESS)
+    ap.add_argument("--workload", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.worker:
+        a.threads = a.threads[0]
+        worker(a)
+        return 0
+    if not a.ref:
+        ap.error("--ref is required")
+    with tempfile.TemporaryDirectory() as tmp:
+        old_root = export_ref(a.ref, Path(tmp) / "ref")
+        print(f"this tree ({REPO}) vs {a.ref}; {a.iterations} iterations each after {a.warmup} warm-up, "
+              f"alternating; allocator: {a.malloc}; {time.strftime('%Y-%m-%d')}")
+        print("| workload | threads | ref median ms | ref p90 | this median ms | this p90 | speed-up | "
+              "GEMM share ref → this |")
+        print("|---|---|---|---|---|---|---|---|")
+        for workload in a.workloads:
+            for threads in a.threads:
+                sides = [Side(a.ref, old_root, workload, threads, a), Side("this", REPO, workload, threads, a)]
+                for s in sides:
+                    s.wait_ready()
+                for _ in range(a.iterations):
+                    for s in sides:
+                        s.times.append(float(s.ask("go")))
+                shares = ["–", "–"]
+                if not a.no_profile:
+                    shares = [f"{100 * json.loads(s.ask('profile'))['gemm_share']:.0f} %" for s in sides]
+                for s in sides:
+                    s.close()
+                (ref_t, new_t) = (np.asarray(s.times) for s in sides)
+                print(f"| {workload} | {threads} | {np.median(ref_t):.1f} | {np.percentile(ref_t, 90):.1f} | "
+                      f"{np.median(new_t):.1f} | {np.percentile(new_t, 90):.1f} | "
+                      f"{np.median(ref_t) / np.median(new_t):.2f}x | {shares[0]} → {shares[1]} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
