@@ -7,6 +7,8 @@ A checkpoint is one ``torch.save`` dict:
 - ``class_names``: list of class names; ``contract``: ``InputContract.to_dict()``;
 - ``model``: the model ``state_dict``;
 - ``train_state`` (optional): optimizer, scheduler, step, epoch, RNG states, for ``--resume``.
+- ``imported_from`` (optional): for weights converted from another framework (``sr3d-import-tr3d``): the tool,
+  source layout, dataset, file name and SHA-256 of the source file.
 
 Only tensors and plain Python types are stored, and files are opened with ``weights_only=True``: opening a
 checkpoint cannot run code. Writes are atomic (temporary file + ``os.replace``), so a run killed mid-write never
