@@ -47,7 +47,7 @@ def evaluate_model(
     Args:
         model: the detector (switched to eval mode here; the caller restores train mode).
         cfg: its config (input contract, post-processing, class names).
-        source: scenes (``training.train.SceneSource``), read without augmentation.
+        source: scenes (``sr3d_core.data.sources.SceneSource``), read without augmentation.
         device: device of the model.
         repeat_index: seeds the test-time sampling, so each repeat draws a different subsample.
         max_scenes: evaluate only the first scenes.
@@ -76,23 +76,23 @@ def evaluate_model(
     for i in range(n):
         rng = np.random.default_rng([cfg.train.seed, 1_000_003, repeat_index, i])
         scene = source.get(i, rng, train=False)
-        if neutral_color and scene["points"].shape[1] >= 6:
-            scene = dict(scene, points=scene["points"].copy())
-            scene["points"][:, 3:6] = NEUTRAL_COLOR
+        if neutral_color and scene.points.shape[1] >= 6:
+            scene = dataclasses.replace(scene, points=scene.points.copy())
+            scene.points[:, 3:6] = NEUTRAL_COLOR
         t0 = time.perf_counter()
-        pts = prepare_points(scene["points"], contract, rng=rng if repeat_index else None)
+        pts = prepare_points(scene.points, contract, rng=rng if repeat_index else None)
         x, _ = to_sparse_batch([pts], contract, reduce="random", seed=repeat_index)
         x = sparse_to(x, device)
         if oracle == "gt_iou":
-            det = predict_with_gt_iou(model, x, torch.as_tensor(np.asarray(scene["gt_boxes"], np.float32)),
-                                      torch.as_tensor(np.asarray(scene["gt_labels"], np.int64)), cfg.postprocess,
+            det = predict_with_gt_iou(model, x, torch.as_tensor(np.asarray(scene.gt_boxes, np.float32)),
+                                      torch.as_tensor(np.asarray(scene.gt_labels, np.int64)), cfg.postprocess,
                                       cfg.class_names)
         else:
             det = predict(model, x, cfg.postprocess, cfg.class_names)[0]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
-        gt = SceneGroundTruth(np.asarray(scene["gt_boxes"], np.float32), np.asarray(scene["gt_labels"]))
+        gt = SceneGroundTruth(np.asarray(scene.gt_boxes, np.float32), np.asarray(scene.gt_labels))
         ev.add(gt, det)
         if keep_scenes:
             scenes.append((gt, det))
@@ -114,8 +114,8 @@ def evaluate_model(
 
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point."""
+    from sr3d_core.data.sources import build_source
     from sr3d_core.inference import Detector, resolve_device
-    from training.train import build_source
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, nargs="+", type=Path, help="one or more (e.g. 5 trainings)")

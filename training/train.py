@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -29,208 +27,12 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sr3d_core.config import Config, DataConfig, load_config  # noqa: E402
+from sr3d_core.config import Config, load_config  # noqa: E402
+from sr3d_core.data.loader import StepDataset, step_loader  # noqa: E402
+from sr3d_core.data.sources import build_source  # noqa: E402
 from sr3d_core.model.checkpoint import load_checkpoint, make_checkpoint, save_atomic  # noqa: E402
 from sr3d_core.model.criterion import Criterion  # noqa: E402
 from sr3d_core.model.detector import build_detector, sparse_to  # noqa: E402
-from sr3d_core.preprocess import prepare_points, to_sparse_batch  # noqa: E402
-
-
-# --------------------------------------------------------------------------------------------- data
-class SceneSource(Protocol):
-    """What the trainer needs from a dataset: scenes drawn with an explicit generator."""
-
-    def __len__(self) -> int:
-        """Number of scenes."""
-
-    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
-        """Return ``points (N, 3 + C)``, ``gt_boxes (M, 7)``, ``gt_labels (M,)``, augmented when ``train``."""
-
-
-class ToyScenes:
-    """Deterministic tiny scenes: a floor and a few boxes whose faces carry points.
-
-    Class 0 of the config gets small boxes (0.3–0.5 m), the last class large ones (1.0–1.4 m), others in between.
-    Boxes sit on a 3×3 grid of 1.6-m slots, so they never overlap.
-
-    Args:
-        cfg: data config (``toy_scenes``, ``toy_seed``, class names).
-        rotated: draw random yaws (rotated configs) or yaw 0.
-    """
-
-    def __init__(self, cfg: DataConfig, rotated: bool) -> None:
-        self.cfg = cfg
-        self.scenes = [self._make(np.random.default_rng([cfg.toy_seed, s]), len(cfg.class_names), rotated)
-                       for s in range(cfg.toy_scenes)]
-
-    @staticmethod
-    def _make(rng: np.random.Generator, num_classes: int, rotated: bool) -> dict[str, np.ndarray]:
-        n_boxes = int(rng.integers(2, 5))
-        slots = rng.choice(9, n_boxes, replace=False)
-        boxes, labels, pts = [], [], []
-        for slot in slots:
-            c = int(rng.integers(num_classes))
-            frac = c / max(num_classes - 1, 1)
-            size = (0.3 + 0.9 * frac + rng.uniform(0, 0.2, 3)).astype(np.float32)
-            size[2] = 0.4 + 0.6 * frac
-            cx, cy = 0.8 + 1.6 * (slot % 3), 0.8 + 1.6 * (slot // 3)
-            yaw = float(rng.uniform(-np.pi / 2, np.pi / 2)) if rotated else 0.0
-            box = np.array([cx, cy, size[2] / 2, *size, yaw], np.float32)
-            # Points on the 5 visible faces (no bottom), then rotated into place.
-            u = rng.uniform(-0.5, 0.5, (1200, 3)) * size
-            face = rng.integers(0, 5, 1200)
-            axis, sign = np.array([0, 0, 1, 1, 2])[face], np.array([-1, 1, -1, 1, 1])[face]
-            u[np.arange(1200), axis] = sign * size[axis] / 2
-            cs, sn = np.cos(yaw), np.sin(yaw)
-            xy = np.stack([u[:, 0] * cs - u[:, 1] * sn, u[:, 0] * sn + u[:, 1] * cs], 1)
-            p = np.concatenate([xy + [cx, cy], u[:, 2:3] + size[2] / 2], 1)
-            colour = np.clip(np.array([frac, 1 - frac, 0.5]) + rng.normal(0, 0.05, (1200, 3)), 0, 1)
-            pts.append(np.concatenate([p, colour], 1))
-            boxes.append(box)
-            labels.append(c)
-        floor = np.concatenate([rng.uniform(0, 4.8, (1500, 2)), np.zeros((1500, 1)), np.full((1500, 3), 0.3)], 1)
-        pts.append(floor)
-        return {
-            "points": np.concatenate(pts).astype(np.float32),
-            "gt_boxes": np.stack(boxes).astype(np.float32),
-            "gt_labels": np.asarray(labels, np.int64),
-        }
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
-        """Return the scene; training draws the configured point sample (no geometric augmentation)."""
-        scene = self.scenes[index]
-        if not train:
-            return scene
-        return dict(scene, points=sample_train_points(scene["points"], self.cfg, rng))
-
-
-class InfoScenes:
-    """Scenes of an mmdet3d v1.1 info file (real or ``make_synthetic.py`` data), read through ``sr3d_core.data``.
-
-    Training samples get the TR3D augmentation of the dataset format (``sr3d_core.data.transforms.AUGMENTS``),
-    with the point sampling taken from this config (``train_points`` / ``train_point_fraction``).
-
-    Args:
-        cfg: the experiment config.
-        split: ``"train"`` or ``"val"``.
-    """
-
-    def __init__(self, cfg: Config, split: str) -> None:
-        import dataclasses
-
-        from sr3d_core.data.dataset import DatasetConfig, InfoDataset
-        from sr3d_core.data.transforms import AUGMENTS, AugmentConfig
-
-        info = cfg.data.train_info if split == "train" else cfg.data.val_info
-        self.ds = InfoDataset(DatasetConfig(cfg.data.root, info, cfg.class_names), cfg.contract, cfg.train.seed)
-        base = AUGMENTS[cfg.data.format] if cfg.data.augment else AugmentConfig()
-        frac = cfg.data.train_point_fraction
-        self.aug = dataclasses.replace(base, sample_points=cfg.data.train_points,
-                                       sample_fraction=None if frac is None else (frac, 1.0))
-        if cfg.data.rot_range is not None and cfg.data.augment:
-            self.aug = dataclasses.replace(self.aug, rot_range=cfg.data.rot_range)
-
-    def __len__(self) -> int:
-        return len(self.ds.data_list)
-
-    def get(self, index: int, rng: np.random.Generator, train: bool) -> dict[str, np.ndarray]:
-        """Load (and for training augment) one scene."""
-        from sr3d_core.data.transforms import augment
-
-        s = self.ds.load(index)
-        points, boxes = (s.points, s.gt_boxes) if not train else augment(s.points, s.gt_boxes, self.aug, rng)
-        return {"points": points, "gt_boxes": np.asarray(boxes, np.float32), "gt_labels": s.gt_labels}
-
-
-def build_source(cfg: Config, split: str) -> SceneSource:
-    """Build the scene source of a split (``"train"`` or ``"val"``)."""
-    if cfg.data.format == "toy":
-        return ToyScenes(cfg.data, cfg.model.box_type == "rotated")
-    return InfoScenes(cfg, split)
-
-
-@dataclass
-class Batch:
-    """A collated batch."""
-
-    x: Any  # SparseTensor
-    gt_boxes: list[torch.Tensor]
-    gt_labels: list[torch.Tensor]
-
-
-def item_rng(seed: int, epoch: int, position: int) -> np.random.Generator:
-    """Generator of one sample draw; independent of anything run before."""
-    return np.random.default_rng([seed, epoch, position])
-
-
-class StepDataset(torch.utils.data.Dataset):
-    """Maps a global step to this rank's collated batch, so DataLoader workers stay deterministic.
-
-    Args:
-        source: the scenes.
-        cfg: the config.
-        iters_per_epoch: steps per epoch.
-        rank / world: DDP rank and world size.
-    """
-
-    def __init__(self, source: SceneSource, cfg: Config, iters_per_epoch: int, rank: int, world: int) -> None:
-        self.source, self.cfg, self.ipe, self.rank, self.world = source, cfg, iters_per_epoch, rank, world
-        self.contract = cfg.contract
-        self._perm_cache: dict[int, np.ndarray] = {}
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perm_cache:
-            n = len(self.source) * self.cfg.data.repeat
-            self._perm_cache = {epoch: np.random.default_rng([self.cfg.train.seed, epoch, 7]).permutation(n)}
-        return self._perm_cache[epoch]
-
-    def __len__(self) -> int:
-        return 1 << 62
-
-    def __getitem__(self, step: int) -> Batch:
-        epoch, pos = divmod(step, self.ipe)
-        perm = self._perm(epoch)
-        bs = self.cfg.train.batch_size
-        idx = [int(perm[(pos * bs + k) % len(perm)]) for k in range(bs)]
-        mine = list(range(self.rank, bs, self.world))
-        prepared, boxes, labels = [], [], []
-        for k in mine:
-            rng = item_rng(self.cfg.train.seed, epoch, pos * bs + k)
-            scene = self.source.get(idx[k] % len(self.source), rng, train=True)
-            prepared.append(prepare_points(scene["points"], self.contract, rng=rng))
-            boxes.append(torch.as_tensor(scene["gt_boxes"], dtype=torch.float32))
-            labels.append(torch.as_tensor(scene["gt_labels"], dtype=torch.long))
-        x, _ = to_sparse_batch(prepared, self.contract, reduce="random",
-                               seed=int(item_rng(self.cfg.train.seed, epoch, pos * bs + bs).integers(2**31)))
-        return Batch(x, boxes, labels)
-
-
-def sample_train_points(points: np.ndarray, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
-    """TR3D training point sampling: a fixed count (with replacement if short) or a random fraction."""
-    n = len(points)
-    if cfg.train_points is not None:
-        idx = rng.choice(n, cfg.train_points, replace=n < cfg.train_points)
-        return points[idx]
-    if cfg.train_point_fraction is not None:
-        f = rng.uniform(cfg.train_point_fraction, 1.0)
-        return points[rng.choice(n, max(1, int(f * n)), replace=False)]
-    return points
-
-
-class StepSampler(torch.utils.data.Sampler):
-    """Yields the global steps ``start .. total - 1``."""
-
-    def __init__(self, start: int, total: int) -> None:
-        self.start, self.total = start, total
-
-    def __iter__(self):
-        return iter(range(self.start, self.total))
-
-    def __len__(self) -> int:
-        return self.total - self.start
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -366,8 +168,8 @@ def train(
     work_dir.mkdir(parents=True, exist_ok=True)
 
     seed_everything(cfg.train.seed)
-    source = build_source(cfg, "train")
-    iters_per_epoch = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
+    data = StepDataset.from_config(build_source(cfg, "train"), cfg, rank, world)
+    iters_per_epoch = data.iters_per_epoch
     total = cfg.train.max_iters if cfg.train.max_iters is not None else cfg.train.epochs * iters_per_epoch
 
     model = build_detector(cfg).to(dev)
@@ -390,10 +192,7 @@ def train(
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    loader = torch.utils.data.DataLoader(
-        StepDataset(source, cfg, iters_per_epoch, rank, world),
-        sampler=StepSampler(step, total), batch_size=None, num_workers=cfg.train.num_workers,
-    )
+    loader = step_loader(data, step, total, cfg.train.num_workers)
     use_amp = cfg.train.amp and dev.type == "cuda"
     bar = None
     if rank == 0 and show_progress:
@@ -416,7 +215,6 @@ def train(
     t0 = time.time()
     model.train()
     for batch in loader:
-        batch: Batch
         x = sparse_to(batch.x, dev)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
             out = ddp(x)

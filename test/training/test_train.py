@@ -18,7 +18,8 @@ from sr3d_core.model.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-from training.train import ToyScenes, train  # noqa: E402
+from sr3d_core.data.toy import ToyScenes  # noqa: E402
+from training.train import train  # noqa: E402
 
 
 def test_overfits_toy_scenes(tmp_path):
@@ -33,7 +34,7 @@ def test_overfits_toy_scenes(tmp_path):
     # The final checkpoint detects the training boxes through the public API.
     det = Detector.from_checkpoint(tmp_path / "final.pt")
     scene = ToyScenes(cfg.data, rotated=False).scenes[0]
-    out = det.detect(scene["points"])
+    out = det.detect(scene.points)
     assert len(out) > 0 and out.scores[0] > 0.3
 
 
