@@ -269,19 +269,14 @@ def _validate(cfg: Config, model: torch.nn.Module, dev: torch.device, work_dir: 
     """Validation mAP on rank 0 (others wait); appends to ``val_log.csv`` and redraws ``curves.png``."""
     metrics = None
     if rank == 0:
-        from training.evaluate import evaluate_model
+        from sr3d_core.evaluation.evaluate import evaluate_detector
+        from sr3d_core.inference import Detector
 
-        model.eval()
-        try:
-            res = evaluate_model(model, cfg, build_source(cfg, "val"), dev)
-        except ImportError as e:  # the evaluation package may be missing in a stripped install
-            print(f"validation skipped: {e}", file=sys.stderr)
-            res = None
+        res = evaluate_detector(Detector(model, cfg, dev), build_source(cfg, "val"))
         model.train()
-        if res is not None:
-            metrics = {"mAP_0.25": res["mAP_0.25"], "mAP_0.5": res["mAP_0.5"]}
-            append_csv(work_dir / "val_log.csv", ["step", "mAP_0.25", "mAP_0.5"],
-                       [step, metrics["mAP_0.25"], metrics["mAP_0.5"]])
+        metrics = {k: v for k, v in res.metrics().items() if k in ("mAP_0.25", "mAP_0.5")}
+        append_csv(work_dir / "val_log.csv", ["step", "mAP_0.25", "mAP_0.5"],
+                   [step, metrics["mAP_0.25"], metrics["mAP_0.5"]])
         plot_logs(work_dir)
     if world > 1:
         dist.barrier()
