@@ -103,11 +103,11 @@ def run_job(run: Run) -> dict[str, Any]:
     """Train (or resume) one run, then evaluate it and write ``result.json``."""
     from sr3d_core.config import load_config
     from sr3d_core.data.sources import build_source
+    from sr3d_core.engine.trainer import train
     from sr3d_core.evaluation.alignment import prediction_consistency_error, prediction_consistency_errors
     from sr3d_core.evaluation.evaluate import evaluate_detector
     from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
     from sr3d_core.inference import Detector
-    from training.train import train
 
     cfg = load_config(run.config, list(run.overrides))
     run.work_dir.mkdir(parents=True, exist_ok=True)
