@@ -52,6 +52,8 @@ setup(
             "sr3d_detector_node_plain = sr3d_ros.detector_node:main_plain",
             "sr3d-replay = sr3d_ros.replay:main",
             "sr3d-import-tr3d = sr3d_core.model.import_tr3d:main",
+            "sr3d-train = sr3d_core.engine.cli:main",
+            "sr3d-evaluate = sr3d_core.evaluation.cli:main",
         ],
     },
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from sr3d_core.detections import Detections
 from sr3d_core.model.checkpoint import CheckpointError, config_of, load_checkpoint, make_checkpoint, save_atomic
 from sr3d_core.postprocess import with_overrides
 from sr3d_core.preprocess import InputContract, PrepareStats, prepare_points_with_stats, to_sparse_batch
+
+if TYPE_CHECKING:
+    from sr3d_core.sparse import SparseTensor
 
 # Fixed seed for the random in-voxel point choice at inference: detect() is deterministic.
 INFERENCE_VOXEL_SEED = 0
@@ -151,7 +154,8 @@ class Detector:
     def max_detections(self, v: Optional[int]) -> None:
         self.set_postprocess(max_detections=None if v is None else int(v))
 
-    def detect(self, points: np.ndarray) -> Detections:
+    def detect(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
+               voxel_seed: int = INFERENCE_VOXEL_SEED) -> Detections:
         """Detect objects in one cloud.
 
         Args:
@@ -159,6 +163,9 @@ class Detector:
                 columns 3:6 are RGB in [0, 1]. Colours in 0-255 (any value above 1) are divided by 255, as the
                 ROS node does; rows with NaN/inf, outside the contract's ``point_range`` or beyond the sparse
                 grid's reach are dropped (``detect_with_stats`` counts them).
+            rng: Draws the contract's ``max_points`` cap at random (evaluation repeats of a test-time sampling);
+                None keeps the deterministic strided cap.
+            voxel_seed: Seed of the random in-voxel point choice (fixed by default: ``detect`` is deterministic).
 
         Returns:
             Detections in the frame of the points.
@@ -166,19 +173,38 @@ class Detector:
         Raises:
             ValueError: wrong shape, column count or dtype (from ``prepare_points``).
         """
-        return self.detect_with_stats(points)[0]
+        return self.detect_with_stats(points, rng=rng, voxel_seed=voxel_seed)[0]
 
     @torch.no_grad()
-    def detect_with_stats(self, points: np.ndarray) -> tuple[Detections, PrepareStats]:
+    def detect_with_stats(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
+                          voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Detections, PrepareStats]:
         """``detect``, plus the counts of what preprocessing removed or rescaled."""
-        from sr3d_core.model.detector import predict, sparse_to
+        from sr3d_core.model.detector import predict
 
-        prepared, stats = prepare_points_with_stats(points, self._contract, rng=None)
-        if len(prepared) == 0:
+        x, stats = self.network_input(points, rng=rng, voxel_seed=voxel_seed)
+        if x is None:
             return Detections.empty(self.class_names), stats
-        x, _ = to_sparse_batch([prepared], self._contract, reduce="random", seed=INFERENCE_VOXEL_SEED)
-        x = sparse_to(x, self.device)
         return predict(self.model, x, self._post, self.class_names)[0], stats
+
+    def network_input(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
+                      voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Optional[SparseTensor], PrepareStats]:
+        """The one-scene sparse batch ``detect`` feeds the network, on the detector's device.
+
+        Args:
+            points: The cloud, as for ``detect``.
+            rng: Random ``max_points`` cap, as for ``detect``.
+            voxel_seed: In-voxel point choice, as for ``detect``.
+
+        Returns:
+            The batch (None when preprocessing leaves no point) and the preprocessing counts.
+        """
+        from sr3d_core.model.detector import sparse_to
+
+        prepared, stats = prepare_points_with_stats(points, self._contract, rng=rng)
+        if len(prepared) == 0:
+            return None, stats
+        x, _ = to_sparse_batch([prepared], self._contract, reduce="random", seed=voxel_seed)
+        return sparse_to(x, self.device), stats
 
 
 def write_random_checkpoint(

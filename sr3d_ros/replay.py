@@ -10,8 +10,9 @@ and the node's published detections are recorded: dropped frames and latency are
 
 Ground truth comes from a ``vision_msgs/Detection3DArray`` topic of the bag (``--gt-topic``) or a sidecar file
 (``--gt-file``, YAML or JSON, see docs/REPLAY.md); it is matched to detections by stamp and transformed into the
-detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``training/evaluate.py``. The report
-(Markdown + JSON), a bird's-eye view of sampled frames and a latency histogram are written to ``--out``.
+detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``sr3d-evaluate``
+(``sr3d_core.evaluation``). The report (Markdown + JSON), a bird's-eye view of sampled frames and a latency
+histogram are written to ``--out``.
 """
 
 from __future__ import annotations

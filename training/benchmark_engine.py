@@ -10,7 +10,8 @@ both alike. Both sides see the same inputs (same seeds, same data).
 Workloads:
   train_small  one training step (forward, assignment + losses, backward, AdamW) of ``--small-config``
                (default synth_sunrgbd_small, batch 4), on the training split's batches
-  train_full   the same for the full TR3D ScanNet model (``--full-config``, tr3d_scannet) on scannet-like scenes
+  train_full   the same for the full TR3D ScanNet model (``--full-config``, tr3d_scannet) on scannet-like scenes,
+               ``--full-batch`` scenes per step (default 2)
   detect       ``Detector.detect`` of ``--checkpoint`` on the stored 50k-point frames at score threshold 0.3
                (the node's default), eval mode
 
@@ -42,16 +43,17 @@ def _step_batches(cfg, count: int) -> list:
     import math
 
     try:
-        from sr3d_core.data.steps import StepDataset, build_source  # the library's data path
+        from sr3d_core.data.loader import StepDataset  # the library's data path
+        from sr3d_core.data.sources import build_source
     except ImportError:
-        from training.train import StepDataset, build_source  # older checkouts
+        from training.train import StepDataset, build_source  # checkouts before the engine moved into the library
     source = build_source(cfg, "train")
     ipe = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
     data = StepDataset(source, cfg, ipe, 0, 1)
     return [data[i] for i in range(count)]
 
 
-def _train_iteration(config: str, data_root: str | None):
+def _train_iteration(config: str, data_root: str | None, batch_size: int | None = None):
     """One training step per call, cycling over a fixed set of batches."""
     import torch
 
@@ -60,6 +62,7 @@ def _train_iteration(config: str, data_root: str | None):
     from sr3d_core.model.detector import build_detector
 
     overrides = [f"data.root={data_root}"] if data_root else []
+    overrides += [f"train.batch_size={batch_size}"] if batch_size else []
     cfg = load_config(config, overrides)
     torch.manual_seed(0)
     model = build_detector(cfg).train()
@@ -109,7 +112,8 @@ def worker(a: argparse.Namespace) -> None:
         ctx = torch.no_grad
     else:
         small = a.workload == "train_small"
-        run = _train_iteration(a.small_config if small else a.full_config, None if small else a.data_root)
+        run = _train_iteration(a.small_config if small else a.full_config, None if small else a.data_root,
+                               None if small else a.full_batch)
         ctx = torch.enable_grad
     with ctx():
         for _ in range(a.warmup):
@@ -150,7 +154,8 @@ class Side:
         self.name = name
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", str(root), "--workload",
                workload, "--threads", str(threads), "--warmup", str(a.warmup), "--small-config", a.small_config,
-               "--full-config", a.full_config, "--checkpoint", a.checkpoint, "--points-dir", a.points_dir]
+               "--full-config", a.full_config, "--full-batch", str(a.full_batch), "--checkpoint", a.checkpoint,
+               "--points-dir", a.points_dir]
         if a.data_root:
             cmd += ["--data-root", a.data_root]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
@@ -190,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-config", default="synth_sunrgbd_small")
     ap.add_argument("--full-config", default="tr3d_scannet")
     ap.add_argument("--data-root", default="data/synth_scannet", help="data root of the full config's scenes")
+    ap.add_argument("--full-batch", type=int, default=2, help="batch size of the full model's steps")
     ap.add_argument("--checkpoint", default="models/sr3d_synth_sunrgbd_robot.pt")
     ap.add_argument("--points-dir", default="data/synth_sunrgbd/points")
     ap.add_argument("--no-profile", action="store_true", help="skip the GEMM-share measurement")

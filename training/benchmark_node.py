@@ -5,8 +5,8 @@ Renders full-resolution synthetic camera frames (the sunrgbd-like generator with
 float32 + packed rgb, NaN where the sensor saw nothing, each in its camera's optical frame) at a fixed rate to
 ``sr3d_detector_node`` started through its console script (target_frame ``base_link`` through static TFs), then
 reports end-to-end latency (input stamp -> detections received), node processing and model time, throughput, drop
-rates and the mAP of what the node published; then times conversion + ``Detector.detect`` on the same frames
-in-process.
+rates and the mAP of what the node published; then times the node's frame pipeline (``FramePipeline``: conversion,
+TF, ``Detector.detect``) on the same frames in-process.
 
 Example:
     source scripts/env.sh
@@ -95,6 +95,21 @@ def rgbd_frames(cfg: BenchConfig) -> list[Frame]:
     return out
 
 
+class CameraMounts:
+    """The TF look-up of the benchmark's static mounts: ``camera_optical_<k>`` -> ``base_link`` is frame k's.
+
+    Args:
+        frames: The benchmark frames, in the order of their camera frame names.
+    """
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self.frames = frames
+
+    def lookup(self, target: str, source: str, stamp_ns: int, timeout_s: float) -> np.ndarray:
+        """The 4x4 mount of camera ``source`` (``target`` is always ``base_link``)."""
+        return self.frames[int(source.rsplit("_", 1)[1])].cam_to_base
+
+
 def packed_rgb(rgb: np.ndarray) -> np.ndarray:
     """uint8 (N, 3) -> uint32 0x00RRGGBB."""
     c = rgb.astype(np.uint32)
@@ -130,9 +145,9 @@ def run(cfg: BenchConfig) -> None:
 
     from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
     from sr3d_core.inference import Detector, write_random_checkpoint
-    from sr3d_core.preprocess import cap_rows
-    from sr3d_ros.conversions import make_pointcloud2, msg_to_detections, pointcloud2_to_array, transform_points
+    from sr3d_ros.conversions import make_pointcloud2, msg_to_detections
     from sr3d_ros.detector_node import set_torch_threads
+    from sr3d_ros.pipeline import FramePipeline
     from sr3d_ros.transforms import matrix_to_quaternion
 
     ckpt = cfg.checkpoint or str(write_random_checkpoint(tmp / "random.pt", cfg.model_config))
@@ -233,31 +248,23 @@ def run(cfg: BenchConfig) -> None:
         rclpy.try_shutdown()
     diag = _last_diagnostics(tmp / "node.log")
 
-    # the bare library on the same frames with the node's thread count (the node is gone, the input stream too)
+    # the bare library on the same frames with the node's thread count (the node is gone, the input stream too),
+    # through the node's own frame pipeline (point cap, decoding, TF, detect) with the cameras' static mounts
     threads = set_torch_threads(cfg.torch_threads)
     det = Detector.from_checkpoint(ckpt, cfg.device if cfg.device != "auto" else "cpu")
     det.score_threshold, det.max_detections = cfg.score_threshold, cfg.max_detections
-
-    def convert(k: int) -> np.ndarray:
-        """What the node does before detect: decode the cap's rows, transform to base_link."""
-        rows = cap_rows(width * height, det.contract)
-        return transform_points(pointcloud2_to_array(msgs[k], rows=rows)[0], frames[k].cam_to_base)
-
+    pipeline = FramePipeline(det, "base_link", CameraMounts(frames))
     conv_ms, bare_ms, bare_out = [], [], {}
     bare_eval = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
-    det.detect(convert(0))  # warm-up
+    pipeline.process(msgs[0])  # warm-up
     for r in range(max(cfg.bare_repeats, len(msgs))):  # every frame at least once: the reference per frame
         k = r % len(msgs)
-        t1 = time.perf_counter()
-        pts = convert(k)
-        t2 = time.perf_counter()
-        out = det.detect(pts)
-        t3 = time.perf_counter()
-        conv_ms.append((t2 - t1) * 1e3)
-        bare_ms.append((t3 - t2) * 1e3)
+        res = pipeline.process(msgs[k])
+        conv_ms.append(res.decode_ms + res.tf_ms)
+        bare_ms.append(res.model_ms)
         if r < len(msgs):
-            bare_out[k] = out
-            bare_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels), out)
+            bare_out[k] = res.detections
+            bare_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels), res.detections)
     node_eval = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
     same = 0  # received arrays equal (to message precision) to bare detect on the same frame
     for k, m in arrays:

@@ -11,7 +11,6 @@ p90 of the whole step (forward, assignment + losses, backward, optimizer) and of
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -22,10 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sr3d_core.config import load_config  # noqa: E402
+from sr3d_core.data.loader import StepDataset  # noqa: E402
+from sr3d_core.data.sources import build_source  # noqa: E402
 from sr3d_core.model.criterion import Criterion  # noqa: E402
 from sr3d_core.model.detector import build_detector  # noqa: E402
 from sr3d_core.runtime import keep_freed_memory  # noqa: E402
-from training.train import StepDataset, build_source  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(name, a.set)
         torch.manual_seed(cfg.train.seed)
         model = build_detector(cfg)
-        source = build_source(cfg, "train")
-        ipe = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
         runs.append({
             "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
             "opt": torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
-            "data": StepDataset(source, cfg, ipe, 0, 1), "step": [], "crit": [],
+            "data": StepDataset.from_config(build_source(cfg, "train"), cfg), "step": [], "crit": [],
         })
     for i in range(a.warmup + a.steps):
         for r in runs:

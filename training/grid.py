@@ -101,15 +101,16 @@ def load_grid(name_or_path: str, runs_root: Path, results_root: Path = RESULTS_R
 # --------------------------------------------------------------------------------------------- one job
 def run_job(run: Run) -> dict[str, Any]:
     """Train (or resume) one run, then evaluate it and write ``result.json``."""
-    import torch
-
     from sr3d_core.config import load_config
+    from sr3d_core.data.sources import build_source
+    from sr3d_core.engine.trainer import train
     from sr3d_core.evaluation.alignment import prediction_consistency_error, prediction_consistency_errors
+    from sr3d_core.evaluation.evaluate import evaluate_detector
     from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
     from sr3d_core.inference import Detector
-    from training.evaluate import evaluate_model
-    from training.train import build_source, train
+    from sr3d_core.runtime import keep_freed_memory
 
+    keep_freed_memory()
     cfg = load_config(run.config, list(run.overrides))
     run.work_dir.mkdir(parents=True, exist_ok=True)
     (run.work_dir / "run.json").write_text(json.dumps(
@@ -120,28 +121,27 @@ def run_job(run: Run) -> dict[str, Any]:
         train(cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False,
               validate_at_end=False)  # evaluated below, once
     det = Detector.from_checkpoint(final, device="cpu")
-    res = evaluate_model(det.model, det.config, build_source(det.config, "val"), torch.device("cpu"),
-                         keep_scenes=True)
+    res = evaluate_detector(det, build_source(det.config, "val"), keep_scenes=True)
     halves = []
     for parity in (0, 1):
         ev = IndoorMapEvaluator(det.config.class_names, skip_classes_without_gt=True)
-        for gt, d in res["scenes"][parity::2]:
+        for gt, d in res.scenes[parity::2]:
             ev.add(gt, d)
         r = ev.compute()
         halves.append({"mAP_0.25": r.map_at(0.25), "mAP_0.5": r.map_at(0.5)})
-    rec = res["evaluator"].detection_ious()
+    rec = res.evaluator.detection_ious()
     errors = prediction_consistency_errors(rec.scores, rec.ious, rec.labels, 30)
     with open(run.work_dir / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
     tail = rows[-max(1, len(rows) // 10):]
     result = {
         "row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides),
-        "mAP_0.25": res["mAP_0.25"], "mAP_0.5": res["mAP_0.5"], "halves": halves,
+        "mAP_0.25": res.result.map_at(0.25), "mAP_0.5": res.result.map_at(0.5), "halves": halves,
         "aic": float(np.mean([float(r["aic"]) for r in tail])),
         "pce": prediction_consistency_error(rec.scores, rec.ious, rec.labels, 30),
         "pce_hist": np.histogram(errors, bins=12, range=(0.0, 0.6))[0].tolist(),
         "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
-        "val_scenes": len(res["scenes"]),
+        "val_scenes": len(res.scenes),
     }
     tmp = run.work_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))

@@ -16,9 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sr3d_core.boxes import box_corners  # noqa: E402
-from sr3d_core.data.dataset import DatasetConfig, InfoDataset  # noqa: E402
+from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
 from sr3d_core.data.infos import load_infos  # noqa: E402
-from sr3d_core.preprocess import InputContract  # noqa: E402
 
 _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--data-root and --info are required unless --gallery is given")
     meta = load_infos(f"{a.data_root}/{a.info}")["metainfo"]
     names = sorted(meta["categories"], key=meta["categories"].get)
-    ds = InfoDataset(DatasetConfig(a.data_root, a.info, tuple(names)), InputContract(0.01, True))
+    ds = InfoScenes(DatasetConfig(a.data_root, a.info, tuple(names)))
     try:
         s = ds.load(a.index)
     except IndexError as e:

@@ -1,4 +1,5 @@
-"""Loader throughput: samples per second through Dataset + augmentation + sparse collate.
+"""Loader throughput: samples per second through the training data path (scene source + augmentation + sparse
+collate, in DataLoader workers).
 
 Example:
     python -m sr3d_core.data.bench --data-root data/synth_scannet --info scannet_infos_train.pkl \
@@ -15,24 +16,22 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
-from sr3d_core.data.dataset import DatasetConfig, InfoDataset, SparseCollate  # noqa: E402
+from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
 from sr3d_core.data.infos import load_infos  # noqa: E402
+from sr3d_core.data.loader import StepDataset, step_loader  # noqa: E402
+from sr3d_core.data.transforms import AUGMENTS  # noqa: E402
 from sr3d_core.preprocess import InputContract  # noqa: E402
 
 
-def measure(ds: InfoDataset, collate: SparseCollate, workers: int, batch_size: int, epochs: int) -> float:
-    """Samples per second over `epochs` passes (the first batch, i.e. worker start-up, is excluded)."""
-    dl = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate, shuffle=False,
-                    persistent_workers=workers > 0)
+def measure(data: StepDataset, workers: int, epochs: int) -> float:
+    """Samples per second over `epochs` epochs (the first batch, i.e. worker start-up, is excluded)."""
     n, t0 = 0, None
-    for _ in range(epochs):
-        for batch in dl:
-            if t0 is None:  # start the clock once the workers are up
-                t0 = time.perf_counter()
-                continue
-            n += len(batch["gt_boxes"])
+    for batch in step_loader(data, 0, epochs * data.iters_per_epoch, workers):
+        if t0 is None:  # start the clock once the workers are up
+            t0 = time.perf_counter()
+            continue
+        n += len(batch.gt_boxes)
     return n / (time.perf_counter() - t0)
 
 
@@ -41,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-root", required=True)
     ap.add_argument("--info", required=True)
-    ap.add_argument("--augment", default="none")
+    ap.add_argument("--augment", default="none", choices=sorted(AUGMENTS))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--voxel-size", type=float, default=0.01)
@@ -50,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     meta = load_infos(f"{a.data_root}/{a.info}")["metainfo"]
     names = tuple(sorted(meta["categories"], key=meta["categories"].get))
-    c = InputContract(a.voxel_size, True)
-    ds = InfoDataset(DatasetConfig(a.data_root, a.info, names, augment=a.augment), c)
-    rate = measure(ds, SparseCollate(c, seed=0), a.workers, a.batch_size, a.epochs)
+    source = InfoScenes(DatasetConfig(a.data_root, a.info, names), AUGMENTS[a.augment])
+    data = StepDataset(source, InputContract(a.voxel_size, True), a.batch_size, seed=0)
+    rate = measure(data, a.workers, a.epochs)
     print(f"{rate:.1f} samples/s ({a.workers} workers, batch {a.batch_size}, voxel {a.voxel_size}, "
-          f"augment {a.augment}, {len(ds)} samples x {a.epochs} epochs)")
+          f"augment {a.augment}, {len(source)} samples x {a.epochs} epochs)")
     return 0
 
 

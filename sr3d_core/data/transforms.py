@@ -1,16 +1,19 @@
 """TR3D's training augmentations, keeping GT boxes consistent with the points.
 
 Everything is a pure function of (points, boxes, rng), so a seeded generator reproduces a batch.
-Order follows the TR3D configs: point sampling, flips, then rotate -> scale -> translate.
+Order follows the TR3D configs: point sampling, flips, then rotate -> scale -> translate. `sample_points` is the
+one training point sampler, for every data format.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from sr3d_core.boxes import enclosing_axis_aligned, wrap_angle
+from sr3d_core.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,23 @@ AUGMENTS: dict[str, AugmentConfig] = {
                              scale_range=(0.85, 1.15), trans_std=0.1, axis_aligned=False),
     "none": AugmentConfig(),
 }
+
+
+def training_augment(data: DataConfig) -> AugmentConfig:
+    """The training augmentation a data config asks for.
+
+    The geometric part is the format's entry of `AUGMENTS` (none when ``data.augment`` is off or the format has
+    no entry, as the toy scenes), with ``data.rot_range`` overriding its rotation; the point sampling always comes
+    from ``data.train_points`` / ``data.train_point_fraction``.
+    """
+    geometric = data.augment and data.format in AUGMENTS
+    aug = AUGMENTS[data.format] if geometric else AugmentConfig()
+    frac = data.train_point_fraction
+    aug = dataclasses.replace(aug, sample_points=data.train_points,
+                              sample_fraction=None if frac is None else (frac, 1.0))
+    if geometric and data.rot_range is not None:
+        aug = dataclasses.replace(aug, rot_range=data.rot_range)
+    return aug
 
 
 def sample_points(points: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

@@ -9,10 +9,7 @@ import pytest
 from data_test_helpers import points_in_box
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
-from sr3d_core.data.dataset import DatasetConfig, InfoDataset
-from sr3d_core.preprocess import InputContract
-
-C = InputContract(0.01, True)
+from sr3d_core.data.dataset import DatasetConfig, InfoScenes
 
 
 def test_class_lists_order():
@@ -22,7 +19,7 @@ def test_class_lists_order():
 
 
 def test_scannet_alignment_colour_and_ignored_label(scannet_root):
-    ds = InfoDataset(DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", SCANNET_CLASSES), C)
+    ds = InfoScenes(DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", SCANNET_CLASSES))
     s = ds.load(0)
     assert s.points.dtype == np.float32 and s.points.shape[1] == 6
     assert s.points[:, 3:].max() <= 1.0 and s.points[:, 3:].max() > 0.5  # 0-255 became [0, 1]
@@ -33,7 +30,7 @@ def test_scannet_alignment_colour_and_ignored_label(scannet_root):
 
 
 def test_sunrgbd_boxes_with_yaw(sunrgbd_root):
-    ds = InfoDataset(DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", SUNRGBD_CLASSES), C)
+    ds = InfoScenes(DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", SUNRGBD_CLASSES))
     s = ds.load(1)
     assert s.gt_boxes.shape == (2, 7) and s.gt_labels.tolist() == [3, 0]
     for b in s.gt_boxes:
@@ -41,7 +38,7 @@ def test_sunrgbd_boxes_with_yaw(sunrgbd_root):
 
 
 def test_class_subset_remaps_labels(sunrgbd_root):
-    ds = InfoDataset(DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", ("chair",)), C)
+    ds = InfoScenes(DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", ("chair",)))
     s = ds.load(0)
     assert s.gt_labels.tolist() == [0] and len(s.gt_boxes) == 1
 
@@ -49,10 +46,10 @@ def test_class_subset_remaps_labels(sunrgbd_root):
 def test_clear_errors(scannet_root, tmp_path):
     cfg = DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", SCANNET_CLASSES)
     with pytest.raises(FileNotFoundError, match="info file"):
-        InfoDataset(DatasetConfig(str(scannet_root), "nope.pkl", SCANNET_CLASSES), C)
+        InfoScenes(DatasetConfig(str(scannet_root), "nope.pkl", SCANNET_CLASSES))
     with pytest.raises(ValueError, match="sofa_bed"):
-        InfoDataset(DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", ("chair", "sofa_bed")), C)
-    ds = InfoDataset(cfg, C)
+        InfoScenes(DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", ("chair", "sofa_bed")))
+    ds = InfoScenes(cfg)
     ds.data_list[0]["lidar_points"]["num_pts_feats"] = 4
     with pytest.raises(ValueError, match="num_pts_feats"):
         ds.load(0)
@@ -63,4 +60,4 @@ def test_clear_errors(scannet_root, tmp_path):
     with open(bad, "wb") as f:
         pickle.dump([{"point_cloud": {}}], f)  # pre-v1.1 list layout
     with pytest.raises(ValueError, match="v1.1"):
-        InfoDataset(DatasetConfig(str(tmp_path), "old.pkl", SCANNET_CLASSES), C)
+        InfoScenes(DatasetConfig(str(tmp_path), "old.pkl", SCANNET_CLASSES))

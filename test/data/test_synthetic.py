@@ -9,14 +9,13 @@ import pytest
 from data_test_helpers import points_in_box
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
-from sr3d_core.data.dataset import DatasetConfig, InfoDataset
+from sr3d_core.data.dataset import DatasetConfig, InfoScenes
 from sr3d_core.data.synthetic import furniture as F
 from sr3d_core.data.synthetic.presets import PRESETS
 from sr3d_core.data.synthetic.room import make_room
 from sr3d_core.data.synthetic.scene import generate_scene
 from sr3d_core.data.synthetic.sensor import CameraModel, RayCaster, camera_rotation
 from sr3d_core.data.synthetic.writer import write_dataset
-from sr3d_core.preprocess import InputContract
 
 
 def test_every_class_has_a_model():
@@ -81,7 +80,7 @@ def test_writer_is_byte_identical_across_worker_counts_and_loads(tmp_path):
     for i in range(2):
         name = f"train_{i:06d}.bin"
         assert (a / "points" / name).read_bytes() == (b / "points" / name).read_bytes()
-    ds = InfoDataset(DatasetConfig(str(a), pa.name, SCANNET_CLASSES), InputContract(0.02, True))
+    ds = InfoScenes(DatasetConfig(str(a), pa.name, SCANNET_CLASSES))
     s = ds.load(0)  # through the real ScanNet loader: alignment undone, colours back in [0, 1]
     ref = generate_scene(PRESETS["scannet-like"], 5, 0)
     assert np.allclose(s.points[:, :3], ref.points[:, :3], atol=1e-4)
@@ -91,7 +90,7 @@ def test_writer_is_byte_identical_across_worker_counts_and_loads(tmp_path):
 
 def test_sunrgbd_writer_roundtrip(tmp_path):
     p, _ = write_dataset("sunrgbd-like", 1, 2, tmp_path, workers=1)
-    ds = InfoDataset(DatasetConfig(str(tmp_path), p.name, SUNRGBD_CLASSES), InputContract(0.02, True))
+    ds = InfoScenes(DatasetConfig(str(tmp_path), p.name, SUNRGBD_CLASSES))
     s = ds.load(0)
     ref = generate_scene(PRESETS["sunrgbd-like"], 2, 0)
     assert np.array_equal(s.points, ref.points) and np.array_equal(s.gt_boxes, ref.boxes)
@@ -118,7 +117,7 @@ def test_two_splits_share_one_directory_without_overwriting(tmp_path):
     p_train, _ = write_dataset("sunrgbd-like", 2, 2, tmp_path, split="train", workers=1)
     p_val, _ = write_dataset("sunrgbd-like", 2, 3, tmp_path, split="val", workers=1)
     for path, seed in ((p_train, 2), (p_val, 3)):
-        ds = InfoDataset(DatasetConfig(str(tmp_path), path.name, SUNRGBD_CLASSES), InputContract(0.02, True))
+        ds = InfoScenes(DatasetConfig(str(tmp_path), path.name, SUNRGBD_CLASSES))
         for i in range(2):
             ref = generate_scene(PRESETS["sunrgbd-like"], seed, i)
             s = ds.load(i)

@@ -63,11 +63,8 @@ def test_older_checkpoint_refused_then_converted(tmp_path):
 
 def test_training_checkpoint_opens_safely_and_restores_rng(tmp_path):
     import random
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from training.train import rng_state, set_rng_state
+    from sr3d_core.engine.rng import rng_state, set_rng_state
 
     random.seed(1)
     np.random.seed(2)

@@ -1,13 +1,9 @@
-"""evaluate.py: metrics, table, repeats summary (best and mean)."""
+"""sr3d-evaluate (``training/evaluate.py``): metrics, table, repeats summary (best and mean)."""
 
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from sr3d_core.inference import write_random_checkpoint  # noqa: E402
-from training.evaluate import main  # noqa: E402
+from sr3d_core.evaluation.cli import main
+from sr3d_core.inference import write_random_checkpoint
 
 
 def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
@@ -16,6 +12,7 @@ def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
     assert main(["--checkpoint", str(ck), str(ck), "--repeats", "2", "--device", "cpu", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert len(res["runs"]) == 4
+    assert list(res["runs"][0]) == ["mAP_0.25", "mAP_0.5", "mAR_0.25", "mAR_0.5", "latency_ms", "checkpoint"]
     for key in ("mAP_0.25", "mAP_0.5"):
         s = res["summary"][key]
         assert s["n"] == 4 and 0.0 <= s["mean"] <= s["best"] <= 1.0

@@ -1,0 +1,84 @@
+"""Evaluate a checkpoint: mAP@0.25/0.5, per-class AP table, mAR, latency (``sr3d-evaluate``; ``python
+training/evaluate.py`` runs the same).
+
+``sr3d-evaluate --checkpoint runs/x/final.pt [--repeats 5] [--split val]``
+
+``--repeats`` re-runs the test pass (the random test-time sampling of SUN RGB-D differs per run) and reports the
+best and the mean, as in TR3D/SR3D's 5 trainings × 5 test runs protocol (pass several checkpoints for the 5
+trainings; the best and mean are then over all checkpoint × repeat numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from sr3d_core.data.sources import build_source
+from sr3d_core.evaluation.evaluate import ORACLES, evaluate_detector
+from sr3d_core.inference import Detector, resolve_device
+from sr3d_core.runtime import keep_freed_memory
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Parse the command line, evaluate and print (and optionally write) the numbers."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, nargs="+", type=Path, help="one or more (e.g. 5 trainings)")
+    ap.add_argument("--split", default="val", choices=["train", "val"])
+    ap.add_argument("--repeats", type=int, default=1, help="test runs per checkpoint (paper: 5)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--max-scenes", type=int, default=None, help="evaluate only the first N scenes (N >= 1)")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)")
+    ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
+    ap.add_argument("--oracle", choices=ORACLES, default=None,
+                    help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
+    ap.add_argument("--neutral-color", action="store_true",
+                    help="feed every point the neutral colour (measures what clouds without colour cost)")
+    ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    args = ap.parse_args(argv)
+    keep_freed_memory()
+    if args.repeats < 1:
+        ap.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.max_scenes is not None and args.max_scenes < 1:
+        ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
+    device = resolve_device(args.device)
+    runs = []
+    for ckpt in args.checkpoint:
+        det = Detector.from_checkpoint(ckpt, device=device)
+        cfg = det.config
+        if args.data_root is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
+        try:
+            source = build_source(cfg, args.split)
+        except FileNotFoundError as e:
+            ap.error(f"{e} (the checkpoint's data.root is {det.config.data.root!r}; point --data-root at the data)")
+        if len(source) == 0:
+            ap.error(f"the {args.split} split of {cfg.data.root} has no scenes: nothing to evaluate")
+        for r in range(args.repeats):
+            res = evaluate_detector(det, source, r, args.max_scenes, args.strict_mmdet3d, oracle=args.oracle,
+                                    neutral_color=args.neutral_color)
+            numbers = res.metrics()
+            print(f"== {ckpt} run {r}: mAP@0.25 {numbers['mAP_0.25']:.4f}  mAP@0.5 {numbers['mAP_0.5']:.4f}  "
+                  f"mAR@0.25 {numbers['mAR_0.25']:.4f}  mAR@0.5 {numbers['mAR_0.5']:.4f}  "
+                  f"latency {numbers['latency_ms']:.1f} ms/scene")
+            if r == 0:
+                print(res.result.as_table())
+            runs.append(numbers | {"checkpoint": str(ckpt)})
+    summary = {}
+    for key in ("mAP_0.25", "mAP_0.5"):
+        vals = np.array([r[key] for r in runs])
+        summary[key] = {"best": float(vals.max()), "mean": float(vals.mean()), "n": len(vals)}
+        print(f"{key}: best {vals.max():.4f} (mean {vals.mean():.4f}) over {len(vals)} runs")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
