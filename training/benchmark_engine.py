@@ -40,16 +40,18 @@ GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm")
 # ----------------------------------------------------------------------------------------------- worker side
 def _step_batches(cfg, count: int) -> list:
     """The first ``count`` training batches of a config, from whichever data path this checkout has."""
-    import math
-
     try:
         from sr3d_core.data.loader import StepDataset  # the library's data path
         from sr3d_core.data.sources import build_source
-    except ImportError:
-        from training.train import StepDataset, build_source  # checkouts before the engine moved into the library
-    source = build_source(cfg, "train")
-    ipe = max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size))
-    data = StepDataset(source, cfg, ipe, 0, 1)
+
+        data = StepDataset.from_config(build_source(cfg, "train"), cfg)
+    except ImportError:  # checkouts before the engine moved into the library
+        import math
+
+        from training.train import StepDataset, build_source
+
+        source = build_source(cfg, "train")
+        data = StepDataset(source, cfg, max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size)), 0, 1)
     return [data[i] for i in range(count)]
 
 

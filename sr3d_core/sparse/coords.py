@@ -106,16 +106,19 @@ class CoordSet:
 class KernelMap:
     """Neighbour table of one sparse convolution: which input row feeds each output row under each kernel index.
 
+    Stored offset-major, one contiguous index vector per kernel offset, the layout the per-offset convolution
+    reads; row-major and transposed views are built on demand and cached.
+
     Attributes:
-        nbr: (N_out, K) int64; ``nbr[o, k]`` is the input row i with coord(i) = coord(o) + offset_k, or N_in when
-            that site is empty (the convolution appends a zero row at index N_in).
+        cols: (K, N_out) int64; ``cols[k, o]`` is the input row i with coord(i) = coord(o) + offset_k, or N_in when
+            that site is empty (convolutions append a zero row at index N_in).
         n_in: rows of the input set.
         n_out: rows of the output set.
-        symmetric: input and output are the same set and the kernel is odd, so the transposed table is ``nbr``
-            with its columns reversed (offset -d has index K - 1 - k).
+        symmetric: input and output are the same set and the kernel is odd, so the transposed table is the table
+            with its offsets reversed (offset -d has index K - 1 - k).
     """
 
-    nbr: torch.Tensor
+    cols: torch.Tensor
     n_in: int
     n_out: int
     symmetric: bool
@@ -124,51 +127,52 @@ class KernelMap:
     @property
     def kernel_volume(self) -> int:
         """K, the number of kernel offsets."""
-        return self.nbr.shape[1]
+        return self.cols.shape[0]
 
     def _cached(self, name: str, build) -> Any:
         if name not in self._cache:
             self._cache[name] = build()
         return self._cache[name]
 
-    def transposed(self) -> torch.Tensor:
-        """(N_in, K) int64: the output row that input row i feeds under index k, or N_out (built once, cached).
+    def table(self, transposed: bool = False) -> torch.Tensor:
+        """Row-major (N_out, K) table, or the transposed (N_in, K) one (output row of input i under k, or N_out)."""
+        return self._cached(f"table{transposed}",
+                            lambda: (self.transposed_cols() if transposed else self.cols).t().contiguous())
+
+    def transposed_cols(self) -> torch.Tensor:
+        """(K, N_in): the output row that input row i feeds under index k, or N_out (built once, cached).
 
         An input feeds at most one output per offset (o = coord(i) - offset_k), so the table is well defined.
         """
         def build() -> torch.Tensor:
             if self.symmetric:
-                return self.nbr.flip(1).contiguous()
+                return self.cols.flip(0)
             kvol = self.kernel_volume
-            t = torch.full((self.n_in * kvol,), self.n_out, dtype=torch.long, device=self.nbr.device)
-            o, k = (self.nbr < self.n_in).nonzero(as_tuple=True)
-            t[self.nbr[o, k] * kvol + k] = o
-            return t.view(self.n_in, kvol)
+            t = torch.full((kvol * self.n_in,), self.n_out, dtype=torch.long, device=self.cols.device)
+            k, o = (self.cols < self.n_in).nonzero(as_tuple=True)
+            t[k * self.n_in + self.cols[k, o]] = o
+            return t.view(kvol, self.n_in)
 
         return self._cached("transposed", build)
 
-    def columns(self, transposed: bool = False) -> torch.Tensor:
-        """(K, N) contiguous copy of the table (or of the transposed table): one index vector per offset."""
-        return self._cached(f"columns{transposed}",
-                            lambda: (self.transposed() if transposed else self.nbr).t().contiguous())
-
     def column(self, k: int, transposed: bool = False) -> torch.Tensor:
         """(N,) index vector of offset k in the table or the transposed table (no copy for a symmetric map)."""
-        if transposed and self.symmetric:
-            return self.columns()[self.kernel_volume - 1 - k]
-        return self.columns(transposed)[k]
+        if not transposed:
+            return self.cols[k]
+        if self.symmetric:
+            return self.cols[self.kernel_volume - 1 - k]
+        return self.transposed_cols()[k]
 
     def counts(self) -> list[int]:
         """Number of (input, output) pairs of every kernel index."""
-        return self._cached("counts", lambda: (self.nbr < self.n_in).sum(0).tolist())
+        return self._cached("counts", lambda: (self.cols < self.n_in).sum(1).tolist())
 
     def pairs(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(k, in_rows, out_rows) for every kernel index with at least one pair; both ascending (cached)."""
         def build() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
             # One nonzero over the (K, N_out) columns lists pairs grouped by k, out rows ascending within k.
-            cols = self.columns()
-            index_k, rows_out = (cols < self.n_in).nonzero(as_tuple=True)
-            rows_in = cols[index_k, rows_out]
+            index_k, rows_out = (self.cols < self.n_in).nonzero(as_tuple=True)
+            rows_in = self.cols[index_k, rows_out]
             used = [(k, c) for k, c in enumerate(self.counts()) if c]
             sizes = [c for _, c in used]
             return list(zip([k for k, _ in used], rows_in.split(sizes), rows_out.split(sizes)))

@@ -67,7 +67,7 @@ def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]])
     scene; every (output, offset) query is then one gather, all offsets at once.
 
     Returns:
-        (N_out, K) int64 input rows, -1 where the neighbour does not exist.
+        (K, N_out) int64 input rows, -1 where the neighbour does not exist.
     """
     s = src.stride
     reach = max(max(abs(v) for v in o) for o in offs)
@@ -89,7 +89,7 @@ def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]])
     table = torch.full((cells,), -1, dtype=torch.int32, device=device)  # int32: the table can be large
     table[lin(src.coords)] = torch.arange(src.keys.numel(), dtype=torch.int32, device=device)
     step = torch.tensor([((ox // s) * dy + oy // s) * dz + oz // s for ox, oy, oz in offs], device=device)
-    return table[lin(dst.coords)[:, None] + step[None, :]].long()
+    return table[step[:, None] + lin(dst.coords)[None, :]].long()
 
 
 def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tensor:
@@ -101,7 +101,7 @@ def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tens
     z offset holds every candidate. That is ks^2 searches per output instead of ks^3.
 
     Returns:
-        (N_out, K) int64 input rows, -1 where the neighbour does not exist.
+        (K, N_out) int64 input rows, -1 where the neighbour does not exist.
     """
     s, ks = src.stride, kernel_size
     offs = kernel_offsets(ks, s)
@@ -120,8 +120,7 @@ def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tens
     slot = torch.div(hits, ks, rounding_mode="floor") * ks + torch.div(rel.view(-1)[hits], s, rounding_mode="floor")
     nbr = torch.full((n * ks * ks * ks,), -1, dtype=torch.long, device=dev)
     nbr[slot] = pos.view(-1)[hits]
-    nbr = nbr.view(n, ks * ks, ks)
-    return nbr.transpose(1, 2).reshape(n, ks**3)
+    return nbr.view(n, ks * ks, ks).permute(2, 1, 0).reshape(ks**3, n)  # k = column + iz * ks^2
 
 
 def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMap:
@@ -134,13 +133,13 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
     kvol = kernel_size**3
     if n_in == 0 or n_out == 0:
-        return KernelMap(torch.full((n_out, kvol), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
+        return KernelMap(torch.full((kvol, n_out), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
                          symmetric=False)
     offs = kernel_offsets(kernel_size, src.stride)
-    nbr = _grid_lookup(src, dst, offs)
-    if nbr is None:
-        nbr = _search_lookup(src, dst, kernel_size)
+    cols = _grid_lookup(src, dst, offs)
+    if cols is None:
+        cols = _search_lookup(src, dst, kernel_size)
     # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
-    nbr = torch.where(nbr < 0, n_in, nbr)
+    cols = torch.where(cols < 0, n_in, cols)
     # With src == dst and an odd kernel, offset -d is index K - 1 - k, so the transposed map is a column flip.
-    return KernelMap(nbr, n_in, n_out, symmetric=src is dst and kernel_size % 2 == 1)
+    return KernelMap(cols, n_in, n_out, symmetric=src is dst and kernel_size % 2 == 1)

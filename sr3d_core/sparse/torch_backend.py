@@ -19,9 +19,17 @@ _conv_algorithm = "auto"
 # resident); larger convolutions loop over offsets, where short GEMMs run at a better rate than one long one and
 # empty sites cost nothing (measured: training/benchmark_sparse.py --only layers).
 _GATHER_ALL_MAX = 1 << 20
-# An offset whose pairs cover at least this fraction of the rows it writes is applied densely (a padded gather
-# and an in-place GEMM, no scatter); sparser offsets gather, multiply and scatter-add only their pairs.
-_DENSE_FRACTION = 0.5
+# An offset whose pairs cover at least the fraction C / (C + _SCATTER_COST) of the rows it writes (C: channels
+# gathered) is applied densely: a padded gather and an in-place GEMM, no scatter, but GEMM rows spent on empty
+# sites. A scatter-add costs about as much per output element as _SCATTER_COST multiply-adds, so narrow layers
+# go dense early and wide ones only when nearly full. _DENSE_FRACTION, when set, overrides the rule (tests).
+_SCATTER_COST = 32
+_DENSE_FRACTION: float | None = None
+
+
+def _dense_from(channels: int) -> float:
+    """Fraction of destination rows from which an offset runs densely."""
+    return _DENSE_FRACTION if _DENSE_FRACTION is not None else channels / (channels + _SCATTER_COST)
 
 
 def set_conv_algorithm(name: str) -> None:
@@ -63,17 +71,18 @@ def _offsets_mm(src: torch.Tensor, kmap: KernelMap, weight: torch.Tensor, transp
     """sum_k src[table[:, k]] @ W[k] one offset at a time; with ``transpose``, the backward's
     sum_k grad[table^T[:, k]] @ W[k]^T over the transposed table.
 
-    Offsets covering at least ``_DENSE_FRACTION`` of the destination rows gather a full column (empty sites read
-    the zero row) and accumulate in place; sparser ones gather, multiply and scatter-add their pairs only. The
+    Offsets covering enough of the destination rows (`_dense_from`) gather a full column (empty sites read the
+    zero row) and accumulate in place; sparser ones gather, multiply and scatter-add their pairs only. The
     centre offset of a submanifold conv maps every row to itself and needs no gather at all.
     """
     n_dst = kmap.n_in if transpose else kmap.n_out
     counts = kmap.counts()
+    dense_from = _dense_from(src.shape[1]) * n_dst
     identity = kmap.kernel_volume // 2 if kmap.symmetric else None
     out = src.new_zeros((n_dst, weight.shape[1] if transpose else weight.shape[2]))
     padded = None
     for k, count in enumerate(counts):
-        if count == 0 or count < _DENSE_FRACTION * n_dst:
+        if count == 0 or count < dense_from:
             continue
         w = weight[k].t() if transpose else weight[k]
         if k == identity:
@@ -82,17 +91,17 @@ def _offsets_mm(src: torch.Tensor, kmap: KernelMap, weight: torch.Tensor, transp
         if padded is None:
             padded = _padded(src)
         out.addmm_(padded.index_select(0, kmap.column(k, transpose)), w)
-    if not any(0 < c < _DENSE_FRACTION * n_dst for c in counts):
+    if not any(0 < c < dense_from for c in counts):
         return out
     for k, rows_in, rows_out in kmap.pairs():
-        if counts[k] < _DENSE_FRACTION * n_dst:
+        if counts[k] < dense_from:
             rows_src, rows_dst = (rows_out, rows_in) if transpose else (rows_in, rows_out)
             out.index_add_(0, rows_dst, src.index_select(0, rows_src) @ (weight[k].t() if transpose else weight[k]))
     return out
 
 
 class _SparseConvFunction(torch.autograd.Function):
-    """out[o] = sum_k in[nbr[o, k]] @ W[k] over a cached kernel map; the backward reuses the same map."""
+    """out[o] = sum_k in[cols[k, o]] @ W[k] over a cached kernel map; the backward reuses the same map."""
 
     @staticmethod
     def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -100,7 +109,7 @@ class _SparseConvFunction(torch.autograd.Function):
         ctx.kmap, ctx.gather = kmap, gather
         ctx.save_for_backward(feats, weight)
         if gather:
-            return _gather_mm(feats, kmap.nbr, weight.reshape(-1, weight.shape[2]))
+            return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
         return _offsets_mm(feats, kmap, weight, transpose=False)
 
     @staticmethod
@@ -113,10 +122,12 @@ class _SparseConvFunction(torch.autograd.Function):
         if ctx.gather:
             if need_x:
                 # grad_x[i] = sum_k grad_out[o(i, k)] @ W[k]^T: the same gather + GEMM over the transposed table.
-                grad_x = _gather_mm(grad_out, kmap.transposed(), weight.transpose(1, 2).reshape(-1, weight.shape[1]))
+                grad_x = _gather_mm(grad_out, kmap.table(transposed=True),
+                                    weight.transpose(1, 2).reshape(-1, weight.shape[1]))
             if need_w:
-                n, kvol = kmap.nbr.shape
-                cols = _padded(feats).index_select(0, kmap.nbr.view(-1)).view(n, kvol * feats.shape[1])
+                table = kmap.table()
+                n, kvol = table.shape
+                cols = _padded(feats).index_select(0, table.view(-1)).view(n, kvol * feats.shape[1])
                 grad_w = (cols.t() @ grad_out).view(weight.shape)
             return grad_x, grad_w, None
         if need_x:
@@ -124,13 +135,21 @@ class _SparseConvFunction(torch.autograd.Function):
         if need_w:
             grad_w = torch.zeros_like(weight)
             padded = None
-            for k, rows_in, rows_out in kmap.pairs():
-                if rows_out.numel() >= _DENSE_FRACTION * kmap.n_out:
-                    if padded is None:
-                        padded = _padded(feats)
+            dense_from = _dense_from(feats.shape[1]) * kmap.n_out  # the forward's choice, offset by offset
+            sparse = None
+            for k, count in enumerate(kmap.counts()):
+                if count == 0:
+                    continue
+                if count >= dense_from:
+                    if kmap.symmetric and k == kmap.kernel_volume // 2:
+                        torch.mm(feats.t(), grad_out, out=grad_w[k])  # the centre: every row to itself
+                        continue
+                    padded = _padded(feats) if padded is None else padded
                     torch.mm(padded.index_select(0, kmap.column(k)).t(), grad_out, out=grad_w[k])
-                else:
-                    torch.mm(feats.index_select(0, rows_in).t(), grad_out.index_select(0, rows_out), out=grad_w[k])
+                    continue
+                sparse = {k: (ri, ro) for k, ri, ro in kmap.pairs()} if sparse is None else sparse
+                rows_in, rows_out = sparse[k]
+                torch.mm(feats.index_select(0, rows_in).t(), grad_out.index_select(0, rows_out), out=grad_w[k])
         return grad_x, grad_w, None
 
 

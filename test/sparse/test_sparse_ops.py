@@ -222,7 +222,7 @@ def test_kernel_map_grid_and_search_paths_agree(monkeypatch, ks, in_stride, down
     grid = km.build_kernel_map(src, dst, ks)
     monkeypatch.setattr(km, "_GRID_MAX_CELLS", 0)
     search = km.build_kernel_map(src, dst, ks)
-    assert grid.symmetric == search.symmetric and torch.equal(grid.nbr, search.nbr)
+    assert grid.symmetric == search.symmetric and torch.equal(grid.cols, search.cols)
 
 
 @pytest.mark.parametrize("ks,spacing", [(3, 1), (1, 2), (2, 1)])
@@ -266,14 +266,14 @@ def test_conv_algorithm_name_is_checked():
 
 
 def test_transposed_table_inverts_the_map():
-    """Input i feeds output o under k exactly when nbr[o, k] == i, for a strided and a submanifold map."""
+    """Input i feeds output o under k exactly when cols[k, o] == i, for a strided and a submanifold map."""
     from sr3d_core.sparse import kernel_map as km
     x, _ = _input(n=300, extent=8, batch_size=2, seed=11)
     src = x.manager.get_set(x.set_id)
     for dst, ks in ((km.downsample(src, 2)[0], 3), (src, 3), (km.downsample(src, 2)[0], 2)):
         kmap = km.build_kernel_map(src, dst, ks)
-        t = kmap.transposed()
-        expected = {(int(i), k, o) for o, row in enumerate(kmap.nbr.tolist()) for k, i in enumerate(row)
+        t = kmap.table(transposed=True)
+        expected = {(int(i), k, o) for o, row in enumerate(kmap.table().tolist()) for k, i in enumerate(row)
                     if i < kmap.n_in}
         got = {(i, k, int(o)) for i, row in enumerate(t.tolist()) for k, o in enumerate(row) if o < kmap.n_out}
         assert got == expected and len(expected) == sum(kmap.counts())
