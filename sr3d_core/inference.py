@@ -88,7 +88,7 @@ class Detector:
             CheckpointError: corrupt file, wrong format, or weights that do not fit the stored config.
             ValueError: class names differ from ``config``.
         """
-        from sr3d_core.model.detector import build_detector
+        from sr3d_core.model.detector import build_network
 
         ckpt = load_checkpoint(path)
         cfg = config_of(ckpt, source=f"{path}:config")
@@ -101,7 +101,7 @@ class Detector:
                     f"class mismatch: checkpoint {path} has classes {list(cfg.class_names)} but the requested "
                     f"config {want.name!r} has {list(want.class_names)}"
                 )
-        model = build_detector(cfg)
+        model = build_network(cfg)
         try:
             model.load_state_dict(ckpt["model"], strict=True)
         except RuntimeError as e:
@@ -220,12 +220,12 @@ def write_random_checkpoint(
     Returns:
         The path written.
     """
-    from sr3d_core.model.detector import build_detector
+    from sr3d_core.model.detector import build_network
 
     cfg = config_name_or_path if isinstance(config_name_or_path, Config) else load_config(config_name_or_path)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_detector(cfg)
+        model = build_network(cfg)
     save_atomic(make_checkpoint(cfg, model), path)
     return Path(path)
 

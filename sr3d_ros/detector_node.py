@@ -41,7 +41,7 @@ from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, det
 from sr3d_ros.diagnostics import FrameStats
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
 from sr3d_ros.pipeline import FramePipeline
-from sr3d_ros.transforms import TfLookup, TransformUnavailable, make_tf_lookup
+from sr3d_ros.tf_lookup import TfLookup, TransformUnavailable, make_tf_lookup
 
 DetectorFactory = Callable[[str, str], Any]
 

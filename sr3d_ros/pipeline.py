@@ -26,7 +26,7 @@ class Lookup(Protocol):
     """A TF look-up: the 4x4 transform taking points from ``source`` to ``target`` at ``stamp_ns``."""
 
     def lookup(self, target: str, source: str, stamp_ns: int, timeout_s: float) -> np.ndarray:
-        """Raise ``sr3d_ros.transforms.TransformUnavailable`` when there is none."""
+        """Raise ``sr3d_ros.tf_lookup.TransformUnavailable`` when there is none."""
 
 
 @dataclass

@@ -35,7 +35,7 @@ from sr3d_core.boxes import wrap_angle
 from sr3d_core.detections import Detections
 from sr3d_ros.bags import BagError, BagReader
 from sr3d_ros.conversions import MalformedCloudError, msg_to_detections, stamp_ns
-from sr3d_ros.transforms import TransformBuffer, TransformUnavailable
+from sr3d_ros.tf_lookup import TransformBuffer, TransformUnavailable
 
 CLOUD_TYPES = ("sensor_msgs/msg/PointCloud2",)
 GT_TYPES = ("vision_msgs/msg/Detection3DArray",)

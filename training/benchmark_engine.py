@@ -61,13 +61,16 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
 
     from sr3d_core.config import load_config
     from sr3d_core.model.criterion import Criterion
-    from sr3d_core.model.detector import build_detector
+    try:
+        from sr3d_core.model.detector import build_network
+    except ImportError:  # checkouts before the rename
+        from sr3d_core.model.detector import build_detector as build_network
 
     overrides = [f"data.root={data_root}"] if data_root else []
     overrides += [f"train.batch_size={batch_size}"] if batch_size else []
     cfg = load_config(config, overrides)
     torch.manual_seed(0)
-    model = build_detector(cfg).train()
+    model = build_network(cfg).train()
     criterion = Criterion(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     batches = _step_batches(cfg, 8)

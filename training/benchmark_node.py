@@ -148,7 +148,7 @@ def run(cfg: BenchConfig) -> None:
     from sr3d_ros.conversions import make_pointcloud2, msg_to_detections
     from sr3d_ros.detector_node import set_torch_threads
     from sr3d_ros.pipeline import FramePipeline
-    from sr3d_ros.transforms import matrix_to_quaternion
+    from sr3d_ros.tf_lookup import matrix_to_quaternion
 
     ckpt = cfg.checkpoint or str(write_random_checkpoint(tmp / "random.pt", cfg.model_config))
     frames = rgbd_frames(cfg)

@@ -24,7 +24,7 @@ from sr3d_core.config import load_config  # noqa: E402
 from sr3d_core.data.loader import StepDataset  # noqa: E402
 from sr3d_core.data.sources import build_source  # noqa: E402
 from sr3d_core.model.criterion import Criterion  # noqa: E402
-from sr3d_core.model.detector import build_detector  # noqa: E402
+from sr3d_core.model.detector import build_network  # noqa: E402
 from sr3d_core.runtime import keep_freed_memory  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.configs:
         cfg = load_config(name, a.set)
         torch.manual_seed(cfg.train.seed)
-        model = build_detector(cfg)
+        model = build_network(cfg)
         runs.append({
             "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
             "opt": torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),

@@ -55,7 +55,7 @@ def robot_pose(t: float, centre: np.ndarray, yaw0: float) -> tuple[np.ndarray, f
 def transform_msg(parent: str, child: str, stamp_ns: int, rotation: np.ndarray, translation: np.ndarray):
     from geometry_msgs.msg import TransformStamped
 
-    from sr3d_ros.transforms import matrix_to_quaternion
+    from sr3d_ros.tf_lookup import matrix_to_quaternion
 
     m = TransformStamped()
     m.header.frame_id, m.child_frame_id = parent, child

@@ -17,10 +17,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
+from sr3d_core.data.augment import AUGMENTS  # noqa: E402
 from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
 from sr3d_core.data.infos import load_infos  # noqa: E402
 from sr3d_core.data.loader import StepDataset, step_loader  # noqa: E402
-from sr3d_core.data.transforms import AUGMENTS  # noqa: E402
 from sr3d_core.preprocess import InputContract  # noqa: E402
 
 

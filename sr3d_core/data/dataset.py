@@ -13,10 +13,10 @@ from typing import Any, Callable
 import numpy as np
 
 from sr3d_core.config import Config
+from sr3d_core.data.augment import AugmentConfig, augment, training_augment
 from sr3d_core.data.infos import Sample, label_map, load_infos
 from sr3d_core.data.scannet import load_scannet_sample
 from sr3d_core.data.sunrgbd import load_sunrgbd_sample
-from sr3d_core.data.transforms import AugmentConfig, augment, training_augment
 
 # metainfo.dataset -> sample loader.
 SAMPLE_LOADERS: dict[str, Callable[..., Sample]] = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from sr3d_core.config import DataConfig
+from sr3d_core.data.augment import sample_points, training_augment
 from sr3d_core.data.infos import Sample
-from sr3d_core.data.transforms import sample_points, training_augment
 
 POINTS_PER_BOX = 1200
 FLOOR_POINTS = 1500

@@ -28,7 +28,7 @@ from sr3d_core.engine.rng import rng_state, seed_everything, set_rng_state
 from sr3d_core.engine.schedule import make_optimizer, make_scheduler
 from sr3d_core.model.checkpoint import load_checkpoint, make_checkpoint, save_atomic
 from sr3d_core.model.criterion import Criterion
-from sr3d_core.model.detector import build_detector, sparse_to
+from sr3d_core.model.detector import build_network, sparse_to
 
 TRAIN_LOG = "train_log.csv"
 VAL_LOG = "val_log.csv"
@@ -70,7 +70,7 @@ class Trainer:
         self.data = StepDataset.from_config(build_source(cfg, "train"), cfg, self.dist.rank, self.dist.world)
         ipe = self.data.iters_per_epoch
         self.total = cfg.train.max_iters if cfg.train.max_iters is not None else cfg.train.epochs * ipe
-        self.model = build_detector(cfg).to(self.device)
+        self.model = build_network(cfg).to(self.device)
         self.criterion = Criterion(cfg)
         self.opt = make_optimizer(self.model, cfg.train)
         self.sched = make_scheduler(self.opt, cfg.train, ipe)

@@ -12,7 +12,7 @@ import torch
 
 from sr3d_core.assign.costs import paired_iou, points_in_boxes
 from sr3d_core.detections import Detections
-from sr3d_core.model.detector import TR3DDetector
+from sr3d_core.model.detector import TR3DNetwork
 from sr3d_core.postprocess import postprocess_scene
 from sr3d_core.sparse import SparseTensor
 
@@ -51,7 +51,7 @@ def gt_iou_logits(anchors: torch.Tensor, boxes: torch.Tensor, logits: torch.Tens
 
 
 @torch.no_grad()
-def predict_with_gt_iou(model: TR3DDetector, x: SparseTensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
+def predict_with_gt_iou(model: TR3DNetwork, x: SparseTensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
                         post_cfg, class_names: tuple[str, ...]) -> Detections:
     """Detections of a one-scene batch with the gt_iou oracle scores (see the module docstring)."""
     out = model(x)

@@ -42,7 +42,7 @@ class RawOutputs:
         return [self.batch == b for b in range(self.batch_size)]
 
 
-class TR3DDetector(nn.Module):
+class TR3DNetwork(nn.Module):
     """TR3D network.
 
     Args:
@@ -95,7 +95,7 @@ class TR3DDetector(nn.Module):
 
 @torch.no_grad()
 def predict(
-    model: TR3DDetector, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...]  # noqa: F821
+    model: TR3DNetwork, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...]  # noqa: F821
 ) -> list["Detections"]:  # noqa: F821
     """Run the network and post-process every scene of the batch."""
     from sr3d_core.postprocess import postprocess_scene
@@ -128,6 +128,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def build_detector(cfg: "Config") -> TR3DDetector:  # noqa: F821 (forward ref; config imports no torch model)
-    """Build the detector described by a full experiment config."""
-    return TR3DDetector(cfg.model, cfg.num_classes, cfg.data.voxel_size, cfg.contract.in_channels)
+def build_network(cfg: "Config") -> TR3DNetwork:  # noqa: F821 (forward ref; config imports no torch model)
+    """Build the network (untrained) described by a full experiment config."""
+    return TR3DNetwork(cfg.model, cfg.num_classes, cfg.data.voxel_size, cfg.contract.in_channels)

@@ -39,7 +39,7 @@ import torch
 
 from sr3d_core.config import Config, load_config
 from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
-from sr3d_core.model.detector import TR3DDetector, build_detector
+from sr3d_core.model.detector import TR3DNetwork, build_network
 from sr3d_core.sparse import SparseConv3d, SparseGenerativeConvTranspose3d
 
 PROG = "sr3d-import-tr3d"
@@ -347,7 +347,7 @@ def minkowski_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def convert_state_dict(
-    state: Mapping[str, Any], model: TR3DDetector, layout: Layout, source: str = "<checkpoint>"
+    state: Mapping[str, Any], model: TR3DNetwork, layout: Layout, source: str = "<checkpoint>"
 ) -> dict[str, torch.Tensor]:
     """Map a TR3D state dict onto ``model``'s names and shapes, checking every tensor.
 
@@ -427,7 +427,7 @@ def import_tr3d(src: Union[str, Path], dst: Union[str, Path]) -> ImportReport:
     layout = detect_layout(state, str(src))
     dataset = detect_dataset(state, layout, str(src))
     cfg = load_config(dataset.preset)
-    model = build_detector(cfg)
+    model = build_network(cfg)
     model.load_state_dict(convert_state_dict(state, model, layout, str(src)), strict=True)
     classes = meta_classes(obj)
     if classes is not None and len(classes) != cfg.num_classes:

@@ -9,7 +9,7 @@ import torch
 
 from sr3d_core.config import load_config
 from sr3d_core.model.checkpoint import CheckpointError, convert_trusted, load_checkpoint, make_checkpoint, save_atomic
-from sr3d_core.model.detector import build_detector
+from sr3d_core.model.detector import build_network
 
 
 class Payload:
@@ -25,7 +25,7 @@ class Payload:
 def small_checkpoint():
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
-    return make_checkpoint(cfg, build_detector(cfg))
+    return make_checkpoint(cfg, build_network(cfg))
 
 
 def test_code_payload_is_not_run(tmp_path):

@@ -6,14 +6,14 @@ import torch
 
 from sr3d_core.config import load_config
 from sr3d_core.model.criterion import Criterion
-from sr3d_core.model.detector import build_detector
+from sr3d_core.model.detector import build_network
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 
 def test_losses_finite_with_empty_scene_and_grads_flow():
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
-    model = build_detector(cfg)
+    model = build_network(cfg)
     rng = np.random.default_rng(0)
     clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
               for _ in range(2)]
@@ -37,7 +37,7 @@ def test_losses_finite_with_empty_scene_and_grads_flow():
 def test_rotated_config_losses():
     cfg = load_config("toy_tiny", ["model.box_type=rotated"])
     torch.manual_seed(0)
-    model = build_detector(cfg)
+    model = build_network(cfg)
     rng = np.random.default_rng(1)
     pts = np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
     x, _ = to_sparse_batch([prepare_points(pts, cfg.contract)], cfg.contract, seed=0)
@@ -58,7 +58,7 @@ def test_rotated_config_losses():
 def test_every_plugin_trains_a_real_batch(overrides):
     cfg = load_config("toy_tiny", overrides)
     torch.manual_seed(0)
-    model = build_detector(cfg)
+    model = build_network(cfg)
     rng = np.random.default_rng(0)
     clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)]
     x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)

@@ -91,12 +91,12 @@ def test_trained_state_round_trip_matches_in_memory_model(tmp_path):
     """Non-trivial BN statistics and weights survive save → load bit-exactly, and so does detect()."""
     from sr3d_core.config import load_config
     from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
-    from sr3d_core.model.detector import build_detector
+    from sr3d_core.model.detector import build_network
     from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
-    model = build_detector(cfg)
+    model = build_network(cfg)
     x, _ = to_sparse_batch([prepare_points(cloud(), cfg.contract)], cfg.contract, seed=0)
     model.train()
     with torch.no_grad():

@@ -7,23 +7,23 @@ import pytest
 import torch
 
 from sr3d_core.config import load_config
-from sr3d_core.model.detector import build_detector, count_parameters
+from sr3d_core.model.detector import build_network, count_parameters
 from sr3d_core.model.head import decode_boxes
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 
 def test_scannet_parameter_count_matches_spec():
-    m = build_detector(load_config("tr3d_scannet"))
+    m = build_network(load_config("tr3d_scannet"))
     # TR3D's counts: backbone 12,002,624 + neck 2,655,744 + head 3,096.
     assert count_parameters(m.backbone) == 12_002_624
     assert count_parameters(m.neck) == 2_655_744
     assert count_parameters(m.head) == 3_096
     assert abs(count_parameters(m) / 1e6 - 14.66) < 0.01
-    assert count_parameters(build_detector(load_config("tr3d_sunrgbd")).head) == 2_322
+    assert count_parameters(build_network(load_config("tr3d_sunrgbd")).head) == 2_322
 
 
 def test_head_init():
-    m = build_detector(load_config("tr3d_scannet"))
+    m = build_network(load_config("tr3d_scannet"))
     assert torch.allclose(m.head.cls.bias, torch.full_like(m.head.cls.bias, -math.log(99)))
     assert abs(float(m.head.cls.weight.detach().std()) - 0.01) < 0.002
     assert float(m.head.reg.bias.detach().abs().max()) <= 1 / math.sqrt(128)
@@ -35,7 +35,7 @@ def test_head_init():
 def test_forward_levels_strides_and_anchors():
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
-    m = build_detector(cfg).eval()
+    m = build_network(cfg).eval()
     rng = np.random.default_rng(0)
     clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
               for _ in range(2)]

@@ -30,7 +30,7 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from sr3d_core.preprocess import NEUTRAL_COLOR  # noqa: E402
 from sr3d_ros.conversions import make_pointcloud2, pointcloud2_to_array, transform_points  # noqa: E402
-from sr3d_ros.transforms import to_matrix  # noqa: E402
+from sr3d_ros.tf_lookup import to_matrix  # noqa: E402
 
 NS, NAME = "/sr3d_test", "detector"
 FQN = f"{NS}/{NAME}"

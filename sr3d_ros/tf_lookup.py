@@ -207,7 +207,7 @@ class TfLookup:
 class OwnTfLookup(TfLookup):
     """Subscribes /tf and /tf_static (tf2_msgs/TFMessage) into a ``TransformBuffer``."""
 
-    backend = "sr3d_ros.transforms"
+    backend = "sr3d_ros.tf_lookup"
 
     def __init__(self, node: Any, fallback_latest: bool, cache_s: float = 10.0) -> None:
         """Create the two subscriptions on ``node`` (static: transient-local, like tf2_ros)."""

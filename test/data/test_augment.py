@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from data_test_helpers import cloud_with_boxes, points_in_box
 
-from sr3d_core.data.transforms import AUGMENTS, augment, flip, rot_scale_trans, sample_points
+from sr3d_core.data.augment import AUGMENTS, augment, flip, rot_scale_trans, sample_points
 
 BOXES = np.array([[1.0, 0.5, 0.45, 0.5, 0.7, 0.9, 0.3], [-1.5, -1.0, 0.4, 2.0, 0.9, 0.8, -2.5]], np.float32)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sr3d_ros.transforms import (
+from sr3d_ros.tf_lookup import (
     TransformBuffer,
     TransformUnavailable,
     matrix_to_quaternion,
