@@ -75,6 +75,9 @@ class Trainer:
         self.opt = make_optimizer(self.model, cfg.train)
         self.sched = make_scheduler(self.opt, cfg.train, ipe)
         self.step = 0
+        # Training wall time before this process (from the checkpoint), so a resumed run logs its total time.
+        self.seconds_before = 0.0
+        self._fit_start: Optional[float] = None
         self._val_source: Optional[SceneSource] = None
 
     @property
@@ -93,6 +96,7 @@ class Trainer:
         self.opt.load_state_dict(ts["optimizer"])
         self.sched.load_state_dict(ts["scheduler"])
         self.step = int(ts["step"])
+        self.seconds_before = float(ts.get("seconds", 0.0))  # absent in checkpoints of older versions
         states = ts["rng"]
         rank = self.dist.rank
         # A run resumed on fewer or more ranks than it was saved with starts the extra ranks from rank 0's state.
@@ -106,8 +110,13 @@ class Trainer:
         states = self.dist.gather(rng_state())
         if self.dist.is_main:
             ts = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "step": self.step,
-                  "rng": states, "world_size": self.dist.world}
+                  "rng": states, "world_size": self.dist.world, "seconds": self.elapsed()}
             save_atomic(make_checkpoint(self.cfg, self.model, ts), path)
+
+    def elapsed(self) -> float:
+        """Training wall time so far in seconds, over every process that worked on this run."""
+        running = time.time() - self._fit_start if self._fit_start is not None else 0.0
+        return self.seconds_before + running
 
     def fit(self, stop_after: Optional[int] = None, validate_at_end: bool = True) -> dict[str, Any]:
         """Train from the current step to the end of the schedule.
@@ -130,7 +139,7 @@ class Trainer:
 
             bar = tqdm(total=self.total, initial=self.step, desc="train", dynamic_ncols=True)
         last: dict[str, Any] = {}
-        t0 = time.time()
+        self._fit_start = time.time()
         self.model.train()
         for batch in loader:
             x = sparse_to(batch.x, dev)
@@ -154,7 +163,7 @@ class Trainer:
                     postfix["pos"] = int(last["num_pos"])
                 bar.set_postfix(postfix)
             if rank0 and (step % max(cfg.train.log_interval, 1) == 0 or step == self.total):
-                self._log(last, time.time() - t0)
+                self._log(last, self.elapsed())
             if cfg.train.val_interval and step % cfg.train.val_interval == 0 and step != self.total:
                 self.validate()
             if cfg.train.ckpt_interval and step % cfg.train.ckpt_interval == 0:

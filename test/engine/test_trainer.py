@@ -144,3 +144,19 @@ def test_ddp_two_ranks_identical(tmp_path):
     assert len(digests) == 2 and digests[0] == digests[1]
     ck = load_checkpoint(tmp_path / "latest.pt")
     assert ck["train_state"]["world_size"] == 2 and len(ck["train_state"]["rng"]) == 2
+
+
+def test_resumed_run_logs_its_total_training_time(tmp_path, one_torch_thread):
+    """The `seconds` column continues from the checkpoint's time instead of restarting at zero."""
+    import csv
+
+    cfg = load_config("toy_tiny", ["train.max_iters=6", "train.log_interval=1", "train.ckpt_interval=3"])
+    train(cfg, tmp_path / "run", stop_after=3, show_progress=False)
+    at_ckpt = load_checkpoint(tmp_path / "run" / "latest.pt")["train_state"]["seconds"]
+    with open(tmp_path / "run" / "train_log.csv") as f:
+        before = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(f)}
+    assert at_ckpt >= before[3] > 0
+    train(cfg, tmp_path / "run", resume=tmp_path / "run" / "latest.pt", show_progress=False, validate_at_end=False)
+    with open(tmp_path / "run" / "train_log.csv") as f:
+        after = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(f)}
+    assert after[4] >= at_ckpt and after[6] >= after[4]
