@@ -17,7 +17,7 @@ CONV_ALGORITHMS = ("auto", "gather", "offsets")
 _conv_algorithm = "auto"
 # "auto" gathers all K neighbours at once while the block (rows x K x C) stays this small (a few MB, cache-
 # resident); larger convolutions loop over offsets, where short GEMMs run at a better rate than one long one and
-# empty sites cost nothing (measured: training/benchmark_sparse.py --only layers).
+# empty sites cost nothing (per-convolution timings in docs/RESULTS.md, engine speed-up).
 _GATHER_ALL_MAX = 1 << 20
 # An offset whose pairs cover at least the fraction C / (C + _SCATTER_COST) of the rows it writes (C: channels
 # gathered) is applied densely: a padded gather and an in-place GEMM, no scatter, but GEMM rows spent on empty
