@@ -202,7 +202,7 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
                     res = r.result()
                     print(f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
                           f" ({(time.time() - t0) / 60:.1f} min)", flush=True)
-                    write_table(grid, runs, results_root)
+                    write_table(grid, load_grid(spec, runs_root, results_root)[1], results_root)
                 else:
                     failed.append(f"{r.row}/seed{r.seed}")
                     print(f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}",
@@ -210,7 +210,8 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
     finally:
         for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
             p.terminate()
-    write_table(grid, runs, results_root)
+    # The table always covers the whole grid, also when this runner was given only some rows.
+    write_table(grid, load_grid(spec, runs_root, results_root)[1], results_root)
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
 
@@ -311,7 +312,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--runs-root", type=Path, default=Path("runs/grids"), help="checkpoints (not committed)")
     ap.add_argument("--results-root", type=Path, default=RESULTS_ROOT, help="results and tables (committed)")
     a = ap.parse_args(argv)
-    grid, runs = load_grid(a.grid, a.runs_root, a.results_root)
+    grid, all_runs = load_grid(a.grid, a.runs_root, a.results_root)
+    runs = all_runs
     if a.rows:
         unknown = set(a.rows) - {r.row for r in runs}
         if unknown:
@@ -325,15 +327,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         if a.jobs < 1:
             ap.error("--jobs must be >= 1")
         run_grid(grid, a.grid, runs, a.jobs, a.runs_root, a.results_root)
-        print(write_table(grid, load_grid(a.grid, a.runs_root, a.results_root)[1], a.results_root))
+        print((a.results_root / grid / "table.md").read_text())
     elif a.command == "collect":
         for r in runs:
             if not r.done and (r.work_dir / "result.json").is_file():
                 store_result(r)
                 print(f"collected {r.row}/seed{r.seed}")
-        print(write_table(grid, runs, a.results_root))
+        print(write_table(grid, all_runs, a.results_root))
     elif a.command == "table":
-        print(write_table(grid, runs, a.results_root))
+        print(write_table(grid, all_runs, a.results_root))
     else:
         for r in runs:
             state = "done" if r.done else "resumable" if (r.work_dir / "latest.pt").exists() else "todo"

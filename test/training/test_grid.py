@@ -58,3 +58,8 @@ def test_grid_runs_skips_and_resumes(tmp_path):
     assert r.returncode == 0 and "3 of 3 runs done, 0 to go" in r.stdout
     r = run("status", str(grid), "--runs-root", str(root), "--results-root", str(results), "--rows", "k3")
     assert r.stdout.split() == ["k3", "seed1", "done"]
+    # A runner given only some rows still writes the whole grid's table.
+    r = run("run", str(grid), "--runs-root", str(root), "--results-root", str(results), "--rows", "k3")
+    assert r.returncode == 0 and "1 of 1 runs done" in r.stdout
+    table = (results / name / "table.md").read_text()
+    assert "| tr3d | 1 |" in table and "| sr3d | 1 |" in table and "| k3 | 1 |" in table
