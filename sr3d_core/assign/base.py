@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Sequence
 
 import torch
 
@@ -119,6 +119,19 @@ class Assigner(ABC):
         Returns:
             The assignment.
         """
+
+    def assign_batch(self, scenes: Sequence[tuple[AnchorSet, Predictions, GroundTruth]]) -> list[AssignResult]:
+        """Assign the scenes of a batch, each on its own (same results as ``assign`` scene by scene).
+
+        Assigners whose cost is many small tensor ops override this to evaluate every scene's pairs at once.
+
+        Args:
+            scenes: ``(anchors, predictions, ground truth)`` of each scene.
+
+        Returns:
+            One assignment per scene.
+        """
+        return [self.assign(anchors, preds, gt) for anchors, preds, gt in scenes]
 
 
 class PredictionAwareAssigner(Assigner):

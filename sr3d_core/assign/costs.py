@@ -83,22 +83,26 @@ def normalized_vertex_distance(pred: torch.Tensor, gt: torch.Tensor, rotated: bo
         ``(K,)`` R_VD (0 for identical boxes).
     """
     rho = enclosing_diagonal(pred, gt, rotated).clamp(min=1e-9)
-
-    def mean_distance(p: torch.Tensor) -> torch.Tensor:
-        if vertices == "opposite" and not rotated:
-            # Min and max corners differ by Δc ∓ Δs/2: no corner tensors needed (this runs on every pair).
-            dc, hs = p[:, :3] - gt[:, :3], 0.5 * (p[:, 3:6] - gt[:, 3:6])
-            return 0.5 * ((dc - hs).norm(dim=1) + (dc + hs).norm(dim=1))
-        if vertices == "opposite":
-            vp, vg = opposite_corners(p, rotated), opposite_corners(gt, rotated)
-        else:
-            vp = box_corners(p[:, :7] if rotated else _no_yaw(p))
-            vg = box_corners(gt[:, :7] if rotated else _no_yaw(gt))
-        return (vp - vg).norm(dim=-1).mean(dim=1)
-
     if not rotated:
-        return mean_distance(pred) / rho
-    return torch.stack([mean_distance(p) for p in equivalent_parametrizations(pred)]).min(dim=0).values / rho
+        return _mean_vertex_distance(pred, gt, rotated, vertices) / rho
+    # The four parametrizations in one batch of 4K pairs: a quarter of the (overhead-bound) op calls.
+    k = len(pred)
+    dist = _mean_vertex_distance(torch.cat(equivalent_parametrizations(pred)), gt.repeat(4, 1), rotated, vertices)
+    return dist.view(4, k).min(dim=0).values / rho
+
+
+def _mean_vertex_distance(pred: torch.Tensor, gt: torch.Tensor, rotated: bool, vertices: str) -> torch.Tensor:
+    """``(K,)`` mean distance of corresponding vertices (the numerator of R_VD over the number of pairs)."""
+    if vertices == "opposite" and not rotated:
+        # Min and max corners differ by Δc ∓ Δs/2: no corner tensors needed (this runs on every pair).
+        dc, hs = pred[:, :3] - gt[:, :3], 0.5 * (pred[:, 3:6] - gt[:, 3:6])
+        return 0.5 * ((dc - hs).norm(dim=1) + (dc + hs).norm(dim=1))
+    if vertices == "opposite":
+        vp, vg = opposite_corners(pred, rotated), opposite_corners(gt, rotated)
+    else:
+        vp = box_corners(pred[:, :7] if rotated else _no_yaw(pred))
+        vg = box_corners(gt[:, :7] if rotated else _no_yaw(gt))
+    return (vp - vg).norm(dim=-1).mean(dim=1)
 
 
 def centre_distance_sq_over_diag_sq(pred: torch.Tensor, gt: torch.Tensor, rotated: bool) -> torch.Tensor:

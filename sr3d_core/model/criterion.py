@@ -65,20 +65,29 @@ class Criterion(nn.Module):
         n = len(out.anchors)
         device = out.anchors.device
         gt_global = torch.full((n,), -1, dtype=torch.long, device=device)
-        all_gt_boxes, all_gt_labels, offset = [], [], 0
+        scenes, indices, all_gt_boxes, all_gt_labels = [], [], [], []
         for b, mask in enumerate(out.scene_masks()):
             gb = _as7(gt_boxes[b].to(device=device, dtype=pred_boxes.dtype))
             gl = gt_labels[b].to(device=device, dtype=torch.long)
             idx = mask.nonzero().squeeze(1)
-            res = self.assigner.assign(
+            scenes.append((
                 AnchorSet(out.anchors[idx], out.levels[idx], out.strides[idx]),
                 Predictions(pred_boxes[idx].detach(), out.cls_logits[idx].detach()),
                 GroundTruth(gb, gl),
-            )
-            pos = res.gt_index >= 0
-            gt_global[idx[pos]] = res.gt_index[pos] + offset
+            ))
+            indices.append(idx)
             all_gt_boxes.append(gb)
             all_gt_labels.append(gl)
+        results = self.assigner.assign_batch(scenes)
+        # The IoU of each positive with its GT: prediction-aware assigners computed it already.
+        known = all(r.iou is not None or not bool(r.pos_mask.any()) for r in results)
+        iou_global = pred_boxes.new_full((n,), float("nan")) if known else None
+        offset = 0
+        for idx, res, gb in zip(indices, results, all_gt_boxes):
+            pos = res.gt_index >= 0
+            gt_global[idx[pos]] = res.gt_index[pos] + offset
+            if iou_global is not None and res.iou is not None:
+                iou_global[idx[pos]] = res.iou[pos].to(iou_global.dtype)
             offset += len(gb)
         gtb = torch.cat(all_gt_boxes) if all_gt_boxes else pred_boxes.new_zeros(0, 7)
         gtl = torch.cat(all_gt_labels) if all_gt_labels else gt_global.new_zeros(0)
@@ -90,8 +99,12 @@ class Criterion(nn.Module):
         pos_pred = pred_boxes[pos]
         pos_gt = gtb[gt_global[pos]]
         with torch.no_grad():
-            pos_iou = (paired_iou(pos_pred.detach().float(), pos_gt.float(), self.rotated) if num_pos
-                       else pos_pred.new_zeros(0))
+            if iou_global is not None:
+                pos_iou = iou_global[pos].float()
+            elif num_pos:
+                pos_iou = paired_iou(pos_pred.detach().float(), pos_gt.float(), self.rotated)
+            else:
+                pos_iou = pos_pred.new_zeros(0)
             pos_score = out.cls_logits[pos].detach().float().sigmoid().gather(1, labels[pos][:, None]).squeeze(1)
         ctx = ClsLossContext(out.cls_logits.float(), labels, avg, pos.nonzero().squeeze(1), gt_global[pos], pos_iou)
         cls_terms = self.cls_loss(ctx)

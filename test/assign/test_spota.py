@@ -134,16 +134,8 @@ def brute_force(cfg, anchors, preds, gt, rotated):
     return out
 
 
-@pytest.mark.parametrize("rotated", [False, True])
-@pytest.mark.parametrize("cfg", [
-    SpotaConfig(k=4),
-    SpotaConfig(k=3, vertices="all8", c_reg="one_minus_diou", mu=0.3),
-    SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0),
-    SpotaConfig(k=2, candidates="label2level", label2level=(0, 1, 1), use_rvd=False, c_reg="one_minus_iou"),
-])
-def test_matches_brute_force(cfg, rotated):
-    g = torch.Generator().manual_seed(7)
-    n, m = 60, 4
+def random_scene(seed, rotated, n=60, m=4):
+    g = torch.Generator().manual_seed(seed)
     locs = torch.rand(n, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 4.0, 1.5], dtype=torch.float64)
     gtb = torch.cat([torch.rand(m, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 4.0, 1.0]),
                      0.5 + torch.rand(m, 3, generator=g, dtype=torch.float64),
@@ -153,11 +145,40 @@ def test_matches_brute_force(cfg, rotated):
                     0.4 + torch.rand(n, 3, generator=g, dtype=torch.float64),
                     torch.randn(n, 1, generator=g, dtype=torch.float64) * (1.0 if rotated else 0.0)], 1)
     anchors = AnchorSet(locs, torch.randint(0, 2, (n,), generator=g), torch.full((n,), 0.32, dtype=torch.float64))
-    gt = GroundTruth(gtb, torch.tensor([0, 1, 2, 1]))
-    preds = Predictions(pb, torch.randn(n, 3, generator=g, dtype=torch.float64))
+    gt = GroundTruth(gtb, torch.tensor([0, 1, 2, 1])[:m])
+    return anchors, Predictions(pb, torch.randn(n, 3, generator=g, dtype=torch.float64)), gt
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+@pytest.mark.parametrize("cfg", [
+    SpotaConfig(k=4),
+    SpotaConfig(k=3, vertices="all8", c_reg="one_minus_diou", mu=0.3),
+    SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0),
+    SpotaConfig(k=2, candidates="label2level", label2level=(0, 1, 1), use_rvd=False, c_reg="one_minus_iou"),
+])
+def test_matches_brute_force(cfg, rotated):
+    anchors, preds, gt = random_scene(7, rotated)
     got = SpotaAssigner(cfg, rotated=rotated).assign(anchors, preds, gt).gt_index.tolist()
     assert got == brute_force(cfg, anchors, preds, gt, rotated)
     assert sum(x >= 0 for x in got) > 0
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+@pytest.mark.parametrize("cfg", [SpotaConfig(k=4), SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0)])
+def test_batch_matches_brute_force_per_scene(cfg, rotated):
+    # Scenes of different sizes, one without GT: costed in one pass, each still assigned as if alone.
+    scenes = [random_scene(11, rotated), random_scene(12, rotated, n=35, m=3), random_scene(13, rotated, m=0),
+              random_scene(14, rotated, n=80)]
+    assigner = SpotaAssigner(cfg, rotated=rotated)
+    batch = assigner.assign_batch(scenes)
+    for scene, res in zip(scenes, batch):
+        assert res.gt_index.tolist() == brute_force(cfg, *scene, rotated)
+        alone = assigner.assign(*scene)
+        assert torch.equal(res.gt_index, alone.gt_index)
+        if len(scene[2]):
+            assert torch.allclose(res.cost, alone.cost, equal_nan=True)
+            assert torch.allclose(res.iou, alone.iou, equal_nan=True)
+    assert batch[2].gt_index.tolist() == [-1] * 60
 
 
 def test_prefilter_keeps_nearest_candidates():

@@ -1,9 +1,12 @@
 """The training objective on real network outputs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from sr3d_core.assign import SpotaAssigner
 from sr3d_core.config import load_config
 from sr3d_core.model.criterion import Criterion
 from sr3d_core.model.detector import build_network
@@ -70,3 +73,35 @@ def test_every_plugin_trains_a_real_batch(overrides):
         assert {"ras_rdl", "ras_r_cls"} <= set(losses)  # the extra terms reach the training log
     losses["loss"].backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+class _IouDroppingSpota(SpotaAssigner):
+    """SPOTA that does not report its IoUs, so the criterion computes the positives' IoU itself."""
+
+    def assign_batch(self, scenes):
+        return [dataclasses.replace(r, iou=None) for r in super().assign_batch(scenes)]
+
+
+@pytest.mark.parametrize("box_type", ["aligned", "rotated"])
+def test_assigner_ious_equal_the_criterions_own(box_type):
+    # The criterion takes the positives' IoU from a prediction-aware assigner instead of recomputing it: every
+    # loss term (RAS uses the IoU) and diagnostic must be what the recomputation gives. Scene 2 has no GT.
+    cfg = load_config("toy_tiny", [f"model.box_type={box_type}", "assigner={name: spota}", "loss.cls={name: ras}"])
+    torch.manual_seed(0)
+    model = build_network(cfg)
+    rng = np.random.default_rng(3)
+    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
+              for _ in range(3)]
+    x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
+    out = model(x)
+    gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]), torch.zeros(0, 7),
+          torch.tensor([[1.5, 0.5, 0.4, 0.8, 1.4, 0.8, -0.6]])]
+    labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
+    crit = Criterion(cfg)
+    pred = model.decode(out).detach()
+    reused = crit(out, pred, gt, labels)
+    crit.assigner = _IouDroppingSpota(crit.assigner.cfg, rotated=crit.rotated)
+    recomputed = crit(out, pred, gt, labels)
+    assert reused["num_pos"].item() > 0 and reused.keys() == recomputed.keys()
+    for key in reused:
+        assert torch.allclose(reused[key], recomputed[key], rtol=1e-6, atol=1e-7), key
