@@ -6,7 +6,8 @@
     python training/grid.py status sr3d_scannet_small
 
 A grid is a YAML file in ``config/grids/`` (or a path): common ``set`` overrides and ``seeds``, and ``rows``, each
-with a model ``config``, its own ``set`` overrides and optionally its own ``seeds`` (a sweep point needs one).
+with a model ``config``, its own ``set`` overrides and optionally its own ``seeds`` (a sweep point needs one), and
+optionally ``paper``: a column ``label`` and published ``rows: {name: [mAP@0.25, mAP@0.5]}`` shown next to ours.
 Run ``<row>/seed<k>`` trains in ``runs/grids/<grid>/<row>/seed<k>/`` (checkpoints, not committed); when it is
 evaluated, its ``result.json`` and ``train_log.csv`` are copied to ``docs/results/grids/<grid>/<row>/seed<k>/``
 (small, committed), and a run with a result there is done and skipped, in any checkout. A run with ``latest.pt``
@@ -41,14 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GRID_DIR = ROOT / "config" / "grids"
 sys.path.insert(0, str(ROOT))
 
-# The paper's numbers for the matching rows (ScanNet val, mean of 25 runs, %; Tabs. 2-5), shown next to ours.
-PAPER = {
-    "tr3d": (70.8, 55.6), "sr3d": (73.2, 58.5), "spota": (72.3, 57.4), "ras": (72.5, 57.7),
-    "spota_with_ccls": (72.5, 56.9), "spota_no_rvd": (72.7, 57.8), "simota_ras": (72.3, 56.5),
-    "alignota_ras": (72.2, 56.9), "spota_qfl": (71.9, 57.7), "spota_vfl": (71.7, 58.3),
-}
-
-
 @dataclass(frozen=True)
 class Run:
     """One training of a grid."""
@@ -73,18 +66,24 @@ class Run:
 RESULTS_ROOT = ROOT / "docs" / "results" / "grids"
 
 
-def load_grid(name_or_path: str, runs_root: Path, results_root: Path = RESULTS_ROOT) -> tuple[str, list[Run]]:
-    """Read a grid file and expand it into runs."""
+def grid_file(name_or_path: str) -> Path:
+    """The YAML file of a grid given by name (``config/grids/<name>.yaml``) or path."""
     path = Path(name_or_path)
     if not path.is_file():
         path = GRID_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in GRID_DIR.glob("*.yaml")))
         raise SystemExit(f"grid {name_or_path!r} is neither a file nor one of config/grids: {known}")
+    return path
+
+
+def load_grid(name_or_path: str, runs_root: Path, results_root: Path = RESULTS_ROOT) -> tuple[str, list[Run]]:
+    """Read a grid file and expand it into runs."""
+    path = grid_file(name_or_path)
     spec = yaml.safe_load(path.read_text())
-    unknown = set(spec) - {"set", "seeds", "rows", "description"}
+    unknown = set(spec) - {"set", "seeds", "rows", "description", "paper"}
     if unknown:
-        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (allowed: description, set, seeds, rows)")
+        raise SystemExit(f"{path}: unknown keys {sorted(unknown)} (allowed: description, set, seeds, rows, paper)")
     common = tuple(spec.get("set", []))
     runs = []
     for row in spec["rows"]:
@@ -96,6 +95,19 @@ def load_grid(name_or_path: str, runs_root: Path, results_root: Path = RESULTS_R
             sub = Path(path.stem) / row["name"] / f"seed{seed}"
             runs.append(Run(row["name"], int(seed), row["config"], overrides, runs_root / sub, results_root / sub))
     return path.stem, runs
+
+
+def load_paper(name_or_path: str) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The grid's ``paper`` entry: a column label and the published (mAP@0.25, mAP@0.5) of matching rows."""
+    paper = yaml.safe_load(grid_file(name_or_path).read_text()).get("paper") or {}
+    rows = {name: (float(v[0]), float(v[1])) for name, v in (paper.get("rows") or {}).items()}
+    return str(paper.get("label", "paper")), rows
+
+
+def rebuild_table(spec: str, runs_root: Path, results_root: Path) -> str:
+    """``write_table`` over every run of the grid ``spec`` (name or path), with its paper column."""
+    grid, runs = load_grid(spec, runs_root, results_root)
+    return write_table(grid, runs, results_root, load_paper(spec))
 
 
 # --------------------------------------------------------------------------------------------- one job
@@ -202,7 +214,7 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
                     res = r.result()
                     print(f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
                           f" ({(time.time() - t0) / 60:.1f} min)", flush=True)
-                    write_table(grid, load_grid(spec, runs_root, results_root)[1], results_root)
+                    rebuild_table(spec, runs_root, results_root)
                 else:
                     failed.append(f"{r.row}/seed{r.seed}")
                     print(f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}",
@@ -211,14 +223,28 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
         for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
             p.terminate()
     # The table always covers the whole grid, also when this runner was given only some rows.
-    write_table(grid, load_grid(spec, runs_root, results_root)[1], results_root)
+    rebuild_table(spec, runs_root, results_root)
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)}")
 
 
 # --------------------------------------------------------------------------------------------- table
-def write_table(grid: str, runs: list[Run], results_root: Path) -> str:
-    """Rebuild ``table.md``, ``table.json`` and ``table.png`` of a grid from its finished runs."""
+def write_table(
+    grid: str, runs: list[Run], results_root: Path, paper: tuple[str, dict[str, tuple[float, float]]] = ("paper", {})
+) -> str:
+    """Rebuild ``table.md``, ``table.json`` and ``table.png`` of a grid from its finished runs.
+
+    Args:
+        grid: the grid's name (its folder under ``results_root``).
+        runs: every run of the grid.
+        results_root: the folder holding every grid's results.
+        paper: the label of the published-numbers column and its (mAP@0.25, mAP@0.5) per row.
+    """
+    label, published = paper
+
+    def paper_cell(row: str) -> str:
+        return "{} / {}".format(*published[row]) if row in published else ""
+
     by_row: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by_row.setdefault(r.row, [])
@@ -229,13 +255,13 @@ def write_table(grid: str, runs: list[Run], results_root: Path) -> str:
         f"Grid `{grid}` (val mAP in %, mean ± std over seeds; Δ: paired difference to `tr3d` of the same seed; "
         "halves: |mAP(even) − mAP(odd)| mean, the evaluation noise)",
         "",
-        "| row | seeds | mAP@0.25 | mAP@0.5 | Δ@0.25 | Δ@0.5 | AIC | PCE | halves Δ@0.25 | paper (ScanNet) | min/run |",
+        f"| row | seeds | mAP@0.25 | mAP@0.5 | Δ@0.25 | Δ@0.5 | AIC | PCE | halves Δ@0.25 | {label} | min/run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {}
     for row, results in by_row.items():
         if not results:
-            lines.append(f"| {row} | 0 | | | | | | | | {_paper(row)} | |")
+            lines.append(f"| {row} | 0 | | | | | | | | {paper_cell(row)} | |")
             continue
         m25 = np.array([x["mAP_0.25"] for x in results]) * 100
         m50 = np.array([x["mAP_0.5"] for x in results]) * 100
@@ -249,7 +275,7 @@ def write_table(grid: str, runs: list[Run], results_root: Path) -> str:
         lines.append(
             f"| {row} | {len(results)} | {_ms(m25)} | {_ms(m50)} | {_ms(np.array(d25), sign=True)} | "
             f"{_ms(np.array(d50), sign=True)} | {np.mean([x['aic'] for x in results]):.3f} | "
-            f"{np.mean([x['pce'] for x in results]):.3f} | {np.mean(halves):.1f} | {_paper(row)} | "
+            f"{np.mean([x['pce'] for x in results]):.3f} | {np.mean(halves):.1f} | {paper_cell(row)} | "
             f"{np.mean([x['train_seconds'] for x in results]) / 60:.0f} |"
         )
     text = "\n".join(lines) + "\n"
@@ -266,10 +292,6 @@ def _ms(x: np.ndarray, sign: bool = False) -> str:
         return ""
     fmt = "{:+.1f}" if sign else "{:.1f}"
     return fmt.format(x.mean()) + (f" ± {x.std(ddof=1):.1f}" if len(x) > 1 else "")
-
-
-def _paper(row: str) -> str:
-    return "{} / {}".format(*PAPER[row]) if row in PAPER else ""
 
 
 def _plot(summary: dict[str, Any], by_row: dict[str, list[dict[str, Any]]], path: Path) -> None:
@@ -333,9 +355,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not r.done and (r.work_dir / "result.json").is_file():
                 store_result(r)
                 print(f"collected {r.row}/seed{r.seed}")
-        print(write_table(grid, all_runs, a.results_root))
+        print(write_table(grid, all_runs, a.results_root, load_paper(a.grid)))
     elif a.command == "table":
-        print(write_table(grid, all_runs, a.results_root))
+        print(write_table(grid, all_runs, a.results_root, load_paper(a.grid)))
     else:
         for r in runs:
             state = "done" if r.done else "resumable" if (r.work_dir / "latest.pt").exists() else "todo"
