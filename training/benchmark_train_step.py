@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append({
             "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
             "opt": torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
-            "data": StepDataset.from_config(build_source(cfg, "train"), cfg), "step": [], "fwd": [], "crit": [], "bwd": [],
+            "data": StepDataset.from_config(build_source(cfg, "train"), cfg),
+            "step": [], "fwd": [], "crit": [], "bwd": [],
         })
     for i in range(a.warmup + a.steps):
         for r in runs:
