@@ -29,6 +29,8 @@ setup(
     name=PACKAGE_NAME,
     version="0.1.0",
     packages=find_packages(where=HERE, include=["sr3d_core*", "sr3d_ros*"]),
+    # The C source of the optional compiled kernel maps, built on first use (sr3d_core.sparse.native).
+    package_data={"sr3d_core.sparse": ["native/*.c"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),

@@ -242,6 +242,11 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+step "compiled kernel maps (optional: the pure-PyTorch path is used without a C compiler)"
+# Cached per source version (~/.cache/sr3d or $SR3D_CACHE_DIR): a second run only prints the path.
+(cd / && "$PYTHON" -c 'from sr3d_core.sparse.native import main; main()')
+
+# ---------------------------------------------------------------------------------------------
 if [[ "${SR3D_WITH_MINKOWSKI:-0}" == "1" ]]; then
     step "MinkowskiEngine (optional)"
     if [[ -x "$REPO/scripts/build_minkowski.sh" || -f "$REPO/scripts/build_minkowski.sh" ]]; then

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from . import native
+
 AXIS_BITS = 18
 RADIX = 1 << AXIS_BITS
 OFFSET = 1 << (AXIS_BITS - 1)
@@ -147,6 +149,8 @@ class KernelMap:
         def build() -> torch.Tensor:
             if self.symmetric:
                 return self.cols.flip(0)
+            if native.available(self.cols):
+                return native.transpose_map(self.cols, self.n_in)
             kvol = self.kernel_volume
             t = torch.full((kvol * self.n_in,), self.n_out, dtype=torch.long, device=self.cols.device)
             k, o = (self.cols < self.n_in).nonzero(as_tuple=True)

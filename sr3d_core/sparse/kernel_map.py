@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from . import native
 from .coords import CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
 
 
@@ -127,8 +128,9 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
     """Kernel map of a (non-transposed) conv from ``src`` (stride s) to ``dst``.
 
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
-    (same batch). The map is a neighbour table built in one vectorized pass for all K offsets (a dense index
-    table over the bounding box when it is small enough, a sorted-key search otherwise).
+    (same batch). On the CPU the compiled merge of the sorted key arrays builds it (``native``); otherwise it is a
+    neighbour table built in one vectorized pass for all K offsets (a dense index table over the bounding box when
+    it is small enough, a sorted-key search otherwise). Both give the same table.
     """
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
     kvol = kernel_size**3
@@ -136,10 +138,13 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
         return KernelMap(torch.full((kvol, n_out), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
                          symmetric=False)
     offs = kernel_offsets(kernel_size, src.stride)
-    cols = _grid_lookup(src, dst, offs)
-    if cols is None:
-        cols = _search_lookup(src, dst, kernel_size)
-    # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
-    cols = torch.where(cols < 0, n_in, cols)
+    if native.available(src.keys, dst.keys):
+        cols = native.kernel_map(src.keys, dst.keys, [offset_key(*o) for o in offs])
+    else:
+        cols = _grid_lookup(src, dst, offs)
+        if cols is None:
+            cols = _search_lookup(src, dst, kernel_size)
+        # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
+        cols = torch.where(cols < 0, n_in, cols)
     # With src == dst and an odd kernel, offset -d is index K - 1 - k, so the transposed map is a column flip.
     return KernelMap(cols, n_in, n_out, symmetric=src is dst and kernel_size % 2 == 1)

@@ -213,16 +213,31 @@ def test_kernel_map_built_once_and_reused():
 
 @pytest.mark.parametrize("ks,in_stride,down", [(3, 1, False), (3, 2, True), (1, 2, True), (2, 1, True),
                                                (5, 1, False)])
-def test_kernel_map_grid_and_search_paths_agree(monkeypatch, ks, in_stride, down):
-    """The dense-table look-up and the sorted-key search give identical pairs (tests above use the table)."""
+def test_kernel_map_paths_agree(monkeypatch, ks, in_stride, down):
+    """The compiled merge, the dense-table look-up and the sorted-key search give identical tables, transposed
+    tables included (the tests above run the compiled path where it builds)."""
     from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse import native
     x, _ = _input(n=600, extent=12, batch_size=3, stride=in_stride, seed=ks)
     src = x.manager.get_set(x.set_id)
     dst = km.downsample(src, 2)[0] if down else src
-    grid = km.build_kernel_map(src, dst, ks)
+    maps = {}
+    monkeypatch.setattr(native, "_enabled", False)
+    maps["grid"] = km.build_kernel_map(src, dst, ks)
     monkeypatch.setattr(km, "_GRID_MAX_CELLS", 0)
-    search = km.build_kernel_map(src, dst, ks)
-    assert grid.symmetric == search.symmetric and torch.equal(grid.cols, search.cols)
+    maps["search"] = km.build_kernel_map(src, dst, ks)
+    if native.available(src.keys):
+        monkeypatch.setattr(native, "_enabled", True)
+        maps["native"] = km.build_kernel_map(src, dst, ks)
+    ref = maps["grid"]
+    assert 0 < sum(ref.counts()) < ref.kernel_volume * ref.n_out
+    for name, kmap in maps.items():
+        assert kmap.symmetric == ref.symmetric and torch.equal(kmap.cols, ref.cols), name
+        transposed = kmap.transposed_cols()
+        monkeypatch.setattr(native, "_enabled", False)
+        ref_t = km.build_kernel_map(src, dst, ks).transposed_cols()
+        monkeypatch.setattr(native, "_enabled", name == "native")
+        assert torch.equal(transposed, ref_t), name
 
 
 @pytest.mark.parametrize("ks,spacing", [(3, 1), (1, 2), (2, 1)])

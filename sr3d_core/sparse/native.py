@@ -1,0 +1,151 @@
+"""Optional compiled helpers of the sparse engine: a C kernel-map builder, built on first use with the system's C
+compiler and loaded with ctypes (no Python headers, no torch headers: it builds in well under a second).
+
+Everything here has a pure-PyTorch twin that gives identical results; the compiled path is used for CPU tensors
+when it is available and not switched off:
+
+* ``SR3D_NATIVE=0`` in the environment (or ``set_enabled(False)``) keeps the pure-PyTorch path;
+* no C compiler, or a failed build, logs one warning and falls back to it.
+
+The library is cached per source version under ``$SR3D_CACHE_DIR`` (default ``~/.cache/sr3d``), written to a
+temporary name and renamed into place, so concurrent processes (a grid's jobs, DDP ranks) never load a half-written
+file. ``python -c "from sr3d_core.sparse.native import main; main()"`` (part of ``make setup``) builds it ahead
+of time and prints where it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+_LOG = logging.getLogger(__name__)
+_SOURCE = Path(__file__).with_name("native") / "kernel_map.c"
+_CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+
+_lib: Optional[ctypes.CDLL] = None
+_tried = False
+_enabled = os.environ.get("SR3D_NATIVE", "1") not in ("0", "false", "no", "off")
+
+
+def set_enabled(enabled: bool) -> None:
+    """Use (True) or bypass (False) the compiled path in this process (tests compare the two)."""
+    global _enabled
+    _enabled = enabled
+
+
+def cache_dir() -> Path:
+    """Where built libraries are kept."""
+    root = os.environ.get("SR3D_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "sr3d")
+    return Path(root) / "native"
+
+
+def library_path() -> Path:
+    """The cached library's path for this source, compiler flags and platform."""
+    digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_CFLAGS).encode() + sysconfig.get_platform().encode())
+    return cache_dir() / f"sr3d_kernel_map_{digest.hexdigest()[:16]}.so"
+
+
+def _compiler() -> Optional[str]:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def build() -> Path:
+    """Compile the library into the cache (if not there yet) and return its path.
+
+    Raises:
+        RuntimeError: no C compiler, or the compiler failed (its output is in the message).
+    """
+    target = library_path()
+    if target.is_file():
+        return target
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (tried $CC, cc, gcc, clang)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *_CFLAGS, str(_SOURCE), "-o", tmp], capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cc} failed to build {_SOURCE.name}:\n{proc.stderr[-2000:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> Optional[ctypes.CDLL]:
+    global _lib, _tried
+    if _tried:
+        return _lib
+    _tried = True
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        _LOG.warning("compiled kernel maps unavailable, using the pure-PyTorch path: %s", exc)
+        return None
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.sr3d_kernel_map.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr]
+    lib.sr3d_kernel_map.restype = None
+    lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
+    lib.sr3d_transpose_map.restype = None
+    _lib = lib
+    return _lib
+
+
+def available(*tensors: torch.Tensor) -> bool:
+    """The compiled path is enabled, built, and can read these tensors (on the CPU)."""
+    return _enabled and all(t.device.type == "cpu" for t in tensors) and _load() is not None
+
+
+def kernel_map(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int]) -> torch.Tensor:
+    """``(K, N_out)`` int64: the row i with ``src_keys[i] == dst_keys[o] + deltas[k]``, or N_in when absent.
+
+    Both key arrays must be strictly ascending int64 CPU tensors (every coordinate set is); check ``available``
+    first.
+    """
+    lib = _load()
+    assert lib is not None
+    src, dst = src_keys.contiguous(), dst_keys.contiguous()
+    delta = torch.tensor(deltas, dtype=torch.int64)
+    cols = torch.empty((len(deltas), dst.numel()), dtype=torch.int64)
+    lib.sr3d_kernel_map(src.data_ptr(), src.numel(), dst.data_ptr(), dst.numel(), delta.data_ptr(), len(deltas),
+                        cols.data_ptr())
+    return cols
+
+
+def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:
+    """``(K, N_in)``: the output row each input row feeds under each offset, N_out where none (see ``KernelMap``)."""
+    lib = _load()
+    assert lib is not None
+    cols = cols.contiguous()
+    kvol, n_out = cols.shape
+    out = torch.empty((kvol, n_in), dtype=torch.int64)
+    lib.sr3d_transpose_map(cols.data_ptr(), n_in, n_out, kvol, out.data_ptr())
+    return out
+
+
+def main() -> int:
+    """Build the library now and print its path (``make setup`` runs this)."""
+    try:
+        print(build())
+    except RuntimeError as exc:
+        print(f"not built (the pure-PyTorch path will be used): {exc}", file=sys.stderr)
+    return 0
+
+
