@@ -9,7 +9,8 @@ both alike. Both sides see the same inputs (same seeds, same data).
 
 Workloads:
   train_small  one training step (forward, assignment + losses, backward, AdamW) of ``--small-config``
-               (default synth_sunrgbd_small, batch 4), on the training split's batches
+               (default synth_sunrgbd_small, batch 4), on the training split's batches; each step wraps its
+               batch's voxels in a new sparse tensor, so its kernel maps are built in the step (as in training)
   train_full   the same for the full TR3D ScanNet model (``--full-config``, tr3d_scannet) on scannet-like scenes,
                ``--full-batch`` scenes per step (default 2)
   detect       ``Detector.detect`` of ``--checkpoint`` on the stored 50k-point frames at score threshold 0.3
@@ -61,6 +62,7 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
 
     from sr3d_core.config import load_config
     from sr3d_core.model.criterion import Criterion
+    from sr3d_core.sparse import from_coords
     try:
         from sr3d_core.model.detector import build_network
     except ImportError:  # checkouts before the rename
@@ -79,7 +81,10 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
     def run() -> None:
         b = batches[state["i"] % len(batches)]
         state["i"] += 1
-        out = model(b.x)
+        # A new tensor (new coordinate manager) every step: kernel maps are built inside the step, as in training,
+        # instead of being served from the cache of the batch's previous visit.
+        x, _ = from_coords(b.x.coords, b.x.feats, batch_size=b.x.batch_size)
+        out = model(x)
         losses = criterion(out, model.decode(out), b.gt_boxes, b.gt_labels)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
