@@ -1,5 +1,6 @@
-"""Optional compiled helpers of the sparse engine: a C kernel-map builder, built on first use with the system's C
-compiler and loaded with ctypes (no Python headers, no torch headers: it builds in well under a second).
+"""Optional compiled helpers of the sparse engine: the kernel-map builder and voxelization's sort-unique, in C,
+built on first use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in
+well under a second).
 
 Everything here has a pure-PyTorch twin that gives identical results; the compiled path is used for CPU tensors
 when it is available and not switched off:
@@ -32,6 +33,7 @@ import torch
 _LOG = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("native") / "kernel_map.c"
 _CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+_LIBS = ("-lm",)
 
 _lib: Optional[ctypes.CDLL] = None
 _tried = False
@@ -79,7 +81,8 @@ def build() -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([cc, *_CFLAGS, str(_SOURCE), "-o", tmp], capture_output=True, text=True, timeout=120)
+        cmd = [cc, *_CFLAGS, str(_SOURCE), "-o", tmp, *_LIBS]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise RuntimeError(f"{cc} failed to build {_SOURCE.name}:\n{proc.stderr[-2000:]}")
         os.replace(tmp, target)
@@ -104,6 +107,10 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_kernel_map.restype = None
     lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_map.restype = None
+    lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
+    lib.sr3d_unique_pick.restype = i64
+    lib.sr3d_voxel_keys.argtypes = [ptr, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
+    lib.sr3d_voxel_keys.restype = ctypes.c_int
     _lib = lib
     return _lib
 
@@ -138,6 +145,46 @@ def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:
     out = torch.empty((kvol, n_in), dtype=torch.int64)
     lib.sr3d_transpose_map(cols.data_ptr(), n_in, n_out, kvol, out.data_ptr())
     return out
+
+
+def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Voxelization's grouping: ``torch.unique(keys, sorted=True, return_inverse=True)`` plus, per unique key,
+    the point of highest ``prio`` (distinct int64 priorities).
+
+    Returns:
+        ``(unique keys (M,), inverse (N,), pick (M,))``, all int64.
+    """
+    lib = _load()
+    assert lib is not None
+    keys, prio = keys.contiguous(), prio.contiguous()
+    n = keys.numel()
+    order, tmp, inverse = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64), torch.empty(
+        n, dtype=torch.int64)
+    ukeys, pick = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64)
+    m = lib.sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, order.data_ptr(), tmp.data_ptr(),
+                             ukeys.data_ptr(), inverse.data_ptr(), pick.data_ptr())
+    return ukeys[:m].clone(), inverse, pick[:m].clone()
+
+
+def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int) -> Optional[torch.Tensor]:
+    """Packed keys of ``floor(xyz / voxel_size)`` for float32 ``(N_b, 3)`` point sets, scene b in batch slot b.
+
+    Returns:
+        ``(sum N_b,)`` int64 keys (``coords.pack``'s layout), or None when a point is not finite or a coordinate
+        lies outside ``[-limit, limit]``.
+    """
+    lib = _load()
+    assert lib is not None
+    keys = torch.empty(sum(x.shape[0] for x in xyzs), dtype=torch.int64)
+    start = 0
+    for b, xyz in enumerate(xyzs):
+        xyz = xyz.contiguous()
+        n = xyz.shape[0]
+        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, float(voxel_size), b, axis_bits, limit,
+                                     keys[start:].data_ptr()):
+            return None
+        start += n
+    return keys
 
 
 def main() -> int:

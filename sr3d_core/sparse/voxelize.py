@@ -6,7 +6,8 @@ import math
 
 import torch
 
-from .coords import check_coords, pack, unpack
+from . import native
+from .coords import AXIS_BITS, COORD_LIMIT, check_coords, pack, unpack
 from .tensor import SparseTensor
 
 
@@ -23,7 +24,6 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
         raise ValueError(f"voxelize: reduce must be 'random' or 'mean', got {reduce!r}")
     if not (isinstance(voxel_size, (int, float)) and math.isfinite(voxel_size) and voxel_size > 0):
         raise ValueError(f"voxelize: voxel_size must be a positive finite number, got {voxel_size!r}")
-    coords_all, feats_all = [], []
     n_feat = None
     for b, pair in enumerate(points):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -39,6 +39,17 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
             n_feat = feats.shape[1]
         elif feats.shape[1] != n_feat:
             raise ValueError(f"voxelize: scene {b} has {feats.shape[1]} feature channels, scene 0 has {n_feat}")
+    feats = torch.cat([f for _, f in points])
+    xyzs = [x for x, _ in points]
+    if reduce == "random" and native.available(feats, *xyzs) and all(x.dtype == torch.float32 for x in xyzs):
+        # Compiled: quantize + pack in one pass, then the sort-unique and the pick; the same voxels, rows and
+        # winners as the PyTorch code below, which still runs (and names the problem) for a bad point.
+        keys = native.voxel_keys(xyzs, voxel_size, AXIS_BITS, COORD_LIMIT)
+        if keys is not None:
+            keys, inverse, pick = native.unique_pick(keys, _priorities(keys.shape[0], seed, feats.device))
+            return unpack(keys), keys, feats[pick], inverse
+    coords_all = []
+    for b, (xyz, _) in enumerate(points):
         if xyz.numel() and not bool(torch.isfinite(xyz).all()):
             raise ValueError(f"voxelize: scene {b} xyz contains NaN or inf")
         # float64 division so that a 1 cm grid does not drift at the boundaries of float32 metres.
@@ -51,9 +62,7 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
                 raise ValueError(f"voxelize: scene {b} coordinates are far out of range for voxel {voxel_size}")
         c[:, 1:] = q.long()
         coords_all.append(c)
-        feats_all.append(feats)
     coords = torch.cat(coords_all)
-    feats = torch.cat(feats_all)
     check_coords(coords, "voxelize: coordinates")
     keys, inverse = torch.unique(pack(coords), sorted=True, return_inverse=True)
     m, n = keys.shape[0], coords.shape[0]
@@ -63,11 +72,7 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
         vfeats = torch.zeros((m, feats.shape[1]), dtype=feats.dtype, device=feats.device).index_add_(
             0, inverse, feats) / count.clamp(min=1)[:, None]
     else:
-        # Distinct random integer priorities: the highest one in each voxel wins (exactly one winner, no ties).
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        prio = torch.randperm(n, generator=gen).to(feats.device)
+        prio = _priorities(n, seed, feats.device)
         best = torch.full((m,), -1, dtype=torch.long, device=feats.device).scatter_reduce(
             0, inverse, prio, "amax", include_self=True)
         winner = (prio == best[inverse]).nonzero().squeeze(1)
@@ -75,6 +80,12 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
         pick[inverse[winner]] = winner
         vfeats = feats[pick]
     return unpack(keys), keys, vfeats, inverse
+
+
+def _priorities(n: int, seed: int | None, device: torch.device) -> torch.Tensor:
+    """Distinct random integer priorities: the highest one in each voxel wins (exactly one winner, no ties)."""
+    gen = None if seed is None else torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.randperm(n, generator=gen).to(device)
 
 
 def voxelize(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",

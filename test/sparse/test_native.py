@@ -104,3 +104,47 @@ def test_falls_back_without_a_compiler(tmp_path):
     deltas = [offset_key(*o) for o in kernel_offsets(3, 1)]
     assert torch.equal(torch.load(tmp_path / "cols.pt"), native.kernel_map(keys, keys, deltas))
     assert int(proc.stdout.split()[1]) > 0
+
+
+def test_unique_pick_matches_torch():
+    g = torch.Generator().manual_seed(4)
+    keys = torch.randint(-50, 50, (5000,), generator=g) * 7919 + (1 << 40)
+    keys[:100] = -(1 << 62)  # negative keys sort first (the sign flip of the radix sort)
+    prio = torch.randperm(5000, generator=g)
+    ukeys, inverse, pick = native.unique_pick(keys, prio)
+    want_keys, want_inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    assert torch.equal(ukeys, want_keys) and torch.equal(inverse, want_inverse)
+    # The pick of every voxel is its point of highest priority (brute force).
+    best = {}
+    for i, (v, p) in enumerate(zip(inverse.tolist(), prio.tolist())):
+        if v not in best or p > prio[best[v]]:
+            best[v] = i
+    assert pick.tolist() == [best[v] for v in range(len(ukeys))]
+
+
+@pytest.mark.parametrize("scenes", [1, 3])
+def test_voxelize_matches_torch_path(monkeypatch, scenes):
+    from sr3d_core.sparse.voxelize import voxelize_coords
+    g = torch.Generator().manual_seed(scenes)
+    items = []
+    for b in range(scenes):
+        xyz = (torch.rand(4000, 3, generator=g) * 6 - 3).float()
+        xyz[:500] = torch.randint(-150, 150, (500, 3), generator=g) * 0.02  # on voxel boundaries, both signs
+        items.append((xyz, torch.rand(4000, 3, generator=g)))
+    items.append((torch.zeros(0, 3), torch.zeros(0, 3)))  # an empty scene keeps its batch slot
+    monkeypatch.setattr(native, "_enabled", False)
+    want = voxelize_coords(items, 0.02, "random", seed=9)
+    monkeypatch.setattr(native, "_enabled", True)
+    got = voxelize_coords(items, 0.02, "random", seed=9)
+    assert len(want[1]) < sum(len(x) for x, _ in items)  # voxels do merge points
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad,message", [(float("nan"), "NaN or inf"), (1e6, "out of range")])
+def test_voxelize_errors_name_the_problem(bad, message):
+    from sr3d_core.sparse.voxelize import voxelize_coords
+    xyz = torch.zeros(10, 3)
+    xyz[4, 1] = bad
+    with pytest.raises(ValueError, match=message):
+        voxelize_coords([(torch.zeros(3, 3), torch.zeros(3, 1)), (xyz, torch.zeros(10, 1))], 0.02, "random")
