@@ -8,6 +8,13 @@ from . import native
 from .coords import CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
 
 
+def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted unique keys and the row of every key among them (compiled on the CPU when available)."""
+    if native.available(keys):
+        return native.unique(keys)
+    return torch.unique(keys, sorted=True, return_inverse=True)
+
+
 def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
     """Coordinates at stride ``factor * s``: unique(floor(c / (factor*s)) * factor*s) (ME's stride rule).
 
@@ -21,7 +28,7 @@ def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
     out_stride = src.stride * factor
     c = src.coords.clone()
     c[:, 1:] = torch.div(c[:, 1:], out_stride, rounding_mode="floor") * out_stride
-    keys, inverse = torch.unique(pack(c), sorted=True, return_inverse=True)
+    keys, inverse = _unique(pack(c))
     return CoordSet(unpack(keys), keys, out_stride), inverse
 
 
@@ -43,13 +50,13 @@ def generative_upsample(src: CoordSet, kernel_size: int, factor: int = 2) -> tup
     child[:, :, 1:] += offs[None]
     child = child.reshape(n * k, 4)
     check_coords(child, "generative transposed conv output")
-    keys, inverse = torch.unique(pack(child), sorted=True, return_inverse=True)
+    keys, inverse = _unique(pack(child))
     return CoordSet(unpack(keys), keys, out_stride), inverse.reshape(n, k)
 
 
 def union(a: CoordSet, b: CoordSet) -> tuple[CoordSet, torch.Tensor, torch.Tensor]:
     """Union of two sets at the same stride, with the union row of every row of ``a`` and of ``b``."""
-    keys, inverse = torch.unique(torch.cat([a.keys, b.keys]), sorted=True, return_inverse=True)
+    keys, inverse = _unique(torch.cat([a.keys, b.keys]))
     na = a.keys.shape[0]
     return CoordSet(unpack(keys), keys, a.stride), inverse[:na], inverse[na:]
 

@@ -166,6 +166,12 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, t
     return ukeys[:m].clone(), inverse, pick[:m].clone()
 
 
+def unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(keys, sorted=True, return_inverse=True)`` by the same radix sort."""
+    ukeys, inverse, _ = unique_pick(keys, keys)  # any priorities: the pick is not used
+    return ukeys, inverse
+
+
 def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int) -> Optional[torch.Tensor]:
     """Packed keys of ``floor(xyz / voxel_size)`` for float32 ``(N_b, 3)`` point sets, scene b in batch slot b.
 

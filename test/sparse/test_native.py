@@ -120,6 +120,27 @@ def test_unique_pick_matches_torch():
         if v not in best or p > prio[best[v]]:
             best[v] = i
     assert pick.tolist() == [best[v] for v in range(len(ukeys))]
+    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys), (want_keys, want_inverse)))
+
+
+def test_derived_sets_match_torch_path(monkeypatch):
+    """Downsampling, generative upsampling and unions use the compiled sort-unique: same sets, same rows."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import CoordSet, unpack
+    g = torch.Generator().manual_seed(2)
+    c = torch.randint(-20, 20, (3000, 4), generator=g)
+    c[:, 0] = torch.randint(0, 2, (3000,), generator=g)
+    keys = keys_of(c * torch.tensor([1, 2, 2, 2]))
+    src = CoordSet(unpack(keys), keys, 2)
+    out = {}
+    for enabled in (False, True):
+        monkeypatch.setattr(native, "_enabled", enabled)
+        down, parent = km.downsample(src, 2)
+        up, child = km.generative_upsample(down, 3, 2)
+        both, ra, rb = km.union(src, up)
+        out[enabled] = (down.keys, parent, up.keys, child, both.keys, ra, rb)
+    assert len(out[True][0]) < len(src.keys) < len(out[True][4])
+    assert all(torch.equal(a, b) for a, b in zip(out[True], out[False]))
 
 
 @pytest.mark.parametrize("scenes", [1, 3])
