@@ -100,7 +100,7 @@ def _load() -> Optional[ctypes.CDLL]:
     try:
         lib = ctypes.CDLL(str(build()))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        _LOG.warning("compiled kernel maps unavailable, using the pure-PyTorch path: %s", exc)
+        _LOG.warning("compiled sparse helpers unavailable, using the pure-PyTorch path: %s", exc)
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.sr3d_kernel_map.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr]
@@ -158,9 +158,7 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, t
     assert lib is not None
     keys, prio = keys.contiguous(), prio.contiguous()
     n = keys.numel()
-    order, tmp, inverse = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64), torch.empty(
-        n, dtype=torch.int64)
-    ukeys, pick = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64)
+    order, tmp, inverse, ukeys, pick = torch.empty((5, n), dtype=torch.int64).unbind(0)  # ukeys, pick: M <= N
     m = lib.sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, order.data_ptr(), tmp.data_ptr(),
                              ukeys.data_ptr(), inverse.data_ptr(), pick.data_ptr())
     return ukeys[:m].clone(), inverse, pick[:m].clone()
