@@ -104,12 +104,18 @@ def prediction_consistency_errors(scores: np.ndarray, ious: np.ndarray, labels: 
     Returns:
         ``(K,)`` errors of the kept detections, class by class in ascending label order.
     """
-    errors = [np.zeros(0)]
+    top = top_k_per_class(scores, labels, top_k)
+    return np.abs(scores[top] - ious[top])
+
+
+def top_k_per_class(scores: np.ndarray, labels: np.ndarray, top_k: int) -> np.ndarray:
+    """Indices of the ``top_k`` highest-scoring detections of each class, class by class in ascending label order
+    (ties keep the earlier detection)."""
+    picked = [np.zeros(0, dtype=np.int64)]
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
-        top = idx[np.argsort(-scores[idx], kind="stable")[: int(top_k)]]
-        errors.append(np.abs(scores[top] - ious[top]))
-    return np.concatenate(errors)
+        picked.append(idx[np.argsort(-scores[idx], kind="stable")[: int(top_k)]])
+    return np.concatenate(picked)
 
 
 def prediction_consistency_error_from(evaluator: IndoorMapEvaluator, top_k: int = 30) -> float:
@@ -124,3 +130,51 @@ def prediction_consistency_error_from(evaluator: IndoorMapEvaluator, top_k: int 
     """
     rec = evaluator.detection_ious()
     return prediction_consistency_error(rec.scores, rec.ious, rec.labels, top_k)
+
+
+def plot_alignment(evaluator: IndoorMapEvaluator, path: Any, top_k: int = 30, title: str = "") -> float:
+    """Write the alignment figure of an evaluation: PCE's histogram and the confidence-vs-IoU scatter.
+
+    Left: the distribution of ``|score − IoU|`` over the ``top_k`` detections per class (what PCE averages),
+    with its mean. Right: each detection's score against its IoU with the best same-class GT (all detections in
+    grey, the top-``top_k`` per class in colour); a perfectly aligned detector lies on the diagonal.
+
+    Args:
+        evaluator: an evaluator that has seen the evaluation set (detections after NMS).
+        path: the PNG to write.
+        top_k: detections kept per class for PCE.
+        title: a line above both panels (e.g. the checkpoint).
+
+    Returns:
+        The PCE (nan without detections).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: only files are written
+    import matplotlib.pyplot as plt
+
+    rec = evaluator.detection_ious()
+    pce = prediction_consistency_error(rec.scores, rec.ious, rec.labels, top_k)
+    top = np.zeros(len(rec.scores), dtype=bool)
+    top[top_k_per_class(rec.scores, rec.labels, top_k)] = True
+    errors = np.abs(rec.scores[top] - rec.ious[top])
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax[0].hist(errors, bins=np.linspace(0, 1, 21), color="tab:blue")
+    ax[0].axvline(pce, color="k", ls="--", lw=1)
+    ax[0].set_xlabel(f"|score − IoU| of the top {top_k} detections per class")
+    ax[0].set_ylabel("detections")
+    ax[0].set_title(f"PCE = {pce:.3f} ({int(top.sum())} detections)")
+    ax[1].scatter(rec.ious[~top], rec.scores[~top], s=3, c="0.75", label="all detections")
+    ax[1].scatter(rec.ious[top], rec.scores[top], s=6, c=rec.labels[top], cmap="tab20", label=f"top {top_k} per class")
+    ax[1].plot([0, 1], [0, 1], color="k", lw=1)
+    ax[1].set_xlim(0, 1)
+    ax[1].set_ylim(0, 1)
+    ax[1].set_xlabel("IoU with the best same-class GT")
+    ax[1].set_ylabel("confidence (score)")
+    ax[1].legend(loc="lower right", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return pce

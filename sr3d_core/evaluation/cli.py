@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sr3d_core.data.sources import build_source
+from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.evaluate import ORACLES, evaluate_detector
 from sr3d_core.inference import Detector, resolve_device
 from sr3d_core.runtime import keep_freed_memory
@@ -41,6 +42,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--neutral-color", action="store_true",
                     help="feed every point the neutral colour (measures what clouds without colour cost)")
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    ap.add_argument("--alignment-plot", type=Path, default=None, metavar="PNG",
+                    help="write PCE's histogram and the confidence-vs-IoU scatter of the first run here (one file "
+                         "per checkpoint: <PNG stem>_<i>.png when several are given)")
     args = ap.parse_args(argv)
     keep_freed_memory()
     if args.repeats < 1:
@@ -49,7 +53,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
     device = resolve_device(args.device)
     runs = []
-    for ckpt in args.checkpoint:
+    for i, ckpt in enumerate(args.checkpoint):
         det = Detector.from_checkpoint(ckpt, device=device)
         cfg = det.config
         if args.data_root is not None:
@@ -69,6 +73,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                   f"latency {numbers['latency_ms']:.1f} ms/scene")
             if r == 0:
                 print(res.result.as_table())
+                if args.alignment_plot:
+                    out = args.alignment_plot
+                    if len(args.checkpoint) > 1:
+                        out = out.with_name(f"{out.stem}_{i}{out.suffix}")
+                    pce = plot_alignment(res.evaluator, out, title=f"{ckpt} ({args.split})")
+                    print(f"PCE {pce:.4f}; alignment plot: {out}")
             runs.append(numbers | {"checkpoint": str(ckpt)})
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):

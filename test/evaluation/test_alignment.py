@@ -86,7 +86,7 @@ def aa_iou(a, b):
     return inter / (a[:, 3:6].prod(-1)[:, None] + b[:, 3:6].prod(-1)[None, :] - inter)
 
 
-def test_pce_from_evaluator_uses_best_same_class_gt_in_scene():
+def hand_evaluator():
     # Scene 0: GT class 0, side-2 cube at 0. Scene 1: GT class 1 at 0, ignored GT (-1) at 10.
     # Dets: s0 class 0 (2,2,1) inside the cube, score .8: IoU .5 -> err .3
     #       s0 class 1 at 0, score .6: no class-1 GT in scene 0 -> IoU 0 -> err .6
@@ -103,7 +103,22 @@ def test_pce_from_evaluator_uses_best_same_class_gt_in_scene():
         SceneGroundTruth(np.array([cube, [10, 0, 0, 2, 2, 2, 0]]), np.array([1, -1])),
         {"boxes": np.array([cube, [10, 0, 0, 2, 2, 2, 0]]), "scores": np.array([0.4, 0.2]), "labels": np.array([0, 1])},
     )
+    return ev
+
+
+def test_pce_from_evaluator_uses_best_same_class_gt_in_scene():
+    ev = hand_evaluator()
     rec = ev.detection_ious()
     np.testing.assert_allclose(rec.ious, [0.5, 0.0, 0.0, 0.0])
     np.testing.assert_array_equal(rec.scene, [0, 0, 1, 1])
     assert prediction_consistency_error_from(ev) == pytest.approx(0.375)
+
+
+def test_alignment_plot_writes_the_figure_of_the_pce(tmp_path):
+    from sr3d_core.evaluation.alignment import plot_alignment
+
+    out = tmp_path / "align.png"
+    assert plot_alignment(hand_evaluator(), out, title="hand example") == pytest.approx(0.375)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    # top_k = 1 keeps the best of each class: class 0 (.8, IoU .5) and class 1 (.6, IoU 0).
+    assert plot_alignment(hand_evaluator(), out, top_k=1) == pytest.approx((0.3 + 0.6) / 2)
