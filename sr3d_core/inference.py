@@ -179,12 +179,20 @@ class Detector:
     def detect_with_stats(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
                           voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Detections, PrepareStats]:
         """``detect``, plus the counts of what preprocessing removed or rescaled."""
+        x, stats = self.network_input(points, rng=rng, voxel_seed=voxel_seed)
+        return self.detect_input(x), stats
+
+    @torch.no_grad()
+    def detect_input(self, x: Optional[SparseTensor]) -> Detections:
+        """Network and post-processing on a batch from ``network_input`` (empty detections for None).
+
+        ``detect`` is ``network_input`` followed by this; a pipeline can run the two on different threads.
+        """
         from sr3d_core.model.detector import predict
 
-        x, stats = self.network_input(points, rng=rng, voxel_seed=voxel_seed)
         if x is None:
-            return Detections.empty(self.class_names), stats
-        return predict(self.model, x, self._post, self.class_names)[0], stats
+            return Detections.empty(self.class_names)
+        return predict(self.model, x, self._post, self.class_names)[0]
 
     def network_input(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
                       voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Optional[SparseTensor], PrepareStats]:

@@ -11,6 +11,7 @@ counted; nothing is queued and no frame is inferred twice.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -40,7 +41,7 @@ from visualization_msgs.msg import MarkerArray
 from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg, stamp_ns
 from sr3d_ros.diagnostics import FrameStats
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
-from sr3d_ros.pipeline import FramePipeline
+from sr3d_ros.pipeline import FramePipeline, PreparedFrame
 from sr3d_ros.tf_lookup import TfLookup, TransformUnavailable, make_tf_lookup
 
 DetectorFactory = Callable[[str, str], Any]
@@ -103,7 +104,10 @@ class _DetectorLogic:
         self._pubs: dict[str, Any] = {}
         self._timers: list[Any] = []
         self._worker: threading.Thread | None = None
+        self._infer_worker: threading.Thread | None = None  # the second stage (pipeline_stages: 2)
         self._slot: PointCloud2 | None = None
+        self._ready: PreparedFrame | None = None  # a prepared frame waiting for the network
+        self._ready_prepare_ms = 0.0
         self._cond = threading.Condition()
         self._running = False
         self._stats = FrameStats()
@@ -184,8 +188,12 @@ class _DetectorLogic:
         p = self._params
         self._publish_label_info()
         self._running = True
-        self._worker = threading.Thread(target=self._work, name="sr3d_inference", daemon=True)
+        two_stage = p.pipeline_stages == 2
+        self._worker = threading.Thread(target=self._work, args=(two_stage,), name="sr3d_inference", daemon=True)
         self._worker.start()
+        if two_stage:
+            self._infer_worker = threading.Thread(target=self._infer_work, name="sr3d_network", daemon=True)
+            self._infer_worker.start()
         self._active = True
         if self._enabled:
             self._subscribe()
@@ -206,6 +214,7 @@ class _DetectorLogic:
             self._sub = None
         with self._cond:
             self._slot = None
+            self._ready = None
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         """``~/enable``: a light switch. Off unsubscribes from the input (no bandwidth, no inference); the model
@@ -229,9 +238,10 @@ class _DetectorLogic:
         with self._cond:
             self._running = False
             self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
+        for worker in (self._worker, self._infer_worker):
+            if worker is not None:
+                worker.join(timeout=10.0)
+        self._worker = self._infer_worker = None
 
     def _cleanup(self) -> None:
         """Free the model, publishers, timers and TF listener (back to unconfigured)."""
@@ -329,32 +339,66 @@ class _DetectorLogic:
                 with self._stats.lock:
                     self._stats.dropped += 1
             self._slot = msg
-            self._cond.notify()
+            self._cond.notify_all()  # two waiters with two stages: wake the one that takes clouds
 
-    def _work(self) -> None:
+    def _work(self, two_stage: bool) -> None:
+        """First thread: take the newest frame and prepare it; with one stage, also run the network on it.
+
+        With two stages it prepares a frame only once the network thread has taken the previous one, so no
+        preparation is wasted on a frame that a newer one would replace, and the newest cloud is always the next.
+        """
         while True:
             with self._cond:
-                while self._running and self._slot is None:
+                while self._running and (self._slot is None or (two_stage and self._ready is not None)):
                     self._cond.wait()
                 if not self._running:
                     return
                 msg, self._slot = self._slot, None
-            try:
-                self._process(msg)
-            except Exception as err:  # noqa: BLE001 - the node must survive anything a frame does
-                with self._stats.lock:
-                    self._stats.errors += 1
-                self.get_logger().error(f"frame at {stamp_ns(msg.header.stamp) * 1e-9:.3f}s failed: {err!r}",
-                                        throttle_duration_sec=5.0)
+            with self._guard(msg.header.stamp):
+                t0 = time.perf_counter()
+                prepared = self._prepare(msg)
+                prepare_ms = (time.perf_counter() - t0) * 1e3
+                if prepared is None:
+                    continue
+                if not two_stage:
+                    self._finish(prepared, prepare_ms)
+                    continue
+                with self._cond:
+                    self._ready, self._ready_prepare_ms = prepared, prepare_ms
+                    self._cond.notify_all()
 
-    def _process(self, msg: PointCloud2) -> None:
+    def _infer_work(self) -> None:
+        """Second thread (two stages): the network, post-processing and publishing of each prepared frame."""
+        while True:
+            with self._cond:
+                while self._running and self._ready is None:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                prepared, prepare_ms, self._ready = self._ready, self._ready_prepare_ms, None
+                self._cond.notify_all()  # the first thread may prepare the next frame now
+            with self._guard(prepared.header_stamp):
+                self._finish(prepared, prepare_ms)
+
+    @contextlib.contextmanager
+    def _guard(self, stamp: Any):
+        """Count and log (throttled) anything a frame raises: the node must survive every frame."""
+        try:
+            yield
+        except Exception as err:  # noqa: BLE001 - the node must survive anything a frame does
+            with self._stats.lock:
+                self._stats.errors += 1
+            self.get_logger().error(f"frame at {stamp_ns(stamp) * 1e-9:.3f}s failed: {err!r}",
+                                    throttle_duration_sec=5.0)
+
+    def _prepare(self, msg: PointCloud2) -> PreparedFrame | None:
+        """Decode, transform and voxelize one cloud; None (reported and counted) when it is skipped."""
         p = self._params
         pipeline = self._pipeline
         if p is None or pipeline is None:
-            return
-        t0 = time.perf_counter()
+            return None
         try:
-            res = pipeline.process(msg)
+            prepared = pipeline.prepare(msg)
         except MalformedCloudError as err:
             with self._stats.lock:
                 self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
@@ -362,13 +406,23 @@ class _DetectorLogic:
                 self._logged_kinds.add(err.kind)
                 self.get_logger().warning(f"skipping malformed cloud on {self.resolve_topic_name('~/input/points')}"
                                           f" ({err.kind}): {err.reason}")
-            return
+            return None
         except TransformUnavailable as err:
             with self._stats.lock:
                 self._stats.tf_failures += 1
             self.get_logger().warning(f"no transform '{msg.header.frame_id}' -> '{p.target_frame}', frame skipped: "
                                       f"{err}", throttle_duration_sec=2.0)
+            return None
+        return prepared
+
+    def _finish(self, prepared: PreparedFrame, prepare_ms: float) -> None:
+        """Run the network on a prepared frame and publish detections, markers and timings."""
+        p = self._params
+        pipeline = self._pipeline
+        if p is None or pipeline is None:
             return
+        t0 = time.perf_counter()
+        res = pipeline.infer(prepared)
         for _, level, text in res.notices:  # each kind once per configuration
             if level == "info":  # (rclpy ties one severity to each logging call site)
                 self.get_logger().info(text)
@@ -378,15 +432,15 @@ class _DetectorLogic:
             with self._stats.lock:
                 self._stats.points_out_of_range += res.prep.out_of_range
         det, frame = res.detections, res.frame
-        header = Header(stamp=msg.header.stamp, frame_id=frame)
+        header = Header(stamp=prepared.header_stamp, frame_id=frame)
         self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
             self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
                                                                 p.marker_line_width))
             self._marker_count = len(det)
         t3 = time.perf_counter()
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(msg.header.stamp)) * 1e-6
-        processing_ms = (t3 - t0) * 1e3
+        latency_ms = (self.get_clock().now().nanoseconds - res.stamp_ns) * 1e-6
+        processing_ms = prepare_ms + (t3 - t0) * 1e3  # the frame's own work, not its wait between the stages
         with self._stats.lock:
             self._stats.processed += 1
             self._stats.processing_ms.append(processing_ms)

@@ -52,6 +52,28 @@ class FrameResult:
     notices: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+@dataclass
+class PreparedFrame:
+    """A frame after ``FramePipeline.prepare``: decoded, transformed and voxelized, waiting for the network.
+
+    Attributes:
+        batch: the network input (None when no point survived preprocessing).
+        header_stamp: the cloud's ``header.stamp`` (the output keeps it).
+        frame / stamp_ns / decode_ms / tf_ms / prep / notices: as in ``FrameResult``.
+        input_ms: time spent in ``Detector.network_input`` (part of the model time).
+    """
+
+    batch: Any
+    header_stamp: Any
+    frame: str
+    stamp_ns: int
+    decode_ms: float
+    tf_ms: float
+    input_ms: float
+    prep: Optional[PrepareStats]
+    notices: list[tuple[str, str, str]] = field(default_factory=list)
+
+
 class FramePipeline:
     """Cloud → detections for one detector and its input settings.
 
@@ -83,7 +105,16 @@ class FramePipeline:
             out.append((kind, level, text))
 
     def process(self, msg: Any) -> FrameResult:
-        """Detect objects in one ``sensor_msgs/PointCloud2``.
+        """Detect objects in one ``sensor_msgs/PointCloud2`` (``infer(prepare(msg))``).
+
+        Raises:
+            MalformedCloudError: the cloud cannot be read (the kind says why).
+            TransformUnavailable: no transform from the cloud's frame to the target frame at its stamp.
+        """
+        return self.infer(self.prepare(msg))
+
+    def prepare(self, msg: Any) -> PreparedFrame:
+        """Everything before the network: point cap, decoding, TF, preprocessing and voxelization.
 
         Raises:
             MalformedCloudError: the cloud cannot be read (the kind says why).
@@ -130,14 +161,23 @@ class FramePipeline:
                          "down), but the model expects a gravity-aligned z-up frame: set target_frame to one "
                          "(base_link, or camera_link of a level camera)")
         t2 = time.perf_counter()
-        det, prep = Detections.empty(self.detector.class_names), None
+        batch, prep = None, None
         if len(points):
-            det, prep = self.detector.detect_with_stats(points)
+            batch, prep = self.detector.network_input(points)
         t3 = time.perf_counter()
+        return PreparedFrame(batch, msg.header.stamp, frame, stamp, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                             (t3 - t2) * 1e3, prep, notices)
+
+    def infer(self, frame: PreparedFrame) -> FrameResult:
+        """The network, post-processing and class filter on a prepared frame."""
+        t0 = time.perf_counter()
+        det = self.detector.detect_input(frame.batch)
         if self.classes:
             keep = np.isin(det.labels, [det.class_names.index(c) for c in self.classes])
             det = Detections(det.boxes[keep], det.scores[keep], det.labels[keep], det.class_names)
-        return FrameResult(det, frame, stamp, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, prep, notices)
+        model_ms = frame.input_ms + (time.perf_counter() - t0) * 1e3
+        return FrameResult(det, frame.frame, frame.stamp_ns, frame.decode_ms, frame.tf_ms, model_ms, frame.prep,
+                           frame.notices)
 
 
-__all__ = ["FramePipeline", "FrameResult", "Lookup", "MISSING_COLOR_MODES", "MalformedCloudError"]
+__all__ = ["FramePipeline", "FrameResult", "Lookup", "MISSING_COLOR_MODES", "MalformedCloudError", "PreparedFrame"]

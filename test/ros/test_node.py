@@ -64,11 +64,12 @@ def detector(ckpt: Path):
     return d
 
 
-@pytest.fixture(scope="module")
-def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=[2, 1], ids=["two_stages", "one_stage"])
+def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """The node in its own process, with each threading of the frame path (every test runs against both)."""
     params = {"checkpoint": ckpt, "device": "cpu", "target_frame": "base_link", "score_threshold": 0.0,
               "max_detections": MAX_DET, "diagnostics_period_s": 0.5, "tf_timeout_s": 0.2,
-              "tf_fallback_latest": False}
+              "tf_fallback_latest": False, "pipeline_stages": request.param}
     log = tmp_path_factory.mktemp("log") / "node.log"
     client = Client(FQN, TOPIC)
     proc = start_node(node_command(NAME, NS, params, TOPIC), log)

@@ -59,7 +59,10 @@ class OracleDetector:
         t = min(far, key=lambda t: np.hypot(*(t - self.centre)))
         self.yaw0 = float(np.arctan2(t[1] - self.centre[1], t[0] - self.centre[0]))
 
-    def detect_with_stats(self, points):
+    def network_input(self, points):
+        return points, PrepareStats(len(points), 0, 0, 0, False)
+
+    def detect_input(self, points):
         stamp = next(self.stamps)
         boxes, labels = self.gt[stamp]
         pos, yaw = mb.robot_pose((stamp - mb.START_NS) * 1e-9, self.centre, self.yaw0)
@@ -67,8 +70,7 @@ class OracleDetector:
         local = boxes.copy()
         local[:, :2] = (boxes[:, :2] - pos[:2]) @ np.array([[c, -s], [s, c]]).T
         local[:, 6] = boxes[:, 6] - yaw
-        det = Detections(local.astype(np.float32), np.ones(len(boxes), np.float32), labels, self.class_names)
-        return det, PrepareStats(len(points), 0, 0, 0, False)
+        return Detections(local.astype(np.float32), np.ones(len(boxes), np.float32), labels, self.class_names)
 
 
 def test_offline_oracle_scores_one_and_gt_is_carried_by_tf(bag, ckpt, tmp_path):
