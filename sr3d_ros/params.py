@@ -44,8 +44,8 @@ class NodeParams:
                              "an oversubscribed OpenMP pool runs several times slower).")
     pipeline_stages: int = _p("1: one thread decodes, voxelizes and runs the network, frame after frame; 2: one "
                               "thread prepares the next frame (decoding, TF, voxelization) while another runs the "
-                              "network on the current one (more frames per second on a multi-core CPU, same "
-                              "detections).")
+                              "network on the current one (same detections; can raise the frame rate when spare "
+                              "cores exist; on 2 cores it did not, and it doubled the latency).")
     input_qos: str = _p("QoS preset of `~/input/points`: " + ", ".join(f"`{q}`" for q in QOS_PRESETS) + ".")
     input_qos_depth: int = _p("History depth of the input subscription.")
     target_frame: str = _p("Gravity-aligned z-up frame to infer and publish in; empty = use the cloud's "
