@@ -31,7 +31,7 @@ from typing import Optional
 import torch
 
 _LOG = logging.getLogger(__name__)
-_SOURCE = Path(__file__).with_name("native") / "kernel_map.c"
+_SOURCE = Path(__file__).with_name("native") / "sparse_helpers.c"
 _CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
 _LIBS = ("-lm",)
 
@@ -55,7 +55,7 @@ def cache_dir() -> Path:
 def library_path() -> Path:
     """The cached library's path for this source, compiler flags and platform."""
     digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_CFLAGS).encode() + sysconfig.get_platform().encode())
-    return cache_dir() / f"sr3d_kernel_map_{digest.hexdigest()[:16]}.so"
+    return cache_dir() / f"sr3d_native_{digest.hexdigest()[:16]}.so"
 
 
 def _compiler() -> Optional[str]:

@@ -1,4 +1,6 @@
-/* Kernel-map construction by merging sorted key arrays (the compiled path of sr3d_core.sparse.native).
+/* The compiled helpers of the sparse engine (sr3d_core.sparse.native): kernel maps, voxelization, sort-unique.
+ *
+ * Kernel maps:
  *
  * Coordinate sets are stored sorted by packed int64 key, and adding a kernel offset's key delta to every output
  * key keeps the queries sorted. So the input row of every (offset, output) pair is found by walking the input
