@@ -15,7 +15,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -381,7 +381,7 @@ class _DetectorLogic:
                 self._finish(prepared, prepare_ms)
 
     @contextlib.contextmanager
-    def _guard(self, stamp: Any):
+    def _guard(self, stamp: Any) -> Iterator[None]:
         """Count and log (throttled) anything a frame raises: the node must survive every frame."""
         try:
             yield
