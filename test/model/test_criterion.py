@@ -13,14 +13,19 @@ from sr3d_core.model.detector import build_network
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 
+def random_batch(cfg, scenes: int, seed: int):
+    """``scenes`` uniform 3 m clouds with colour, voxelized as one batch."""
+    rng = np.random.default_rng(seed)
+    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
+              for _ in range(scenes)]
+    return to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)[0]
+
+
 def test_losses_finite_with_empty_scene_and_grads_flow():
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
     model = build_network(cfg)
-    rng = np.random.default_rng(0)
-    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
-              for _ in range(2)]
-    x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
+    x = random_batch(cfg, 2, 0)
     out = model(x)
     gt = [torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.4, 0.4, 0.0], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]), torch.zeros(0, 7)]
     labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long)]
@@ -62,9 +67,7 @@ def test_every_plugin_trains_a_real_batch(overrides):
     cfg = load_config("toy_tiny", overrides)
     torch.manual_seed(0)
     model = build_network(cfg)
-    rng = np.random.default_rng(0)
-    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)]
-    x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
+    x = random_batch(cfg, 1, 0)
     out = model(x)
     gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]])]
     losses = Criterion(cfg)(out, model.decode(out), gt, [torch.tensor([0, 1])])
@@ -89,10 +92,7 @@ def test_assigner_ious_equal_the_criterions_own(box_type):
     cfg = load_config("toy_tiny", [f"model.box_type={box_type}", "assigner={name: spota}", "loss.cls={name: ras}"])
     torch.manual_seed(0)
     model = build_network(cfg)
-    rng = np.random.default_rng(3)
-    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
-              for _ in range(3)]
-    x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
+    x = random_batch(cfg, 3, 3)
     out = model(x)
     gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]), torch.zeros(0, 7),
           torch.tensor([[1.5, 0.5, 0.4, 0.8, 1.4, 0.8, -0.6]])]
