@@ -1,17 +1,18 @@
-"""Optional compiled helpers of the sparse engine: the kernel-map builder and voxelization's sort-unique, in C,
-built on first use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in
-well under a second).
+"""Optional compiled helpers of the sparse engine: the kernel-map builder, voxelization's sort-unique and the fused
+gather-GEMM of a convolution, in C, built on first use with the system's C compiler and loaded with ctypes (no
+Python or torch headers: it builds in about a second).
 
-Everything here has a pure-PyTorch twin that gives identical results; the compiled path is used for CPU tensors
-when it is available and not switched off:
+Everything here has a pure-PyTorch twin that gives identical results (the convolution: equal up to float rounding);
+the compiled path is used for CPU tensors when it is available and not switched off:
 
 * ``SR3D_NATIVE=0`` in the environment (or ``set_enabled(False)``) keeps the pure-PyTorch path;
 * no C compiler, or a failed build, logs one warning and falls back to it.
 
-The library is cached per source version under ``$SR3D_CACHE_DIR`` (default ``~/.cache/sr3d``), written to a
-temporary name and renamed into place, so concurrent processes (a grid's jobs, DDP ranks) never load a half-written
-file. ``python -c "from sr3d_core.sparse.native import main; main()"`` (part of ``make setup``) builds it ahead
-of time and prints where it is.
+The convolution kernel is compiled for the host CPU (``-march=native``, or the compiler's default target where that
+flag is refused), so the library is cached per source version, compiler flags and CPU under ``$SR3D_CACHE_DIR``
+(default ``~/.cache/sr3d``), written to a temporary name and renamed into place, so concurrent processes (a grid's
+jobs, DDP ranks) never load a half-written file. ``python -c "from sr3d_core.sparse.native import main; main()"``
+(part of ``make setup``) builds it ahead of time and prints where it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +35,7 @@ import torch
 _LOG = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("native") / "sparse_helpers.c"
 _CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
+_ARCH_FLAGS = ("-march=native",)  # the vector width of the convolution kernel; dropped if the compiler refuses it
 _LIBS = ("-lm",)
 
 _lib: Optional[ctypes.CDLL] = None
@@ -52,9 +55,22 @@ def cache_dir() -> Path:
     return Path(root) / "native"
 
 
+def _host_cpu() -> bytes:
+    """The CPU's feature list (a library built with -march=native must not be loaded on another CPU model)."""
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            for line in f:
+                if line.startswith((b"flags", b"Features", b"model name")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor().encode()
+
+
 def library_path() -> Path:
-    """The cached library's path for this source, compiler flags and platform."""
-    digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_CFLAGS).encode() + sysconfig.get_platform().encode())
+    """The cached library's path for this source, compiler flags, platform and CPU."""
+    digest = hashlib.sha256(_SOURCE.read_bytes() + " ".join(_CFLAGS + _ARCH_FLAGS).encode()
+                            + sysconfig.get_platform().encode() + _host_cpu())
     return cache_dir() / f"sr3d_native_{digest.hexdigest()[:16]}.so"
 
 
@@ -81,9 +97,12 @@ def build() -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [cc, *_CFLAGS, str(_SOURCE), "-o", tmp, *_LIBS]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
+        for arch in (_ARCH_FLAGS, ()):
+            cmd = [cc, *_CFLAGS, *arch, str(_SOURCE), "-o", tmp, *_LIBS]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if proc.returncode == 0:
+                break
+        else:
             raise RuntimeError(f"{cc} failed to build {_SOURCE.name}:\n{proc.stderr[-2000:]}")
         os.replace(tmp, target)
     finally:
@@ -111,6 +130,9 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_unique_pick.restype = i64
     lib.sr3d_voxel_keys.argtypes = [ptr, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
+    for name in ("sr3d_conv_gather_gemm", "sr3d_conv_weight_grad"):
+        getattr(lib, name).argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
+        getattr(lib, name).restype = ctypes.c_int
     _lib = lib
     return _lib
 
@@ -189,6 +211,48 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
             return None
         start += n
     return keys
+
+
+def conv_supported(x: torch.Tensor, c_out: int) -> bool:
+    """The fused convolution can run: float32 CPU features, output channels a multiple of 8, library built."""
+    return x.dtype == torch.float32 and c_out % 8 == 0 and available(x)
+
+
+def conv_gather_gemm(x: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[o] = sum_k x[cols[k, o]] @ weight[k]`` in one pass (``cols[k, o] == len(x)`` marks an empty site).
+
+    Args:
+        x: ``(N_in, C_in)`` float32 features.
+        cols: ``(K, N_out)`` int64 neighbour table (``KernelMap.cols`` or its transposed table).
+        weight: ``(K, C_in, C_out)`` float32, ``C_out % 8 == 0`` (check ``conv_supported``).
+
+    Returns:
+        ``(N_out, C_out)`` float32.
+    """
+    lib = _load()
+    assert lib is not None
+    x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
+    kvol, n_out = cols.shape
+    out = torch.empty((n_out, weight.shape[2]), dtype=torch.float32)
+    rc = lib.sr3d_conv_gather_gemm(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
+                                   weight.data_ptr(), weight.shape[2], out.data_ptr())
+    if rc:
+        raise RuntimeError(f"sr3d_conv_gather_gemm failed (code {rc}): {weight.shape[2]} output channels")
+    return out
+
+
+def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+    """``grad_w[k] = sum_o x[cols[k, o]]^T grad_out[o]`` over the existing pairs: ``(K, C_in, C_out)`` float32."""
+    lib = _load()
+    assert lib is not None
+    x, cols, grad_out = x.contiguous(), cols.contiguous(), grad_out.contiguous()
+    kvol, n_out = cols.shape
+    gw = torch.empty((kvol, x.shape[1], grad_out.shape[1]), dtype=torch.float32)
+    rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
+                                   grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr())
+    if rc:
+        raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
+    return gw
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernel_map as km
+from . import native
 from .coords import CoordinateManager, KernelMap, check_coords, pack, unpack
 from .tensor import SparseTensor
 
@@ -13,7 +14,7 @@ NAME = "torch"
 
 
 # How a convolution runs over its neighbour table (see `set_conv_algorithm`).
-CONV_ALGORITHMS = ("auto", "gather", "offsets")
+CONV_ALGORITHMS = ("auto", "gather", "offsets", "native")
 _conv_algorithm = "auto"
 # "auto" gathers all K neighbours at once while the block (rows x K x C) stays this small (a few MB, cache-
 # resident); larger convolutions loop over offsets, where short GEMMs run at a better rate than one long one and
@@ -49,8 +50,18 @@ def set_conv_algorithm(name: str) -> None:
     _conv_algorithm = name
 
 
+def _use_native(feats: torch.Tensor, weight: torch.Tensor, input_grad: bool) -> bool:
+    if _conv_algorithm not in ("auto", "native"):
+        return False
+    if _conv_algorithm == "auto" and torch.get_num_threads() != 1:
+        return False
+    c_in, c_out = weight.shape[1], weight.shape[2]
+    return (weight.dtype == torch.float32 and native.conv_supported(feats, c_out)
+            and (c_in % 8 == 0 or not input_grad))
+
+
 def _use_gather(kmap: KernelMap, c_in: int, c_out: int) -> bool:
-    if _conv_algorithm != "auto":
+    if _conv_algorithm in ("gather", "offsets"):
         return _conv_algorithm == "gather"
     kvol = kmap.kernel_volume
     return kmap.n_out * kvol * c_in <= _GATHER_ALL_MAX and kmap.n_in * kvol * c_out <= _GATHER_ALL_MAX
@@ -105,9 +116,12 @@ class _SparseConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-        gather = _use_gather(kmap, weight.shape[1], weight.shape[2])
+        ctx.native = _use_native(feats, weight, ctx.needs_input_grad[0])
+        gather = not ctx.native and _use_gather(kmap, weight.shape[1], weight.shape[2])
         ctx.kmap, ctx.gather = kmap, gather
         ctx.save_for_backward(feats, weight)
+        if ctx.native:
+            return native.conv_gather_gemm(feats, kmap.cols, weight)
         if gather:
             return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
         return _offsets_mm(feats, kmap, weight, transpose=False)
@@ -119,6 +133,12 @@ class _SparseConvFunction(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = grad_w = None
+        if ctx.native:
+            if need_x:  # the same kernel over the transposed table, with every W[k] transposed
+                grad_x = native.conv_gather_gemm(grad_out, kmap.transposed_cols(), weight.transpose(1, 2))
+            if need_w:
+                grad_w = native.conv_weight_grad(feats, kmap.cols, grad_out)
+            return grad_x, grad_w, None
         if ctx.gather:
             if need_x:
                 # grad_x[i] = sum_k grad_out[o(i, k)] @ W[k]^T: the same gather + GEMM over the transposed table.

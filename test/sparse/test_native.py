@@ -78,6 +78,19 @@ def test_build_is_cached(tmp_path, monkeypatch):
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary file left behind
 
 
+def test_builds_without_the_host_cpu_flag(tmp_path, monkeypatch):
+    """A compiler that refuses -march=native still gets a library (built for its default target)."""
+    real = native._compiler()
+    wrapper = tmp_path / "cc-no-march"
+    wrapper.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -march=native ] && exit 1; done\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("CC", str(wrapper))
+    monkeypatch.setenv("SR3D_CACHE_DIR", str(tmp_path / "cache"))
+    assert native.build().is_file()
+    log = subprocess.run([str(wrapper), "-march=native", "--version"], capture_output=True)
+    assert log.returncode == 1  # the wrapper does refuse the flag
+
+
 def test_falls_back_without_a_compiler(tmp_path):
     # No compiler on PATH and an empty cache: one warning, then the pure-PyTorch tables, identical.
     code = (
@@ -169,3 +182,104 @@ def test_voxelize_errors_name_the_problem(bad, message):
     xyz[4, 1] = bad
     with pytest.raises(ValueError, match=message):
         voxelize_coords([(torch.zeros(3, 3), torch.zeros(3, 1)), (xyz, torch.zeros(10, 1))], 0.02, "random")
+
+
+def _random_table(kvol: int, n_in: int, n_out: int, fill: float, seed: int) -> torch.Tensor:
+    """(K, N_out) neighbour table, each site filled with probability ``fill`` (else N_in, the empty mark)."""
+    g = torch.Generator().manual_seed(seed)
+    cols = torch.randint(0, n_in, (kvol, n_out), generator=g)
+    return torch.where(torch.rand(kvol, n_out, generator=g) < fill, cols, n_in)
+
+
+def _loop_conv(x: torch.Tensor, cols: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The definition in float64, one (offset, output) site at a time."""
+    x64, w64 = x.double(), w.double()
+    out = torch.zeros(cols.shape[1], w.shape[2], dtype=torch.float64)
+    for k, o in (cols < len(x)).nonzero().tolist():
+        out[o] += x64[cols[k, o]] @ w64[k]
+    return out
+
+
+@pytest.mark.parametrize("kvol,n_in,n_out,c_in,c_out,fill", [
+    (27, 50, 40, 8, 32, 0.5),     # 4-vector tiles, rows not a multiple of the row tile
+    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer), 2-vector tiles
+    (8, 20, 17, 13, 56, 0.7),     # every tile width at once (32 + 16 + 8), a channel block tail
+    (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled
+    (27, 12, 5, 8, 64, 0.0),      # nothing filled: zeros
+    (27, 0, 4, 8, 8, 0.5),        # an empty input set
+])
+def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill):
+    g = torch.Generator().manual_seed(n_out)
+    x = torch.randn(n_in, c_in, generator=g)
+    w = torch.randn(kvol, c_in, c_out, generator=g)
+    grad = torch.randn(n_out, c_out, generator=g)
+    cols = _random_table(kvol, n_in, n_out, fill, seed=c_out) if n_in else torch.zeros(kvol, n_out, dtype=torch.long)
+    out = native.conv_gather_gemm(x, cols, w)
+    torch.testing.assert_close(out.double(), _loop_conv(x, cols, w), rtol=1e-5, atol=1e-5)
+    # grad_w[k][c, :] = sum over the pairs (i, o) of offset k of x[i, c] * grad[o, :]
+    expected = torch.zeros(kvol, c_in, c_out, dtype=torch.float64)
+    for k, o in (cols < n_in).nonzero().tolist():
+        expected[k] += torch.outer(x[cols[k, o]].double(), grad[o].double())
+    torch.testing.assert_close(native.conv_weight_grad(x, cols, grad).double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conv_refuses_odd_channel_counts():
+    x, cols = torch.randn(4, 8), torch.zeros(1, 4, dtype=torch.long)
+    assert not native.conv_supported(x, 12) and not native.conv_supported(x.double(), 16)
+    assert native.conv_supported(x, 16)
+    with pytest.raises(RuntimeError, match="12 output channels"):
+        native.conv_gather_gemm(x, cols, torch.randn(1, 8, 12))
+
+
+@pytest.mark.parametrize("ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (1, 2, 2), (2, 2, 1), (5, 1, 2)])
+def test_fused_conv_layer_matches_dense(monkeypatch, ks, stride, in_stride):
+    """SparseConv3d on the compiled path (float32) against the dense float64 reference: values and both gradients."""
+    from sparse_dense_ref import random_coords, ref_conv
+
+    from sr3d_core.sparse import SparseConv3d, from_coords
+    from sr3d_core.sparse import torch_backend as tb
+
+    calls = []
+    weight_grad = native.conv_weight_grad
+    monkeypatch.setattr(tb, "_conv_algorithm", "native")
+    monkeypatch.setattr(native, "conv_weight_grad", lambda *a: calls.append("w") or weight_grad(*a))
+    c = random_coords(500, 10, 2, in_stride, seed=ks + stride)
+    feats = torch.randn(len(c), 8, generator=torch.Generator().manual_seed(1))
+    x, _ = from_coords(c, feats, batch_size=2, stride=in_stride)
+    feats = x.feats.detach().clone().requires_grad_(True)
+    x = x.replace(feats)
+    conv = SparseConv3d(8, 24, ks, stride)
+    y = conv(x)
+    ref = ref_conv(x.coords, feats.double(), conv.weight.double(), ks, stride, in_stride, y.coords, 2)
+    torch.testing.assert_close(y.feats.double(), ref, rtol=1e-5, atol=1e-5)
+    g = torch.randn(y.feats.shape, generator=torch.Generator().manual_seed(2))
+    gx, gw = torch.autograd.grad((y.feats * g).sum(), [feats, conv.weight])
+    rx, rw = torch.autograd.grad((ref * g.double()).sum(), [feats, conv.weight])
+    torch.testing.assert_close(gx.double(), rx.double(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gw.double(), rw.double(), rtol=1e-5, atol=1e-5)
+    assert calls == ["w"]  # the compiled path ran (not a fallback)
+
+
+def test_auto_uses_the_fused_conv_on_one_thread_only(monkeypatch):
+    from sr3d_core.sparse import SparseConv3d, from_coords
+    from sr3d_core.sparse import torch_backend as tb
+
+    monkeypatch.setattr(tb, "_conv_algorithm", "auto")
+    calls = []
+    fused = native.conv_gather_gemm
+    monkeypatch.setattr(native, "conv_gather_gemm", lambda *a: calls.append(1) or fused(*a))
+    c = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])
+    conv = SparseConv3d(8, 16, 3, 1)
+    old = torch.get_num_threads()
+    try:
+        for threads, expected in ((1, 1), (2, 0)):
+            torch.set_num_threads(threads)
+            calls.clear()
+            conv(from_coords(c, torch.randn(3, 8))[0])
+            assert len(calls) == expected, threads
+        calls.clear()
+        torch.set_num_threads(1)
+        conv.double()(from_coords(c, torch.randn(3, 8, dtype=torch.float64))[0])  # float64: the torch path
+        assert not calls
+    finally:
+        torch.set_num_threads(old)

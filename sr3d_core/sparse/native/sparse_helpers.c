@@ -1,4 +1,5 @@
-/* The compiled helpers of the sparse engine (sr3d_core.sparse.native): kernel maps, voxelization, sort-unique.
+/* The compiled helpers of the sparse engine (sr3d_core.sparse.native): kernel maps, voxelization, sort-unique,
+ * and the fused gather-GEMM of a sparse convolution.
  *
  * Kernel maps:
  *
@@ -9,6 +10,8 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* cols[k * n_out + o] = i where src[i] == dst[o] + delta[k], or n_in when no input has that key.
  * src (n_in) and dst (n_out) are strictly ascending. */
@@ -121,6 +124,123 @@ int sr3d_voxel_keys(const float *xyz, int64_t n, double voxel, int64_t batch, in
             key = key * radix + (int64_t)q + off;
         }
         keys[i] = key;
+    }
+    return 0;
+}
+
+
+/* Sparse convolution as one fused gather-GEMM: no gathered block in memory, no per-offset ops.
+ *
+ * Eight-float vectors (GCC/Clang vector extensions: AVX/AVX2 with -march=native on x86, NEON pairs on ARM). The
+ * output is computed in tiles of ROWS rows x NV vectors of output channels, the accumulators held in registers;
+ * for every kernel offset the tile's input rows are looked up once and their channels broadcast against one row
+ * of that offset's weight. Tiles of 3 rows x 32 channels (12 accumulators) measured fastest here for 32 channels
+ * (AVX2: 16 vector registers). Channel counts must be multiples of 8 (the caller checks). */
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 load8(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v); /* an unaligned vector load */
+    return v;
+}
+static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+static inline v8 splat8(float a) { return (v8){a, a, a, a, a, a, a, a}; }
+
+enum { ROWS = 3, CBLOCK = 3 };
+
+/* out[o0 .. o0 + ROWS) x [co, co + 8 NV) of out = sum_k x[cols[k, o]] @ w[k]. */
+#define SR3D_CONV_TILE(NV)                                                                                    \
+    static void conv_tile##NV(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out, \
+                              int64_t kvol, const float *w, int64_t c_out, float *out, int64_t o0, int64_t co,\
+                              const float *zero) {                                                            \
+        v8 acc[ROWS][NV];                                                                                     \
+        for (int r = 0; r < ROWS; ++r)                                                                        \
+            for (int j = 0; j < NV; ++j) acc[r][j] = splat8(0.f);                                             \
+        const int64_t rows = n_out - o0 < ROWS ? n_out - o0 : ROWS;                                           \
+        for (int64_t k = 0; k < kvol; ++k) {                                                                  \
+            const float *src[ROWS];                                                                           \
+            int any = 0;                                                                                      \
+            for (int r = 0; r < ROWS; ++r) {                                                                  \
+                const int64_t i = r < rows ? cols[k * n_out + o0 + r] : n_in;                                 \
+                src[r] = i < n_in ? x + i * c_in : zero;                                                      \
+                any |= i < n_in;                                                                              \
+            }                                                                                                 \
+            if (!any) continue;                                                                               \
+            const float *wk = w + k * c_in * c_out + co;                                                      \
+            for (int64_t c = 0; c < c_in; ++c) {                                                              \
+                v8 wv[NV];                                                                                    \
+                for (int j = 0; j < NV; ++j) wv[j] = load8(wk + c * c_out + 8 * j);                           \
+                for (int r = 0; r < ROWS; ++r) {                                                              \
+                    const v8 b = splat8(src[r][c]);                                                           \
+                    for (int j = 0; j < NV; ++j) acc[r][j] += b * wv[j];                                      \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int r = 0; r < rows; ++r)                                                                        \
+            for (int j = 0; j < NV; ++j) store8(out + (o0 + r) * c_out + co + 8 * j, acc[r][j]);              \
+    }
+SR3D_CONV_TILE(1)
+SR3D_CONV_TILE(2)
+SR3D_CONV_TILE(4)
+
+/* out (n_out, c_out) = sum_k x[cols[k, o]] @ w[k], where cols (kvol, n_out) holds n_in at empty sites, x is
+ * (n_in, c_in) and w (kvol, c_in, c_out), all row-major float32. The backward's input gradient is the same call
+ * on the transposed table with the transposed weights. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
+int sr3d_conv_gather_gemm(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
+                          int64_t kvol, const float *w, int64_t c_out, float *out) {
+    if (c_out % 8) return 1;
+    float *zero = calloc((size_t)(c_in > 0 ? c_in : 1), sizeof(float)); /* what empty sites read */
+    if (!zero) return 2;
+    for (int64_t o0 = 0; o0 < n_out; o0 += ROWS) {
+        int64_t co = 0;
+        for (; co + 32 <= c_out; co += 32) conv_tile4(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
+        for (; co + 16 <= c_out; co += 16) conv_tile2(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
+        for (; co < c_out; co += 8) conv_tile1(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
+    }
+    free(zero);
+    return 0;
+}
+
+/* gw[k][c0 .. c0 + CBLOCK) x [co, co + 8 NV) = sum over the pairs (i, o) of offset k of x[i, c] g[o, :]. */
+#define SR3D_WGRAD_TILE(NV)                                                                                   \
+    static void wgrad_tile##NV(const float *x, int64_t n_in, int64_t c_in, const int64_t *col, int64_t n_out, \
+                               const float *g, int64_t c_out, float *gw, int64_t c0, int64_t co) {            \
+        v8 acc[CBLOCK][NV];                                                                                   \
+        for (int r = 0; r < CBLOCK; ++r)                                                                      \
+            for (int j = 0; j < NV; ++j) acc[r][j] = splat8(0.f);                                             \
+        const int64_t nc = c_in - c0 < CBLOCK ? c_in - c0 : CBLOCK;                                           \
+        for (int64_t o = 0; o < n_out; ++o) {                                                                 \
+            const int64_t i = col[o];                                                                         \
+            if (i >= n_in) continue;                                                                          \
+            const float *xr = x + i * c_in + c0;                                                              \
+            v8 gv[NV];                                                                                        \
+            for (int j = 0; j < NV; ++j) gv[j] = load8(g + o * c_out + co + 8 * j);                           \
+            for (int r = 0; r < CBLOCK; ++r) {                                                                \
+                const v8 b = splat8(r < nc ? xr[r] : 0.f);                                                    \
+                for (int j = 0; j < NV; ++j) acc[r][j] += b * gv[j];                                          \
+            }                                                                                                 \
+        }                                                                                                     \
+        for (int r = 0; r < nc; ++r)                                                                          \
+            for (int j = 0; j < NV; ++j) store8(gw + (c0 + r) * c_out + co + 8 * j, acc[r][j]);              \
+    }
+SR3D_WGRAD_TILE(1)
+SR3D_WGRAD_TILE(2)
+SR3D_WGRAD_TILE(4)
+
+/* The weight gradient of sr3d_conv_gather_gemm: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
+ * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Returns 0, or 1 when c_out % 8 != 0. */
+int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
+                          int64_t kvol, const float *g, int64_t c_out, float *gw) {
+    if (c_out % 8) return 1;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        float *gk = gw + k * c_in * c_out;
+        for (int64_t c0 = 0; c0 < c_in; c0 += CBLOCK) {
+            int64_t co = 0;
+            for (; co + 32 <= c_out; co += 32) wgrad_tile4(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
+            for (; co + 16 <= c_out; co += 16) wgrad_tile2(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
+            for (; co < c_out; co += 8) wgrad_tile1(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
+        }
     }
     return 0;
 }
