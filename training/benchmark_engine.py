@@ -17,8 +17,8 @@ Workloads:
                (the node's default), eval mode
 
 Printed per workload and thread count: the median and p90 ms of each side and the speed-up; then, from
-``torch.profiler`` over a few iterations of each side, the share of the time spent in GEMMs (aten::mm / addmm):
-the closer to 100 %, the closer the engine is to this CPU's arithmetic limit.
+``torch.profiler`` over a few iterations of each side, the share of the time spent in GEMMs (aten::mm / addmm and
+the compiled fused convolution): the closer to 100 %, the closer the engine is to this CPU's arithmetic limit.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm")
+# GEMM arithmetic: torch's matrix products and the compiled fused convolution (sr3d_core.sparse.native).
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "sr3d::conv_gather_gemm",
+            "sr3d::conv_weight_grad")
 
 
 # ----------------------------------------------------------------------------------------------- worker side

@@ -213,6 +213,10 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
     return keys
 
 
+# Profiler events of the fused convolution (its time is GEMM arithmetic, as aten::mm's is).
+CONV_GEMM_EVENTS = ("sr3d::conv_gather_gemm", "sr3d::conv_weight_grad")
+
+
 def conv_supported(x: torch.Tensor, c_out: int) -> bool:
     """The fused convolution can run: float32 CPU features, output channels a multiple of 8, library built."""
     return x.dtype == torch.float32 and c_out % 8 == 0 and available(x)
@@ -234,8 +238,9 @@ def conv_gather_gemm(x: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) 
     x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
     kvol, n_out = cols.shape
     out = torch.empty((n_out, weight.shape[2]), dtype=torch.float32)
-    rc = lib.sr3d_conv_gather_gemm(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
-                                   weight.data_ptr(), weight.shape[2], out.data_ptr())
+    with torch.profiler.record_function(CONV_GEMM_EVENTS[0]):
+        rc = lib.sr3d_conv_gather_gemm(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
+                                       weight.data_ptr(), weight.shape[2], out.data_ptr())
     if rc:
         raise RuntimeError(f"sr3d_conv_gather_gemm failed (code {rc}): {weight.shape[2]} output channels")
     return out
@@ -248,8 +253,9 @@ def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor
     x, cols, grad_out = x.contiguous(), cols.contiguous(), grad_out.contiguous()
     kvol, n_out = cols.shape
     gw = torch.empty((kvol, x.shape[1], grad_out.shape[1]), dtype=torch.float32)
-    rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
-                                   grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr())
+    with torch.profiler.record_function(CONV_GEMM_EVENTS[1]):
+        rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
+                                       grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr())
     if rc:
         raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
     return gw
