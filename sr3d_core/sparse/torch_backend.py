@@ -26,6 +26,9 @@ _GATHER_ALL_MAX = 1 << 20
 # go dense early and wide ones only when nearly full. _DENSE_FRACTION, when set, overrides the rule (tests).
 _SCATTER_COST = 32
 _DENSE_FRACTION: float | None = None
+# "auto" runs the compiled fused convolution up to this many channels: it wins clearly at 16-32 (one call instead
+# of dozens of small ops), ties at 64, and loses to torch's blocked GEMMs at 128 (docs/RESULTS.md).
+_NATIVE_MAX_CHANNELS = 64
 
 
 def _dense_from(channels: int) -> float:
@@ -53,9 +56,9 @@ def set_conv_algorithm(name: str) -> None:
 def _use_native(feats: torch.Tensor, weight: torch.Tensor, input_grad: bool) -> bool:
     if _conv_algorithm not in ("auto", "native"):
         return False
-    if _conv_algorithm == "auto" and torch.get_num_threads() != 1:
-        return False
     c_in, c_out = weight.shape[1], weight.shape[2]
+    if _conv_algorithm == "auto" and (torch.get_num_threads() != 1 or max(c_in, c_out) > _NATIVE_MAX_CHANNELS):
+        return False
     return (weight.dtype == torch.float32 and native.conv_supported(feats, c_out)
             and (c_in % 8 == 0 or not input_grad))
 

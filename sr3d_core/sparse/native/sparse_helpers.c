@@ -201,20 +201,21 @@ int sr3d_conv_gather_gemm(const float *x, int64_t n_in, int64_t c_in, const int6
     return 0;
 }
 
-/* gw[k][c0 .. c0 + CBLOCK) x [co, co + 8 NV) = sum over the pairs (i, o) of offset k of x[i, c] g[o, :]. */
+/* gw[c0 .. c0 + CBLOCK) x [co, co + 8 NV) (+)= sum_p xs[p, c] g[rows_out[p], :] over a chunk of one offset's
+ * packed pairs: xs (count, c_in) holds the gathered input rows, rows_out their (ascending) output rows. */
 #define SR3D_WGRAD_TILE(NV)                                                                                   \
-    static void wgrad_tile##NV(const float *x, int64_t n_in, int64_t c_in, const int64_t *col, int64_t n_out, \
-                               const float *g, int64_t c_out, float *gw, int64_t c0, int64_t co) {            \
+    static void wgrad_tile##NV(const float *xs, int64_t count, int64_t c_in, const int64_t *rows_out,         \
+                               const float *g, int64_t c_out, float *gw, int64_t c0, int64_t co, int add) {   \
         v8 acc[CBLOCK][NV];                                                                                   \
-        for (int r = 0; r < CBLOCK; ++r)                                                                      \
-            for (int j = 0; j < NV; ++j) acc[r][j] = splat8(0.f);                                             \
         const int64_t nc = c_in - c0 < CBLOCK ? c_in - c0 : CBLOCK;                                           \
-        for (int64_t o = 0; o < n_out; ++o) {                                                                 \
-            const int64_t i = col[o];                                                                         \
-            if (i >= n_in) continue;                                                                          \
-            const float *xr = x + i * c_in + c0;                                                              \
+        for (int r = 0; r < CBLOCK; ++r)                                                                      \
+            for (int j = 0; j < NV; ++j)                                                                      \
+                acc[r][j] = add && r < nc ? load8(gw + (c0 + r) * c_out + co + 8 * j) : splat8(0.f);         \
+        for (int64_t p = 0; p < count; ++p) {                                                                 \
+            const float *xr = xs + p * c_in + c0;                                                             \
+            const float *gr = g + rows_out[p] * c_out + co;                                                   \
             v8 gv[NV];                                                                                        \
-            for (int j = 0; j < NV; ++j) gv[j] = load8(g + o * c_out + co + 8 * j);                           \
+            for (int j = 0; j < NV; ++j) gv[j] = load8(gr + 8 * j);                                           \
             for (int r = 0; r < CBLOCK; ++r) {                                                                \
                 const v8 b = splat8(r < nc ? xr[r] : 0.f);                                                    \
                 for (int j = 0; j < NV; ++j) acc[r][j] += b * gv[j];                                          \
@@ -228,19 +229,45 @@ SR3D_WGRAD_TILE(2)
 SR3D_WGRAD_TILE(4)
 
 /* The weight gradient of sr3d_conv_gather_gemm: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
- * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Returns 0, or 1 when c_out % 8 != 0. */
+ * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's input rows are packed into one contiguous
+ * block, and its pairs are taken in chunks whose input and gradient rows (~64 KB) stay in cache while every
+ * channel tile passes over them. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
 int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
                           int64_t kvol, const float *g, int64_t c_out, float *gw) {
     if (c_out % 8) return 1;
+    const size_t rows = (size_t)(n_out > 0 ? n_out : 1);
+    float *xs = malloc(rows * (size_t)(c_in > 0 ? c_in : 1) * sizeof(float));
+    int64_t *rows_out = malloc(rows * sizeof(int64_t));
+    if (!xs || !rows_out) {
+        free(xs);
+        free(rows_out);
+        return 2;
+    }
+    int64_t chunk = 16384 / (c_in + c_out);
+    if (chunk < 16) chunk = 16;
     for (int64_t k = 0; k < kvol; ++k) {
         const int64_t *col = cols + k * n_out;
         float *gk = gw + k * c_in * c_out;
-        for (int64_t c0 = 0; c0 < c_in; c0 += CBLOCK) {
-            int64_t co = 0;
-            for (; co + 32 <= c_out; co += 32) wgrad_tile4(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
-            for (; co + 16 <= c_out; co += 16) wgrad_tile2(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
-            for (; co < c_out; co += 8) wgrad_tile1(x, n_in, c_in, col, n_out, g, c_out, gk, c0, co);
+        int64_t count = 0;
+        for (int64_t o = 0; o < n_out; ++o) {
+            if (col[o] >= n_in) continue;
+            memcpy(xs + count * c_in, x + col[o] * c_in, (size_t)c_in * sizeof(float));
+            rows_out[count++] = o;
+        }
+        if (count == 0) memset(gk, 0, (size_t)(c_in * c_out) * sizeof(float));
+        for (int64_t p0 = 0; p0 < count; p0 += chunk) {
+            const int64_t n = count - p0 < chunk ? count - p0 : chunk;
+            const float *xc = xs + p0 * c_in;
+            const int64_t *rc = rows_out + p0;
+            for (int64_t c0 = 0; c0 < c_in; c0 += CBLOCK) {
+                int64_t co = 0;
+                for (; co + 32 <= c_out; co += 32) wgrad_tile4(xc, n, c_in, rc, g, c_out, gk, c0, co, p0 > 0);
+                for (; co + 16 <= c_out; co += 16) wgrad_tile2(xc, n, c_in, rc, g, c_out, gk, c0, co, p0 > 0);
+                for (; co < c_out; co += 8) wgrad_tile1(xc, n, c_in, rc, g, c_out, gk, c0, co, p0 > 0);
+            }
         }
     }
+    free(xs);
+    free(rows_out);
     return 0;
 }
