@@ -36,8 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 # GEMM arithmetic: torch's matrix products and the compiled fused convolution (sr3d_core.sparse.native).
-GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "sr3d::conv_gather_gemm",
-            "sr3d::conv_weight_grad")
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "sr3d::conv_pairs", "sr3d::conv_weight_grad")
 
 
 # ----------------------------------------------------------------------------------------------- worker side

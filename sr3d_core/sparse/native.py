@@ -130,9 +130,10 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_unique_pick.restype = i64
     lib.sr3d_voxel_keys.argtypes = [ptr, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
-    for name in ("sr3d_conv_gather_gemm", "sr3d_conv_weight_grad"):
-        getattr(lib, name).argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
-        getattr(lib, name).restype = ctypes.c_int
+    lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
+    lib.sr3d_conv_pairs.restype = ctypes.c_int
+    lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
+    lib.sr3d_conv_weight_grad.restype = ctypes.c_int
     _lib = lib
     return _lib
 
@@ -214,7 +215,7 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
 
 
 # Profiler events of the fused convolution (its time is GEMM arithmetic, as aten::mm's is).
-CONV_GEMM_EVENTS = ("sr3d::conv_gather_gemm", "sr3d::conv_weight_grad")
+CONV_GEMM_EVENTS = ("sr3d::conv_pairs", "sr3d::conv_weight_grad")
 
 
 def conv_supported(x: torch.Tensor, c_out: int) -> bool:
@@ -222,28 +223,38 @@ def conv_supported(x: torch.Tensor, c_out: int) -> bool:
     return x.dtype == torch.float32 and c_out % 8 == 0 and available(x)
 
 
-def conv_gather_gemm(x: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``out[o] = sum_k x[cols[k, o]] @ weight[k]`` in one pass (``cols[k, o] == len(x)`` marks an empty site).
+def _conv_pairs(x: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor, transpose: bool):
+    lib = _load()
+    assert lib is not None
+    x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
+    kvol, n_out = cols.shape
+    out = torch.empty((n_in if transpose else n_out, weight.shape[2]), dtype=torch.float32)
+    with torch.profiler.record_function(CONV_GEMM_EVENTS[0]):
+        rc = lib.sr3d_conv_pairs(x.data_ptr(), x.shape[1], cols.data_ptr(), n_in, n_out, kvol, weight.data_ptr(),
+                                 weight.shape[2], out.data_ptr(), int(transpose))
+    if rc:
+        raise RuntimeError(f"sr3d_conv_pairs failed (code {rc}): {weight.shape[2]} output channels")
+    return out
+
+
+def conv_forward(x: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``out[o] = sum_k x[cols[k, o]] @ weight[k]`` in one pass over the existing pairs.
 
     Args:
         x: ``(N_in, C_in)`` float32 features.
-        cols: ``(K, N_out)`` int64 neighbour table (``KernelMap.cols`` or its transposed table).
+        cols: ``(K, N_out)`` int64 neighbour table (``KernelMap.cols``); ``N_in`` marks an empty site.
         weight: ``(K, C_in, C_out)`` float32, ``C_out % 8 == 0`` (check ``conv_supported``).
 
     Returns:
         ``(N_out, C_out)`` float32.
     """
-    lib = _load()
-    assert lib is not None
-    x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
-    kvol, n_out = cols.shape
-    out = torch.empty((n_out, weight.shape[2]), dtype=torch.float32)
-    with torch.profiler.record_function(CONV_GEMM_EVENTS[0]):
-        rc = lib.sr3d_conv_gather_gemm(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
-                                       weight.data_ptr(), weight.shape[2], out.data_ptr())
-    if rc:
-        raise RuntimeError(f"sr3d_conv_gather_gemm failed (code {rc}): {weight.shape[2]} output channels")
-    return out
+    return _conv_pairs(x, cols, x.shape[0], weight, transpose=False)
+
+
+def conv_input_grad(grad_out: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor) -> torch.Tensor:
+    """The input gradient of `conv_forward`: ``grad_x[i] = sum over cols[k, o] == i of grad_out[o] @ weight[k]^T``,
+    ``(n_in, C_in)`` float32 (``C_in % 8 == 0``); no transposed table needed."""
+    return _conv_pairs(grad_out, cols, n_in, weight.transpose(1, 2), transpose=True)
 
 
 def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:

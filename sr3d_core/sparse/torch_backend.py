@@ -26,8 +26,8 @@ _GATHER_ALL_MAX = 1 << 20
 # go dense early and wide ones only when nearly full. _DENSE_FRACTION, when set, overrides the rule (tests).
 _SCATTER_COST = 32
 _DENSE_FRACTION: float | None = None
-# "auto" runs the compiled fused convolution up to this many channels: it wins clearly at 16-32 (one call instead
-# of dozens of small ops), ties at 64, and loses to torch's blocked GEMMs at 128 (docs/RESULTS.md).
+# "auto" runs the compiled fused convolution up to this many channels: it wins at 16-64 (one call instead of
+# dozens of small ops), and only ties with torch's blocked GEMMs at 128 (training/benchmark_conv.py).
 _NATIVE_MAX_CHANNELS = 64
 
 
@@ -124,7 +124,7 @@ class _SparseConvFunction(torch.autograd.Function):
         ctx.kmap, ctx.gather = kmap, gather
         ctx.save_for_backward(feats, weight)
         if ctx.native:
-            return native.conv_gather_gemm(feats, kmap.cols, weight)
+            return native.conv_forward(feats, kmap.cols, weight)
         if gather:
             return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
         return _offsets_mm(feats, kmap, weight, transpose=False)
@@ -137,8 +137,8 @@ class _SparseConvFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = grad_w = None
         if ctx.native:
-            if need_x:  # the same kernel over the transposed table, with every W[k] transposed
-                grad_x = native.conv_gather_gemm(grad_out, kmap.transposed_cols(), weight.transpose(1, 2))
+            if need_x:
+                grad_x = native.conv_input_grad(grad_out, kmap.cols, kmap.n_in, weight)
             if need_w:
                 grad_w = native.conv_weight_grad(feats, kmap.cols, grad_out)
             return grad_x, grad_w, None

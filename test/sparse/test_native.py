@@ -185,9 +185,10 @@ def test_voxelize_errors_name_the_problem(bad, message):
 
 
 def _random_table(kvol: int, n_in: int, n_out: int, fill: float, seed: int) -> torch.Tensor:
-    """(K, N_out) neighbour table, each site filled with probability ``fill`` (else N_in, the empty mark)."""
+    """(K, N_out) neighbour table, each site filled with probability ``fill`` (else N_in, the empty mark); as in a
+    real map, an input row feeds at most one output row per offset."""
     g = torch.Generator().manual_seed(seed)
-    cols = torch.randint(0, n_in, (kvol, n_out), generator=g)
+    cols = torch.stack([torch.randperm(max(n_in, n_out), generator=g)[:n_out] for _ in range(kvol)]).clamp(max=n_in)
     return torch.where(torch.rand(kvol, n_out, generator=g) < fill, cols, n_in)
 
 
@@ -215,9 +216,15 @@ def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill)
     w = torch.randn(kvol, c_in, c_out, generator=g)
     grad = torch.randn(n_out, c_out, generator=g)
     cols = _random_table(kvol, n_in, n_out, fill, seed=c_out) if n_in else torch.zeros(kvol, n_out, dtype=torch.long)
-    out = native.conv_gather_gemm(x, cols, w)
+    out = native.conv_forward(x, cols, w)
     # float32 sums of up to a few hundred unit-size products: rounding stays far below 1e-4
     torch.testing.assert_close(out.double(), _loop_conv(x, cols, w), rtol=1e-4, atol=1e-4)
+    if c_in % 8 == 0:  # grad_x[i] = sum over the pairs (i, o) of offset k of grad[o] @ w[k]^T
+        expected_x = torch.zeros(n_in, c_in, dtype=torch.float64)
+        for k, o in (cols < n_in).nonzero().tolist():
+            expected_x[cols[k, o]] += w[k].double() @ grad[o].double()
+        torch.testing.assert_close(native.conv_input_grad(grad, cols, n_in, w).double(), expected_x, rtol=1e-4,
+                                   atol=1e-4)
     # grad_w[k][c, :] = sum over the pairs (i, o) of offset k of x[i, c] * grad[o, :]
     expected = torch.zeros(kvol, c_in, c_out, dtype=torch.float64)
     for k, o in (cols < n_in).nonzero().tolist():
@@ -230,7 +237,7 @@ def test_fused_conv_refuses_odd_channel_counts():
     assert not native.conv_supported(x, 12) and not native.conv_supported(x.double(), 16)
     assert native.conv_supported(x, 16)
     with pytest.raises(RuntimeError, match="12 output channels"):
-        native.conv_gather_gemm(x, cols, torch.randn(1, 8, 12))
+        native.conv_forward(x, cols, torch.randn(1, 8, 12))
 
 
 @pytest.mark.parametrize("ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (1, 2, 2), (2, 2, 1), (5, 1, 2)])
@@ -269,8 +276,8 @@ def test_auto_uses_the_fused_conv_on_one_thread_and_narrow_layers(monkeypatch):
     monkeypatch.setattr(tb, "_conv_algorithm", "auto")
     monkeypatch.setattr(tb, "_NATIVE_MAX_CHANNELS", 16)
     calls = []
-    fused = native.conv_gather_gemm
-    monkeypatch.setattr(native, "conv_gather_gemm", lambda *a: calls.append(1) or fused(*a))
+    fused = native.conv_forward
+    monkeypatch.setattr(native, "conv_forward", lambda *a: calls.append(1) or fused(*a))
     c = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])
     conv = SparseConv3d(8, 16, 3, 1)
     old = torch.get_num_threads()

@@ -131,11 +131,12 @@ int sr3d_voxel_keys(const float *xyz, int64_t n, double voxel, int64_t batch, in
 
 /* Sparse convolution as one fused gather-GEMM: no gathered block in memory, no per-offset ops.
  *
- * Eight-float vectors (GCC/Clang vector extensions: AVX/AVX2 with -march=native on x86, NEON pairs on ARM). The
- * output is computed in tiles of ROWS rows x NV vectors of output channels, the accumulators held in registers;
- * for every kernel offset the tile's input rows are looked up once and their channels broadcast against one row
- * of that offset's weight. Tiles of 3 rows x 32 channels (12 accumulators) measured fastest here for 32 channels
- * (AVX2: 16 vector registers). Channel counts must be multiples of 8 (the caller checks). */
+ * Eight-float vectors (GCC/Clang vector extensions: AVX/AVX2 with -march=native on x86, NEON pairs on ARM). For
+ * every kernel offset, its (input, output) pairs are taken three at a time; the three destination rows' tile of
+ * 8 NV channels is loaded into registers, every source channel is broadcast against one row of the offset's
+ * weight, and the tile is stored back. Work is spent on existing pairs only (no empty sites, whatever the fill),
+ * and tiles of 3 rows x 32 channels (12 accumulators) measured fastest here for 16-64 channels (AVX2: 16 vector
+ * registers). Channel counts must be multiples of 8 (the caller checks). */
 typedef float v8 __attribute__((vector_size(32)));
 
 static inline v8 load8(const float *p) {
@@ -148,56 +149,71 @@ static inline v8 splat8(float a) { return (v8){a, a, a, a, a, a, a, a}; }
 
 enum { ROWS = 3, CBLOCK = 3 };
 
-/* out[o0 .. o0 + ROWS) x [co, co + 8 NV) of out = sum_k x[cols[k, o]] @ w[k]. */
-#define SR3D_CONV_TILE(NV)                                                                                    \
-    static void conv_tile##NV(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out, \
-                              int64_t kvol, const float *w, int64_t c_out, float *out, int64_t o0, int64_t co,\
-                              const float *zero) {                                                            \
+/* dst[r][co .. co + 8 NV) += src[r] @ wk[:, co .. co + 8 NV) for the n (<= ROWS) pairs of a triple; the rows of a
+ * triple need not be adjacent. */
+#define SR3D_PAIR_TILE(NV)                                                                                    \
+    static void pair_tile##NV(const float *const *src, float *const *dst, int n, int64_t c_in,                \
+                              const float *wk, int64_t c_out, int64_t co) {                                   \
         v8 acc[ROWS][NV];                                                                                     \
         for (int r = 0; r < ROWS; ++r)                                                                        \
-            for (int j = 0; j < NV; ++j) acc[r][j] = splat8(0.f);                                             \
-        const int64_t rows = n_out - o0 < ROWS ? n_out - o0 : ROWS;                                           \
-        for (int64_t k = 0; k < kvol; ++k) {                                                                  \
-            const float *src[ROWS];                                                                           \
-            int any = 0;                                                                                      \
+            for (int j = 0; j < NV; ++j) acc[r][j] = load8(dst[r] + co + 8 * j);                              \
+        for (int64_t c = 0; c < c_in; ++c) {                                                                  \
+            v8 wv[NV];                                                                                        \
+            for (int j = 0; j < NV; ++j) wv[j] = load8(wk + c * c_out + co + 8 * j);                          \
             for (int r = 0; r < ROWS; ++r) {                                                                  \
-                const int64_t i = r < rows ? cols[k * n_out + o0 + r] : n_in;                                 \
-                src[r] = i < n_in ? x + i * c_in : zero;                                                      \
-                any |= i < n_in;                                                                              \
-            }                                                                                                 \
-            if (!any) continue;                                                                               \
-            const float *wk = w + k * c_in * c_out + co;                                                      \
-            for (int64_t c = 0; c < c_in; ++c) {                                                              \
-                v8 wv[NV];                                                                                    \
-                for (int j = 0; j < NV; ++j) wv[j] = load8(wk + c * c_out + 8 * j);                           \
-                for (int r = 0; r < ROWS; ++r) {                                                              \
-                    const v8 b = splat8(src[r][c]);                                                           \
-                    for (int j = 0; j < NV; ++j) acc[r][j] += b * wv[j];                                      \
-                }                                                                                             \
+                const v8 b = splat8(src[r][c]);                                                               \
+                for (int j = 0; j < NV; ++j) acc[r][j] += b * wv[j];                                          \
             }                                                                                                 \
         }                                                                                                     \
-        for (int r = 0; r < rows; ++r)                                                                        \
-            for (int j = 0; j < NV; ++j) store8(out + (o0 + r) * c_out + co + 8 * j, acc[r][j]);              \
+        for (int r = 0; r < n; ++r)                                                                           \
+            for (int j = 0; j < NV; ++j) store8(dst[r] + co + 8 * j, acc[r][j]);                              \
     }
-SR3D_CONV_TILE(1)
-SR3D_CONV_TILE(2)
-SR3D_CONV_TILE(4)
+SR3D_PAIR_TILE(1)
+SR3D_PAIR_TILE(2)
+SR3D_PAIR_TILE(4)
 
-/* out (n_out, c_out) = sum_k x[cols[k, o]] @ w[k], where cols (kvol, n_out) holds n_in at empty sites, x is
- * (n_in, c_in) and w (kvol, c_in, c_out), all row-major float32. The backward's input gradient is the same call
- * on the transposed table with the transposed weights. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
-int sr3d_conv_gather_gemm(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
-                          int64_t kvol, const float *w, int64_t c_out, float *out) {
+/* The convolution over the neighbour table cols (kvol, n_out), n_in at empty sites, and weights w (kvol, c_in,
+ * c_out), all row-major float32; out is overwritten.
+ *   transpose = 0: out (n_out, c_out)[o] = sum_k x[cols[k, o]] @ w[k], x (n_in, c_in): the forward.
+ *   transpose = 1: out (n_in, c_out)[i] = sum over (k, o) with cols[k, o] = i of x[o] @ w[k], x (n_out, c_in):
+ *                  the input gradient, called with the gradient as x and every w[k] transposed. An input row
+ *                  feeds at most one output row per offset (o = i - offset), so the rows of a triple are distinct.
+ * Offsets are applied in order, so every output row sums its terms in the same order on every run.
+ * Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
+int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol,
+                    const float *w, int64_t c_out, float *out, int transpose) {
     if (c_out % 8) return 1;
-    float *zero = calloc((size_t)(c_in > 0 ? c_in : 1), sizeof(float)); /* what empty sites read */
-    if (!zero) return 2;
-    for (int64_t o0 = 0; o0 < n_out; o0 += ROWS) {
-        int64_t co = 0;
-        for (; co + 32 <= c_out; co += 32) conv_tile4(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
-        for (; co + 16 <= c_out; co += 16) conv_tile2(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
-        for (; co < c_out; co += 8) conv_tile1(x, n_in, c_in, cols, n_out, kvol, w, c_out, out, o0, co, zero);
+    memset(out, 0, (size_t)((transpose ? n_in : n_out) * c_out) * sizeof(float));
+    /* What the unused slots of a last, incomplete triple read (zeros) and write (a row that is never stored). */
+    float *scratch = calloc((size_t)(c_in + c_out), sizeof(float));
+    if (!scratch) return 2;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        const float *wk = w + k * c_in * c_out;
+        const float *src[ROWS];
+        float *dst[ROWS];
+        int n = 0;
+        for (int64_t o = 0; o <= n_out; ++o) {
+            if (o < n_out) {
+                const int64_t i = col[o];
+                if (i >= n_in) continue;
+                src[n] = x + (transpose ? o : i) * c_in;
+                dst[n] = out + (transpose ? i : o) * c_out;
+                if (++n < ROWS) continue;
+            }
+            if (n == 0) break;
+            for (int r = n; r < ROWS; ++r) {
+                src[r] = scratch;
+                dst[r] = scratch + c_in;
+            }
+            int64_t co = 0;
+            for (; co + 32 <= c_out; co += 32) pair_tile4(src, dst, n, c_in, wk, c_out, co);
+            for (; co + 16 <= c_out; co += 16) pair_tile2(src, dst, n, c_in, wk, c_out, co);
+            for (; co < c_out; co += 8) pair_tile1(src, dst, n, c_in, wk, c_out, co);
+            n = 0;
+        }
     }
-    free(zero);
+    free(scratch);
     return 0;
 }
 
@@ -228,7 +244,7 @@ SR3D_WGRAD_TILE(1)
 SR3D_WGRAD_TILE(2)
 SR3D_WGRAD_TILE(4)
 
-/* The weight gradient of sr3d_conv_gather_gemm: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
+/* The weight gradient of sr3d_conv_pairs: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
  * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's input rows are packed into one contiguous
  * block, and its pairs are taken in chunks whose input and gradient rows (~64 KB) stay in cache while every
  * channel tile passes over them. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
