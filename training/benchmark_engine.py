@@ -75,7 +75,12 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
     torch.manual_seed(0)
     model = build_network(cfg).train()
     criterion = Criterion(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    try:  # the optimizer training uses
+        from sr3d_core.engine.schedule import make_optimizer
+
+        opt = make_optimizer(model, cfg.train)
+    except ImportError:  # checkouts before it existed
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     batches = _step_batches(cfg, 8)
     state = {"i": 0}
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sr3d_core.config import load_config  # noqa: E402
 from sr3d_core.data.loader import StepDataset  # noqa: E402
 from sr3d_core.data.sources import build_source  # noqa: E402
+from sr3d_core.engine.schedule import make_optimizer  # noqa: E402
 from sr3d_core.model.criterion import Criterion  # noqa: E402
 from sr3d_core.model.detector import build_network  # noqa: E402
 from sr3d_core.runtime import keep_freed_memory  # noqa: E402
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_network(cfg)
         runs.append({
             "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
-            "opt": torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay),
+            "opt": make_optimizer(model, cfg.train),
             "data": StepDataset.from_config(build_source(cfg, "train"), cfg),
             "step": [], "fwd": [], "crit": [], "bwd": [],
         })
