@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import native
-from .coords import CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
+from .coords import AXIS_BITS, OFFSET, CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
 
 
 def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,9 +26,16 @@ def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
         The output set and, for every input row, the row of its parent (int64, (N_in,)).
     """
     out_stride = src.stride * factor
-    c = src.coords.clone()
-    c[:, 1:] = torch.div(c[:, 1:], out_stride, rounding_mode="floor") * out_stride
-    keys, inverse = _unique(pack(c))
+    if out_stride & (out_stride - 1) == 0 and out_stride <= OFFSET:
+        # Each packed field holds c + OFFSET, and OFFSET is a multiple of the power-of-two stride S, so
+        # floor(c / S) * S is that field with its low log2(S) bits cleared: one mask over the keys.
+        low = out_stride - 1
+        parent_keys = src.keys & ~(low | low << AXIS_BITS | low << (2 * AXIS_BITS))
+    else:
+        c = src.coords.clone()
+        c[:, 1:] = torch.div(c[:, 1:], out_stride, rounding_mode="floor") * out_stride
+        parent_keys = pack(c)
+    keys, inverse = _unique(parent_keys)
     return CoordSet(unpack(keys), keys, out_stride), inverse
 
 

@@ -294,3 +294,23 @@ def test_transposed_table_inverts_the_map():
         assert got == expected and len(expected) == sum(kmap.counts())
         for k in range(kmap.kernel_volume):
             assert torch.equal(kmap.column(k, transposed=True), t[:, k])
+
+
+@pytest.mark.parametrize("in_stride,factor", [(1, 2), (2, 2), (4, 2), (1, 8), (1, 3)])
+def test_downsample_matches_the_floor_rule(in_stride, factor):
+    """unique(floor(c / S) * S) (S = in_stride * factor), also for negative coordinates, the edge of the packable
+    range, and a stride that is not a power of two (the unpacked path)."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import COORD_LIMIT, CoordSet, pack
+
+    c = random_coords(600, 40, 3, in_stride, seed=factor, lo=-20)
+    edge = (COORD_LIMIT // in_stride) * in_stride
+    c = torch.unique(torch.cat([c, torch.tensor([[0, -edge, edge, -edge], [2, edge, -edge, edge]])]), dim=0)
+    keys, order = torch.sort(pack(c))
+    src = CoordSet(c[order], keys, in_stride)
+    out, parent = km.downsample(src, factor)
+    s = in_stride * factor
+    expected = src.coords.clone()
+    expected[:, 1:] = torch.div(expected[:, 1:], s, rounding_mode="floor") * s
+    assert out.stride == s and _coord_set(out.coords) == _coord_set(expected) and len(out.coords) == len(out.keys)
+    assert torch.equal(out.coords[parent], expected) and torch.equal(out.keys, pack(out.coords))
