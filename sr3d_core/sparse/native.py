@@ -138,6 +138,14 @@ def _load() -> Optional[ctypes.CDLL]:
     return _lib
 
 
+def _library() -> ctypes.CDLL:
+    """The loaded library; callers check `available` first, so it is there."""
+    lib = _load()
+    if lib is None:
+        raise RuntimeError("the compiled sparse helpers are not available (check native.available first)")
+    return lib
+
+
 def available(*tensors: torch.Tensor) -> bool:
     """The compiled path is enabled, built, and can read these tensors (on the CPU)."""
     return _enabled and all(t.device.type == "cpu" for t in tensors) and _load() is not None
@@ -149,8 +157,7 @@ def kernel_map(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int]
     Both key arrays must be strictly ascending int64 CPU tensors (every coordinate set is); check ``available``
     first.
     """
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     src, dst = src_keys.contiguous(), dst_keys.contiguous()
     delta = torch.tensor(deltas, dtype=torch.int64)
     cols = torch.empty((len(deltas), dst.numel()), dtype=torch.int64)
@@ -161,8 +168,7 @@ def kernel_map(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int]
 
 def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:
     """``(K, N_in)``: the output row each input row feeds under each offset, N_out where none (see ``KernelMap``)."""
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     cols = cols.contiguous()
     kvol, n_out = cols.shape
     out = torch.empty((kvol, n_in), dtype=torch.int64)
@@ -177,8 +183,7 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, t
     Returns:
         ``(unique keys (M,), inverse (N,), pick (M,))``, all int64.
     """
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     keys, prio = keys.contiguous(), prio.contiguous()
     n = keys.numel()
     order, tmp, inverse, ukeys, pick = torch.empty((5, n), dtype=torch.int64).unbind(0)  # ukeys, pick: M <= N
@@ -200,8 +205,7 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
         ``(sum N_b,)`` int64 keys (``coords.pack``'s layout), or None when a point is not finite or a coordinate
         lies outside ``[-limit, limit]``.
     """
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     keys = torch.empty(sum(x.shape[0] for x in xyzs), dtype=torch.int64)
     start = 0
     for b, xyz in enumerate(xyzs):
@@ -233,8 +237,7 @@ def _threads(cols: torch.Tensor, c_in: int, c_out: int) -> int:
 
 
 def _conv_pairs(x: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor, transpose: bool):
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
     kvol, n_out = cols.shape
     out = torch.empty((n_in if transpose else n_out, weight.shape[2]), dtype=torch.float32)
@@ -269,8 +272,7 @@ def conv_input_grad(grad_out: torch.Tensor, cols: torch.Tensor, n_in: int, weigh
 
 def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
     """``grad_w[k] = sum_o x[cols[k, o]]^T grad_out[o]`` over the existing pairs: ``(K, C_in, C_out)`` float32."""
-    lib = _load()
-    assert lib is not None
+    lib = _library()
     x, cols, grad_out = x.contiguous(), cols.contiguous(), grad_out.contiguous()
     kvol, n_out = cols.shape
     gw = torch.empty((kvol, x.shape[1], grad_out.shape[1]), dtype=torch.float32)
