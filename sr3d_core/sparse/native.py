@@ -34,7 +34,7 @@ import torch
 
 _LOG = logging.getLogger(__name__)
 _SOURCE = Path(__file__).with_name("native") / "sparse_helpers.c"
-_CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99", "-pthread")
+_CFLAGS = ("-O3", "-shared", "-fPIC", "-std=c99")
 _ARCH_FLAGS = ("-march=native",)  # the vector width of the convolution kernel; dropped if the compiler refuses it
 _LIBS = ("-lm",)
 
@@ -130,9 +130,9 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_unique_pick.restype = i64
     lib.sr3d_voxel_keys.argtypes = [ptr, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
-    lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int, ctypes.c_int]
+    lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.sr3d_conv_pairs.restype = ctypes.c_int
-    lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr, ctypes.c_int]
+    lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
     lib.sr3d_conv_weight_grad.restype = ctypes.c_int
     _lib = lib
     return _lib
@@ -227,15 +227,6 @@ def conv_supported(x: torch.Tensor, c_out: int) -> bool:
     return x.dtype == torch.float32 and c_out % 8 == 0 and available(x)
 
 
-# Below this many multiply-adds a call runs on one thread (starting threads costs ~0.1 ms).
-_THREAD_MIN_WORK = 1 << 22
-
-
-def _threads(cols: torch.Tensor, c_in: int, c_out: int) -> int:
-    """torch's intra-op thread count for a large call, else 1 (an upper bound on the work: every site filled)."""
-    return torch.get_num_threads() if cols.numel() * c_in * c_out >= _THREAD_MIN_WORK else 1
-
-
 def _conv_pairs(x: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor, transpose: bool):
     lib = _library()
     x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
@@ -243,8 +234,7 @@ def _conv_pairs(x: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Te
     out = torch.empty((n_in if transpose else n_out, weight.shape[2]), dtype=torch.float32)
     with torch.profiler.record_function(CONV_GEMM_EVENTS[0]):
         rc = lib.sr3d_conv_pairs(x.data_ptr(), x.shape[1], cols.data_ptr(), n_in, n_out, kvol, weight.data_ptr(),
-                                 weight.shape[2], out.data_ptr(), int(transpose),
-                                 _threads(cols, x.shape[1], weight.shape[2]))
+                                 weight.shape[2], out.data_ptr(), int(transpose))
     if rc:
         raise RuntimeError(f"sr3d_conv_pairs failed (code {rc}): {weight.shape[2]} output channels")
     return out
@@ -278,8 +268,7 @@ def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor
     gw = torch.empty((kvol, x.shape[1], grad_out.shape[1]), dtype=torch.float32)
     with torch.profiler.record_function(CONV_GEMM_EVENTS[1]):
         rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
-                                       grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr(),
-                                       _threads(cols, x.shape[1], grad_out.shape[1]))
+                                       grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr())
     if rc:
         raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
     return gw

@@ -57,7 +57,7 @@ def _use_native(feats: torch.Tensor, weight: torch.Tensor, input_grad: bool) -> 
     if _conv_algorithm not in ("auto", "native"):
         return False
     c_in, c_out = weight.shape[1], weight.shape[2]
-    if _conv_algorithm == "auto" and max(c_in, c_out) > _NATIVE_MAX_CHANNELS:
+    if _conv_algorithm == "auto" and (torch.get_num_threads() != 1 or max(c_in, c_out) > _NATIVE_MAX_CHANNELS):
         return False
     return (weight.dtype == torch.float32 and native.conv_supported(feats, c_out)
             and (c_in % 8 == 0 or not input_grad))

@@ -232,29 +232,6 @@ def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill)
     torch.testing.assert_close(native.conv_weight_grad(x, cols, grad).double(), expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("threads", [2, 3])
-def test_fused_conv_threads_give_identical_results(monkeypatch, threads):
-    """Split over threads (each owns a slice of the output rows, or whole offsets of the weight gradient), every
-    output sums its terms in the same order: bit-identical to one thread."""
-    monkeypatch.setattr(native, "_THREAD_MIN_WORK", 0)
-    g = torch.Generator().manual_seed(3)
-    n_in, n_out, kvol = 200, 170, 27
-    x, w = torch.randn(n_in, 16, generator=g), torch.randn(kvol, 16, 24, generator=g)
-    grad, cols = torch.randn(n_out, 24, generator=g), _random_table(kvol, n_in, n_out, 0.4, seed=9)
-    old = torch.get_num_threads()
-    results = []
-    try:
-        for t in (1, threads):
-            torch.set_num_threads(t)
-            results.append((native.conv_forward(x, cols, w), native.conv_input_grad(grad, cols, n_in, w),
-                            native.conv_weight_grad(x, cols, grad)))
-    finally:
-        torch.set_num_threads(old)
-    for one, many in zip(*results):
-        assert torch.equal(one, many)
-    torch.testing.assert_close(results[1][0].double(), _loop_conv(x, cols, w), rtol=1e-4, atol=1e-4)
-
-
 def test_fused_conv_refuses_odd_channel_counts():
     x, cols = torch.randn(4, 8), torch.zeros(1, 4, dtype=torch.long)
     assert not native.conv_supported(x, 12) and not native.conv_supported(x.double(), 16)
@@ -292,7 +269,7 @@ def test_fused_conv_layer_matches_dense(monkeypatch, ks, stride, in_stride):
     assert calls == ["w"]  # the compiled path ran (not a fallback)
 
 
-def test_auto_uses_the_fused_conv_for_narrow_float32_layers(monkeypatch):
+def test_auto_uses_the_fused_conv_on_one_thread_and_narrow_layers(monkeypatch):
     from sr3d_core.sparse import SparseConv3d, from_coords
     from sr3d_core.sparse import torch_backend as tb
 
@@ -302,8 +279,18 @@ def test_auto_uses_the_fused_conv_for_narrow_float32_layers(monkeypatch):
     fused = native.conv_forward
     monkeypatch.setattr(native, "conv_forward", lambda *a: calls.append(1) or fused(*a))
     c = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1]])
-    SparseConv3d(8, 16, 3, 1)(from_coords(c, torch.randn(3, 8))[0])
-    assert len(calls) == 1
-    SparseConv3d(8, 16, 3, 1).double()(from_coords(c, torch.randn(3, 8, dtype=torch.float64))[0])  # float64
-    SparseConv3d(8, 24, 3, 1)(from_coords(c, torch.randn(3, 8))[0])  # wider than the limit
-    assert len(calls) == 1  # both on the torch path
+    conv = SparseConv3d(8, 16, 3, 1)
+    old = torch.get_num_threads()
+    try:
+        for threads, expected in ((1, 1), (2, 0)):
+            torch.set_num_threads(threads)
+            calls.clear()
+            conv(from_coords(c, torch.randn(3, 8))[0])
+            assert len(calls) == expected, threads
+        calls.clear()
+        torch.set_num_threads(1)
+        conv.double()(from_coords(c, torch.randn(3, 8, dtype=torch.float64))[0])  # float64: the torch path
+        SparseConv3d(8, 24, 3, 1)(from_coords(c, torch.randn(3, 8))[0])  # wider than the limit: the torch path
+        assert not calls
+    finally:
+        torch.set_num_threads(old)

@@ -9,7 +9,6 @@
  * dozen full-size tensor passes (or binary searches) happens in one loop that stays in cache.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,77 +172,33 @@ SR3D_PAIR_TILE(1)
 SR3D_PAIR_TILE(2)
 SR3D_PAIR_TILE(4)
 
-/* One convolution call, split over threads: part `part` of `parts` writes its own slice of the output. */
-typedef struct {
-    const float *x;
-    int64_t c_in;
-    const int64_t *cols;
-    int64_t n_in, n_out, kvol;
-    const float *w; /* the weights; for the weight gradient, the output gradient */
-    int64_t c_out;
-    float *out;
-    int transpose;
-    int64_t part, parts;
-    int rc;
-} conv_job;
-
-enum { MAX_THREADS = 64 };
-
-/* Run fn on `threads` copies of job (part 0 in the calling thread); a thread that cannot be started runs its part
- * in the caller. Returns the largest rc of the parts. */
-static int run_parts(void *(*fn)(void *), const conv_job *job, int threads) {
-    conv_job jobs[MAX_THREADS];
-    pthread_t tid[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    if (threads < 1) threads = 1;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
-    for (int t = 0; t < threads; ++t) {
-        jobs[t] = *job;
-        jobs[t].part = t;
-        jobs[t].parts = threads;
-        jobs[t].rc = 0;
-    }
-    for (int t = 1; t < threads; ++t) started[t] = pthread_create(&tid[t], NULL, fn, &jobs[t]) == 0;
-    fn(&jobs[0]);
-    int rc = jobs[0].rc;
-    for (int t = 1; t < threads; ++t) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            fn(&jobs[t]);
-        if (jobs[t].rc > rc) rc = jobs[t].rc;
-    }
-    return rc;
-}
-
-/* The destination rows [lo, hi) of one part: forward rows are outputs, transposed rows are inputs. */
-static void *conv_pairs_part(void *arg) {
-    conv_job *j = arg;
-    const int64_t c_in = j->c_in, c_out = j->c_out, n_in = j->n_in, n_out = j->n_out;
-    const int64_t n_dst = j->transpose ? n_in : n_out;
-    const int64_t lo = n_dst * j->part / j->parts, hi = n_dst * (j->part + 1) / j->parts;
-    memset(j->out + lo * c_out, 0, (size_t)((hi - lo) * c_out) * sizeof(float));
+/* The convolution over the neighbour table cols (kvol, n_out), n_in at empty sites, and weights w (kvol, c_in,
+ * c_out), all row-major float32; out is overwritten.
+ *   transpose = 0: out (n_out, c_out)[o] = sum_k x[cols[k, o]] @ w[k], x (n_in, c_in): the forward.
+ *   transpose = 1: out (n_in, c_out)[i] = sum over (k, o) with cols[k, o] = i of x[o] @ w[k], x (n_out, c_in):
+ *                  the input gradient, called with the gradient as x and every w[k] transposed. An input row
+ *                  feeds at most one output row per offset (o = i - offset), so the rows of a triple are distinct.
+ * Offsets are applied in order, so every output row sums its terms in the same order on every run.
+ * Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
+int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol,
+                    const float *w, int64_t c_out, float *out, int transpose) {
+    if (c_out % 8) return 1;
+    memset(out, 0, (size_t)((transpose ? n_in : n_out) * c_out) * sizeof(float));
     /* What the unused slots of a last, incomplete triple read (zeros) and write (a row that is never stored). */
     float *scratch = calloc((size_t)(c_in + c_out), sizeof(float));
-    if (!scratch) {
-        j->rc = 2;
-        return NULL;
-    }
-    /* Forward: only this part's outputs are visited. Transposed: every pair is looked at, this part's inputs kept. */
-    const int64_t o_lo = j->transpose ? 0 : lo, o_hi = j->transpose ? n_out : hi;
-    for (int64_t k = 0; k < j->kvol; ++k) {
-        const int64_t *col = j->cols + k * n_out;
-        const float *wk = j->w + k * c_in * c_out;
+    if (!scratch) return 2;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        const float *wk = w + k * c_in * c_out;
         const float *src[ROWS];
         float *dst[ROWS];
         int n = 0;
-        for (int64_t o = o_lo; o <= o_hi; ++o) {
-            if (o < o_hi) {
+        for (int64_t o = 0; o <= n_out; ++o) {
+            if (o < n_out) {
                 const int64_t i = col[o];
                 if (i >= n_in) continue;
-                if (j->transpose && (i < lo || i >= hi)) continue;
-                src[n] = j->x + (j->transpose ? o : i) * c_in;
-                dst[n] = j->out + (j->transpose ? i : o) * c_out;
+                src[n] = x + (transpose ? o : i) * c_in;
+                dst[n] = out + (transpose ? i : o) * c_out;
                 if (++n < ROWS) continue;
             }
             if (n == 0) break;
@@ -259,23 +214,7 @@ static void *conv_pairs_part(void *arg) {
         }
     }
     free(scratch);
-    return NULL;
-}
-
-/* The convolution over the neighbour table cols (kvol, n_out), n_in at empty sites, and weights w (kvol, c_in,
- * c_out), all row-major float32; out is overwritten.
- *   transpose = 0: out (n_out, c_out)[o] = sum_k x[cols[k, o]] @ w[k], x (n_in, c_in): the forward.
- *   transpose = 1: out (n_in, c_out)[i] = sum over (k, o) with cols[k, o] = i of x[o] @ w[k], x (n_out, c_in):
- *                  the input gradient, called with the gradient as x and every w[k] transposed. An input row
- *                  feeds at most one output row per offset (o = i - offset), so the rows of a triple are distinct.
- * Offsets are applied in order, so every output row sums its terms in the same order on every run, whatever the
- * number of threads (each thread owns a slice of the output rows).
- * Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
-int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol,
-                    const float *w, int64_t c_out, float *out, int transpose, int threads) {
-    if (c_out % 8) return 1;
-    const conv_job job = {x, c_in, cols, n_in, n_out, kvol, w, c_out, out, transpose, 0, 1, 0};
-    return run_parts(conv_pairs_part, &job, threads);
+    return 0;
 }
 
 /* gw[c0 .. c0 + CBLOCK) x [co, co + 8 NV) (+)= sum_p xs[p, c] g[rows_out[p], :] over a chunk of one offset's
@@ -305,34 +244,36 @@ SR3D_WGRAD_TILE(1)
 SR3D_WGRAD_TILE(2)
 SR3D_WGRAD_TILE(4)
 
-/* The offsets k = part, part + parts, ... of the weight gradient (see sr3d_conv_weight_grad). */
-static void *weight_grad_part(void *arg) {
-    conv_job *j = arg;
-    const int64_t c_in = j->c_in, c_out = j->c_out, n_in = j->n_in, n_out = j->n_out;
+/* The weight gradient of sr3d_conv_pairs: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
+ * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's input rows are packed into one contiguous
+ * block, and its pairs are taken in chunks whose input and gradient rows (~64 KB) stay in cache while every
+ * channel tile passes over them. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
+int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
+                          int64_t kvol, const float *g, int64_t c_out, float *gw) {
+    if (c_out % 8) return 1;
     const size_t rows = (size_t)(n_out > 0 ? n_out : 1);
     float *xs = malloc(rows * (size_t)(c_in > 0 ? c_in : 1) * sizeof(float));
     int64_t *rows_out = malloc(rows * sizeof(int64_t));
     if (!xs || !rows_out) {
         free(xs);
         free(rows_out);
-        j->rc = 2;
-        return NULL;
+        return 2;
     }
     int64_t chunk = 16384 / (c_in + c_out);
     if (chunk < 16) chunk = 16;
-    for (int64_t k = j->part; k < j->kvol; k += j->parts) {
-        const int64_t *col = j->cols + k * n_out;
-        float *gk = j->out + k * c_in * c_out;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        float *gk = gw + k * c_in * c_out;
         int64_t count = 0;
         for (int64_t o = 0; o < n_out; ++o) {
             if (col[o] >= n_in) continue;
-            memcpy(xs + count * c_in, j->x + col[o] * c_in, (size_t)c_in * sizeof(float));
+            memcpy(xs + count * c_in, x + col[o] * c_in, (size_t)c_in * sizeof(float));
             rows_out[count++] = o;
         }
         if (count == 0) memset(gk, 0, (size_t)(c_in * c_out) * sizeof(float));
         for (int64_t p0 = 0; p0 < count; p0 += chunk) {
             const int64_t n = count - p0 < chunk ? count - p0 : chunk;
-            const float *xc = xs + p0 * c_in, *g = j->w;
+            const float *xc = xs + p0 * c_in;
             const int64_t *rc = rows_out + p0;
             for (int64_t c0 = 0; c0 < c_in; c0 += CBLOCK) {
                 int64_t co = 0;
@@ -344,17 +285,5 @@ static void *weight_grad_part(void *arg) {
     }
     free(xs);
     free(rows_out);
-    return NULL;
-}
-
-/* The weight gradient of sr3d_conv_pairs: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
- * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's input rows are packed into one contiguous
- * block, and its pairs are taken in chunks whose input and gradient rows (~64 KB) stay in cache while every
- * channel tile passes over them; threads take whole offsets. Returns 0, 1 when c_out % 8 != 0, 2 when out of
- * memory. */
-int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
-                          int64_t kvol, const float *g, int64_t c_out, float *gw, int threads) {
-    if (c_out % 8) return 1;
-    const conv_job job = {x, c_in, cols, n_in, n_out, kvol, g, c_out, gw, 0, 0, 1, 0};
-    return run_parts(weight_grad_part, &job, threads);
+    return 0;
 }
