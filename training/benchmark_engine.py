@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-# GEMM arithmetic: torch's matrix products and the compiled fused convolution (sr3d_core.sparse.native).
-GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "sr3d::conv_pairs", "sr3d::conv_weight_grad")
+# GEMM arithmetic: torch's matrix products, plus the compiled fused convolution's profiler events where the
+# checkout has them (sr3d_core.sparse.native.CONV_GEMM_EVENTS).
+GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm")
 
 
 # ----------------------------------------------------------------------------------------------- worker side
@@ -146,9 +147,14 @@ def worker(a: argparse.Namespace) -> None:
                 with profile(activities=[ProfilerActivity.CPU]) as p:
                     for _ in range(3):
                         run()
+                try:
+                    from sr3d_core.sparse.native import CONV_GEMM_EVENTS
+                except ImportError:  # checkouts before the compiled convolution
+                    CONV_GEMM_EVENTS = ()
+                gemm_ops = GEMM_OPS + tuple(CONV_GEMM_EVENTS)
                 events = p.key_averages()
                 total = sum(e.self_cpu_time_total for e in events)
-                gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
+                gemm = sum(e.self_cpu_time_total for e in events if e.key in gemm_ops)
                 print(json.dumps({"gemm_share": gemm / max(total, 1)}), flush=True)
             else:
                 break
