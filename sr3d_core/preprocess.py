@@ -138,10 +138,16 @@ def scale_colors(rgb: np.ndarray) -> bool:
     This is the one rule for colours, used by `prepare_points` (the library, training, evaluation) and by the
     ROS node's cloud decoding. Returns whether the colours were rescaled.
     """
-    rescale = bool(rgb.size) and float(np.nanmax(rgb)) > 1.0
+    # Column by column: numpy reduces and clips a strided (N, 3) view several times slower than three columns.
+    columns = [rgb[:, j] for j in range(rgb.shape[1])] if rgb.ndim == 2 else [rgb]
+    # NaN is skipped, as by nanmax (the plain max, ~5x faster, unless a column has one).
+    peaks = [float(c.max()) for c in columns if c.size]
+    peaks = [float(np.fmax.reduce(c)) if np.isnan(m) else m for c, m in zip(columns, peaks)]
+    rescale = any(m > 1.0 for m in peaks)
     if rescale:
         rgb *= np.float32(1.0 / 255.0)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+    for c in columns:
+        np.clip(c, 0.0, 1.0, out=c)
     return rescale
 
 
@@ -186,16 +192,20 @@ def prepare_points_with_stats(
     pts = points[:, :need] if rows is None else points[rows, :need]
     pts = np.array(pts, dtype=np.float32, copy=rows is None)  # never scale the caller's array in place
     n_capped = len(pts)
-    finite = np.isfinite(pts).all(axis=1)
+    # Row tests as one pass per column: numpy's all(axis=1) over a few columns is several times slower.
+    finite = np.isfinite(pts[:, 0])
+    for j in range(1, need):
+        finite &= np.isfinite(pts[:, j])
     if not finite.all():
         pts = pts[finite]
     n_finite = len(pts)
     reach = np.float32(contract.reach)
-    inside = (np.abs(pts[:, :3]) < reach).all(axis=1)
-    if contract.point_range is not None:
-        lo = np.asarray(contract.point_range[:3], dtype=np.float32)
-        hi = np.asarray(contract.point_range[3:], dtype=np.float32)
-        inside &= ((pts[:, :3] >= lo) & (pts[:, :3] < hi)).all(axis=1)
+    inside = np.ones(len(pts), dtype=bool)
+    for j in range(3):
+        inside &= np.abs(pts[:, j]) < reach
+        if contract.point_range is not None:
+            inside &= pts[:, j] >= np.float32(contract.point_range[j])
+            inside &= pts[:, j] < np.float32(contract.point_range[j + 3])
     if not inside.all():
         pts = pts[inside]
     rescaled = scale_colors(pts[:, 3:6]) if contract.use_color else False

@@ -89,3 +89,35 @@ def test_to_sparse_batch(use_color):
     assert st.feats.shape[1] == c.in_channels
     if not use_color:
         assert (st.feats == 1).all()
+
+
+def test_prepare_equals_row_by_row_definition():
+    """Random clouds with NaN, inf, huge and out-of-crop values, 0-1 and 0-255 colours, against a per-row loop of
+    the documented rules (finite in every used column, |xyz| < reach, inside the crop; colours /255 if any > 1)."""
+    from sr3d_core.preprocess import prepare_points_with_stats
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = int(rng.integers(0, 200))
+        pts = (rng.normal(size=(n, 6)) * rng.choice([1.0, 3.0])).astype(np.float32)
+        pts[:, 3:] = np.abs(pts[:, 3:]) * rng.choice([0.3, 200.0])
+        for _ in range(int(rng.integers(0, 6))):
+            if n:
+                pts[rng.integers(0, n), rng.integers(0, 6)] = rng.choice([np.nan, np.inf, -np.inf, 1e30])
+        pts[: n // 10, trial % 3] = rng.choice([-2.0, 2.0, -1.0, 1.5])  # on the crop's edges (half-open)
+        use_color = bool(trial % 3)
+        crop = (-2.0, -2.0, -1.0, 2.0, 2.0, 1.5) if trial % 2 else None
+        contract = InputContract(0.02, use_color, crop)
+        got, stats = prepare_points_with_stats(pts.copy(), contract)
+
+        need = 6 if use_color else 3
+        finite = [r for r in pts[:, :need] if all(np.isfinite(v) for v in r)]
+        kept = [r for r in finite if all(abs(v) < contract.reach for v in r[:3])
+                and (crop is None or all(crop[j] <= r[j] < crop[j + 3] for j in range(3)))]
+        want = np.array(kept, dtype=np.float32).reshape(-1, need)
+        rescale = use_color and any(v > 1.0 for r in kept for v in r[3:])
+        if use_color:
+            want[:, 3:] = np.clip(want[:, 3:] / (255.0 if rescale else 1.0), 0.0, 1.0)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+        assert (stats.non_finite, stats.out_of_range) == (n - len(finite), len(finite) - len(kept))
+        assert stats.colors_rescaled == rescale
