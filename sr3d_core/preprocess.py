@@ -234,11 +234,13 @@ def to_sparse_batch(
     for i, p in enumerate(prepared):
         if p.ndim != 2 or p.shape[1] < 3:
             raise ValueError(f"prepared[{i}] must be (N, >=3), got shape {p.shape}")
-        xyz = torch.from_numpy(np.ascontiguousarray(p[:, :3], dtype=np.float32))
+        # Column views of the cloud, not copies: voxelization reads xyz in place and gathers one row per voxel.
+        cloud = torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32))
+        xyz = cloud[:, :3]
         if contract.use_color:
             if p.shape[1] < 6:
                 raise ValueError(f"prepared[{i}] has no colour columns but contract.use_color is True")
-            feats = torch.from_numpy(np.ascontiguousarray(p[:, 3:6], dtype=np.float32))
+            feats = cloud[:, 3:6]
         else:
             feats = torch.ones((len(p), 1), dtype=torch.float32)
         items.append((xyz, feats))

@@ -128,7 +128,7 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_transpose_map.restype = None
     lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
     lib.sr3d_unique_pick.restype = i64
-    lib.sr3d_voxel_keys.argtypes = [ptr, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
+    lib.sr3d_voxel_keys.argtypes = [ptr, i64, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
     lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.sr3d_conv_pairs.restype = ctypes.c_int
@@ -201,6 +201,8 @@ def unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int) -> Optional[torch.Tensor]:
     """Packed keys of ``floor(xyz / voxel_size)`` for float32 ``(N_b, 3)`` point sets, scene b in batch slot b.
 
+    The sets may be row-strided views (e.g. the xyz columns of an ``(N, 6)`` cloud): they are read in place.
+
     Returns:
         ``(sum N_b,)`` int64 keys (``coords.pack``'s layout), or None when a point is not finite or a coordinate
         lies outside ``[-limit, limit]``.
@@ -209,9 +211,9 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
     keys = torch.empty(sum(x.shape[0] for x in xyzs), dtype=torch.int64)
     start = 0
     for b, xyz in enumerate(xyzs):
-        xyz = xyz.contiguous()
+        xyz = xyz if xyz.stride(1) == 1 else xyz.contiguous()
         n = xyz.shape[0]
-        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, float(voxel_size), b, axis_bits, limit,
+        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), b, axis_bits, limit,
                                      keys[start:].data_ptr()):
             return None
         start += n

@@ -39,7 +39,7 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
             n_feat = feats.shape[1]
         elif feats.shape[1] != n_feat:
             raise ValueError(f"voxelize: scene {b} has {feats.shape[1]} feature channels, scene 0 has {n_feat}")
-    feats = torch.cat([f for _, f in points])
+    feats = points[0][1] if len(points) == 1 else torch.cat([f for _, f in points])
     xyzs = [x for x, _ in points]
     if reduce == "random" and native.available(feats, *xyzs) and all(x.dtype == torch.float32 for x in xyzs):
         # Compiled: quantize + pack in one pass, then the sort-unique and the pick; the same voxels, rows and

@@ -164,7 +164,9 @@ def test_voxelize_matches_torch_path(monkeypatch, scenes):
     for b in range(scenes):
         xyz = (torch.rand(4000, 3, generator=g) * 6 - 3).float()
         xyz[:500] = torch.randint(-150, 150, (500, 3), generator=g) * 0.02  # on voxel boundaries, both signs
-        items.append((xyz, torch.rand(4000, 3, generator=g)))
+        feats = torch.rand(4000, 3, generator=g)
+        cloud = torch.cat([xyz, feats], dim=1)  # even scenes as column views of one (N, 6) cloud, read in place
+        items.append((cloud[:, :3], cloud[:, 3:]) if b % 2 == 0 else (xyz, feats))
     items.append((torch.zeros(0, 3), torch.zeros(0, 3)))  # an empty scene keeps its batch slot
     monkeypatch.setattr(native, "_enabled", False)
     want = voxelize_coords(items, 0.02, "random", seed=9)
@@ -294,3 +296,4 @@ def test_auto_uses_the_fused_conv_on_one_thread_and_narrow_layers(monkeypatch):
         assert not calls
     finally:
         torch.set_num_threads(old)
+

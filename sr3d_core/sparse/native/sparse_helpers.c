@@ -110,16 +110,17 @@ int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, in
 
 /* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF with
  * x = floor(px / voxel) (in double, as the PyTorch path), R = 2^axis_bits, OFF = 2^(axis_bits - 1).
+ * Point i's x, y, z are xyz[row_stride * i + 0, 1, 2] (a cloud's xyz columns read in place).
  * Returns 0, or 1 when a point is not finite or a coordinate lies outside [-limit, limit] (the caller then runs the
  * checked PyTorch path, which names the problem). */
-int sr3d_voxel_keys(const float *xyz, int64_t n, double voxel, int64_t batch, int axis_bits, int64_t limit,
-                    int64_t *keys) {
+int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int64_t batch, int axis_bits,
+                    int64_t limit, int64_t *keys) {
     const int64_t radix = (int64_t)1 << axis_bits, off = (int64_t)1 << (axis_bits - 1);
     const double lim = (double)limit;
     for (int64_t i = 0; i < n; ++i) {
         int64_t key = batch;
         for (int a = 0; a < 3; ++a) {
-            const double q = floor((double)xyz[3 * i + a] / voxel);
+            const double q = floor((double)xyz[row_stride * i + a] / voxel);
             if (!(q >= -lim && q <= lim)) return 1; /* also catches NaN */
             key = key * radix + (int64_t)q + off;
         }
@@ -287,3 +288,4 @@ int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int6
     free(rows_out);
     return 0;
 }
+
