@@ -1,6 +1,6 @@
-"""Optional compiled helpers of the sparse engine: the kernel-map builder, voxelization's sort-unique and the fused
-gather-GEMM of a convolution, in C, built on first use with the system's C compiler and loaded with ctypes (no
-Python or torch headers: it builds in about a second).
+"""Optional compiled helpers of the sparse engine: the kernel-map builder, voxelization's sort-unique, the fused
+gather-GEMM of a convolution and the rotated bird's-eye-view IoU of non-maximum suppression, in C, built on first
+use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in about a second).
 
 Everything here has a pure-PyTorch twin that gives identical results (the convolution: equal up to float rounding);
 the compiled path is used for CPU tensors when it is available and not switched off:
@@ -134,6 +134,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_conv_pairs.restype = ctypes.c_int
     lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
     lib.sr3d_conv_weight_grad.restype = ctypes.c_int
+    lib.sr3d_rotated_iou_bev.argtypes = [ptr, ptr, i64, ptr]
+    lib.sr3d_rotated_iou_bev.restype = None
     _lib = lib
     return _lib
 
@@ -274,6 +276,26 @@ def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor
     if rc:
         raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
     return gw
+
+
+def rotated_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """Bird's-eye-view IoU of aligned rotated box pairs, as ``rotated_iou_aligned_diff(..., bev=True)`` but without
+    a gradient, computed pair by pair in float64.
+
+    Args:
+        boxes1: ``(K, 7)`` boxes ``(x, y, z, dx, dy, dz, yaw)`` on the CPU.
+        boxes2: ``(K, 7)`` boxes.
+
+    Returns:
+        ``(K,)`` IoU in [0, 1], in ``boxes1``'s dtype.
+    """
+    lib = _library()
+    a = boxes1.detach().to(torch.float64).contiguous()
+    b = boxes2.detach().to(torch.float64).contiguous()
+    out = torch.empty(a.shape[0], dtype=torch.float64)
+    if a.shape[0]:
+        lib.sr3d_rotated_iou_bev(a.data_ptr(), b.data_ptr(), a.shape[0], out.data_ptr())
+    return out.to(boxes1.dtype)
 
 
 def main() -> int:

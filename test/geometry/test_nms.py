@@ -47,9 +47,20 @@ def _clustered(rng, n, n_classes=3):
     return boxes, scores, labels
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def iou_path(request, monkeypatch):
+    """Run with the compiled rotated IoU (the CPU default, where it builds) and with the PyTorch one."""
+    from sr3d_core.sparse import native
+
+    if request.param == "compiled" and not native.available(torch.zeros(1)):
+        pytest.skip("no C compiler: pure-PyTorch path only")
+    monkeypatch.setattr(native, "_enabled", request.param == "compiled")
+    return request.param
+
+
 @pytest.mark.parametrize("rotated", [True, False])
 @pytest.mark.parametrize("seed", range(4))
-def test_matches_python_greedy(seed, rotated):
+def test_matches_python_greedy(seed, rotated, iou_path):
     rng = np.random.default_rng(seed)
     boxes, scores, labels = _clustered(rng, 300)
     for thr in (0.1, 0.5):
@@ -156,11 +167,15 @@ def test_cuda_matches_cpu():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_bounds_never_drop_a_suppressing_pair(dtype):
-    # The pre-filters (footprint overlap, areas, projections onto each box's axes) must keep every pair whose exact
-    # IoU exceeds the threshold. Clustered, jittered, rotated boxes put many pairs right at the threshold.
+def test_bounds_never_drop_a_suppressing_pair(dtype, monkeypatch):
+    # The pre-filters (footprint overlap, areas, projections onto each box's axes) of the PyTorch path must keep
+    # every pair whose exact IoU exceeds the threshold. Clustered, jittered, rotated boxes put many pairs right at
+    # the threshold.
     from sr3d_core.geometry.iou import rotated_iou_aligned_diff
     from sr3d_core.geometry.nms import _suppression_pairs
+    from sr3d_core.sparse import native
+
+    monkeypatch.setattr(native, "_enabled", False)
 
     g = torch.Generator().manual_seed(0)
     n = 600
@@ -183,11 +198,14 @@ def test_bounds_never_drop_a_suppressing_pair(dtype):
         assert torch.equal(got, want[torch.argsort(want[:, 0] * n + want[:, 1])])
 
 
-def test_bounds_keep_float32_pairs_at_the_threshold():
+def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
     # Same-yaw pairs shifted along their heading so that the IoU is 0.5 to within 5e-7: there the projection bound
     # equals the exact intersection, and only the rounding slack keeps float32 pairs whose IoU is a hair above.
     from sr3d_core.geometry.iou import rotated_iou_aligned_diff
     from sr3d_core.geometry.nms import _suppression_pairs
+    from sr3d_core.sparse import native
+
+    monkeypatch.setattr(native, "_enabled", False)  # the bounds belong to the PyTorch path
 
     g = torch.Generator().manual_seed(1)
     m = 3000

@@ -297,3 +297,44 @@ def test_auto_uses_the_fused_conv_on_one_thread_and_narrow_layers(monkeypatch):
     finally:
         torch.set_num_threads(old)
 
+
+def test_rotated_iou_bev_matches_torch_and_hand_values():
+    import math
+
+    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+
+    g = torch.Generator().manual_seed(3)
+    n = 4000
+    a = torch.cat([torch.rand(n, 3, generator=g, dtype=torch.float64) * 4 - 2,
+                   0.05 + torch.rand(n, 3, generator=g, dtype=torch.float64),
+                   (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 8], 1)
+    b = a.clone()
+    b[:, :2] += (torch.rand(n, 2, generator=g, dtype=torch.float64) - 0.5) * 1.2
+    b[:, 3:5] *= 0.3 + 1.4 * torch.rand(n, 2, generator=g, dtype=torch.float64)
+    b[:, 6] += (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 3
+    b[::7, 6] = a[::7, 6]  # parallel edges
+    b[::11] = a[::11]  # identical
+    want = rotated_iou_aligned_diff(a, b, bev=True)
+    got = native.rotated_iou_bev(a, b)
+    assert got.dtype == torch.float64 and 0.2 < (want > 0).double().mean() < 0.9
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert torch.allclose(native.rotated_iou_bev(a.float(), b.float()), want.float(), rtol=0, atol=2e-6)
+
+    # By hand: a unit square and itself turned 45 degrees meet in a regular octagon of area 2(sqrt2 - 1); the same
+    # footprint described with yaw + pi, or with yaw + pi/2 and swapped sides, is IoU 1; a 1 x 1 inside a 2 x 2 is
+    # 1/4; side by side, touching, and a zero-width box are 0.
+    sq = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+    octagon = 2 * (math.sqrt(2) - 1)
+    cases = [
+        (sq, [0, 0, 0, 1, 1, 1, math.pi / 4], octagon / (2 - octagon)),
+        ([1, 2, 0, 2, 1, 1, 0.3], [1, 2, 5, 2, 1, 3, 0.3 + math.pi], 1.0),
+        ([1, 2, 0, 2, 1, 1, 0.3], [1, 2, 0, 1, 2, 1, 0.3 + math.pi / 2], 1.0),
+        (sq, [0.2, -0.3, 0, 2, 2, 1, 0.0], 0.25),
+        (sq, [1.0, 0, 0, 1, 1, 1, 0.0], 0.0),
+        (sq, [5.0, 5, 0, 1, 1, 1, 1.0], 0.0),
+        (sq, [0.0, 0, 0, 0, 1, 1, 0.0], 0.0),
+    ]
+    got = native.rotated_iou_bev(torch.tensor([c[0] for c in cases], dtype=torch.float64),
+                                 torch.tensor([c[1] for c in cases], dtype=torch.float64))
+    assert torch.allclose(got, torch.tensor([c[2] for c in cases], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert native.rotated_iou_bev(torch.zeros(0, 7), torch.zeros(0, 7)).shape == (0,)

@@ -1,5 +1,5 @@
 /* The compiled helpers of the sparse engine (sr3d_core.sparse.native): kernel maps, voxelization, sort-unique,
- * and the fused gather-GEMM of a sparse convolution.
+ * the fused gather-GEMM of a sparse convolution, and the rotated bird's-eye-view IoU of non-maximum suppression.
  *
  * Kernel maps:
  *
@@ -289,3 +289,76 @@ int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int6
     return 0;
 }
 
+
+/* Bird's-eye-view IoU of rotated box pairs, for non-maximum suppression (no gradient needed there).
+ *
+ * The same geometry as sr3d_core.geometry.iou (its PyTorch twin and reference): both footprints as
+ * counter-clockwise rectangles about the pair's mid-centre, one clipped by the other's four edges
+ * (Sutherland-Hodgman), the shoelace area capped by either area, IoU = inter / union (0 for an empty union). In
+ * double, per pair, in registers: a few hundred nanoseconds where the batched tensor version costs a few hundred
+ * small tensor operations whatever the number of pairs. Boxes are (x, y, z, dx, dy, dz, yaw) rows of 7 doubles. */
+static void bev_rect(const double *b, double mx, double my, double *px, double *py) {
+    static const double SX[4] = {-0.5, 0.5, 0.5, -0.5}, SY[4] = {-0.5, -0.5, 0.5, 0.5};
+    const double c = cos(b[6]), s = sin(b[6]);
+    for (int v = 0; v < 4; ++v) {
+        const double lx = SX[v] * b[3], ly = SY[v] * b[4];
+        px[v] = c * lx - s * ly + (b[0] - mx);
+        py[v] = s * lx + c * ly + (b[1] - my);
+    }
+}
+
+static double shoelace(const double *x, const double *y, int n) {
+    double a = 0.0;
+    for (int v = 0; v < n; ++v) a += x[v] * y[(v + 1) % n] - y[v] * x[(v + 1) % n];
+    return 0.5 * a;
+}
+
+void sr3d_rotated_iou_bev(const double *b1, const double *b2, int64_t n, double *iou) {
+    for (int64_t p = 0; p < n; ++p) {
+        const double *a = b1 + 7 * p, *b = b2 + 7 * p;
+        const double mx = 0.5 * (a[0] + b[0]), my = 0.5 * (a[1] + b[1]);
+        double ax[4], ay[4], cx[4], cy[4], px[16], py[16], qx[16], qy[16];
+        bev_rect(a, mx, my, ax, ay);
+        bev_rect(b, mx, my, cx, cy);
+        double scale = 0.0;
+        for (int v = 0; v < 4; ++v) {
+            px[v] = ax[v];
+            py[v] = ay[v];
+            scale = fmax(scale, fmax(fmax(fabs(ax[v]), fabs(ay[v])), fmax(fabs(cx[v]), fabs(cy[v]))));
+        }
+        int m = 4;
+        for (int e = 0; e < 4 && m > 0; ++e) {
+            const double ex = cx[(e + 1) % 4] - cx[e], ey = cy[(e + 1) % 4] - cy[e];
+            /* Points within a few ulps of the clipping line are on it: no sliver vertices from coincident edges. */
+            const double tol = 32.0 * 2.220446049250313e-16 * scale * (fabs(ex) + fabs(ey));
+            double d[16];
+            for (int v = 0; v < m; ++v) {
+                const double dv = ex * (py[v] - cy[e]) - ey * (px[v] - cx[e]); /* > 0: inside (left) */
+                d[v] = fabs(dv) <= tol ? 0.0 : dv;
+            }
+            int k = 0;
+            for (int v = 0; v < m; ++v) {
+                const int s = (v + m - 1) % m; /* edge s -> v */
+                if ((d[s] > 0 && d[v] < 0) || (d[s] < 0 && d[v] > 0)) {
+                    const double t = d[s] / (d[s] - d[v]);
+                    qx[k] = px[s] + t * (px[v] - px[s]);
+                    qy[k] = py[s] + t * (py[v] - py[s]);
+                    ++k;
+                }
+                if (d[v] >= 0) {
+                    qx[k] = px[v];
+                    qy[k] = py[v];
+                    ++k;
+                }
+            }
+            memcpy(px, qx, sizeof(double) * (size_t)k);
+            memcpy(py, qy, sizeof(double) * (size_t)k);
+            m = k;
+        }
+        const double area1 = a[3] * a[4], area2 = b[3] * b[4];
+        double inter = m > 0 ? shoelace(px, py, m) : 0.0;
+        inter = fmin(fmax(inter, 0.0), fmax(fmin(area1, area2), 0.0));
+        const double uni = area1 + area2 - inter;
+        iou[p] = uni > 0 ? inter / uni : 0.0;
+    }
+}
