@@ -2,8 +2,8 @@
 gather-GEMM of a convolution and the rotated bird's-eye-view IoU of non-maximum suppression, in C, built on first
 use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in about a second).
 
-Everything here has a pure-PyTorch twin that gives identical results (the convolution: equal up to float rounding);
-the compiled path is used for CPU tensors when it is available and not switched off:
+Everything here has a pure-PyTorch twin that gives identical results (the convolution and the IoU: equal up to float
+rounding); the compiled path is used for CPU tensors when it is available and not switched off:
 
 * ``SR3D_NATIVE=0`` in the environment (or ``set_enabled(False)``) keeps the pure-PyTorch path;
 * no C compiler, or a failed build, logs one warning and falls back to it.
