@@ -13,7 +13,7 @@ C -> C on it, its kernel map built beforehand (a network builds each map once an
   native   the compiled fused gather-GEMM (float32 CPU, single-threaded)
 
 Printed: the median ms of forward + input and weight gradients, and the arithmetic rate over the existing pairs
-(3 x 2 x pairs x C^2 flops per repetition); ``auto`` picks, at one thread, ``native`` up to 64 channels.
+(3 x 2 x pairs x C^2 flops per repetition); ``auto`` picks, at one thread, ``native`` up to 256 channels.
 """
 
 from __future__ import annotations
