@@ -171,12 +171,23 @@ class KernelMap:
         """Number of (input, output) pairs of every kernel index."""
         return self._cached("counts", lambda: (self.cols < self.n_in).sum(1).tolist())
 
+    def pair_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every existing pair, offset by offset: ``(starts (K + 1,), rows_in (P,), rows_out (P,))``, offset k's pairs
+        at ``[starts[k], starts[k + 1])``, out rows ascending within k (cached; see ``native.pair_list``)."""
+        def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            if native.available(self.cols):
+                return native.pair_list(self.cols, self.n_in)
+            # One nonzero over the (K, N_out) columns lists pairs grouped by k, out rows ascending within k.
+            index_k, rows_out = (self.cols < self.n_in).nonzero(as_tuple=True)
+            counts = torch.tensor([0] + self.counts(), device=self.cols.device)
+            return counts.cumsum(0), self.cols[index_k, rows_out], rows_out
+
+        return self._cached("pair_list", build)
+
     def pairs(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(k, in_rows, out_rows) for every kernel index with at least one pair; both ascending (cached)."""
         def build() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
-            # One nonzero over the (K, N_out) columns lists pairs grouped by k, out rows ascending within k.
-            index_k, rows_out = (self.cols < self.n_in).nonzero(as_tuple=True)
-            rows_in = self.cols[index_k, rows_out]
+            _, rows_in, rows_out = self.pair_list()
             used = [(k, c) for k, c in enumerate(self.counts()) if c]
             sizes = [c for _, c in used]
             return list(zip([k for k, _ in used], rows_in.split(sizes), rows_out.split(sizes)))

@@ -131,9 +131,13 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_unique_pick.restype = i64
     lib.sr3d_voxel_keys.argtypes = [ptr, i64, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
-    lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
+    lib.sr3d_pair_starts.argtypes = [ptr, i64, i64, i64, ptr]
+    lib.sr3d_pair_starts.restype = i64
+    lib.sr3d_pair_fill.argtypes = [ptr, i64, i64, i64, ptr, ptr]
+    lib.sr3d_pair_fill.restype = None
+    lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.sr3d_conv_pairs.restype = ctypes.c_int
-    lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, i64, ptr, i64, i64, ptr, i64, ptr]
+    lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ptr, i64, ptr]
     lib.sr3d_conv_weight_grad.restype = ctypes.c_int
     lib.sr3d_rotated_iou_bev.argtypes = [ptr, ptr, i64, ptr]
     lib.sr3d_rotated_iou_bev.restype = None
@@ -232,48 +236,77 @@ def conv_supported(x: torch.Tensor, c_out: int) -> bool:
     return x.dtype == torch.float32 and c_out % 8 == 0 and available(x)
 
 
-def _conv_pairs(x: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor, transpose: bool):
+PairList = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def pair_list(cols: torch.Tensor, n_in: int) -> PairList:
+    """The existing (input, output) pairs of a neighbour table, offset by offset, as the convolution kernels read
+    them (build once per kernel map: ``KernelMap.pair_list``).
+
+    Args:
+        cols: ``(K, N_out)`` int64 neighbour table (``KernelMap.cols``); ``n_in`` marks an empty site.
+        n_in: rows of the input set.
+
+    Returns:
+        ``(starts (K + 1,), rows_in (P,), rows_out (P,))`` int64: offset k's pairs are ``[starts[k], starts[k + 1])``,
+        output rows ascending (the order of ``(cols < n_in).nonzero()``).
+    """
     lib = _library()
-    x, cols, weight = x.contiguous(), cols.contiguous(), weight.contiguous()
+    cols = cols.contiguous()
     kvol, n_out = cols.shape
+    starts = torch.empty(kvol + 1, dtype=torch.int64)
+    total = lib.sr3d_pair_starts(cols.data_ptr(), kvol, n_out, n_in, starts.data_ptr())
+    rows = torch.empty((2, total + 1), dtype=torch.int64)  # one slot of slack: the branchless fill writes one past
+    lib.sr3d_pair_fill(cols.data_ptr(), kvol, n_out, n_in, rows[0].data_ptr(), rows[1].data_ptr())
+    return starts, rows[0, :total], rows[1, :total]
+
+
+def _conv_pairs(x: torch.Tensor, pairs: PairList, n_in: int, n_out: int, weight: torch.Tensor, transpose: bool):
+    lib = _library()
+    x, weight = x.contiguous(), weight.contiguous()
+    starts, rows_in, rows_out = pairs
     out = torch.empty((n_in if transpose else n_out, weight.shape[2]), dtype=torch.float32)
     with torch.profiler.record_function(CONV_GEMM_EVENTS[0]):
-        rc = lib.sr3d_conv_pairs(x.data_ptr(), x.shape[1], cols.data_ptr(), n_in, n_out, kvol, weight.data_ptr(),
-                                 weight.shape[2], out.data_ptr(), int(transpose))
+        rc = lib.sr3d_conv_pairs(x.data_ptr(), x.shape[1], starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(),
+                                 starts.numel() - 1, n_in, n_out, weight.data_ptr(), weight.shape[2], out.data_ptr(),
+                                 int(transpose))
     if rc:
         raise RuntimeError(f"sr3d_conv_pairs failed (code {rc}): {weight.shape[2]} output channels")
     return out
 
 
-def conv_forward(x: torch.Tensor, cols: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``out[o] = sum_k x[cols[k, o]] @ weight[k]`` in one pass over the existing pairs.
+def conv_forward(x: torch.Tensor, pairs: PairList, n_out: int, weight: torch.Tensor) -> torch.Tensor:
+    """``out[o] = sum over the pairs (k, i, o) of x[i] @ weight[k]`` in one pass over the existing pairs.
 
     Args:
         x: ``(N_in, C_in)`` float32 features.
-        cols: ``(K, N_out)`` int64 neighbour table (``KernelMap.cols``); ``N_in`` marks an empty site.
+        pairs: the neighbour table's `pair_list`.
+        n_out: rows of the output set.
         weight: ``(K, C_in, C_out)`` float32, ``C_out % 8 == 0`` (check ``conv_supported``).
 
     Returns:
         ``(N_out, C_out)`` float32.
     """
-    return _conv_pairs(x, cols, x.shape[0], weight, transpose=False)
+    return _conv_pairs(x, pairs, x.shape[0], n_out, weight, transpose=False)
 
 
-def conv_input_grad(grad_out: torch.Tensor, cols: torch.Tensor, n_in: int, weight: torch.Tensor) -> torch.Tensor:
-    """The input gradient of `conv_forward`: ``grad_x[i] = sum over cols[k, o] == i of grad_out[o] @ weight[k]^T``,
-    ``(n_in, C_in)`` float32 (``C_in % 8 == 0``); no transposed table needed."""
-    return _conv_pairs(grad_out, cols, n_in, weight.transpose(1, 2), transpose=True)
+def conv_input_grad(grad_out: torch.Tensor, pairs: PairList, n_in: int, weight: torch.Tensor) -> torch.Tensor:
+    """The input gradient of `conv_forward`: ``grad_x[i] = sum over the pairs (k, i, o) of grad_out[o] @
+    weight[k]^T``, ``(n_in, C_in)`` float32 (``C_in % 8 == 0``); no transposed table needed."""
+    return _conv_pairs(grad_out, pairs, n_in, grad_out.shape[0], weight.transpose(1, 2), transpose=True)
 
 
-def conv_weight_grad(x: torch.Tensor, cols: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-    """``grad_w[k] = sum_o x[cols[k, o]]^T grad_out[o]`` over the existing pairs: ``(K, C_in, C_out)`` float32."""
+def conv_weight_grad(x: torch.Tensor, pairs: PairList, grad_out: torch.Tensor) -> torch.Tensor:
+    """``grad_w[k] = sum over offset k's pairs (i, o) of x[i]^T grad_out[o]``: ``(K, C_in, C_out)`` float32."""
     lib = _library()
-    x, cols, grad_out = x.contiguous(), cols.contiguous(), grad_out.contiguous()
-    kvol, n_out = cols.shape
+    x, grad_out = x.contiguous(), grad_out.contiguous()
+    starts, rows_in, rows_out = pairs
+    kvol = starts.numel() - 1
     gw = torch.empty((kvol, x.shape[1], grad_out.shape[1]), dtype=torch.float32)
     with torch.profiler.record_function(CONV_GEMM_EVENTS[1]):
-        rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[0], x.shape[1], cols.data_ptr(), n_out, kvol,
-                                       grad_out.data_ptr(), grad_out.shape[1], gw.data_ptr())
+        rc = lib.sr3d_conv_weight_grad(x.data_ptr(), x.shape[1], starts.data_ptr(), rows_in.data_ptr(),
+                                       rows_out.data_ptr(), kvol, grad_out.data_ptr(), grad_out.shape[1],
+                                       gw.data_ptr())
     if rc:
         raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
     return gw

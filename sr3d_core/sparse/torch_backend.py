@@ -124,7 +124,7 @@ class _SparseConvFunction(torch.autograd.Function):
         ctx.kmap, ctx.gather = kmap, gather
         ctx.save_for_backward(feats, weight)
         if ctx.native:
-            return native.conv_forward(feats, kmap.cols, weight)
+            return native.conv_forward(feats, kmap.pair_list(), kmap.n_out, weight)
         if gather:
             return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
         return _offsets_mm(feats, kmap, weight, transpose=False)
@@ -138,9 +138,9 @@ class _SparseConvFunction(torch.autograd.Function):
         grad_x = grad_w = None
         if ctx.native:
             if need_x:
-                grad_x = native.conv_input_grad(grad_out, kmap.cols, kmap.n_in, weight)
+                grad_x = native.conv_input_grad(grad_out, kmap.pair_list(), kmap.n_in, weight)
             if need_w:
-                grad_w = native.conv_weight_grad(feats, kmap.cols, grad_out)
+                grad_w = native.conv_weight_grad(feats, kmap.pair_list(), grad_out)
             return grad_x, grad_w, None
         if ctx.gather:
             if need_x:

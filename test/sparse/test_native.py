@@ -204,11 +204,12 @@ def _loop_conv(x: torch.Tensor, cols: torch.Tensor, w: torch.Tensor) -> torch.Te
 
 
 @pytest.mark.parametrize("kvol,n_in,n_out,c_in,c_out,fill", [
-    (27, 50, 40, 8, 32, 0.5),     # 4-vector tiles, rows not a multiple of the row tile
-    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer), 2-vector tiles
-    (8, 20, 17, 13, 56, 0.7),     # every tile width at once (32 + 16 + 8), a channel block tail
-    (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled
+    (27, 50, 40, 8, 32, 0.5),     # rows not a multiple of the row group; input channel blocks 6 + 2
+    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer): blocks 2 + 1
+    (8, 20, 17, 13, 56, 0.7),     # both tile widths (16 + 16 + 16 + 8), channel blocks 6 + 6 + 1
+    (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled; channel blocks 6 + 6 + 4
     (8, 300, 500, 64, 64, 0.6),   # more pairs than one chunk of the weight gradient
+    (27, 700, 1300, 16, 16, 0.2), # several blocks of output rows
     (27, 12, 5, 8, 64, 0.0),      # nothing filled: zeros
     (27, 0, 4, 8, 8, 0.5),        # an empty input set
 ])
@@ -218,20 +219,35 @@ def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill)
     w = torch.randn(kvol, c_in, c_out, generator=g)
     grad = torch.randn(n_out, c_out, generator=g)
     cols = _random_table(kvol, n_in, n_out, fill, seed=c_out) if n_in else torch.zeros(kvol, n_out, dtype=torch.long)
-    out = native.conv_forward(x, cols, w)
+    pairs = native.pair_list(cols, n_in)
+    out = native.conv_forward(x, pairs, n_out, w)
     # float32 sums of up to a few hundred unit-size products: rounding stays far below 1e-4
     torch.testing.assert_close(out.double(), _loop_conv(x, cols, w), rtol=1e-4, atol=1e-4)
     if c_in % 8 == 0:  # grad_x[i] = sum over the pairs (i, o) of offset k of grad[o] @ w[k]^T
         expected_x = torch.zeros(n_in, c_in, dtype=torch.float64)
         for k, o in (cols < n_in).nonzero().tolist():
             expected_x[cols[k, o]] += w[k].double() @ grad[o].double()
-        torch.testing.assert_close(native.conv_input_grad(grad, cols, n_in, w).double(), expected_x, rtol=1e-4,
+        torch.testing.assert_close(native.conv_input_grad(grad, pairs, n_in, w).double(), expected_x, rtol=1e-4,
                                    atol=1e-4)
     # grad_w[k][c, :] = sum over the pairs (i, o) of offset k of x[i, c] * grad[o, :]
     expected = torch.zeros(kvol, c_in, c_out, dtype=torch.float64)
     for k, o in (cols < n_in).nonzero().tolist():
         expected[k] += torch.outer(x[cols[k, o]].double(), grad[o].double())
-    torch.testing.assert_close(native.conv_weight_grad(x, cols, grad).double(), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(native.conv_weight_grad(x, pairs, grad).double(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.3, 1.0])
+def test_pair_list_is_the_nonzero_order(monkeypatch, fill):
+    from sr3d_core.sparse.coords import KernelMap
+
+    cols = _random_table(27, 40, 60, fill, seed=5)
+    starts, rows_in, rows_out = native.pair_list(cols, 40)
+    k, o = (cols < 40).nonzero(as_tuple=True)  # the definition: grouped by offset, output rows ascending
+    assert torch.equal(rows_out, o) and torch.equal(rows_in, cols[k, o])
+    assert starts.tolist() == [0] + torch.bincount(k, minlength=27).cumsum(0).tolist()
+    monkeypatch.setattr(native, "_enabled", False)  # the PyTorch path of KernelMap.pair_list: the same lists
+    for a, b in zip(KernelMap(cols, 40, 60, False).pair_list(), (starts, rows_in, rows_out)):
+        assert torch.equal(a, b)
 
 
 def test_fused_conv_refuses_odd_channel_counts():
@@ -239,7 +255,7 @@ def test_fused_conv_refuses_odd_channel_counts():
     assert not native.conv_supported(x, 12) and not native.conv_supported(x.double(), 16)
     assert native.conv_supported(x, 16)
     with pytest.raises(RuntimeError, match="12 output channels"):
-        native.conv_forward(x, cols, torch.randn(1, 8, 12))
+        native.conv_forward(x, native.pair_list(cols, 4), 4, torch.randn(1, 8, 12))
 
 
 @pytest.mark.parametrize("ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (1, 2, 2), (2, 2, 1), (5, 1, 2)])

@@ -56,6 +56,35 @@ void sr3d_transpose_map(const int64_t *cols, int64_t n_in, int64_t n_out, int64_
     }
 }
 
+/* The existing pairs of a neighbour table, offset by offset (the convolution kernels' input): starts[k] is the
+ * first pair of offset k, starts[kvol] the total, which is returned. */
+int64_t sr3d_pair_starts(const int64_t *cols, int64_t kvol, int64_t n_out, int64_t n_in, int64_t *starts) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        starts[k] = total;
+        const int64_t *col = cols + k * n_out;
+        for (int64_t o = 0; o < n_out; ++o) total += col[o] < n_in;
+    }
+    starts[kvol] = total;
+    return total;
+}
+
+/* rows_in / rows_out of every pair, offset-major, output rows ascending within an offset. Written without
+ * branches (the empty sites of a sparse offset would cost a mispredicted branch each), so both arrays need one
+ * slot more than the number of pairs. */
+void sr3d_pair_fill(const int64_t *cols, int64_t kvol, int64_t n_out, int64_t n_in, int64_t *rows_in,
+                    int64_t *rows_out) {
+    int64_t m = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        for (int64_t o = 0; o < n_out; ++o) {
+            rows_in[m] = col[o];
+            rows_out[m] = o;
+            m += col[o] < n_in;
+        }
+    }
+}
+
 /* Voxelization's sort-unique with its random in-voxel pick, in one pass over radix-sorted keys.
  * keys (n): packed voxel keys of the points; prio (n): distinct priorities (a permutation).
  * Writes the ascending unique keys (m of them), inverse[i] = unique row of point i, and pick[v] = the point of
@@ -174,50 +203,47 @@ enum { ROWS = 6 };
 SR3D_PAIR_TILE(1)
 SR3D_PAIR_TILE(2)
 
-/* The convolution over the neighbour table cols (kvol, n_out), n_in at empty sites, and weights w (kvol, c_in,
- * c_out), all row-major float32; out is overwritten.
- *   transpose = 0: out (n_out, c_out)[o] = sum_k x[cols[k, o]] @ w[k], x (n_in, c_in): the forward.
- *   transpose = 1: out (n_in, c_out)[i] = sum over (k, o) with cols[k, o] = i of x[o] @ w[k], x (n_out, c_in):
- *                  the input gradient, called with the gradient as x and every w[k] transposed. An input row
- *                  feeds at most one output row per offset (o = i - offset), so the rows of a group are distinct.
+/* The convolution over the pair list of a neighbour table (sr3d_pair_starts / sr3d_pair_fill: offset k's pairs
+ * are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and weights w (kvol, c_in, c_out),
+ * all row-major float32; out is overwritten.
+ *   transpose = 0: out (n_out, c_out)[o] = sum over pairs (k, i, o) of x[i] @ w[k], x (n_in, c_in): the forward.
+ *   transpose = 1: out (n_in, c_out)[i] = sum over pairs (k, i, o) of x[o] @ w[k], x (n_out, c_in): the input
+ *                  gradient, called with the gradient as x and every w[k] transposed. An input row feeds at most
+ *                  one output row per offset (o = i - offset), so the rows of a group are distinct.
  * The output rows are taken in blocks of OBLOCK, and every offset is applied to one block before the next: the
  * block's destination rows and the few windows of source rows its neighbours fall in stay in the L2 cache across
- * the 27 offsets (sweeping the whole table once per offset streamed every row from memory 27 times: 1.2-1.4x
- * slower at 2 cm on a 50k-point frame). Each block's pairs of one offset are first packed without branches (the
- * empty sites of a sparse offset otherwise cost a mispredicted branch each). The order of the terms of every sum
- * is fixed, so every run gives the same bits.
+ * the 27 offsets (sweeping all rows once per offset streamed every row from memory 27 times: 1.2-1.4x slower at
+ * 2 cm on a 50k-point frame). The order of the terms of every sum is fixed, so every run gives the same bits.
  * Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
 enum { OBLOCK = 512 };
 
-int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol,
-                    const float *w, int64_t c_out, float *out, int transpose) {
+int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
+                    const int64_t *rows_out, int64_t kvol, int64_t n_in, int64_t n_out, const float *w,
+                    int64_t c_out, float *out, int transpose) {
     if (c_out % 8) return 1;
     memset(out, 0, (size_t)((transpose ? n_in : n_out) * c_out) * sizeof(float));
     /* What the unused slots of a last, incomplete group read (zeros) and write (a row that is never read). */
     float *scratch = calloc((size_t)(c_in + c_out), sizeof(float));
-    int64_t *rows_in = malloc(OBLOCK * sizeof(int64_t)), *rows_out = malloc(OBLOCK * sizeof(int64_t));
-    if (!scratch || !rows_in || !rows_out) {
+    int64_t *next = malloc((size_t)(kvol > 0 ? kvol : 1) * sizeof(int64_t)); /* each offset's first pair left */
+    if (!scratch || !next) {
         free(scratch);
-        free(rows_in);
-        free(rows_out);
+        free(next);
         return 2;
     }
+    memcpy(next, starts, (size_t)kvol * sizeof(int64_t));
     for (int64_t o0 = 0; o0 < n_out; o0 += OBLOCK) {
-        const int64_t o1 = o0 + OBLOCK < n_out ? o0 + OBLOCK : n_out;
+        const int64_t o1 = o0 + OBLOCK;
         for (int64_t k = 0; k < kvol; ++k) {
-            const int64_t *col = cols + k * n_out;
             const float *wk = w + k * c_in * c_out;
-            int64_t m = 0;
-            for (int64_t o = o0; o < o1; ++o) {
-                rows_in[m] = col[o];
-                rows_out[m] = o;
-                m += col[o] < n_in;
-            }
-            for (int64_t p = 0; p < m; p += ROWS) {
+            const int64_t first = next[k], end = starts[k + 1];
+            int64_t last = first;
+            while (last < end && rows_out[last] < o1) ++last;
+            next[k] = last;
+            for (int64_t p = first; p < last; p += ROWS) {
                 const float *src[ROWS];
                 float *dst[ROWS];
                 for (int r = 0; r < ROWS; ++r) {
-                    if (p + r < m) {
+                    if (p + r < last) {
                         const int64_t i = rows_in[p + r], o = rows_out[p + r];
                         src[r] = x + (transpose ? o : i) * c_in;
                         dst[r] = out + (transpose ? i : o) * c_out;
@@ -233,8 +259,7 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n
         }
     }
     free(scratch);
-    free(rows_in);
-    free(rows_out);
+    free(next);
     return 0;
 }
 
@@ -261,66 +286,65 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *cols, int64_t n
     }
 SR3D_WGRAD_TILE(6, 2) /* the main tile: 6 input x 16 output channels, as the pair tile */
 SR3D_WGRAD_TILE(6, 1)
-SR3D_WGRAD_TILE(1, 4) /* the c_in % 6 input channels left over */
+SR3D_WGRAD_TILE(4, 2) /* the c_in % 6 input channels left over: 4, 2 and 1 at a time */
+SR3D_WGRAD_TILE(4, 1)
+SR3D_WGRAD_TILE(2, 2)
+SR3D_WGRAD_TILE(2, 1)
 SR3D_WGRAD_TILE(1, 2)
 SR3D_WGRAD_TILE(1, 1)
 
-/* The weight gradient of sr3d_conv_pairs: gw[k] = sum_o x[cols[k, o]]^T g[o] over the existing pairs, gw
- * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's pairs are listed without branches, their
- * input and gradient rows packed into two contiguous blocks, and taken in chunks (~64 KB of rows) that stay in
- * cache while every channel tile passes over them. Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
-int sr3d_conv_weight_grad(const float *x, int64_t n_in, int64_t c_in, const int64_t *cols, int64_t n_out,
-                          int64_t kvol, const float *g, int64_t c_out, float *gw) {
-    if (c_out % 8) return 1;
-    const size_t rows = (size_t)(n_out > 0 ? n_out : 1);
-    float *xs = malloc(rows * (size_t)(c_in > 0 ? c_in : 1) * sizeof(float));
-    float *gs = malloc(rows * (size_t)(c_out > 0 ? c_out : 1) * sizeof(float));
-    int64_t *rows_in = malloc(rows * sizeof(int64_t)), *rows_out = malloc(rows * sizeof(int64_t));
-    if (!xs || !gs || !rows_in || !rows_out) {
-        free(xs);
-        free(gs);
-        free(rows_in);
-        free(rows_out);
-        return 2;
+/* Every CB-channel block of input channels from c0, across all output channels, over one chunk. */
+#define SR3D_WGRAD_BLOCK(CB)                                                                                  \
+    for (; c0 + CB <= c_in; c0 += CB) {                                                                       \
+        int64_t co = 0;                                                                                       \
+        for (; co + 16 <= c_out; co += 16) wgrad_tile##CB##x2(xc, gc, n, c_in, c_out, gk, c0, co, add);       \
+        for (; co < c_out; co += 8) wgrad_tile##CB##x1(xc, gc, n, c_in, c_out, gk, c0, co, add);              \
     }
+
+/* dst[0 .. c) = src[0 .. c): a row copy inlined (a libc memcpy call per row of 16-32 floats costs more). */
+static inline void copy_row(float *dst, const float *src, int64_t c) {
+    int64_t j = 0;
+    for (; j + 8 <= c; j += 8) store8(dst + j, load8(src + j));
+    for (; j < c; ++j) dst[j] = src[j];
+}
+
+/* The weight gradient of sr3d_conv_pairs: gw[k] = sum over offset k's pairs (i, o) of x[i]^T g[o], gw
+ * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's pairs are taken in chunks whose input and
+ * gradient rows are packed into two small blocks (~64 KB together, so they stay in cache while every channel tile
+ * passes over them, and the buffers are reused: whole-offset buffers of several MB were fresh pages, faulted in
+ * on every call). Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
+int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
+                          const int64_t *rows_out, int64_t kvol, const float *g, int64_t c_out, float *gw) {
+    if (c_out % 8) return 1;
     int64_t chunk = 16384 / (c_in + c_out);
     if (chunk < 16) chunk = 16;
+    float *xs = malloc((size_t)(chunk * (c_in > 0 ? c_in : 1)) * sizeof(float));
+    float *gs = malloc((size_t)(chunk * (c_out > 0 ? c_out : 1)) * sizeof(float));
+    if (!xs || !gs) {
+        free(xs);
+        free(gs);
+        return 2;
+    }
     for (int64_t k = 0; k < kvol; ++k) {
-        const int64_t *col = cols + k * n_out;
         float *gk = gw + k * c_in * c_out;
-        int64_t count = 0;
-        for (int64_t o = 0; o < n_out; ++o) {
-            rows_in[count] = col[o];
-            rows_out[count] = o;
-            count += col[o] < n_in;
-        }
-        for (int64_t p = 0; p < count; ++p) {
-            memcpy(xs + p * c_in, x + rows_in[p] * c_in, (size_t)c_in * sizeof(float));
-            memcpy(gs + p * c_out, g + rows_out[p] * c_out, (size_t)c_out * sizeof(float));
-        }
-        if (count == 0) memset(gk, 0, (size_t)(c_in * c_out) * sizeof(float));
-        for (int64_t p0 = 0; p0 < count; p0 += chunk) {
-            const int64_t n = count - p0 < chunk ? count - p0 : chunk;
-            const float *xc = xs + p0 * c_in, *gc = gs + p0 * c_out;
-            const int add = p0 > 0;
+        if (starts[k] == starts[k + 1]) memset(gk, 0, (size_t)(c_in * c_out) * sizeof(float)); /* no pairs */
+        for (int64_t p0 = starts[k]; p0 < starts[k + 1]; p0 += chunk) {
+            const int64_t n = starts[k + 1] - p0 < chunk ? starts[k + 1] - p0 : chunk;
+            for (int64_t p = 0; p < n; ++p) {
+                copy_row(xs + p * c_in, x + rows_in[p0 + p] * c_in, c_in);
+                copy_row(gs + p * c_out, g + rows_out[p0 + p] * c_out, c_out);
+            }
+            const float *xc = xs, *gc = gs;
+            const int add = p0 > starts[k];
             int64_t c0 = 0;
-            for (; c0 + 6 <= c_in; c0 += 6) {
-                int64_t co = 0;
-                for (; co + 16 <= c_out; co += 16) wgrad_tile6x2(xc, gc, n, c_in, c_out, gk, c0, co, add);
-                for (; co < c_out; co += 8) wgrad_tile6x1(xc, gc, n, c_in, c_out, gk, c0, co, add);
-            }
-            for (; c0 < c_in; ++c0) {
-                int64_t co = 0;
-                for (; co + 32 <= c_out; co += 32) wgrad_tile1x4(xc, gc, n, c_in, c_out, gk, c0, co, add);
-                for (; co + 16 <= c_out; co += 16) wgrad_tile1x2(xc, gc, n, c_in, c_out, gk, c0, co, add);
-                for (; co < c_out; co += 8) wgrad_tile1x1(xc, gc, n, c_in, c_out, gk, c0, co, add);
-            }
+            SR3D_WGRAD_BLOCK(6)
+            SR3D_WGRAD_BLOCK(4)
+            SR3D_WGRAD_BLOCK(2)
+            SR3D_WGRAD_BLOCK(1)
         }
     }
     free(xs);
     free(gs);
-    free(rows_in);
-    free(rows_out);
     return 0;
 }
 
