@@ -136,6 +136,27 @@ def test_unique_pick_matches_torch():
     assert all(torch.equal(a, b) for a, b in zip(native.unique(keys), (want_keys, want_inverse)))
 
 
+@pytest.mark.parametrize("case", ["packed_fields", "high_bits_only", "one_bit", "full_range", "all_equal"])
+def test_unique_sorts_whatever_bits_vary(case):
+    # The radix passes start at the bits that vary: keys that differ only in scattered, high or single bits.
+    g = torch.Generator().manual_seed(len(case))
+    n = 3000
+    if case == "packed_fields":  # a few low bits of three 20-bit fields and a batch field, as packed coordinates
+        parts = [torch.randint(0, 1 << b, (n,), generator=g) for b in (2, 9, 9, 9)]
+        keys = (parts[0] << 60) | (parts[1] << 40) | (parts[2] << 20) | parts[3]
+    elif case == "high_bits_only":
+        keys = torch.randint(-8, 8, (n,), generator=g) << 59  # bits 59-63, sign included
+    elif case == "one_bit":
+        keys = (torch.randint(0, 2, (n,), generator=g) << 37) + 12345
+    elif case == "full_range":
+        keys = torch.randint(-(1 << 62), 1 << 62, (n,), generator=g) * 2 + torch.randint(0, 2, (n,), generator=g)
+        keys[::3] = keys[1::3][: len(keys[::3])]  # duplicates
+    else:
+        keys = torch.full((n,), -77, dtype=torch.long)
+    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys), torch.unique(keys, sorted=True,
+                                                                                     return_inverse=True)))
+
+
 def test_derived_sets_match_torch_path(monkeypatch):
     """Downsampling, generative upsampling and unions use the compiled sort-unique: same sets, same rows."""
     from sr3d_core.sparse import kernel_map as km
