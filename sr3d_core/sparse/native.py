@@ -1,9 +1,11 @@
 """Optional compiled helpers of the sparse engine: the kernel-map builder, voxelization's sort-unique, the fused
-gather-GEMM of a convolution and the rotated bird's-eye-view IoU of non-maximum suppression, in C, built on first
-use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in about a second).
+gather-GEMM of a convolution, the max pool and the rotated bird's-eye-view IoU of non-maximum suppression, in C,
+built on first use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in
+about a second).
 
 Everything here has a pure-PyTorch twin that gives identical results (the convolution and the IoU: equal up to float
-rounding); the compiled path is used for CPU tensors when it is available and not switched off:
+rounding; the max pool's gradient goes to the first of tied maxima, not shared among them); the compiled path is
+used for CPU tensors when it is available and not switched off:
 
 * ``SR3D_NATIVE=0`` in the environment (or ``set_enabled(False)``) keeps the pure-PyTorch path;
 * no C compiler, or a failed build, logs one warning and falls back to it.
@@ -139,6 +141,10 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_conv_pairs.restype = ctypes.c_int
     lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ptr, i64, ptr]
     lib.sr3d_conv_weight_grad.restype = ctypes.c_int
+    lib.sr3d_max_pool.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr]
+    lib.sr3d_max_pool.restype = None
+    lib.sr3d_max_pool_grad.argtypes = [ptr, ptr, i64, i64, ptr, i64]
+    lib.sr3d_max_pool_grad.restype = None
     lib.sr3d_rotated_iou_bev.argtypes = [ptr, ptr, i64, ptr]
     lib.sr3d_rotated_iou_bev.restype = None
     _lib = lib
@@ -310,6 +316,36 @@ def conv_weight_grad(x: torch.Tensor, pairs: PairList, grad_out: torch.Tensor) -
     if rc:
         raise RuntimeError(f"sr3d_conv_weight_grad failed (code {rc}): {grad_out.shape[1]} output channels")
     return gw
+
+
+def max_pool(x: torch.Tensor, parent: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max over the rows of each parent: ``out[p] = max over parent[i] == p of x[i]``, per channel.
+
+    Args:
+        x: ``(N, C)`` float32 features.
+        parent: ``(N,)`` int64 parent row of every row; every one of the ``n_out`` parents has a row.
+        n_out: number of parents.
+
+    Returns:
+        ``out (n_out, C)`` and ``arg (n_out, C)`` int32, the first row holding each maximum (for `max_pool_grad`).
+    """
+    lib = _library()
+    x, parent = x.contiguous(), parent.contiguous()
+    out = torch.empty((n_out, x.shape[1]), dtype=torch.float32)
+    if x.shape[0] >= 2**31:
+        raise ValueError(f"max_pool: {x.shape[0]} rows do not fit the int32 argmax")
+    arg = torch.empty((n_out, x.shape[1]), dtype=torch.int32)
+    lib.sr3d_max_pool(x.data_ptr(), x.shape[0], x.shape[1], parent.data_ptr(), n_out, out.data_ptr(), arg.data_ptr())
+    return out, arg
+
+
+def max_pool_grad(grad_out: torch.Tensor, arg: torch.Tensor, n_in: int) -> torch.Tensor:
+    """The gradient of `max_pool`: each output's gradient goes to the row in ``arg``, ``(n_in, C)`` float32."""
+    lib = _library()
+    grad_out = grad_out.contiguous()
+    grad_x = torch.empty((n_in, grad_out.shape[1]), dtype=torch.float32)
+    lib.sr3d_max_pool_grad(grad_out.data_ptr(), arg.data_ptr(), arg.shape[0], arg.shape[1], grad_x.data_ptr(), n_in)
+    return grad_x
 
 
 def rotated_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:

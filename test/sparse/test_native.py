@@ -375,3 +375,41 @@ def test_rotated_iou_bev_matches_torch_and_hand_values():
                                  torch.tensor([c[1] for c in cases], dtype=torch.float64))
     assert torch.allclose(got, torch.tensor([c[2] for c in cases], dtype=torch.float64), rtol=0, atol=1e-12)
     assert native.rotated_iou_bev(torch.zeros(0, 7), torch.zeros(0, 7)).shape == (0,)
+
+
+@pytest.mark.parametrize("in_stride", [1, 4])
+def test_max_pool_matches_dense_and_routes_ties_to_the_first_child(monkeypatch, in_stride):
+    from sparse_dense_ref import random_coords, ref_max_pool
+
+    from sr3d_core.sparse import SparseMaxPool3d, from_coords
+    from sr3d_core.sparse import torch_backend as tb
+
+    calls = []
+    pool_grad = native.max_pool_grad
+    monkeypatch.setattr(native, "max_pool_grad", lambda *a: calls.append(1) or pool_grad(*a))
+    c = random_coords(600, 10, 2, in_stride, seed=in_stride)
+    x, _ = from_coords(c, torch.randn(len(c), 16, generator=torch.Generator().manual_seed(3)), batch_size=2,
+                       stride=in_stride)
+    feats = x.feats.detach().clone().requires_grad_(True)
+    y = SparseMaxPool3d(2, 2)(x.replace(feats))
+    ref = ref_max_pool(x.coords, feats.double(), in_stride, y.coords, 2)
+    assert torch.equal(y.feats.double(), ref)  # a max is exact
+    g = torch.randn(y.feats.shape, generator=torch.Generator().manual_seed(4))
+    gx = torch.autograd.grad((y.feats * g).sum(), feats)[0]
+    gr = torch.autograd.grad((ref * g.double()).sum(), feats)[0]
+    assert torch.equal(gx.double(), gr) and calls == [1]
+
+    # Ties (ReLU zeros, equal values): the whole gradient goes to the first child in row order, as in
+    # MinkowskiEngine, where the PyTorch path shares it among the tied children.
+    _, parent = tb._down(x)
+    tied = feats.detach().clone()
+    tied[:, :4] = 0.0
+    out, arg = native.max_pool(tied, parent, len(y))
+    first = torch.full((len(y),), len(c)).scatter_reduce(0, parent, torch.arange(len(c)), "amin")
+    assert torch.equal(arg[:, 0].long(), first) and (out[:, :4] == 0).all()
+    gx = native.max_pool_grad(g, arg, len(c))
+    assert torch.equal(gx[first, 0], g[:, 0]) and gx[:, 0].count_nonzero() == (g[:, 0] != 0).sum()
+    counts = torch.bincount(parent)
+    last = int((parent == int(counts.argmax())).nonzero().max())  # the last child of a parent with several
+    tied[last, 7] = float("nan")  # a NaN wins, as torch's amax
+    assert counts.max() > 1 and native.max_pool(tied, parent, len(y))[0][parent[last], 7].isnan()

@@ -1,5 +1,6 @@
 /* The compiled helpers of the sparse engine (sr3d_core.sparse.native): kernel maps, voxelization, sort-unique,
- * the fused gather-GEMM of a sparse convolution, and the rotated bird's-eye-view IoU of non-maximum suppression.
+ * the fused gather-GEMM of a sparse convolution, the max pool, and the rotated bird's-eye-view IoU of non-maximum
+ * suppression.
  *
  * Kernel maps:
  *
@@ -349,6 +350,32 @@ int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *starts, c
     return 0;
 }
 
+
+/* Max pool of rows into their parents (kernel = stride = 2): out[parent[i]][ch] = max over the children i, and
+ * arg[parent[i]][ch] = the first child (lowest row) holding it, which the gradient is routed to (as
+ * MinkowskiEngine's max pool does). A NaN wins and stays (as torch's amax). Every parent has a child. */
+void sr3d_max_pool(const float *x, int64_t n, int64_t c, const int64_t *parent, int64_t m, float *out,
+                   int32_t *arg) {
+    for (int64_t j = 0; j < m * c; ++j) arg[j] = -1;
+    for (int64_t i = 0; i < n; ++i) {
+        float *o = out + parent[i] * c;
+        int32_t *a = arg + parent[i] * c;
+        const float *xi = x + i * c;
+        for (int64_t ch = 0; ch < c; ++ch) { /* branchless: the comparisons of random features are coin flips */
+            const float v = xi[ch];
+            const int take = (a[ch] < 0) | (v > o[ch]) | ((v != v) & (o[ch] == o[ch]));
+            o[ch] = take ? v : o[ch];
+            a[ch] = take ? (int32_t)i : a[ch];
+        }
+    }
+}
+
+/* Its gradient: gx (n, c) = 0 except gx[arg[j]][ch] = g[j] (each child feeds one parent: no collisions). */
+void sr3d_max_pool_grad(const float *g, const int32_t *arg, int64_t m, int64_t c, float *gx, int64_t n) {
+    memset(gx, 0, (size_t)(n * c) * sizeof(float));
+    for (int64_t j = 0; j < m; ++j)
+        for (int64_t ch = 0; ch < c; ++ch) gx[(int64_t)arg[j * c + ch] * c + ch] = g[j * c + ch];
+}
 
 /* Bird's-eye-view IoU of rotated box pairs, for non-maximum suppression (no gradient needed there).
  *
