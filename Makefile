@@ -20,8 +20,10 @@ lint: setup
 	$(ENV) && ruff check .
 
 ## test: setup, then the whole pytest suite (test/) with DDS kept on loopback
+# OMP_WAIT_POLICY=PASSIVE: OpenMP threads that spin after each parallel region make a two-thread torch run crawl
+# when other processes hold the cores (a toy training 8 s instead of 85 s beside two busy processes).
 test: setup
-	$(ENV) && python -m pytest test $(PYTEST_ARGS)
+	$(ENV) && export OMP_WAIT_POLICY="$${OMP_WAIT_POLICY:-PASSIVE}" && python -m pytest test $(PYTEST_ARGS)
 
 ## demo: setup, then a synthetic RGB-D bag replayed live through the node with the shipped model (report in DEMO_OUT)
 demo: setup
