@@ -358,7 +358,12 @@ def test_same_detections_under_minkowski(converted, layout):
     finally:
         set_backend("torch")
     assert len(ours) == len(theirs) > 0
-    order_a, order_b = np.argsort(-ours.scores, kind="stable"), np.argsort(-theirs.scores, kind="stable")
-    np.testing.assert_array_equal(ours.labels[order_a], theirs.labels[order_b])
-    np.testing.assert_allclose(ours.scores[order_a], theirs.scores[order_b], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(ours.boxes[order_a], theirs.boxes[order_b], rtol=1e-4, atol=1e-4)
+    # One to one: every detection has a counterpart with the same label, score and box (to float tolerance).
+    # Detections with exactly equal scores come in the backends' own anchor order, so they are matched, not zipped.
+    unused = np.ones(len(theirs), dtype=bool)
+    for i in np.argsort(-ours.scores, kind="stable"):
+        match = np.nonzero(unused & (theirs.labels == ours.labels[i])
+                           & np.isclose(theirs.scores, ours.scores[i], rtol=1e-4, atol=1e-5)
+                           & np.isclose(theirs.boxes, ours.boxes[i], rtol=1e-4, atol=1e-4).all(axis=1))[0]
+        assert len(match), f"detection {i} (class {ours.labels[i]}, score {ours.scores[i]:.5f}) has no counterpart"
+        unused[match[0]] = False
