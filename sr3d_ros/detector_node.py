@@ -564,6 +564,11 @@ def _spin(node: Any, args: list[str] | None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C or SIGTERM shut the context down while a callback (a timer's diagnostics) was publishing, and rcl
+        # raises "publisher's context is invalid": a normal stop. With the context still up, it is a real error.
+        if rclpy.ok():
+            raise
     finally:
         node._log_counters()
         node._cleanup()

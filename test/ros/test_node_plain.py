@@ -54,3 +54,47 @@ def test_missing_checkpoint_exits_with_the_path(tmp_path: Path) -> None:
                        entry="main_plain")
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "nope.pt" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("context_up", [False, True])
+def test_publish_on_a_shut_down_context_is_a_clean_stop(monkeypatch, context_up: bool) -> None:
+    """A SIGTERM can shut the context down while a timer callback publishes; rcl then raises "publisher's context is
+    invalid" out of spin. That is a normal stop (the node cleans up, no error); the same error with the context
+    still up is a real one and propagates."""
+    import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
+
+    from sr3d_ros import detector_node
+
+    calls = []
+
+    class Executor:  # the executor's spin, as it fails in the race
+        def add_node(self, node) -> None:
+            pass
+
+        def spin(self) -> None:
+            if not context_up:
+                rclpy.shutdown()
+            raise RCLError("Failed to publish: publisher's context is invalid")
+
+    class FakeNode:
+        def _log_counters(self) -> None:
+            calls.append("counters")
+
+        def _cleanup(self) -> None:
+            calls.append("cleanup")
+
+        def destroy_node(self) -> None:
+            calls.append("destroyed")
+
+    monkeypatch.setattr(detector_node, "SingleThreadedExecutor", Executor)
+    rclpy.init()
+    try:
+        if context_up:
+            with pytest.raises(RCLError):
+                detector_node._spin(FakeNode(), None)
+        else:
+            detector_node._spin(FakeNode(), None)
+    finally:
+        rclpy.try_shutdown()
+    assert calls == ["counters", "cleanup", "destroyed"]
