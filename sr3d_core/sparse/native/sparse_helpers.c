@@ -303,13 +303,6 @@ SR3D_WGRAD_TILE(1, 1)
         for (; co < c_out; co += 8) wgrad_tile##CB##x1(xc, gc, n, c_in, c_out, gk, c0, co, add);              \
     }
 
-/* dst[0 .. c) = src[0 .. c): a row copy inlined (a libc memcpy call per row of 16-32 floats costs more). */
-static inline void copy_row(float *dst, const float *src, int64_t c) {
-    int64_t j = 0;
-    for (; j + 8 <= c; j += 8) store8(dst + j, load8(src + j));
-    for (; j < c; ++j) dst[j] = src[j];
-}
-
 /* The weight gradient of sr3d_conv_pairs: gw[k] = sum over offset k's pairs (i, o) of x[i]^T g[o], gw
  * (kvol, c_in, c_out) overwritten, g (n_out, c_out). Every offset's pairs are taken in chunks whose input and
  * gradient rows are packed into two small blocks (~64 KB together, so they stay in cache while every channel tile
@@ -333,8 +326,8 @@ int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *starts, c
         for (int64_t p0 = starts[k]; p0 < starts[k + 1]; p0 += chunk) {
             const int64_t n = starts[k + 1] - p0 < chunk ? starts[k + 1] - p0 : chunk;
             for (int64_t p = 0; p < n; ++p) {
-                copy_row(xs + p * c_in, x + rows_in[p0 + p] * c_in, c_in);
-                copy_row(gs + p * c_out, g + rows_out[p0 + p] * c_out, c_out);
+                memcpy(xs + p * c_in, x + rows_in[p0 + p] * c_in, (size_t)c_in * sizeof(float));
+                memcpy(gs + p * c_out, g + rows_out[p0 + p] * c_out, (size_t)c_out * sizeof(float));
             }
             const float *xc = xs, *gc = gs;
             const int add = p0 > starts[k];
