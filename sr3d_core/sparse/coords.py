@@ -131,6 +131,29 @@ class KernelMap:
         """K, the number of kernel offsets."""
         return self.cols.shape[0]
 
+    @classmethod
+    def from_children(cls, child: torch.Tensor, n_out: int) -> "KernelMap":
+        """The map of a generative transposed conv from its child table.
+
+        Args:
+            child: ``(N_in, K)`` int64, the output row that input row i creates under offset k (every pair exists).
+            n_out: rows of the output set.
+
+        Within one offset, distinct inputs have distinct children; children of ascending inputs ascend (a child's
+        key is its parent's key plus the offset's), so the pair list is every input in order, offset by offset.
+        """
+        n_in, kvol = child.shape
+        by_offset = child.t().contiguous()
+        inputs = torch.arange(n_in, device=child.device)
+        cols = torch.full((kvol, n_out), n_in, dtype=torch.long, device=child.device)
+        cols.scatter_(1, by_offset, inputs.expand(kvol, n_in))
+        kmap = cls(cols, n_in, n_out, symmetric=False)
+        kmap._cache["transposed"] = by_offset
+        kmap._cache["counts"] = [n_in] * kvol
+        starts = torch.arange(kvol + 1, device=child.device) * n_in
+        kmap._cache["pair_list"] = (starts, inputs.repeat(kvol), by_offset.view(-1))
+        return kmap
+
     def _cached(self, name: str, build) -> Any:
         if name not in self._cache:
             self._cache[name] = build()

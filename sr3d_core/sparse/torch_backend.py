@@ -278,17 +278,20 @@ def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch
 
     def build():
         cs, child = km.generative_upsample(mgr.get_set(x.set_id), kernel_size, 2)
-        mgr.num_map_builds += 1
-        return mgr.add_set(cs.coords, cs.keys, cs.stride), child
+        return mgr.add_set(cs.coords, cs.keys, cs.stride), KernelMap.from_children(child, cs.keys.shape[0])
 
-    out_id, child = mgr.cached("derived", ("gen", x.set_id, kernel_size), build)
-    n_out = mgr.get_set(out_id).keys.shape[0]
-    kvol, c_out = weight.shape[0], weight.shape[2]
-    # One GEMM for all K offsets, then one scatter-add; autograd's backward is a gather + GEMM (nothing K-sized
-    # is kept besides the weight).
-    w_cat = weight.permute(1, 0, 2).reshape(weight.shape[1], kvol * c_out)
-    y = (x.feats @ w_cat).reshape(-1, c_out)
-    out = x.feats.new_zeros((n_out, c_out)).index_add(0, child.reshape(-1), y)
+    out_id, kmap = mgr.cached("maps", ("gen", x.set_id, kernel_size), build)
+    if _use_native(x.feats, weight, x.feats.requires_grad):
+        # The compiled pair kernels, as for any conv: no (N_in * K, C_out) product block, no scatter.
+        out = _SparseConvFunction.apply(x.feats, weight, kmap)
+    else:
+        # One GEMM for all K offsets, then one scatter-add; autograd's backward is a gather + GEMM (nothing
+        # K-sized is kept besides the weight).
+        kvol, c_out = weight.shape[0], weight.shape[2]
+        w_cat = weight.permute(1, 0, 2).reshape(weight.shape[1], kvol * c_out)
+        y = (x.feats @ w_cat).reshape(-1, c_out)
+        child = kmap.transposed_cols().t()
+        out = x.feats.new_zeros((kmap.n_out, c_out)).index_add(0, child.reshape(-1), y)
     if bias is not None:
         out = out + bias
     return _derive(x, out_id, out)
