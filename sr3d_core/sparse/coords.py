@@ -56,13 +56,15 @@ def pack(coords: torch.Tensor) -> torch.Tensor:
 
 def unpack(keys: torch.Tensor) -> torch.Tensor:
     """Inverse of `pack`: (N,) keys -> (N, 4) int64 coordinates."""
-    z = keys % RADIX - OFFSET
-    rest = keys // RADIX
-    y = rest % RADIX - OFFSET
-    rest = rest // RADIX
-    x = rest % RADIX - OFFSET
-    b = rest // RADIX
-    return torch.stack([b, x, y, z], dim=1)
+    # Keys are never negative (batch >= 0, every field offset into [0, RADIX)): shifts and masks, no divisions.
+    mask = RADIX - 1
+    out = torch.empty((keys.shape[0], 4), dtype=torch.long, device=keys.device)
+    torch.bitwise_right_shift(keys, 3 * AXIS_BITS, out=out[:, 0])
+    for col in (1, 2, 3):
+        field = torch.bitwise_right_shift(keys, (3 - col) * AXIS_BITS) if col < 3 else keys
+        torch.bitwise_and(field, mask, out=out[:, col])
+    out[:, 1:] -= OFFSET
+    return out
 
 
 def offset_key(dx: int, dy: int, dz: int) -> int:
@@ -89,27 +91,37 @@ def kernel_offsets(kernel_size: int, stride: int) -> list[tuple[int, int, int]]:
             for k in range(kernel_size**3)]
 
 
-@dataclass
 class CoordSet:
     """One sorted, unique coordinate set at one tensor stride.
 
     Attributes:
-        coords: (N, 4) int64 coordinates, sorted by key.
         keys: (N,) int64 packed keys, ascending.
         stride: tensor stride in base voxels.
+        coords: (N, 4) int64 coordinates, sorted by key; unpacked from the keys on first use when not given (most
+            derived sets only ever need their keys).
     """
 
-    coords: torch.Tensor
-    keys: torch.Tensor
-    stride: int
+    def __init__(self, coords: torch.Tensor | None, keys: torch.Tensor, stride: int) -> None:
+        """Args: coords: the coordinates, or None to unpack them from ``keys`` when asked; keys; stride."""
+        self._coords = coords
+        self.keys = keys
+        self.stride = stride
+
+    @property
+    def coords(self) -> torch.Tensor:
+        """(N, 4) int64 coordinates (batch, x, y, z)."""
+        if self._coords is None:
+            self._coords = unpack(self.keys)
+        return self._coords
 
 
-@dataclass
 class KernelMap:
     """Neighbour table of one sparse convolution: which input row feeds each output row under each kernel index.
 
-    Stored offset-major, one contiguous index vector per kernel offset, the layout the per-offset convolution
-    reads; row-major and transposed views are built on demand and cached.
+    Two equivalent forms, each built from the other on demand and cached: the table (offset-major, one contiguous
+    index vector per kernel offset, the layout the per-offset PyTorch convolution reads) and the pair list (every
+    existing pair, offset by offset, what the compiled convolution reads). The compiled map builder produces the
+    pair list only; row-major and transposed tables are built on demand and cached too.
 
     Attributes:
         cols: (K, N_out) int64; ``cols[k, o]`` is the input row i with coord(i) = coord(o) + offset_k, or N_in when
@@ -120,16 +132,35 @@ class KernelMap:
             with its offsets reversed (offset -d has index K - 1 - k).
     """
 
-    cols: torch.Tensor
-    n_in: int
-    n_out: int
-    symmetric: bool
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    def __init__(self, cols: torch.Tensor | None, n_in: int, n_out: int, symmetric: bool,
+                 pair_list: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Args: cols: the table, or None when ``pair_list`` is given; n_in, n_out, symmetric: as above;
+        pair_list: ``(starts, rows_in, rows_out)`` as `pair_list` returns, or None to derive it from ``cols``."""
+        if cols is None and pair_list is None:
+            raise ValueError("KernelMap needs its table or its pair list")
+        self._cols = cols
+        self.n_in, self.n_out, self.symmetric = n_in, n_out, symmetric
+        self._cache: dict[str, Any] = {} if pair_list is None else {"pair_list": pair_list}
+
+    def __repr__(self) -> str:
+        return f"KernelMap(K={self.kernel_volume}, n_in={self.n_in}, n_out={self.n_out}, symmetric={self.symmetric})"
+
+    @property
+    def cols(self) -> torch.Tensor:
+        """The (K, N_out) table (from the pair list when the map was built as one; cached)."""
+        if self._cols is None:
+            starts, rows_in, rows_out = self._cache["pair_list"]
+            kvol = starts.numel() - 1
+            offset = torch.repeat_interleave(torch.arange(kvol, device=starts.device), starts.diff())
+            cols = torch.full((kvol, self.n_out), self.n_in, dtype=torch.long, device=starts.device)
+            cols[offset, rows_out] = rows_in
+            self._cols = cols
+        return self._cols
 
     @property
     def kernel_volume(self) -> int:
         """K, the number of kernel offsets."""
-        return self.cols.shape[0]
+        return self._cols.shape[0] if self._cols is not None else self._cache["pair_list"][0].numel() - 1
 
     @classmethod
     def from_children(cls, child: torch.Tensor, n_out: int) -> "KernelMap":
@@ -145,13 +176,9 @@ class KernelMap:
         n_in, kvol = child.shape
         by_offset = child.t().contiguous()
         inputs = torch.arange(n_in, device=child.device)
-        cols = torch.full((kvol, n_out), n_in, dtype=torch.long, device=child.device)
-        cols.scatter_(1, by_offset, inputs.expand(kvol, n_in))
-        kmap = cls(cols, n_in, n_out, symmetric=False)
-        kmap._cache["transposed"] = by_offset
-        kmap._cache["counts"] = [n_in] * kvol
         starts = torch.arange(kvol + 1, device=child.device) * n_in
-        kmap._cache["pair_list"] = (starts, inputs.repeat(kvol), by_offset.view(-1))
+        kmap = cls(None, n_in, n_out, symmetric=False, pair_list=(starts, inputs.repeat(kvol), by_offset.view(-1)))
+        kmap._cache["transposed"] = by_offset
         return kmap
 
     def _cached(self, name: str, build) -> Any:
@@ -192,7 +219,12 @@ class KernelMap:
 
     def counts(self) -> list[int]:
         """Number of (input, output) pairs of every kernel index."""
-        return self._cached("counts", lambda: (self.cols < self.n_in).sum(1).tolist())
+        def build() -> list[int]:
+            if self._cols is None:
+                return self._cache["pair_list"][0].diff().tolist()
+            return (self.cols < self.n_in).sum(1).tolist()
+
+        return self._cached("counts", build)
 
     def pair_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every existing pair, offset by offset: ``(starts (K + 1,), rows_in (P,), rows_out (P,))``, offset k's pairs
@@ -239,10 +271,14 @@ class CoordinateManager:
     _derived: dict[tuple, Any] = field(default_factory=dict)
     _maps: dict[tuple, Any] = field(default_factory=dict)
 
-    def add_set(self, coords: torch.Tensor, keys: torch.Tensor, stride: int) -> int:
-        """Register a sorted unique coordinate set and return its id."""
+    def add_set(self, coords: torch.Tensor | None, keys: torch.Tensor, stride: int) -> int:
+        """Register a sorted unique coordinate set and return its id (``coords`` None: unpacked when needed)."""
+        return self.register(CoordSet(coords, keys, stride))
+
+    def register(self, cs: CoordSet) -> int:
+        """Register a coordinate set and return its id."""
         set_id = len(self._sets)
-        self._sets[set_id] = CoordSet(coords, keys, stride)
+        self._sets[set_id] = cs
         return set_id
 
     def get_set(self, set_id: int) -> CoordSet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import native
-from .coords import AXIS_BITS, OFFSET, CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack, unpack
+from .coords import AXIS_BITS, OFFSET, CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack
 
 
 def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +36,7 @@ def downsample(src: CoordSet, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
         c[:, 1:] = torch.div(c[:, 1:], out_stride, rounding_mode="floor") * out_stride
         parent_keys = pack(c)
     keys, inverse = _unique(parent_keys)
-    return CoordSet(unpack(keys), keys, out_stride), inverse
+    return CoordSet(None, keys, out_stride), inverse
 
 
 def generative_upsample(src: CoordSet, kernel_size: int, factor: int = 2) -> tuple[CoordSet, torch.Tensor]:
@@ -58,14 +58,14 @@ def generative_upsample(src: CoordSet, kernel_size: int, factor: int = 2) -> tup
     child = child.reshape(n * k, 4)
     check_coords(child, "generative transposed conv output")
     keys, inverse = _unique(pack(child))
-    return CoordSet(unpack(keys), keys, out_stride), inverse.reshape(n, k)
+    return CoordSet(None, keys, out_stride), inverse.reshape(n, k)
 
 
 def union(a: CoordSet, b: CoordSet) -> tuple[CoordSet, torch.Tensor, torch.Tensor]:
     """Union of two sets at the same stride, with the union row of every row of ``a`` and of ``b``."""
     keys, inverse = _unique(torch.cat([a.keys, b.keys]))
     na = a.keys.shape[0]
-    return CoordSet(unpack(keys), keys, a.stride), inverse[:na], inverse[na:]
+    return CoordSet(None, keys, a.stride), inverse[:na], inverse[na:]
 
 
 # Dense look-up tables are used while they have at most this many cells per voxel (or up to _GRID_MIN_CELLS);
@@ -142,9 +142,9 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
     """Kernel map of a (non-transposed) conv from ``src`` (stride s) to ``dst``.
 
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
-    (same batch). On the CPU the compiled merge of the sorted key arrays builds it (``native``); otherwise it is a
-    neighbour table built in one vectorized pass for all K offsets (a dense index table over the bounding box when
-    it is small enough, a sorted-key search otherwise). Both give the same table.
+    (same batch). On the CPU the compiled merge of the sorted key arrays builds its pair list (``native``);
+    otherwise it is a neighbour table built in one vectorized pass for all K offsets (a dense index table over the
+    bounding box when it is small enough, a sorted-key search otherwise). All give the same map.
     """
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
     kvol = kernel_size**3
@@ -152,13 +152,15 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
         return KernelMap(torch.full((kvol, n_out), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
                          symmetric=False)
     offs = kernel_offsets(kernel_size, src.stride)
+    symmetric = src is dst and kernel_size % 2 == 1
     if native.available(src.keys, dst.keys):
-        cols = native.kernel_map(src.keys, dst.keys, [offset_key(*o) for o in offs])
-    else:
-        cols = _grid_lookup(src, dst, offs)
-        if cols is None:
-            cols = _search_lookup(src, dst, kernel_size)
-        # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
-        cols = torch.where(cols < 0, n_in, cols)
+        # The pair list only: the compiled convolution reads nothing else (the table is derived if asked for).
+        pairs = native.kernel_pairs(src.keys, dst.keys, [offset_key(*o) for o in offs], symmetric)
+        return KernelMap(None, n_in, n_out, symmetric, pair_list=pairs)
+    cols = _grid_lookup(src, dst, offs)
+    if cols is None:
+        cols = _search_lookup(src, dst, kernel_size)
+    # Missing neighbours point at row n_in: the zero row appended to the features by the convolution.
+    cols = torch.where(cols < 0, n_in, cols)
     # With src == dst and an odd kernel, offset -d is index K - 1 - k, so the transposed map is a column flip.
-    return KernelMap(cols, n_in, n_out, symmetric=src is dst and kernel_size % 2 == 1)
+    return KernelMap(cols, n_in, n_out, symmetric)

@@ -127,6 +127,8 @@ def _load() -> Optional[ctypes.CDLL]:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.sr3d_kernel_map.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr]
     lib.sr3d_kernel_map.restype = None
+    lib.sr3d_kernel_pairs.argtypes = [ptr, i64, ptr, i64, ptr, i64, ctypes.c_int, ptr, ptr, ptr]
+    lib.sr3d_kernel_pairs.restype = i64
     lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_map.restype = None
     lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
@@ -177,6 +179,28 @@ def kernel_map(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int]
     lib.sr3d_kernel_map(src.data_ptr(), src.numel(), dst.data_ptr(), dst.numel(), delta.data_ptr(), len(deltas),
                         cols.data_ptr())
     return cols
+
+
+def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int],
+                 symmetric: bool) -> "PairList":
+    """The pair list of `kernel_map`'s table (as `pair_list` gives it) straight from the keys, no table built.
+
+    Args:
+        src_keys, dst_keys: strictly ascending int64 CPU key arrays.
+        deltas: the key difference of every kernel offset.
+        symmetric: ``src_keys`` is ``dst_keys`` and ``deltas`` is an odd kernel (``deltas[K - 1 - k] == -deltas[k]``,
+            the centre 0): only half of the offsets are searched, the rest are their mirrors.
+    """
+    lib = _library()
+    src, dst = src_keys.contiguous(), dst_keys.contiguous()
+    delta = torch.tensor(deltas, dtype=torch.int64)
+    kvol, n_out = len(deltas), dst.numel()
+    starts = torch.empty(kvol + 1, dtype=torch.int64)
+    rows = torch.empty((2, kvol * n_out + 1), dtype=torch.int64)  # room for every site, and the fill's slack slot
+    total = lib.sr3d_kernel_pairs(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), kvol,
+                                  int(symmetric), starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
+    pairs = rows[:, :total].clone()  # exact size: a map lives as long as its coordinate manager
+    return starts, pairs[0], pairs[1]
 
 
 def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:

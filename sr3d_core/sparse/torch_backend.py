@@ -229,7 +229,7 @@ def replace(x: SparseTensor, feats: torch.Tensor) -> SparseTensor:
 
 def _derive(x: SparseTensor, set_id: int, feats: torch.Tensor) -> SparseTensor:
     cs = x.manager.get_set(set_id)
-    return SparseTensor(feats, x.manager, set_id, cs.stride, x.batch_size, NAME, coords=cs.coords)
+    return SparseTensor(feats, x.manager, set_id, cs.stride, x.batch_size, NAME)
 
 
 def _down(x: SparseTensor) -> tuple[int, torch.Tensor]:
@@ -238,7 +238,7 @@ def _down(x: SparseTensor) -> tuple[int, torch.Tensor]:
 
     def build():
         cs, inverse = km.downsample(mgr.get_set(x.set_id), 2)
-        return mgr.add_set(cs.coords, cs.keys, cs.stride), inverse
+        return mgr.register(cs), inverse
 
     return mgr.cached("derived", ("down", x.set_id), build)
 
@@ -278,7 +278,7 @@ def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch
 
     def build():
         cs, child = km.generative_upsample(mgr.get_set(x.set_id), kernel_size, 2)
-        return mgr.add_set(cs.coords, cs.keys, cs.stride), KernelMap.from_children(child, cs.keys.shape[0])
+        return mgr.register(cs), KernelMap.from_children(child, cs.keys.shape[0])
 
     out_id, kmap = mgr.cached("maps", ("gen", x.set_id, kernel_size), build)
     if _use_native(x.feats, weight, x.feats.requires_grad):
@@ -336,7 +336,7 @@ def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
 
     def build():
         cs, ia, ib = km.union(mgr.get_set(a.set_id), mgr.get_set(b.set_id))
-        return mgr.add_set(cs.coords, cs.keys, cs.stride), ia, ib
+        return mgr.register(cs), ia, ib
 
     out_id, ia, ib = mgr.cached("derived", ("union", a.set_id, b.set_id), build)
     n_out = mgr.get_set(out_id).keys.shape[0]
@@ -348,7 +348,7 @@ def prune(x: SparseTensor, mask: torch.Tensor) -> SparseTensor:
     """Keep the rows where mask is True (a new coordinate set; order preserved, so still sorted)."""
     mgr: CoordinateManager = x.manager
     cs = mgr.get_set(x.set_id)
-    out_id = mgr.add_set(cs.coords[mask], cs.keys[mask], cs.stride)
+    out_id = mgr.add_set(None, cs.keys[mask], cs.stride)
     return _derive(x, out_id, x.feats[mask])
 
 

@@ -54,7 +54,15 @@ def test_matches_brute_force(case):
     for ks, stride in ((3, 1), (2, 2), (5, 1)):
         deltas = [offset_key(*o) for o in kernel_offsets(ks, stride)]
         got = native.kernel_map(src, dst, deltas)
-        assert torch.equal(got, brute_force(src, dst, deltas)), (case, ks)
+        expected = brute_force(src, dst, deltas)
+        assert torch.equal(got, expected), (case, ks)
+        # The pair list straight from the keys (the mirrored half too, for an odd kernel on one set) is the list of
+        # the brute-force table's existing sites, in the order the convolution kernels read.
+        k, o = (expected < len(src)).nonzero(as_tuple=True)
+        symmetric = src is dst and ks % 2 == 1
+        starts, rows_in, rows_out = native.kernel_pairs(src, dst, deltas, symmetric)
+        assert torch.equal(rows_out, o) and torch.equal(rows_in, expected[k, o]), (case, ks, symmetric)
+        assert starts.tolist() == [0] + torch.bincount(k, minlength=len(deltas)).cumsum(0).tolist()
     assert (got < len(src)).any()
 
 
@@ -68,6 +76,14 @@ def test_empty_sets_and_transpose():
     assert cols.tolist() == [[3, 0, 3], [0, 1, 2], [1, 3, 3]]
     # Input i feeds output o under k where cols[k, o] == i; N_out (3) elsewhere.
     assert native.transpose_map(cols, 3).tolist() == [[1, 3, 3], [0, 1, 2], [3, 0, 3]]
+    # The same map as a pair list, searched in full and mirrored: offset -1 has (0, 1); the centre every row; +1 (1, 0).
+    for symmetric in (False, True):
+        starts, rows_in, rows_out = native.kernel_pairs(keys, keys, deltas, symmetric)
+        assert starts.tolist() == [0, 1, 4, 5]
+        assert rows_in.tolist() == [0, 0, 1, 2, 1] and rows_out.tolist() == [1, 0, 1, 2, 0]
+    for n_in, n_out in ((0, 3), (3, 0)):
+        starts, rows_in, _ = native.kernel_pairs(keys[:n_in], keys[:n_out], deltas, False)
+        assert starts.tolist() == [0, 0, 0, 0] and rows_in.numel() == 0
 
 
 def test_build_is_cached(tmp_path, monkeypatch):

@@ -314,3 +314,20 @@ def test_downsample_matches_the_floor_rule(in_stride, factor):
     expected[:, 1:] = torch.div(expected[:, 1:], s, rounding_mode="floor") * s
     assert out.stride == s and _coord_set(out.coords) == _coord_set(expected) and len(out.coords) == len(out.keys)
     assert torch.equal(out.coords[parent], expected) and torch.equal(out.keys, pack(out.coords))
+
+
+def test_pack_unpack_round_trip_at_the_range_limits():
+    """unpack inverts pack over the whole packable range, down to the extreme batch index and coordinates, and a
+    derived set's lazily unpacked coordinates are its keys' coordinates."""
+    from sr3d_core.sparse.coords import COORD_LIMIT, MAX_BATCH, pack, unpack
+
+    g = torch.Generator().manual_seed(0)
+    c = torch.randint(-COORD_LIMIT, COORD_LIMIT + 1, (5000, 4), generator=g)
+    c[:, 0] = torch.randint(0, MAX_BATCH + 1, (5000,), generator=g)
+    c[:4] = torch.tensor([[0, 0, 0, 0], [MAX_BATCH, -COORD_LIMIT, COORD_LIMIT, -COORD_LIMIT],
+                          [MAX_BATCH, COORD_LIMIT, -COORD_LIMIT, COORD_LIMIT], [1, -1, -1, -1]])
+    assert torch.equal(unpack(pack(c)), c)
+    x, _ = _input(n=200, extent=12, seed=3)
+    down = SparseMaxPool3d(2, 2)(x)
+    assert _coord_set(down.coords) == expected_down(x.coords, 2)
+    assert torch.equal(pack(down.coords), x.manager.get_set(down.set_id).keys)

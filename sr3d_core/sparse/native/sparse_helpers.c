@@ -14,6 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The first index p' >= p with src[p'] >= q (n_in when none): gallop from p, then bisect, so a far jump (a sparse
+ * output set, a new scene) costs log steps and a near one a step or two. */
+static inline int64_t seek(const int64_t *src, int64_t n_in, int64_t p, int64_t q) {
+    if (p >= n_in || src[p] >= q) return p;
+    int64_t step = 1, lo = p, hi = p + 1;
+    while (hi < n_in && src[hi] < q) {
+        lo = hi;
+        step <<= 1;
+        hi = p + step;
+    }
+    if (hi > n_in) hi = n_in;
+    while (hi - lo > 1) {
+        const int64_t mid = lo + ((hi - lo) >> 1);
+        if (src[mid] < q) lo = mid; else hi = mid;
+    }
+    return hi;
+}
+
 /* cols[k * n_out + o] = i where src[i] == dst[o] + delta[k], or n_in when no input has that key.
  * src (n_in) and dst (n_out) are strictly ascending. */
 void sr3d_kernel_map(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
@@ -24,25 +42,48 @@ void sr3d_kernel_map(const int64_t *src, int64_t n_in, const int64_t *dst, int64
         int64_t p = 0;
         for (int64_t o = 0; o < n_out; ++o) {
             const int64_t q = dst[o] + d;
-            if (p < n_in && src[p] < q) {
-                /* Gallop, then bisect: a far jump (a sparse output set, a new scene) costs log steps. */
-                int64_t step = 1, lo = p, hi = p + 1;
-                while (hi < n_in && src[hi] < q) {
-                    lo = hi;
-                    step <<= 1;
-                    hi = p + step;
-                }
-                if (hi > n_in) hi = n_in;
-                /* src[lo] < q, and hi == n_in or src[hi] >= q: find the first index >= q in (lo, hi]. */
-                while (hi - lo > 1) {
-                    const int64_t mid = lo + ((hi - lo) >> 1);
-                    if (src[mid] < q) lo = mid; else hi = mid;
-                }
-                p = hi;
-            }
+            p = seek(src, n_in, p, q);
             row[o] = (p < n_in && src[p] == q) ? p : n_in;
         }
     }
+}
+
+/* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table: offset k's pairs
+ * (i, o) with src[i] == dst[o] + delta[k] at [starts[k], starts[k + 1]) of rows_in / rows_out, output rows
+ * ascending (the order sr3d_pair_fill gives). rows_in and rows_out need kvol * n_out + 1 slots (the branchless
+ * fill writes one past the last pair). symmetric: src is dst and delta[kvol - 1 - k] == -delta[k] (an odd kernel
+ * on its own set), so offset kvol - 1 - k's pairs are offset k's with in and out swapped (in the same order: the
+ * input row of a pair ascends with its output row) and the centre is every row to itself; only the first half of
+ * the offsets is searched. Returns the number of pairs. */
+int64_t sr3d_kernel_pairs(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
+                          const int64_t *delta, int64_t kvol, int symmetric, int64_t *starts, int64_t *rows_in,
+                          int64_t *rows_out) {
+    int64_t m = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        starts[k] = m;
+        if (symmetric && 2 * k + 1 == kvol) {
+            for (int64_t o = 0; o < n_out; ++o, ++m) rows_in[m] = rows_out[m] = o;
+            continue;
+        }
+        if (symmetric && 2 * k + 1 > kvol) {
+            const int64_t j = kvol - 1 - k, n = starts[j + 1] - starts[j];
+            memcpy(rows_in + m, rows_out + starts[j], (size_t)n * sizeof(int64_t));
+            memcpy(rows_out + m, rows_in + starts[j], (size_t)n * sizeof(int64_t));
+            m += n;
+            continue;
+        }
+        const int64_t d = delta[k];
+        int64_t p = 0;
+        for (int64_t o = 0; o < n_out; ++o) {
+            const int64_t q = dst[o] + d;
+            p = seek(src, n_in, p, q);
+            rows_in[m] = p;
+            rows_out[m] = o;
+            m += p < n_in && src[p] == q;
+        }
+    }
+    starts[kvol] = m;
+    return m;
 }
 
 /* The transposed table: t[k * n_in + cols[k * n_out + o]] = o for every existing pair, n_out elsewhere. */
