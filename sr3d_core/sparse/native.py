@@ -187,18 +187,23 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
 
     Args:
         src_keys, dst_keys: strictly ascending int64 CPU key arrays.
-        deltas: the key difference of every kernel offset.
-        symmetric: ``src_keys`` is ``dst_keys`` and ``deltas`` is an odd kernel (``deltas[K - 1 - k] == -deltas[k]``,
-            the centre 0): only half of the offsets are searched, the rest are their mirrors.
+        deltas: the key difference of every offset of a ``ks**3`` kernel in `coords.kernel_offsets` order.
+        symmetric: ``src_keys`` is ``dst_keys`` and the kernel is odd (``deltas[K - 1 - k] == -deltas[k]``): only
+            about half of the offsets are searched, the rest are their mirrors.
     """
     lib = _library()
     src, dst = src_keys.contiguous(), dst_keys.contiguous()
-    delta = torch.tensor(deltas, dtype=torch.int64)
     kvol, n_out = len(deltas), dst.numel()
+    ks = round(kvol ** (1 / 3))
+    if ks**3 != kvol:
+        raise ValueError(f"kernel_pairs: {kvol} offsets are not a cube")
+    delta = torch.tensor(deltas, dtype=torch.int64)
     starts = torch.empty(kvol + 1, dtype=torch.int64)
-    rows = torch.empty((2, kvol * n_out + 1), dtype=torch.int64)  # room for every site, and the fill's slack slot
-    total = lib.sr3d_kernel_pairs(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), kvol,
+    rows = torch.empty((2, max(kvol * n_out, 1)), dtype=torch.int64)  # a segment per offset, packed in place
+    total = lib.sr3d_kernel_pairs(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), ks,
                                   int(symmetric), starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
+    if total < 0:
+        raise MemoryError("sr3d_kernel_pairs: out of memory")
     pairs = rows[:, :total].clone()  # exact size: a map lives as long as its coordinate manager
     return starts, pairs[0], pairs[1]
 

@@ -76,14 +76,17 @@ def test_empty_sets_and_transpose():
     assert cols.tolist() == [[3, 0, 3], [0, 1, 2], [1, 3, 3]]
     # Input i feeds output o under k where cols[k, o] == i; N_out (3) elsewhere.
     assert native.transpose_map(cols, 3).tolist() == [[1, 3, 3], [0, 1, 2], [3, 0, 3]]
-    # The same map as a pair list, searched in full and mirrored: offset -1 has (0, 1); the centre every row; +1 (1, 0).
+    # A 3x3x3 kernel's pair list on z = 0, 1, 3 (one column): only the centre column's offsets have pairs,
+    # dz = -1 (k = 4): (0, 1); dz = 0 (k = 13): every row; dz = +1 (k = 22): (1, 0). Searched in full and mirrored.
+    keys = keys_of(torch.tensor([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 3]]))
+    deltas = [offset_key(*o) for o in kernel_offsets(3, 1)]
     for symmetric in (False, True):
         starts, rows_in, rows_out = native.kernel_pairs(keys, keys, deltas, symmetric)
-        assert starts.tolist() == [0, 1, 4, 5]
+        assert starts.tolist() == [0] * 5 + [1] * 9 + [4] * 9 + [5] * 5
         assert rows_in.tolist() == [0, 0, 1, 2, 1] and rows_out.tolist() == [1, 0, 1, 2, 0]
     for n_in, n_out in ((0, 3), (3, 0)):
         starts, rows_in, _ = native.kernel_pairs(keys[:n_in], keys[:n_out], deltas, False)
-        assert starts.tolist() == [0, 0, 0, 0] and rows_in.numel() == 0
+        assert starts.tolist() == [0] * 28 and rows_in.numel() == 0
 
 
 def test_build_is_cached(tmp_path, monkeypatch):

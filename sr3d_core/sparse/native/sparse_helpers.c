@@ -50,39 +50,62 @@ void sr3d_kernel_map(const int64_t *src, int64_t n_in, const int64_t *dst, int64
 
 /* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table: offset k's pairs
  * (i, o) with src[i] == dst[o] + delta[k] at [starts[k], starts[k + 1]) of rows_in / rows_out, output rows
- * ascending (the order sr3d_pair_fill gives). rows_in and rows_out need kvol * n_out + 1 slots (the branchless
- * fill writes one past the last pair). symmetric: src is dst and delta[kvol - 1 - k] == -delta[k] (an odd kernel
- * on its own set), so offset kvol - 1 - k's pairs are offset k's with in and out swapped (in the same order: the
- * input row of a pair ascends with its output row) and the centre is every row to itself; only the first half of
- * the offsets is searched. Returns the number of pairs. */
+ * ascending (the order sr3d_pair_fill gives); returns the number of pairs.
+ *
+ * The offsets of a ks^3 kernel are k = c + iz * ks^2 (z slowest), and a z step changes only a key's lowest field,
+ * so the ks offsets of one (x, y) column c reach keys in [q, q + (ks - 1) * zstep] with q = dst[o] + delta[c]:
+ * consecutive input keys (ks of them at most when the inputs lie on the offsets' grid, as a layer's do). One
+ * search per column and output finds all of them (ks^2 searches per output instead of ks^3). Pairs go to offset
+ * k's segment [k * n_out, k * n_out + count) first and are packed at the end, so rows_in and rows_out need
+ * kvol * n_out slots.
+ * symmetric: src is dst and delta[kvol - 1 - k] == -delta[k] (an odd kernel on its own set), so offset
+ * kvol - 1 - k's pairs are offset k's with in and out swapped, in the same order (a pair's input row ascends with
+ * its output row): only the columns up to the centre one are searched. */
 int64_t sr3d_kernel_pairs(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
-                          const int64_t *delta, int64_t kvol, int symmetric, int64_t *starts, int64_t *rows_in,
+                          const int64_t *delta, int64_t ks, int symmetric, int64_t *starts, int64_t *rows_in,
                           int64_t *rows_out) {
+    const int64_t plane = ks * ks, kvol = plane * ks;
+    const int64_t zstep = ks > 1 ? delta[plane] - delta[0] : 1;
+    const int64_t searched = symmetric ? plane / 2 + 1 : plane;
+    int64_t *count = calloc((size_t)kvol, sizeof(int64_t));
+    if (!count) return -1;
+    for (int64_t c = 0; c < searched; ++c) {
+        int64_t p = 0;
+        for (int64_t o = 0; o < n_out; ++o) {
+            const int64_t q = dst[o] + delta[c];
+            p = seek(src, n_in, p, q);
+            int64_t j = p;
+            for (int64_t iz = 0; iz < ks; ++iz) { /* no division: the column's targets in order */
+                const int64_t target = q + iz * zstep;
+                while (j < n_in && src[j] < target) ++j;
+                if (j == n_in) break;
+                if (src[j] == target) {
+                    const int64_t k = c + iz * plane, slot = k * n_out + count[k]++;
+                    rows_in[slot] = j;
+                    rows_out[slot] = o;
+                }
+            }
+        }
+    }
     int64_t m = 0;
     for (int64_t k = 0; k < kvol; ++k) {
         starts[k] = m;
-        if (symmetric && 2 * k + 1 == kvol) {
-            for (int64_t o = 0; o < n_out; ++o, ++m) rows_in[m] = rows_out[m] = o;
-            continue;
+        const int64_t j = kvol - 1 - k;
+        if (symmetric && k % plane >= searched) {
+            /* The mirror of offset j: packed already (j < k) or still in its segment, which nothing written so
+             * far reaches (every write lies below m + n_out <= (k + 1) * n_out <= j * n_out). */
+            const int64_t from = j < k ? starts[j] : j * n_out;
+            memcpy(rows_in + m, rows_out + from, (size_t)count[j] * sizeof(int64_t));
+            memcpy(rows_out + m, rows_in + from, (size_t)count[j] * sizeof(int64_t));
+            count[k] = count[j];
+        } else if (m != k * n_out) { /* pack the segment down; its source lies at or after m */
+            memmove(rows_in + m, rows_in + k * n_out, (size_t)count[k] * sizeof(int64_t));
+            memmove(rows_out + m, rows_out + k * n_out, (size_t)count[k] * sizeof(int64_t));
         }
-        if (symmetric && 2 * k + 1 > kvol) {
-            const int64_t j = kvol - 1 - k, n = starts[j + 1] - starts[j];
-            memcpy(rows_in + m, rows_out + starts[j], (size_t)n * sizeof(int64_t));
-            memcpy(rows_out + m, rows_in + starts[j], (size_t)n * sizeof(int64_t));
-            m += n;
-            continue;
-        }
-        const int64_t d = delta[k];
-        int64_t p = 0;
-        for (int64_t o = 0; o < n_out; ++o) {
-            const int64_t q = dst[o] + d;
-            p = seek(src, n_in, p, q);
-            rows_in[m] = p;
-            rows_out[m] = o;
-            m += p < n_in && src[p] == q;
-        }
+        m += count[k];
     }
     starts[kvol] = m;
+    free(count);
     return m;
 }
 
