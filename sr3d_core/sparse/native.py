@@ -29,6 +29,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -127,8 +128,10 @@ def _load() -> Optional[ctypes.CDLL]:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.sr3d_kernel_map.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr]
     lib.sr3d_kernel_map.restype = None
-    lib.sr3d_kernel_pairs.argtypes = [ptr, i64, ptr, i64, ptr, i64, ctypes.c_int, ptr, ptr, ptr]
-    lib.sr3d_kernel_pairs.restype = i64
+    lib.sr3d_kernel_pairs_search.argtypes = [ptr, i64, ptr, i64, ptr, i64, ctypes.c_int, ptr, ptr, ptr]
+    lib.sr3d_kernel_pairs_search.restype = i64
+    lib.sr3d_kernel_pairs_pack.argtypes = [ptr, i64, ctypes.c_int, i64, ptr, ptr, ptr, ptr, ptr]
+    lib.sr3d_kernel_pairs_pack.restype = None
     lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_map.restype = None
     lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
@@ -198,14 +201,28 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
     if ks**3 != kvol:
         raise ValueError(f"kernel_pairs: {kvol} offsets are not a cube")
     delta = torch.tensor(deltas, dtype=torch.int64)
+    count = torch.empty(kvol, dtype=torch.int64)
+    seg = _scratch_rows(kvol * n_out)
+    total = lib.sr3d_kernel_pairs_search(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), ks,
+                                         int(symmetric), count.data_ptr(), seg[0].data_ptr(), seg[1].data_ptr())
     starts = torch.empty(kvol + 1, dtype=torch.int64)
-    rows = torch.empty((2, max(kvol * n_out, 1)), dtype=torch.int64)  # a segment per offset, packed in place
-    total = lib.sr3d_kernel_pairs(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), ks,
-                                  int(symmetric), starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
-    if total < 0:
-        raise MemoryError("sr3d_kernel_pairs: out of memory")
-    pairs = rows[:, :total].clone()  # exact size: a map lives as long as its coordinate manager
-    return starts, pairs[0], pairs[1]
+    rows = torch.empty((2, total), dtype=torch.int64)
+    lib.sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, seg[0].data_ptr(), seg[1].data_ptr(),
+                               starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
+    return starts, rows[0], rows[1]
+
+
+_scratch = threading.local()
+
+
+def _scratch_rows(n: int) -> torch.Tensor:
+    """A ``(2, >= n)`` int64 buffer kept per thread and grown as needed: the search's per-offset segments, which
+    would otherwise be a fresh buffer of K times the output rows for every kernel map."""
+    buf = getattr(_scratch, "rows", None)
+    if buf is None or buf.shape[1] < n:
+        buf = torch.empty((2, max(n, 1)), dtype=torch.int64)
+        _scratch.rows = buf
+    return buf
 
 
 def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:

@@ -48,27 +48,28 @@ void sr3d_kernel_map(const int64_t *src, int64_t n_in, const int64_t *dst, int64
     }
 }
 
-/* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table: offset k's pairs
- * (i, o) with src[i] == dst[o] + delta[k] at [starts[k], starts[k + 1]) of rows_in / rows_out, output rows
- * ascending (the order sr3d_pair_fill gives); returns the number of pairs.
+/* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table, in two steps:
+ * sr3d_kernel_pairs_search finds the pairs, sr3d_kernel_pairs_pack writes them as the convolution kernels read
+ * them: offset k's pairs (i, o) with src[i] == dst[o] + delta[k] at [starts[k], starts[k + 1]) of rows_in /
+ * rows_out, output rows ascending (the order sr3d_pair_fill gives).
  *
  * The offsets of a ks^3 kernel are k = c + iz * ks^2 (z slowest), and a z step changes only a key's lowest field,
  * so the ks offsets of one (x, y) column c reach keys in [q, q + (ks - 1) * zstep] with q = dst[o] + delta[c]:
  * consecutive input keys (ks of them at most when the inputs lie on the offsets' grid, as a layer's do). One
- * search per column and output finds all of them (ks^2 searches per output instead of ks^3). Pairs go to offset
- * k's segment [k * n_out, k * n_out + count) first and are packed at the end, so rows_in and rows_out need
- * kvol * n_out slots.
+ * search per column and output finds all of them (ks^2 searches per output instead of ks^3). The search writes
+ * offset k's pairs to its segment [k * n_out, k * n_out + count[k]) of seg_in / seg_out (kvol * n_out slots each,
+ * scratch the caller reuses), and returns the number of pairs; the pack copies the segments into exact-size
+ * arrays.
  * symmetric: src is dst and delta[kvol - 1 - k] == -delta[k] (an odd kernel on its own set), so offset
  * kvol - 1 - k's pairs are offset k's with in and out swapped, in the same order (a pair's input row ascends with
- * its output row): only the columns up to the centre one are searched. */
-int64_t sr3d_kernel_pairs(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
-                          const int64_t *delta, int64_t ks, int symmetric, int64_t *starts, int64_t *rows_in,
-                          int64_t *rows_out) {
+ * its output row): only the columns up to the centre one are searched, and the pack mirrors the others. */
+int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
+                                 const int64_t *delta, int64_t ks, int symmetric, int64_t *count, int64_t *seg_in,
+                                 int64_t *seg_out) {
     const int64_t plane = ks * ks, kvol = plane * ks;
     const int64_t zstep = ks > 1 ? delta[plane] - delta[0] : 1;
     const int64_t searched = symmetric ? plane / 2 + 1 : plane;
-    int64_t *count = calloc((size_t)kvol, sizeof(int64_t));
-    if (!count) return -1;
+    memset(count, 0, (size_t)kvol * sizeof(int64_t));
     for (int64_t c = 0; c < searched; ++c) {
         int64_t p = 0;
         for (int64_t o = 0; o < n_out; ++o) {
@@ -81,32 +82,33 @@ int64_t sr3d_kernel_pairs(const int64_t *src, int64_t n_in, const int64_t *dst, 
                 if (j == n_in) break;
                 if (src[j] == target) {
                     const int64_t k = c + iz * plane, slot = k * n_out + count[k]++;
-                    rows_in[slot] = j;
-                    rows_out[slot] = o;
+                    seg_in[slot] = j;
+                    seg_out[slot] = o;
                 }
             }
         }
     }
+    int64_t total = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        if (symmetric && k % plane >= searched) count[k] = count[kvol - 1 - k];
+        total += count[k];
+    }
+    return total;
+}
+
+void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symmetric, int64_t n_out, const int64_t *seg_in,
+                            const int64_t *seg_out, int64_t *starts, int64_t *rows_in, int64_t *rows_out) {
+    const int64_t plane = ks * ks, kvol = plane * ks, searched = symmetric ? plane / 2 + 1 : plane;
     int64_t m = 0;
     for (int64_t k = 0; k < kvol; ++k) {
         starts[k] = m;
-        const int64_t j = kvol - 1 - k;
-        if (symmetric && k % plane >= searched) {
-            /* The mirror of offset j: packed already (j < k) or still in its segment, which nothing written so
-             * far reaches (every write lies below m + n_out <= (k + 1) * n_out <= j * n_out). */
-            const int64_t from = j < k ? starts[j] : j * n_out;
-            memcpy(rows_in + m, rows_out + from, (size_t)count[j] * sizeof(int64_t));
-            memcpy(rows_out + m, rows_in + from, (size_t)count[j] * sizeof(int64_t));
-            count[k] = count[j];
-        } else if (m != k * n_out) { /* pack the segment down; its source lies at or after m */
-            memmove(rows_in + m, rows_in + k * n_out, (size_t)count[k] * sizeof(int64_t));
-            memmove(rows_out + m, rows_out + k * n_out, (size_t)count[k] * sizeof(int64_t));
-        }
-        m += count[k];
+        const int mirror = symmetric && k % plane >= searched;
+        const int64_t from = (mirror ? kvol - 1 - k : k) * n_out, n = count[k];
+        memcpy(rows_in + m, (mirror ? seg_out : seg_in) + from, (size_t)n * sizeof(int64_t));
+        memcpy(rows_out + m, (mirror ? seg_in : seg_out) + from, (size_t)n * sizeof(int64_t));
+        m += n;
     }
     starts[kvol] = m;
-    free(count);
-    return m;
 }
 
 /* The transposed table: t[k * n_in + cols[k * n_out + o]] = o for every existing pair, n_out elsewhere. */
