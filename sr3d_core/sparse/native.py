@@ -202,7 +202,7 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
         raise ValueError(f"kernel_pairs: {kvol} offsets are not a cube")
     delta = torch.tensor(deltas, dtype=torch.int64)
     count = torch.empty(kvol, dtype=torch.int64)
-    seg = _scratch_rows(kvol * n_out)
+    seg = _scratch_rows("pairs", 2, kvol * n_out)
     total = lib.sr3d_kernel_pairs_search(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), ks,
                                          int(symmetric), count.data_ptr(), seg[0].data_ptr(), seg[1].data_ptr())
     starts = torch.empty(kvol + 1, dtype=torch.int64)
@@ -215,13 +215,13 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
 _scratch = threading.local()
 
 
-def _scratch_rows(n: int) -> torch.Tensor:
-    """A ``(2, >= n)`` int64 buffer kept per thread and grown as needed: the search's per-offset segments, which
-    would otherwise be a fresh buffer of K times the output rows for every kernel map."""
-    buf = getattr(_scratch, "rows", None)
+def _scratch_rows(name: str, rows: int, n: int) -> torch.Tensor:
+    """A ``(rows, >= n)`` int64 buffer kept per thread and name, grown as needed: working memory that would
+    otherwise be fresh (page-faulted) memory in every call."""
+    buf = getattr(_scratch, name, None)
     if buf is None or buf.shape[1] < n:
-        buf = torch.empty((2, max(n, 1)), dtype=torch.int64)
-        _scratch.rows = buf
+        buf = torch.empty((rows, max(n, 1)), dtype=torch.int64)
+        setattr(_scratch, name, buf)
     return buf
 
 
@@ -245,7 +245,8 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, t
     lib = _library()
     keys, prio = keys.contiguous(), prio.contiguous()
     n = keys.numel()
-    order, tmp, inverse, ukeys, pick = torch.empty((5, n), dtype=torch.int64).unbind(0)  # ukeys, pick: M <= N
+    order, tmp, ukeys, pick = _scratch_rows("unique", 4, n).unbind(0)  # ukeys, pick: M <= N, copied out below
+    inverse = torch.empty(n, dtype=torch.int64)
     m = lib.sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, order.data_ptr(), tmp.data_ptr(),
                              ukeys.data_ptr(), inverse.data_ptr(), pick.data_ptr())
     return ukeys[:m].clone(), inverse, pick[:m].clone()
