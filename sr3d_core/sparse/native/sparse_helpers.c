@@ -293,12 +293,18 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const i
     /* What the unused slots of a last, incomplete group read (zeros) and write (a row that is never read). */
     float *scratch = calloc((size_t)(c_in + c_out), sizeof(float));
     int64_t *next = malloc((size_t)(kvol > 0 ? kvol : 1) * sizeof(int64_t)); /* each offset's first pair left */
-    if (!scratch || !next) {
+    const float **src = malloc((OBLOCK + ROWS) * sizeof(*src)); /* the rows of a block's pairs */
+    float **dst = malloc((OBLOCK + ROWS) * sizeof(*dst));
+    if (!scratch || !next || !src || !dst) {
         free(scratch);
         free(next);
+        free(src);
+        free(dst);
         return 2;
     }
     memcpy(next, starts, (size_t)kvol * sizeof(int64_t));
+    /* An offset's weights beyond half of a 32 KB L1 (64 x 128 and up) would be streamed from L2 for every group. */
+    const int wide = c_in * c_out * (int64_t)sizeof(float) > 16384;
     for (int64_t o0 = 0; o0 < n_out; o0 += OBLOCK) {
         const int64_t o1 = o0 + OBLOCK;
         for (int64_t k = 0; k < kvol; ++k) {
@@ -307,27 +313,50 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const i
             int64_t last = first;
             while (last < end && rows_out[last] < o1) ++last;
             next[k] = last;
-            for (int64_t p = first; p < last; p += ROWS) {
-                const float *src[ROWS];
-                float *dst[ROWS];
-                for (int r = 0; r < ROWS; ++r) {
-                    if (p + r < last) {
-                        const int64_t i = rows_in[p + r], o = rows_out[p + r];
-                        src[r] = x + (transpose ? o : i) * c_in;
-                        dst[r] = out + (transpose ? i : o) * c_out;
-                    } else {
-                        src[r] = scratch;
-                        dst[r] = scratch + c_in;
+            if (!wide) { /* group by group: a group's source rows stay in L1 across its channel tiles */
+                for (int64_t p = first; p < last; p += ROWS) {
+                    const float *gsrc[ROWS];
+                    float *gdst[ROWS];
+                    for (int r = 0; r < ROWS; ++r) {
+                        if (p + r < last) {
+                            const int64_t i = rows_in[p + r], o = rows_out[p + r];
+                            gsrc[r] = x + (transpose ? o : i) * c_in;
+                            gdst[r] = out + (transpose ? i : o) * c_out;
+                        } else {
+                            gsrc[r] = scratch;
+                            gdst[r] = scratch + c_in;
+                        }
                     }
+                    int64_t co = 0;
+                    for (; co + 16 <= c_out; co += 16) pair_tile2(gsrc, gdst, c_in, wk, c_out, co);
+                    for (; co < c_out; co += 8) pair_tile1(gsrc, gdst, c_in, wk, c_out, co);
                 }
-                int64_t co = 0;
-                for (; co + 16 <= c_out; co += 16) pair_tile2(src, dst, c_in, wk, c_out, co);
-                for (; co < c_out; co += 8) pair_tile1(src, dst, c_in, wk, c_out, co);
+                continue;
             }
+            /* Wide: channel tile by tile, so the weights' c_in x 16 slab stays in L1 across the groups of the
+             * offset's pairs in this block (at most OBLOCK: one per output row), padded with the scratch rows. */
+            const int64_t count = last - first, padded = (count + ROWS - 1) / ROWS * ROWS;
+            for (int64_t q = 0; q < padded; ++q) {
+                if (q < count) {
+                    const int64_t i = rows_in[first + q], o = rows_out[first + q];
+                    src[q] = x + (transpose ? o : i) * c_in;
+                    dst[q] = out + (transpose ? i : o) * c_out;
+                } else {
+                    src[q] = scratch;
+                    dst[q] = scratch + c_in;
+                }
+            }
+            int64_t co = 0;
+            for (; co + 16 <= c_out; co += 16)
+                for (int64_t q = 0; q < padded; q += ROWS) pair_tile2(src + q, dst + q, c_in, wk, c_out, co);
+            for (; co < c_out; co += 8)
+                for (int64_t q = 0; q < padded; q += ROWS) pair_tile1(src + q, dst + q, c_in, wk, c_out, co);
         }
     }
     free(scratch);
     free(next);
+    free(src);
+    free(dst);
     return 0;
 }
 
