@@ -126,8 +126,6 @@ def _load() -> Optional[ctypes.CDLL]:
         _LOG.warning("compiled sparse helpers unavailable, using the pure-PyTorch path: %s", exc)
         return None
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.sr3d_kernel_map.argtypes = [ptr, i64, ptr, i64, ptr, i64, ptr]
-    lib.sr3d_kernel_map.restype = None
     lib.sr3d_kernel_pairs_search.argtypes = [ptr, i64, ptr, i64, ptr, i64, ctypes.c_int, ptr, ptr, ptr]
     lib.sr3d_kernel_pairs_search.restype = i64
     lib.sr3d_kernel_pairs_pack.argtypes = [ptr, i64, ctypes.c_int, i64, ptr, ptr, ptr, ptr, ptr]
@@ -169,24 +167,10 @@ def available(*tensors: torch.Tensor) -> bool:
     return _enabled and all(t.device.type == "cpu" for t in tensors) and _load() is not None
 
 
-def kernel_map(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int]) -> torch.Tensor:
-    """``(K, N_out)`` int64: the row i with ``src_keys[i] == dst_keys[o] + deltas[k]``, or N_in when absent.
-
-    Both key arrays must be strictly ascending int64 CPU tensors (every coordinate set is); check ``available``
-    first.
-    """
-    lib = _library()
-    src, dst = src_keys.contiguous(), dst_keys.contiguous()
-    delta = torch.tensor(deltas, dtype=torch.int64)
-    cols = torch.empty((len(deltas), dst.numel()), dtype=torch.int64)
-    lib.sr3d_kernel_map(src.data_ptr(), src.numel(), dst.data_ptr(), dst.numel(), delta.data_ptr(), len(deltas),
-                        cols.data_ptr())
-    return cols
-
-
 def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int],
                  symmetric: bool) -> "PairList":
-    """The pair list of `kernel_map`'s table (as `pair_list` gives it) straight from the keys, no table built.
+    """The pair list of a kernel map (as `pair_list` gives it) straight from the keys, no table built: offset k's
+    pairs (i, o) with ``src_keys[i] == dst_keys[o] + deltas[k]``.
 
     Args:
         src_keys, dst_keys: strictly ascending int64 CPU key arrays.

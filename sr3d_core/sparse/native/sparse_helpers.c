@@ -5,9 +5,9 @@
  * Kernel maps:
  *
  * Coordinate sets are stored sorted by packed int64 key, and adding a kernel offset's key delta to every output
- * key keeps the queries sorted. So the input row of every (offset, output) pair is found by walking the input
- * keys once per offset, in O(N_in + N_out), with no temporaries: the work the pure-PyTorch path spreads over a
- * dozen full-size tensor passes (or binary searches) happens in one loop that stays in cache.
+ * key keeps the queries sorted. So the input rows of every output's neighbours are found by walking the input
+ * keys once per (x, y) column of the kernel, in O(N_in + N_out), with no temporaries: the work the pure-PyTorch
+ * path spreads over a dozen full-size tensor passes (or binary searches) happens in one loop that stays in cache.
  */
 #include <math.h>
 #include <stdint.h>
@@ -30,22 +30,6 @@ static inline int64_t seek(const int64_t *src, int64_t n_in, int64_t p, int64_t 
         if (src[mid] < q) lo = mid; else hi = mid;
     }
     return hi;
-}
-
-/* cols[k * n_out + o] = i where src[i] == dst[o] + delta[k], or n_in when no input has that key.
- * src (n_in) and dst (n_out) are strictly ascending. */
-void sr3d_kernel_map(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
-                     const int64_t *delta, int64_t kvol, int64_t *cols) {
-    for (int64_t k = 0; k < kvol; ++k) {
-        const int64_t d = delta[k];
-        int64_t *row = cols + k * n_out;
-        int64_t p = 0;
-        for (int64_t o = 0; o < n_out; ++o) {
-            const int64_t q = dst[o] + d;
-            p = seek(src, n_in, p, q);
-            row[o] = (p < n_in && src[p] == q) ? p : n_in;
-        }
-    }
 }
 
 /* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table, in two steps:
