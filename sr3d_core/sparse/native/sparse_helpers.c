@@ -255,8 +255,32 @@ enum { ROWS = 6 };
 SR3D_PAIR_TILE(1)
 SR3D_PAIR_TILE(2)
 
-/* The convolution over the pair list of a neighbour table (sr3d_pair_starts / sr3d_pair_fill: offset k's pairs
- * are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and weights w (kvol, c_in, c_out),
+/* Where the pairs [p, p + count) of a convolution read (src) and write (dst), padded to total entries with the
+ * scratch rows (zeros to read, a row never read to write). */
+typedef struct {
+    const float *x;
+    float *out;
+    const int64_t *rows_in, *rows_out;
+    int64_t c_in, c_out;
+    int transpose;
+    float *scratch;
+} PairRows;
+
+static void pair_rows(const PairRows *pr, int64_t p, int64_t count, int64_t total, const float **src, float **dst) {
+    for (int64_t q = 0; q < total; ++q) {
+        if (q < count) {
+            const int64_t i = pr->rows_in[p + q], o = pr->rows_out[p + q];
+            src[q] = pr->x + (pr->transpose ? o : i) * pr->c_in;
+            dst[q] = pr->out + (pr->transpose ? i : o) * pr->c_out;
+        } else {
+            src[q] = pr->scratch;
+            dst[q] = pr->scratch + pr->c_in;
+        }
+    }
+}
+
+/* The convolution over the pair list of a kernel map (sr3d_kernel_pairs_pack, or sr3d_pair_starts / sr3d_pair_fill
+ * from a table: offset k's pairs are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and weights w (kvol, c_in, c_out),
  * all row-major float32; out is overwritten.
  *   transpose = 0: out (n_out, c_out)[o] = sum over pairs (k, i, o) of x[i] @ w[k], x (n_in, c_in): the forward.
  *   transpose = 1: out (n_in, c_out)[i] = sum over pairs (k, i, o) of x[o] @ w[k], x (n_out, c_in): the input
@@ -289,6 +313,7 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const i
     memcpy(next, starts, (size_t)kvol * sizeof(int64_t));
     /* An offset's weights beyond half of a 32 KB L1 (64 x 128 and up) would be streamed from L2 for every group. */
     const int wide = c_in * c_out * (int64_t)sizeof(float) > 16384;
+    const PairRows rows = {x, out, rows_in, rows_out, c_in, c_out, transpose, scratch};
     for (int64_t o0 = 0; o0 < n_out; o0 += OBLOCK) {
         const int64_t o1 = o0 + OBLOCK;
         for (int64_t k = 0; k < kvol; ++k) {
@@ -301,16 +326,7 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const i
                 for (int64_t p = first; p < last; p += ROWS) {
                     const float *gsrc[ROWS];
                     float *gdst[ROWS];
-                    for (int r = 0; r < ROWS; ++r) {
-                        if (p + r < last) {
-                            const int64_t i = rows_in[p + r], o = rows_out[p + r];
-                            gsrc[r] = x + (transpose ? o : i) * c_in;
-                            gdst[r] = out + (transpose ? i : o) * c_out;
-                        } else {
-                            gsrc[r] = scratch;
-                            gdst[r] = scratch + c_in;
-                        }
-                    }
+                    pair_rows(&rows, p, last - p < ROWS ? last - p : ROWS, ROWS, gsrc, gdst);
                     int64_t co = 0;
                     for (; co + 16 <= c_out; co += 16) pair_tile2(gsrc, gdst, c_in, wk, c_out, co);
                     for (; co < c_out; co += 8) pair_tile1(gsrc, gdst, c_in, wk, c_out, co);
@@ -318,18 +334,9 @@ int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const i
                 continue;
             }
             /* Wide: channel tile by tile, so the weights' c_in x 16 slab stays in L1 across the groups of the
-             * offset's pairs in this block (at most OBLOCK: one per output row), padded with the scratch rows. */
+             * offset's pairs in this block (at most OBLOCK: one per output row). */
             const int64_t count = last - first, padded = (count + ROWS - 1) / ROWS * ROWS;
-            for (int64_t q = 0; q < padded; ++q) {
-                if (q < count) {
-                    const int64_t i = rows_in[first + q], o = rows_out[first + q];
-                    src[q] = x + (transpose ? o : i) * c_in;
-                    dst[q] = out + (transpose ? i : o) * c_out;
-                } else {
-                    src[q] = scratch;
-                    dst[q] = scratch + c_in;
-                }
-            }
+            pair_rows(&rows, first, count, padded, src, dst);
             int64_t co = 0;
             for (; co + 16 <= c_out; co += 16)
                 for (int64_t q = 0; q < padded; q += ROWS) pair_tile2(src + q, dst + q, c_in, wk, c_out, co);
