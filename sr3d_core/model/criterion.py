@@ -66,13 +66,16 @@ class Criterion(nn.Module):
         device = out.anchors.device
         gt_global = torch.full((n,), -1, dtype=torch.long, device=device)
         scenes, indices, all_gt_boxes, all_gt_labels = [], [], [], []
-        for b, mask in enumerate(out.scene_masks()):
+        for b, idx in enumerate(out.scene_indices()):
             gb = _as7(gt_boxes[b].to(device=device, dtype=pred_boxes.dtype))
             gl = gt_labels[b].to(device=device, dtype=torch.long)
-            idx = mask.nonzero().squeeze(1)
+
+            def take(t: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
+                return t.index_select(0, idx)  # several times faster than t[idx] on the CPU
+
             scenes.append((
-                AnchorSet(out.anchors[idx], out.levels[idx], out.strides[idx]),
-                Predictions(pred_boxes[idx].detach(), out.cls_logits[idx].detach()),
+                AnchorSet(take(out.anchors), take(out.levels), take(out.strides)),
+                Predictions(take(pred_boxes.detach()), take(out.cls_logits.detach())),
                 GroundTruth(gb, gl),
             ))
             indices.append(idx)

@@ -41,6 +41,10 @@ class RawOutputs:
         """Boolean mask of the anchors of each scene."""
         return [self.batch == b for b in range(self.batch_size)]
 
+    def scene_indices(self) -> list[torch.Tensor]:
+        """Rows of the anchors of each scene, ascending."""
+        return [mask.nonzero().squeeze(1) for mask in self.scene_masks()]
+
 
 class TR3DNetwork(nn.Module):
     """TR3D network.
@@ -102,15 +106,17 @@ def predict(
 
     out = model(x)
     results = []
-    for mask in out.scene_masks():
-        idx = mask.nonzero().squeeze(1)
-        anchors, reg = out.anchors[idx], out.reg[idx]
+    for idx in out.scene_indices():
+        if len(idx) == len(out.batch):  # one scene (the node's case): every row, no gathers
+            anchors, reg, cls = out.anchors, out.reg, out.cls_logits
+        else:
+            anchors, reg, cls = (t.index_select(0, idx) for t in (out.anchors, out.reg, out.cls_logits))
 
         def decode(keep: torch.Tensor, anchors=anchors, reg=reg) -> torch.Tensor:
             return decode_boxes(anchors[keep], reg[keep], model.cfg.tr3d_height_quirk)
 
         rotated = model.cfg.box_type == "rotated"
-        results.append(postprocess_scene(out.cls_logits[idx], decode, post_cfg, rotated, class_names))
+        results.append(postprocess_scene(cls, decode, post_cfg, rotated, class_names))
     return results
 
 

@@ -206,7 +206,7 @@ def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | Non
     if feats.dim() != 2 or feats.shape[0] != coords.shape[0]:
         raise ValueError(f"feats must have shape ({coords.shape[0]}, C), got {tuple(feats.shape)}")
     coords = coords.long()
-    if coords.numel() and bool((coords[:, 1:] % stride != 0).any()):
+    if stride != 1 and coords.numel() and bool((coords[:, 1:] % stride != 0).any()):
         raise ValueError(f"coordinates must be multiples of the stride {stride}")
     keys = pack(coords)
     keys, perm = torch.sort(keys)
@@ -214,7 +214,8 @@ def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | Non
         raise ValueError("coordinates must be unique")
     if batch_size is None:
         batch_size = int(coords[:, 0].max()) + 1 if coords.numel() else 0
-    return from_sorted_unique(coords[perm], keys, feats[perm], batch_size, stride)[0], perm
+    return from_sorted_unique(coords.index_select(0, perm), keys, feats.index_select(0, perm), batch_size,
+                              stride)[0], perm
 
 
 def coords_of(x: SparseTensor) -> torch.Tensor:
