@@ -148,6 +148,8 @@ class KernelMap:
     @property
     def cols(self) -> torch.Tensor:
         """The (K, N_out) table (from the pair list when the map was built as one; cached)."""
+        if self._cols is None and native.available(self._cache["pair_list"][0]):
+            self._cols = native.pairs_to_table(self._cache["pair_list"], self.n_in, self.n_out)
         if self._cols is None:
             starts, rows_in, rows_out = self._cache["pair_list"]
             kvol = starts.numel() - 1

@@ -130,6 +130,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_kernel_pairs_search.restype = i64
     lib.sr3d_kernel_pairs_pack.argtypes = [ptr, i64, ctypes.c_int, i64, ptr, ptr, ptr, ptr, ptr]
     lib.sr3d_kernel_pairs_pack.restype = None
+    lib.sr3d_pairs_to_table.argtypes = [ptr, ptr, ptr, i64, i64, i64, ptr]
+    lib.sr3d_pairs_to_table.restype = None
     lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_map.restype = None
     lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
@@ -207,6 +209,17 @@ def _scratch_rows(name: str, rows: int, n: int) -> torch.Tensor:
         buf = torch.empty((rows, max(n, 1)), dtype=torch.int64)
         setattr(_scratch, name, buf)
     return buf
+
+
+def pairs_to_table(pairs: "PairList", n_in: int, n_out: int) -> torch.Tensor:
+    """The ``(K, N_out)`` neighbour table of a pair list (`KernelMap.cols`): N_in where a site is empty."""
+    lib = _library()
+    starts, rows_in, rows_out = (t.contiguous() for t in pairs)
+    kvol = starts.numel() - 1
+    cols = torch.empty((kvol, n_out), dtype=torch.int64)
+    lib.sr3d_pairs_to_table(starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(), kvol, n_in, n_out,
+                            cols.data_ptr())
+    return cols
 
 
 def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:

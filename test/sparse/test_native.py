@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sr3d_core.sparse import native
-from sr3d_core.sparse.coords import COORD_LIMIT, kernel_offsets, offset_key, pack
+from sr3d_core.sparse.coords import COORD_LIMIT, KernelMap, kernel_offsets, offset_key, pack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +62,13 @@ def test_matches_brute_force(case):
             starts, rows_in, rows_out = native.kernel_pairs(src, dst, deltas, symmetric)
             assert torch.equal(rows_out, o) and torch.equal(rows_in, expected[k, o]), (case, ks, symmetric)
             assert starts.tolist() == [0] + torch.bincount(k, minlength=len(deltas)).cumsum(0).tolist()
+        # And back to the table, compiled and in PyTorch (a map built as a pair list derives it when asked).
+        assert torch.equal(native.pairs_to_table((starts, rows_in, rows_out), len(src), len(dst)), expected)
+        native.set_enabled(False)
+        try:
+            assert torch.equal(KernelMap(None, len(src), len(dst), False, (starts, rows_in, rows_out)).cols, expected)
+        finally:
+            native.set_enabled(True)
 
 
 def test_empty_sets_and_transpose():

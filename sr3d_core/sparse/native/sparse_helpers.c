@@ -95,6 +95,17 @@ void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symmetric, int
     starts[kvol] = m;
 }
 
+/* The table of a pair list (the inverse of sr3d_pair_starts / sr3d_pair_fill): cols[k * n_out + o] = i for every
+ * pair (i, o) of offset k, n_in elsewhere. */
+void sr3d_pairs_to_table(const int64_t *starts, const int64_t *rows_in, const int64_t *rows_out, int64_t kvol,
+                         int64_t n_in, int64_t n_out, int64_t *cols) {
+    for (int64_t i = 0; i < kvol * n_out; ++i) cols[i] = n_in;
+    for (int64_t k = 0; k < kvol; ++k) {
+        int64_t *row = cols + k * n_out;
+        for (int64_t p = starts[k]; p < starts[k + 1]; ++p) row[rows_out[p]] = rows_in[p];
+    }
+}
+
 /* The transposed table: t[k * n_in + cols[k * n_out + o]] = o for every existing pair, n_out elsewhere. */
 void sr3d_transpose_map(const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol, int64_t *t) {
     for (int64_t i = 0; i < kvol * n_in; ++i) t[i] = n_out;
