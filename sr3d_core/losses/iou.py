@@ -148,6 +148,7 @@ def rotated_diou_loss(
     avg_factor: Optional[float] = None,
     eps: float = 1e-6,
     tr3d_quirk: bool = False,
+    iou: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """``1 − IoU + ρ²/c²`` of yaw-rotated boxes (TR3D's ``RotatedIoU3DLoss``, mode ``diou``).
 
@@ -162,13 +163,16 @@ def rotated_diou_loss(
         eps: lower bound of the union and of ``c²``.
         tr3d_quirk: compute ρ² from ``(Δx, Δy, Δdx)`` as TR3D does, instead of the centre distance
             ``(Δx, Δy, Δz)``.
+        iou: ``rotated_iou_aligned_diff(pred, target, eps=eps)`` when the caller has it already (the criterion
+            needs the IoU of its positives before the box loss); gradients flow through it as through the loss's own.
 
     Returns:
         The loss, ``(N,)`` or a scalar.
     """
     _check(pred, target, weight, (7,))
     pred, target = with_yaw(pred), with_yaw(target)
-    iou = rotated_iou_aligned_diff(pred, target, eps=eps)
+    if iou is None:
+        iou = rotated_iou_aligned_diff(pred, target, eps=eps)
     c1, c2 = bev_corners(pred), bev_corners(target)  # (N, 4, 2)
     lo_xy = torch.minimum(c1.amin(dim=1), c2.amin(dim=1))
     hi_xy = torch.maximum(c1.amax(dim=1), c2.amax(dim=1))

@@ -12,18 +12,26 @@ from torch import nn
 
 from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, build_assigner
 from sr3d_core.assign.costs import paired_iou
+from sr3d_core.boxes import with_yaw
 from sr3d_core.config import Config
+from sr3d_core.geometry.iou import rotated_iou_aligned_diff
 from sr3d_core.losses import ClsLossContext, build_cls_loss
 from sr3d_core.model.detector import RawOutputs
 
+# The union floor of the rotated DIoU loss; the criterion computes its positives' IoU with it once for both the
+# classification targets and the loss.
+_ROTATED_IOU_EPS = 1e-6
+
 
 def box_loss_fn(box_type: str, rotated_quirk: bool):
-    """Per-pair DIoU loss ``(K, 7), (K, 7) → (K,)`` for the box type."""
+    """Per-pair DIoU loss ``(K, 7), (K, 7)[, IoU (K,)] → (K,)`` for the box type (a rotated loss reuses a given
+    IoU)."""
     from sr3d_core.losses import iou as iou_losses
 
     if box_type == "aligned":
-        return lambda p, g: iou_losses.axis_aligned_diou_loss(p[:, :6], g[:, :6], reduction="none")
-    return lambda p, g: iou_losses.rotated_diou_loss(p, g, reduction="none", tr3d_quirk=rotated_quirk)
+        return lambda p, g, iou=None: iou_losses.axis_aligned_diou_loss(p[:, :6], g[:, :6], reduction="none")
+    return lambda p, g, iou=None: iou_losses.rotated_diou_loss(p, g, reduction="none", eps=_ROTATED_IOU_EPS,
+                                                              tr3d_quirk=rotated_quirk, iou=iou)
 
 
 class Criterion(nn.Module):
@@ -101,9 +109,17 @@ class Criterion(nn.Module):
         avg = float(max(num_pos, 1))
         pos_pred = pred_boxes[pos]
         pos_gt = gtb[gt_global[pos]]
+        box_iou = None
+        if iou_global is None and num_pos and self.rotated:
+            # The rotated IoU is a large part of the criterion: computed once, with its graph, for the
+            # classification targets (detached) and the box loss.
+            box_iou = rotated_iou_aligned_diff(with_yaw(pos_pred.float()), with_yaw(pos_gt.float()),
+                                               eps=_ROTATED_IOU_EPS)
         with torch.no_grad():
             if iou_global is not None:
                 pos_iou = iou_global[pos].float()
+            elif box_iou is not None:
+                pos_iou = box_iou.detach()
             elif num_pos:
                 pos_iou = paired_iou(pos_pred.detach().float(), pos_gt.float(), self.rotated)
             else:
@@ -113,7 +129,7 @@ class Criterion(nn.Module):
         cls_terms = self.cls_loss(ctx)
         loss_cls = cls_terms.pop("loss_cls")
         if num_pos:
-            loss_box = self.box_loss(pos_pred.float(), pos_gt.float()).mean()
+            loss_box = self.box_loss(pos_pred.float(), pos_gt.float(), box_iou).mean()
         else:
             loss_box = pred_boxes.sum() * 0.0  # keeps the graph (DDP needs every parameter used)
         loss = self.cls_weight * loss_cls + self.box_weight * loss_box

@@ -105,3 +105,42 @@ def test_assigner_ious_equal_the_criterions_own(box_type):
     assert reused["num_pos"].item() > 0 and reused.keys() == recomputed.keys()
     for key in reused:
         assert torch.allclose(reused[key], recomputed[key], rtol=1e-6, atol=1e-7), key
+
+
+@pytest.mark.parametrize("cls_loss", ["focal", "ras"])
+def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypatch, cls_loss):
+    """With a rotated box type, the positives' IoU is computed once for the classification targets and the DIoU
+    loss: every term and every gradient equal computing it twice (the diagnostics' IoU, then the loss's own)."""
+    import sr3d_core.model.criterion as criterion_module
+    from sr3d_core.assign import costs
+    from sr3d_core.geometry import iou as geometry_iou
+    from sr3d_core.losses import iou as loss_iou
+
+    cfg = load_config("toy_tiny", ["model.box_type=rotated", f"loss.cls={{name: {cls_loss}}}"])
+    torch.manual_seed(0)
+    model = build_network(cfg)
+    x = random_batch(cfg, 2, 3)
+    gt = [torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.8, 0.4, 0.7], [2.0, 2.0, 0.5, 1.2, 1.4, 1.0, -0.3]]),
+          torch.tensor([[1.5, 1.2, 0.6, 0.9, 0.5, 0.7, 1.2]])]
+    labels = [torch.tensor([0, 1]), torch.tensor([1])]
+    calls = []
+    real = geometry_iou.rotated_iou_aligned_diff
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    for module in (costs, loss_iou):  # the diagnostics' IoU and the loss's own
+        monkeypatch.setattr(module, "rotated_iou_aligned_diff", counted)
+    results = []
+    for once in (True, False):
+        # The reference path: no shared IoU, so the criterion's diagnostics and the loss each compute their own.
+        monkeypatch.setattr(criterion_module, "rotated_iou_aligned_diff", counted if once else lambda *a, **k: None)
+        model.zero_grad()
+        out = model(x)
+        calls.clear()
+        losses = Criterion(cfg)(out, model.decode(out), gt, labels)
+        losses["loss"].backward()
+        results.append((losses, [p.grad.clone() for p in model.parameters()], len(calls)))
+    (new, new_grads, new_calls), (ref, ref_grads, ref_calls) = results
+    assert new["num_pos"].item() > 0 and (new_calls, ref_calls) == (1, 2)
+    for key in ref:
+        torch.testing.assert_close(new[key], ref[key], rtol=1e-6, atol=1e-7, msg=key)
+    for a, b in zip(new_grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
