@@ -166,6 +166,30 @@ def rotated_iou_aligned_diff(
     return _iou_from_overlap(inter, _measure(boxes1, dims), _measure(boxes2, dims), eps)
 
 
+def rotated_iou_aligned_nograd(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """``rotated_iou_aligned_diff(boxes1, boxes2)`` (3D, exact) without a gradient: on the CPU by the compiled
+    bird's-eye-view IoU in float64 (the BEV intersection is ``iou · (a1 + a2) / (1 + iou)``, times the z overlap),
+    several times faster than the differentiable polygon clipping; elsewhere that clipping.
+
+    Args:
+        boxes1: ``(K, 7)`` boxes.
+        boxes2: ``(K, 7)`` boxes.
+
+    Returns:
+        ``(K,)`` IoU in [0, 1], in ``boxes1``'s dtype.
+    """
+    from sr3d_core.sparse import native  # the compiled helpers live with the sparse engine
+
+    if not native.available(boxes1, boxes2):
+        with torch.no_grad():
+            return rotated_iou_aligned_diff(boxes1, boxes2)
+    a, b = boxes1.detach().double(), boxes2.detach().double()
+    iou_bev = native.rotated_iou_bev(a, b)
+    area1, area2 = a[:, 3] * a[:, 4], b[:, 3] * b[:, 4]
+    inter = iou_bev * (area1 + area2) / (1.0 + iou_bev) * _z_overlap(a, b)
+    return _iou_from_overlap(inter, area1 * a[:, 5], area2 * b[:, 5], 0.0).to(boxes1.dtype)
+
+
 def axis_aligned_iou_aligned_diff(
     boxes1: torch.Tensor, boxes2: torch.Tensor, *, bev: bool = False, eps: float = 0.0
 ) -> torch.Tensor:

@@ -128,6 +128,8 @@ def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypat
     counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
     for module in (costs, loss_iou):  # the diagnostics' IoU and the loss's own
         monkeypatch.setattr(module, "rotated_iou_aligned_diff", counted)
+    real_nograd = costs.rotated_iou_aligned_nograd
+    monkeypatch.setattr(costs, "rotated_iou_aligned_nograd", lambda *a: calls.append(1) or real_nograd(*a))
     results = []
     for once in (True, False):
         # The reference path: no shared IoU, so the criterion's diagnostics and the loss each compute their own.
