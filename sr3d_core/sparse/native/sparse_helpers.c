@@ -291,8 +291,8 @@ static void pair_rows(const PairRows *pr, int64_t p, int64_t count, int64_t tota
 }
 
 /* The convolution over the pair list of a kernel map (sr3d_kernel_pairs_pack, or sr3d_pair_starts / sr3d_pair_fill
- * from a table: offset k's pairs are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and weights w (kvol, c_in, c_out),
- * all row-major float32; out is overwritten.
+ * from a table: offset k's pairs are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and
+ * weights w (kvol, c_in, c_out), all row-major float32; out is overwritten.
  *   transpose = 0: out (n_out, c_out)[o] = sum over pairs (k, i, o) of x[i] @ w[k], x (n_in, c_in): the forward.
  *   transpose = 1: out (n_in, c_out)[i] = sum over pairs (k, i, o) of x[o] @ w[k], x (n_out, c_in): the input
  *                  gradient, called with the gradient as x and every w[k] transposed. An input row feeds at most
