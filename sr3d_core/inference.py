@@ -67,6 +67,22 @@ class Detector:
         self.device = device
         self._post = cfg.postprocess
         self._contract = cfg.contract
+        self._folded: Optional[torch.nn.Module] = None
+        self._folded_from: tuple[torch.Tensor, ...] = ()
+        self._folded_stamp: tuple[int, ...] = ()
+
+    def inference_network(self) -> torch.nn.Module:
+        """The network ``detect`` runs: a copy of ``model`` with its batch norms folded into the convs
+        (`sparse.fold_batch_norms`), made again whenever ``model``'s weights or statistics change in place (e.g. by
+        ``load_state_dict``)."""
+        stamp = tuple(t._version for t in self._folded_from)
+        if self._folded is None or stamp != self._folded_stamp:
+            from sr3d_core.sparse import fold_batch_norms
+
+            self._folded = fold_batch_norms(self.model)
+            self._folded_from = (*self.model.parameters(), *self.model.buffers())
+            self._folded_stamp = tuple(t._version for t in self._folded_from)
+        return self._folded
 
     @classmethod
     def from_checkpoint(
@@ -192,7 +208,7 @@ class Detector:
 
         if x is None:
             return Detections.empty(self.class_names)
-        return predict(self.model, x, self._post, self.class_names)[0]
+        return predict(self.inference_network(), x, self._post, self.class_names)[0]
 
     def network_input(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
                       voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Optional[SparseTensor], PrepareStats]:

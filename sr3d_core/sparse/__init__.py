@@ -7,7 +7,16 @@ Backends (see `backends.BACKENDS`): "torch" (default; pure PyTorch, CPU and CUDA
 
 from .backends import BACKENDS, available_backends, default_backend, get_backend, set_backend
 from .coords import kernel_offsets
-from .modules import SparseBatchNorm, SparseConv3d, SparseGenerativeConvTranspose3d, SparseMaxPool3d, SparseReLU, prune
+from .modules import (
+    FoldedConv,
+    SparseBatchNorm,
+    SparseConv3d,
+    SparseGenerativeConvTranspose3d,
+    SparseMaxPool3d,
+    SparseReLU,
+    fold_batch_norms,
+    prune,
+)
 from .tensor import SparseTensor
 from .voxelize import voxelize
 
@@ -22,5 +31,5 @@ def from_coords(coords, feats, batch_size=None, stride=1, backend=None):
 
 
 __all__ = ["SparseTensor", "voxelize", "from_coords", "SparseConv3d", "SparseGenerativeConvTranspose3d",
-           "SparseMaxPool3d", "SparseBatchNorm", "SparseReLU", "prune", "set_backend", "get_backend",
-           "default_backend", "available_backends", "BACKENDS", "kernel_offsets"]
+           "SparseMaxPool3d", "SparseBatchNorm", "SparseReLU", "FoldedConv", "fold_batch_norms", "prune",
+           "set_backend", "get_backend", "default_backend", "available_backends", "BACKENDS", "kernel_offsets"]

@@ -7,7 +7,9 @@ see `coords.kernel_offsets`), a bias is (out_ch,), BatchNorm keeps ME's ``bn.`` 
 
 from __future__ import annotations
 
+import copy
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -144,3 +146,72 @@ def prune(x: SparseTensor, mask: torch.Tensor) -> SparseTensor:
         raise ValueError(f"prune: mask must be a bool tensor of shape ({len(x)},), got {mask.dtype} "
                          f"{tuple(mask.shape)}")
     return get_backend(x.backend).prune(x, mask.to(x.device))
+
+
+class FoldedConv(nn.Module):
+    """A sparse conv with the eval-mode batch norm after it folded into its weight and bias, and the ReLU after
+    that (if any) applied in place: one module where inference ran three (built by `fold_batch_norms`).
+
+    Folding: BN(y) = (y - mean) * s + beta with s = gamma / sqrt(var + eps) is a per-output-channel affine map,
+    so ``W' = W * s`` (over the output channels) and ``b' = (b - mean) * s + beta`` give the same outputs up to
+    float rounding.
+    """
+
+    def __init__(self, conv: _ConvBase, bn: SparseBatchNorm, relu: bool) -> None:
+        """Args: conv: the conv (either kind); bn: its batch norm (running statistics); relu: a ReLU follows."""
+        super().__init__()
+        b = bn.bn
+        if b.running_mean is None or b.running_var is None:
+            raise ValueError("fold_batch_norms: a batch norm without running statistics cannot be folded")
+        with torch.no_grad():
+            scale = torch.rsqrt(b.running_var + b.eps)
+            if b.weight is not None:
+                scale = scale * b.weight
+            shift = -b.running_mean * scale
+            if b.bias is not None:
+                shift = shift + b.bias
+            if conv.bias is not None:
+                shift = shift + conv.bias * scale
+            folded = copy.deepcopy(conv)  # not a new module: its initialisation would draw from torch's RNG
+            folded.weight.mul_(scale)
+            folded.bias = nn.Parameter(shift.to(conv.weight.dtype))
+        self.conv = folded.requires_grad_(False)
+        self.relu = relu
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        """Conv (+ ReLU)."""
+        y = self.conv(x)
+        if self.relu:
+            y.feats.relu_()  # the conv's output is a fresh tensor nothing else holds
+        return y
+
+    def extra_repr(self) -> str:
+        return f"relu={self.relu}"
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """An inference copy of ``model`` with every ``Sequential(conv, SparseBatchNorm[, SparseReLU])`` (``model``
+    itself or any module inside it) replaced by a `FoldedConv`, in eval mode, without gradients. ``model`` itself
+    is not changed.
+
+    The copy computes what ``model.eval()`` computes, to float rounding, with a third of the modules in those
+    chains: batch norm and ReLU are per-channel maps that were two more passes over every layer's features.
+    """
+    folded = copy.deepcopy(model).eval().requires_grad_(False)
+    if _chain(folded) is not None:
+        return FoldedConv(*_chain(folded))
+    for module in list(folded.modules()):
+        for name, child in list(module.named_children()):
+            parts = _chain(child)
+            if parts is not None:
+                setattr(module, name, FoldedConv(*parts))
+    return folded
+
+
+def _chain(module: nn.Module) -> Optional[tuple[_ConvBase, SparseBatchNorm, bool]]:
+    """``(conv, batch norm, ReLU follows)`` when ``module`` is a conv + batch norm (+ ReLU) Sequential."""
+    parts = list(module.children()) if isinstance(module, nn.Sequential) else []
+    if (len(parts) in (2, 3) and isinstance(parts[0], _ConvBase) and isinstance(parts[1], SparseBatchNorm)
+            and (len(parts) == 2 or isinstance(parts[2], SparseReLU))):
+        return parts[0], parts[1], len(parts) == 3
+    return None

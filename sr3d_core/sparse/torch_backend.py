@@ -114,20 +114,36 @@ def _offsets_mm(src: torch.Tensor, kmap: KernelMap, weight: torch.Tensor, transp
     return out
 
 
+def _conv_forward(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, use_native: bool,
+                  gather: bool) -> torch.Tensor:
+    """The convolution over a kernel map by the chosen algorithm (`_SparseConvFunction`'s forward)."""
+    if use_native:
+        return native.conv_forward(feats, kmap.pair_list(), kmap.n_out, weight)
+    if gather:
+        return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
+    return _offsets_mm(feats, kmap, weight, transpose=False)
+
+
+def _sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+    """`_SparseConvFunction` where a gradient is recorded; its forward alone otherwise (inference), without
+    autograd's per-call bookkeeping."""
+    if torch.is_grad_enabled() and (feats.requires_grad or weight.requires_grad):
+        return _SparseConvFunction.apply(feats, weight, kmap)
+    use_native = _use_native(feats, weight, False)
+    gather = not use_native and _use_gather(kmap, weight.shape[1], weight.shape[2])
+    return _conv_forward(feats, weight, kmap, use_native, gather)
+
+
 class _SparseConvFunction(torch.autograd.Function):
     """out[o] = sum_k in[cols[k, o]] @ W[k] over a cached kernel map; the backward reuses the same map."""
 
     @staticmethod
     def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
         ctx.native = _use_native(feats, weight, ctx.needs_input_grad[0])
-        gather = not ctx.native and _use_gather(kmap, weight.shape[1], weight.shape[2])
-        ctx.kmap, ctx.gather = kmap, gather
+        ctx.gather = not ctx.native and _use_gather(kmap, weight.shape[1], weight.shape[2])
+        ctx.kmap = kmap
         ctx.save_for_backward(feats, weight)
-        if ctx.native:
-            return native.conv_forward(feats, kmap.pair_list(), kmap.n_out, weight)
-        if gather:
-            return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
-        return _offsets_mm(feats, kmap, weight, transpose=False)
+        return _conv_forward(feats, weight, kmap, ctx.native, ctx.gather)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
@@ -260,12 +276,17 @@ def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kerne
     else:
         raise ValueError(f"SparseConv3d supports stride 1 or 2, got {stride}")
     if kernel_size == 1 and stride == 1:
-        out = x.feats @ weight[0]
-    else:
-        out = _SparseConvFunction.apply(x.feats, weight, _kernel_map(x, out_id, kernel_size))
-    if bias is not None:
-        out = out + bias
-    return _derive(x, out_id, out)
+        out = x.feats @ weight[0] if bias is None else torch.addmm(bias, x.feats, weight[0])
+        return _derive(x, out_id, out)
+    out = _sparse_conv(x.feats, weight, _kernel_map(x, out_id, kernel_size))
+    return _derive(x, out_id, _add_bias(out, bias))
+
+
+def _add_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``out + bias``; in place into the conv's fresh output when no gradient is recorded (inference)."""
+    if bias is None:
+        return out
+    return out + bias if torch.is_grad_enabled() else out.add_(bias)
 
 
 def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -284,7 +305,7 @@ def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch
     out_id, kmap = mgr.cached("maps", ("gen", x.set_id, kernel_size), build)
     if _use_native(x.feats, weight, x.feats.requires_grad):
         # The compiled pair kernels, as for any conv: no (N_in * K, C_out) product block, no scatter.
-        out = _SparseConvFunction.apply(x.feats, weight, kmap)
+        out = _sparse_conv(x.feats, weight, kmap)
     else:
         # One GEMM for all K offsets, then one scatter-add; autograd's backward is a gather + GEMM (nothing
         # K-sized is kept besides the weight).
@@ -293,9 +314,7 @@ def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch
         y = (x.feats @ w_cat).reshape(-1, c_out)
         child = kmap.transposed_cols().t()
         out = x.feats.new_zeros((kmap.n_out, c_out)).index_add(0, child.reshape(-1), y)
-    if bias is not None:
-        out = out + bias
-    return _derive(x, out_id, out)
+    return _derive(x, out_id, _add_bias(out, bias))
 
 
 def max_pool(x: SparseTensor, kernel_size: int, stride: int) -> SparseTensor:

@@ -222,7 +222,9 @@ def test_modules_run_in_tr3d_order_at_tr3d_strides(converted, layout):
     hooks = [m.register_forward_pre_hook(lambda m, args, name=name: calls.append((name, args[0].stride)))
              for m, name in owners.items()]
     try:
-        det.detect(cloud())
+        x, _ = det.network_input(cloud())
+        with torch.no_grad():
+            det.model(x)  # the network as loaded (`detect` runs a copy with the batch norms folded into the convs)
     finally:
         for h in hooks:
             h.remove()

@@ -149,3 +149,45 @@ def test_voxel_size_range_is_checked_at_load():
 
     with pytest.raises(ConfigError, match=r"toy_tiny.yaml: voxel_size must lie in \[0.001, 1\] m"):
         load_config("toy_tiny", ["data.voxel_size=0.0000001"])
+
+
+def _randomize_batch_norms(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def test_detect_runs_the_folded_network_and_follows_weight_changes(ckpt):
+    """``detect`` runs a copy with the batch norms folded in: the same raw outputs as the network as loaded (to
+    float rounding), and a new copy once the loaded network's weights change in place."""
+    from sr3d_core.model.detector import predict
+    from sr3d_core.sparse import FoldedConv
+
+    det = Detector.from_checkpoint(ckpt)
+    _randomize_batch_norms(det.model, seed=1)
+    det.score_threshold = 0.0
+    x, _ = det.network_input(cloud())
+    net = det.inference_network()
+    assert any(isinstance(m, FoldedConv) for m in net.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+    assert det.inference_network() is net, "folded again without a change"
+    with torch.no_grad():
+        want, got = det.model(x), net(x)
+    torch.testing.assert_close(got.cls_logits, want.cls_logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got.reg, want.reg, rtol=1e-4, atol=1e-4)
+    ref = predict(det.model, x, det.postprocess, det.class_names)[0]
+    res = det.detect(cloud())
+    assert len(res) == len(ref) > 0
+    np.testing.assert_allclose(res.scores, ref.scores, rtol=1e-4, atol=1e-5)
+    # In place (as load_state_dict does): the next detect folds the new statistics.
+    _randomize_batch_norms(det.model, seed=2)
+    assert det.inference_network() is not net
+    ref2 = predict(det.model, x, det.postprocess, det.class_names)[0]
+    res2 = det.detect(cloud())
+    assert not np.allclose(ref2.scores[:5], ref.scores[:5])
+    np.testing.assert_allclose(res2.scores, ref2.scores, rtol=1e-4, atol=1e-5)

@@ -10,11 +10,13 @@ import torch
 from sparse_dense_ref import expected_down, random_coords, ref_conv, ref_conv_transpose, ref_max_pool
 
 from sr3d_core.sparse import (
+    FoldedConv,
     SparseBatchNorm,
     SparseConv3d,
     SparseGenerativeConvTranspose3d,
     SparseMaxPool3d,
     SparseReLU,
+    fold_batch_norms,
     from_coords,
     prune,
 )
@@ -331,3 +333,80 @@ def test_pack_unpack_round_trip_at_the_range_limits():
     down = SparseMaxPool3d(2, 2)(x)
     assert _coord_set(down.coords) == expected_down(x.coords, 2)
     assert torch.equal(pack(down.coords), x.manager.get_set(down.set_id).keys)
+
+
+@pytest.mark.parametrize("kind", ["conv3", "conv3s2", "conv1", "transpose"])
+def test_inference_conv_equals_the_autograd_path(threads, conv_algorithm, kind):
+    """Without a recorded gradient the conv skips the autograd Function; the result is the same, bit for bit, on
+    every algorithm (float32, so the compiled kernels run where they apply)."""
+    in_stride = 2 if kind == "transpose" else 1
+    x, _ = _input(n=300, extent=9, stride=in_stride, channels=8, seed=5)
+    x = x.replace(x.feats.detach().float())
+    torch.manual_seed(0)
+    conv = {"conv3": SparseConv3d(8, 16, 3, 1, bias=True), "conv3s2": SparseConv3d(8, 16, 3, 2),
+            "conv1": SparseConv3d(8, 16, 1, 1, bias=True),
+            "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2, bias=True)}[kind]
+    recorded = conv(x.replace(x.feats.clone().requires_grad_(True)))
+    assert recorded.feats.requires_grad
+    with torch.no_grad():
+        bare = conv(x)
+    assert not bare.feats.requires_grad
+    assert torch.equal(bare.feats, recorded.feats.detach())
+    assert torch.equal(bare.coords, recorded.coords)
+
+
+def _chain(conv, relu, seed):
+    """conv + batch norm with non-trivial statistics and affine parameters (+ ReLU), in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    bn = SparseBatchNorm(conv.out_ch)
+    with torch.no_grad():
+        bn.bn.running_mean.copy_(torch.randn(conv.out_ch, generator=g))
+        bn.bn.running_var.copy_(torch.rand(conv.out_ch, generator=g) * 3 + 0.1)
+        bn.bn.weight.copy_(torch.randn(conv.out_ch, generator=g))
+        bn.bn.bias.copy_(torch.randn(conv.out_ch, generator=g))
+    layers = [conv, bn] + ([SparseReLU()] if relu else [])
+    return torch.nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("kind,relu", [("conv3", True), ("conv3s2", False), ("conv1", True), ("transpose", True),
+                                       ("conv3bias", False)])
+def test_fold_batch_norms_matches_the_unfolded_chain(threads, kind, relu):
+    in_stride = 2 if kind == "transpose" else 1
+    x, _ = _input(n=300, extent=9, stride=in_stride, channels=8, seed=6)
+    x = x.replace(x.feats.detach().float())
+    torch.manual_seed(1)
+    conv = {"conv3": SparseConv3d(8, 16, 3, 1), "conv3s2": SparseConv3d(8, 16, 3, 2),
+            "conv1": SparseConv3d(8, 16, 1, 1), "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2),
+            "conv3bias": SparseConv3d(8, 16, 3, 1, bias=True)}[kind]
+    model = torch.nn.Sequential(_chain(conv, relu, seed=2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    folded = fold_batch_norms(model)
+    assert torch.equal(torch.get_rng_state(), rng), "folding drew from torch's RNG"
+    assert isinstance(folded[0], FoldedConv) and folded[0].relu == relu
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the original was changed"
+    with torch.no_grad():
+        want, got = model(x), folded(x)
+    assert torch.equal(got.coords, want.coords)
+    torch.testing.assert_close(got.feats, want.feats, rtol=1e-5, atol=1e-5)
+    if relu:
+        assert bool((got.feats == 0).any()) and bool((got.feats >= 0).all())
+
+
+def test_fold_batch_norms_by_hand():
+    """One voxel, a 1 x 1 x 1 conv of 2 -> 1 channels: y = ((x . w) - mean) * gamma / sqrt(var + eps) + beta."""
+    x, _ = from_coords(torch.tensor([[0, 0, 0, 0]]), torch.tensor([[1.0, 2.0]]), batch_size=1)
+    conv = SparseConv3d(2, 1, 1, 1)
+    bn = SparseBatchNorm(1, eps=0.0)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[3.0], [-1.0]]]))  # x . w = 1
+        bn.bn.running_mean.fill_(-3.0)
+        bn.bn.running_var.fill_(16.0)
+        bn.bn.weight.fill_(2.0)
+        bn.bn.bias.fill_(0.5)
+    folded = fold_batch_norms(torch.nn.Sequential(conv, bn).eval())
+    assert isinstance(folded, FoldedConv) and not folded.relu
+    assert folded.conv.weight.flatten().tolist() == [1.5, -0.5]  # w * 2 / 4
+    assert folded.conv.bias.tolist() == [2.0]  # (0 - (-3)) * 2 / 4 + 0.5
+    with torch.no_grad():
+        assert folded(x).feats.item() == 2.5  # (1 + 3) * 2 / 4 + 0.5
