@@ -10,7 +10,7 @@ from __future__ import annotations
 import MinkowskiEngine as ME  # noqa: N817  (ImportError here means the backend is unavailable)
 import torch
 
-from .coords import check_coords
+from .coords import check_coords, unpack
 from .tensor import SparseTensor
 from .torch_backend import bn_feats
 
@@ -31,9 +31,11 @@ def _native(feats: torch.Tensor, x: SparseTensor, key=None):
                            coordinate_manager=x.native.coordinate_manager)
 
 
-def from_sorted_unique(coords: torch.Tensor, keys: torch.Tensor, feats: torch.Tensor, batch_size: int,
-                       stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
-    """Wrap unique coordinates; returns the tensor and, for every input row, its row in the tensor."""
+def from_sorted_unique(coords: torch.Tensor | None, keys: torch.Tensor | None, feats: torch.Tensor,
+                       batch_size: int, stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
+    """Wrap unique coordinates (None: unpacked from ``keys``); returns the tensor and, for every input row, its
+    row in the tensor."""
+    coords = unpack(keys) if coords is None else coords
     native = ME.SparseTensor(feats, coordinates=coords.int(), tensor_stride=stride,
                              quantization_mode=ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE)
     order = native.unique_index.long()  # tensor row j holds input row order[j]

@@ -196,14 +196,15 @@ def _new_manager(batch_size: int, device: torch.device) -> CoordinateManager:
     return CoordinateManager(batch_size=batch_size, device=device)
 
 
-def from_sorted_unique(coords: torch.Tensor, keys: torch.Tensor, feats: torch.Tensor, batch_size: int,
+def from_sorted_unique(coords: torch.Tensor | None, keys: torch.Tensor, feats: torch.Tensor, batch_size: int,
                        stride: int = 1) -> tuple[SparseTensor, None]:
-    """Wrap coordinates that are already unique and sorted by key (as `voxelize` produces).
+    """Wrap coordinates that are already unique and sorted by key (as `voxelize` produces); ``coords`` None:
+    unpacked from the keys if ever read.
 
     Returns:
         The tensor and None (rows keep the input order; other backends return the row of every input row).
     """
-    manager = _new_manager(batch_size, coords.device)
+    manager = _new_manager(batch_size, keys.device)
     set_id = manager.add_set(coords, keys, stride)
     return SparseTensor(feats, manager, set_id, stride, batch_size, NAME, coords=coords), None
 

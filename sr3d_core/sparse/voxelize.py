@@ -18,6 +18,17 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
     Returns:
         coords (M, 4) int64 sorted by key, keys (M,), feats (M, C), point2voxel (sum Ni,) int64.
     """
+    keys, feats, p2v = voxelize_keys(points, voxel_size, reduce, seed)
+    return unpack(keys), keys, feats, p2v
+
+
+def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
+                  seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`voxelize_coords` without the coordinates (the keys hold them; unpacking is a third of the compiled path).
+
+    Returns:
+        keys (M,) ascending, feats (M, C), point2voxel (sum Ni,) int64.
+    """
     if not isinstance(points, (list, tuple)) or len(points) == 0:
         raise ValueError("voxelize: points must be a non-empty list of (xyz, feats) pairs, one per scene")
     if reduce not in ("random", "mean"):
@@ -47,7 +58,7 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
         keys = native.voxel_keys(xyzs, voxel_size, AXIS_BITS, COORD_LIMIT)
         if keys is not None:
             keys, inverse, pick = native.unique_pick(keys, _priorities(keys.shape[0], seed, feats.device))
-            return unpack(keys), keys, feats.index_select(0, pick), inverse  # 3x faster than feats[pick] on a view
+            return keys, feats.index_select(0, pick), inverse  # 3x faster than feats[pick] on a view
     coords_all = []
     for b, (xyz, _) in enumerate(points):
         if xyz.numel() and not bool(torch.isfinite(xyz).all()):
@@ -79,7 +90,7 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
         pick = torch.empty(m, dtype=torch.long, device=feats.device)
         pick[inverse[winner]] = winner
         vfeats = feats[pick]
-    return unpack(keys), keys, vfeats, inverse
+    return keys, vfeats, inverse
 
 
 def _priorities(n: int, seed: int | None, device: torch.device) -> torch.Tensor:
@@ -107,6 +118,6 @@ def voxelize(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float,
         ValueError: empty list, mismatched lengths, non-float xyz, NaN/inf, out-of-range coordinates.
     """
     from .backends import get_backend
-    coords, keys, feats, p2v = voxelize_coords(points, voxel_size, reduce, seed)
-    x, row_of = get_backend(backend).from_sorted_unique(coords, keys, feats, len(points), 1)
+    keys, feats, p2v = voxelize_keys(points, voxel_size, reduce, seed)
+    x, row_of = get_backend(backend).from_sorted_unique(None, keys, feats, len(points), 1)
     return x, (p2v if row_of is None else row_of[p2v])
