@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import native
-from .coords import AXIS_BITS, OFFSET, CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack
+from .coords import AXIS_BITS, COORD_LIMIT, OFFSET, CoordSet, KernelMap, check_coords, kernel_offsets, offset_key, pack
 
 
 def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,13 +51,17 @@ def generative_upsample(src: CoordSet, kernel_size: int, factor: int = 2) -> tup
     if src.stride % factor:
         raise ValueError(f"cannot upsample a tensor at stride {src.stride} by {factor}")
     out_stride = src.stride // factor
-    offs = torch.tensor(kernel_offsets(kernel_size, out_stride), dtype=torch.long, device=src.keys.device)
-    n, k = src.coords.shape[0], offs.shape[0]
-    child = src.coords[:, None, :].expand(n, k, 4).clone()
-    child[:, :, 1:] += offs[None]
-    child = child.reshape(n * k, 4)
-    check_coords(child, "generative transposed conv output")
-    keys, inverse = _unique(pack(child))
+    offs = kernel_offsets(kernel_size, out_stride)
+    n, k = src.keys.shape[0], len(offs)
+    reach = max(abs(d) for o in offs for d in o)
+    xyz = src.coords[:, 1:]
+    if n and (int(xyz.min()) - reach < -COORD_LIMIT or int(xyz.max()) + reach > COORD_LIMIT):
+        child = src.coords[:, None, :].expand(n, k, 4).clone()
+        child[:, :, 1:] += torch.tensor(offs, dtype=torch.long, device=src.keys.device)[None]
+        check_coords(child.reshape(n * k, 4), "generative transposed conv output")  # names the bad coordinate
+    # Inside the range a child's key is its parent's plus the offset's key difference (no carry between fields).
+    deltas = torch.tensor([offset_key(*o) for o in offs], dtype=torch.long, device=src.keys.device)
+    keys, inverse = _unique((src.keys[:, None] + deltas[None]).reshape(-1))
     return CoordSet(None, keys, out_stride), inverse.reshape(n, k)
 
 

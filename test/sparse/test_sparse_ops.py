@@ -410,3 +410,24 @@ def test_fold_batch_norms_by_hand():
     assert folded.conv.bias.tolist() == [2.0]  # (0 - (-3)) * 2 / 4 + 0.5
     with torch.no_grad():
         assert folded(x).feats.item() == 2.5  # (1 + 3) * 2 / 4 + 0.5
+
+
+def test_generative_upsample_at_the_range_limit():
+    """Children are keys plus offsets: right up to the packable range they equal packed child coordinates, and a
+    child beyond it is reported as before."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import COORD_LIMIT, CoordSet, pack
+
+    assert COORD_LIMIT % 2 == 0
+    edge = COORD_LIMIT - 2  # stride 2: even coordinates; the children reach COORD_LIMIT - 1
+    inside = torch.tensor([[0, edge, -edge, 0], [1, 0, 2, -edge]])
+    keys = torch.sort(pack(inside)).values
+    up, child = km.generative_upsample(CoordSet(None, keys, 2), 3, 2)
+    want = {(b, x + dx, y + dy, z + dz) for b, x, y, z in inside.tolist()
+            for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)}
+    assert _coord_set(up.coords) == want and len(up.keys) == 54
+    assert torch.equal(up.keys, pack(up.coords))
+    assert torch.equal(up.keys[child], pack(up.coords[child.reshape(-1)]).reshape(2, 27))
+    over = torch.tensor([[0, COORD_LIMIT, 0, 0]])  # a child at COORD_LIMIT + 1
+    with pytest.raises(ValueError, match="generative transposed conv output out of range"):
+        km.generative_upsample(CoordSet(None, pack(over), 2), 3, 2)
