@@ -20,6 +20,10 @@ from sr3d_core.boxes import ArrayLike, as_tensor, boxes_to_minmax, check_boxes, 
 from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff
 from sr3d_core.sparse import native
 
+# Up to this many boxes the compiled greedy loop (every same-label pair after a kept box, footprints first) runs the
+# rotated NMS; beyond it the sweep over sorted footprints below, which only visits overlapping pairs.
+_COMPILED_NMS_MAX = 10_000
+
 
 def _check_inputs(
     boxes: Any,
@@ -220,8 +224,11 @@ def nms_bev(
     idx = idx[torch.argsort(s[idx], descending=True, stable=True)]
     if pre_max is not None:
         idx = idx[:pre_max]
-    pairs = _suppression_pairs(b[idx], lab[idx], float(iou_threshold), rotated)
-    keep_mask = torch.from_numpy(_greedy(idx.shape[0], pairs.cpu().numpy())).to(b.device)
+    if rotated and idx.shape[0] <= _COMPILED_NMS_MAX and native.available(b):
+        keep_mask = native.nms_rotated_bev(b[idx], lab[idx], float(iou_threshold))
+    else:
+        pairs = _suppression_pairs(b[idx], lab[idx], float(iou_threshold), rotated)
+        keep_mask = torch.from_numpy(_greedy(idx.shape[0], pairs.cpu().numpy())).to(b.device)
     keep = idx[keep_mask]
     if max_out is not None:
         keep = keep[:max_out]

@@ -153,6 +153,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_max_pool_grad.restype = None
     lib.sr3d_rotated_iou_bev.argtypes = [ptr, ptr, i64, ptr]
     lib.sr3d_rotated_iou_bev.restype = None
+    lib.sr3d_nms_rotated_bev.argtypes = [ptr, ptr, i64, ctypes.c_double, ctypes.c_int, ptr]
+    lib.sr3d_nms_rotated_bev.restype = i64
     _lib = lib
     return _lib
 
@@ -419,6 +421,28 @@ def rotated_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     if a.shape[0]:
         lib.sr3d_rotated_iou_bev(a.data_ptr(), b.data_ptr(), a.shape[0], out.data_ptr())
     return out.to(boxes1.dtype)
+
+
+def nms_rotated_bev(boxes: torch.Tensor, labels: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy per-class NMS on `rotated_iou_bev`, boxes in descending score order: a box is suppressed by the first
+    kept box before it of its label with IoU above the threshold (the IoU compared in ``boxes``' dtype).
+
+    Args:
+        boxes: ``(K, 7)`` float CPU boxes ``(x, y, z, dx, dy, dz, yaw)``, best first.
+        labels: ``(K,)`` integer labels.
+        iou_threshold: suppression threshold.
+
+    Returns:
+        ``(K,)`` bool, True for the kept boxes.
+    """
+    lib = _library()
+    b = boxes.detach().to(torch.float64).contiguous()
+    lab = labels.to(torch.int64).contiguous()
+    keep = torch.empty(b.shape[0], dtype=torch.uint8)
+    if lib.sr3d_nms_rotated_bev(b.data_ptr(), lab.data_ptr(), b.shape[0], float(iou_threshold),
+                                int(boxes.dtype != torch.float64), keep.data_ptr()) < 0:
+        raise MemoryError("sr3d_nms_rotated_bev: out of memory")
+    return keep.bool()
 
 
 def main() -> int:

@@ -47,14 +47,18 @@ def _clustered(rng, n, n_classes=3):
     return boxes, scores, labels
 
 
-@pytest.fixture(params=["compiled", "torch"])
+@pytest.fixture(params=["compiled", "compiled-sweep", "torch"])
 def iou_path(request, monkeypatch):
-    """Run with the compiled rotated IoU (the CPU default, where it builds) and with the PyTorch one."""
+    """Run with the compiled greedy NMS (the CPU default for rotated boxes, where it builds), with the sweep over
+    footprints and the compiled rotated IoU (beyond the compiled loop's box count), and with PyTorch alone."""
+    from sr3d_core.geometry import nms
     from sr3d_core.sparse import native
 
-    if request.param == "compiled" and not native.available(torch.zeros(1)):
+    if request.param != "torch" and not native.available(torch.zeros(1)):
         pytest.skip("no C compiler: pure-PyTorch path only")
-    monkeypatch.setattr(native, "_enabled", request.param == "compiled")
+    monkeypatch.setattr(native, "_enabled", request.param != "torch")
+    if request.param == "compiled-sweep":
+        monkeypatch.setattr(nms, "_COMPILED_NMS_MAX", 0)
     return request.param
 
 
@@ -224,3 +228,25 @@ def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
     assert 0.3 * m < len(want) < 0.7 * m
     got = _suppression_pairs(boxes, torch.arange(m).repeat_interleave(2), 0.5, rotated=True)
     assert torch.equal(got, torch.stack([2 * want, 2 * want + 1], 1))
+
+
+def test_compiled_nms_compares_the_iou_in_the_boxes_dtype():
+    """float32 boxes: an IoU whose float64 value lies just above a float32 threshold, but rounds to it, does not
+    suppress (as the PyTorch path, which holds the IoU in float32); float64 boxes compare in float64."""
+    from sr3d_core.sparse import native
+
+    if not native.available(torch.zeros(1)):
+        pytest.skip("no C compiler")
+    for dx in np.linspace(0.5, 0.6, 200):
+        pair = torch.tensor([[0.0, 0, 0, 2, 2, 1, 0.3], [dx, 0.1, 0, 2, 2, 1, 0.3]], dtype=torch.float64)
+        iou = float(native.rotated_iou_bev(pair[:1], pair[1:])[0])
+        thr = float(np.float32(iou))
+        if iou > thr:
+            break
+    else:
+        pytest.fail("no IoU above its float32 rounding found")
+    scores, labels = torch.tensor([0.9, 0.8]), torch.tensor([0, 0])
+    assert nms_bev(pair.float(), scores, labels, iou_threshold=thr).tolist() == [0, 1]
+    assert nms_bev(pair, scores, labels, iou_threshold=thr).tolist() == [0]
+    assert native.nms_rotated_bev(pair.float(), labels, thr).tolist() == [True, True]
+    assert native.nms_rotated_bev(pair, labels, thr).tolist() == [True, False]

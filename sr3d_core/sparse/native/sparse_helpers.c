@@ -539,3 +539,41 @@ void sr3d_rotated_iou_bev(const double *b1, const double *b2, int64_t n, double 
         iou[p] = uni > 0 ? inter / uni : 0.0;
     }
 }
+
+/* Greedy per-class NMS on the rotated BEV IoU above: boxes b (k x 7) in descending score order, labels (k); box j
+ * is suppressed by the first kept box i < j of its label with IoU(i, j) > thr. The IoU is compared as the caller's
+ * dtype would hold it (single: rounded to float, against the float threshold). Boxes whose axis-aligned
+ * footprints do not overlap are skipped (their IoU is 0). keep[i] = 1 for the kept boxes; returns their number. */
+int64_t sr3d_nms_rotated_bev(const double *b, const int64_t *labels, int64_t k, double thr, int single,
+                             uint8_t *keep) {
+    double *ext = malloc((size_t)(k > 0 ? k : 1) * 4 * sizeof(double)); /* x_min, x_max, y_min, y_max */
+    if (!ext) return -1;
+    for (int64_t i = 0; i < k; ++i) {
+        const double *p = b + 7 * i, c = fabs(cos(p[6])), s = fabs(sin(p[6]));
+        const double hx = 0.5 * (c * p[3] + s * p[4]), hy = 0.5 * (s * p[3] + c * p[4]);
+        const double pad = 1e-9 * (fabs(p[0]) + fabs(p[1]) + hx + hy); /* the footprint test only skips */
+        ext[4 * i + 0] = p[0] - hx - pad;
+        ext[4 * i + 1] = p[0] + hx + pad;
+        ext[4 * i + 2] = p[1] - hy - pad;
+        ext[4 * i + 3] = p[1] + hy + pad;
+        keep[i] = 1;
+    }
+    const float thr_f = (float)thr;
+    int64_t kept = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        if (!keep[i]) continue;
+        ++kept;
+        const double *ei = ext + 4 * i;
+        for (int64_t j = i + 1; j < k; ++j) {
+            const double *ej = ext + 4 * j;
+            if (!keep[j] || labels[j] != labels[i] || ej[0] >= ei[1] || ei[0] >= ej[1] || ej[2] >= ei[3] ||
+                ei[2] >= ej[3])
+                continue;
+            double iou;
+            sr3d_rotated_iou_bev(b + 7 * i, b + 7 * j, 1, &iou);
+            if (single ? (float)iou > thr_f : iou > thr) keep[j] = 0;
+        }
+    }
+    free(ext);
+    return kept;
+}
