@@ -226,11 +226,16 @@ def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | Non
     if stride != 1 and coords.numel() and bool((coords[:, 1:] % stride != 0).any()):
         raise ValueError(f"coordinates must be multiples of the stride {stride}")
     keys = pack(coords)
-    keys, perm = torch.sort(keys)
-    if keys.numel() > 1 and bool((keys[1:] == keys[:-1]).any()):
-        raise ValueError("coordinates must be unique")
     if batch_size is None:
         batch_size = int(coords[:, 0].max()) + 1 if coords.numel() else 0
+    if keys.numel() < 2 or bool((keys[1:] > keys[:-1]).all()):
+        # Already strictly ascending (e.g. the coordinates of another tensor): sorted and unique, nothing to move;
+        # the coordinates are unpacked from the keys if read (the caller's tensor is not kept).
+        perm = torch.arange(keys.numel(), device=keys.device)
+        return from_sorted_unique(None, keys, feats, batch_size, stride)[0], perm
+    keys, perm = torch.sort(keys)
+    if bool((keys[1:] == keys[:-1]).any()):
+        raise ValueError("coordinates must be unique")
     return from_sorted_unique(coords.index_select(0, perm), keys, feats.index_select(0, perm), batch_size,
                               stride)[0], perm
 

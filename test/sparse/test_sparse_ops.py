@@ -431,3 +431,22 @@ def test_generative_upsample_at_the_range_limit():
     over = torch.tensor([[0, COORD_LIMIT, 0, 0]])  # a child at COORD_LIMIT + 1
     with pytest.raises(ValueError, match="generative transposed conv output out of range"):
         km.generative_upsample(CoordSet(None, pack(over), 2), 3, 2)
+
+
+def test_from_coords_of_sorted_coordinates_keeps_the_rows():
+    """Coordinates already in key order come back row for row (identity permutation), as the sorting path would
+    order them; a duplicate still raises, in order or not."""
+    c = random_coords(300, 9, batch_size=2, seed=4)
+    f = torch.randn(len(c), 3, generator=torch.Generator().manual_seed(5))
+    shuffled = torch.randperm(len(c), generator=torch.Generator().manual_seed(6))
+    x_sorted, perm = from_coords(c[shuffled], f[shuffled])  # the sorting path
+    assert not torch.equal(perm, torch.arange(len(c)))
+    again, identity = from_coords(x_sorted.coords, x_sorted.feats)
+    assert torch.equal(identity, torch.arange(len(c)))
+    assert torch.equal(again.coords, x_sorted.coords) and torch.equal(again.feats, x_sorted.feats)
+    assert again.batch_size == 2
+    w = SparseConv3d(3, 4, 3, 1)
+    torch.testing.assert_close(w(again).feats, w(x_sorted).feats, rtol=0, atol=0)
+    dup = torch.cat([x_sorted.coords[:5], x_sorted.coords[4:5], x_sorted.coords[5:]])
+    with pytest.raises(ValueError, match="unique"):
+        from_coords(dup, torch.zeros(len(dup), 3))
