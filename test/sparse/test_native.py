@@ -246,7 +246,10 @@ def _loop_conv(x: torch.Tensor, cols: torch.Tensor, w: torch.Tensor) -> torch.Te
 
 @pytest.mark.parametrize("kvol,n_in,n_out,c_in,c_out,fill", [
     (27, 50, 40, 8, 32, 0.5),     # rows not a multiple of the row group; input channel blocks 6 + 2
-    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer): blocks 2 + 1
+    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer): the im2col path, one partial block
+    (27, 200, 130, 3, 24, 0.4),   # im2col: several blocks of output rows, both tile widths (16 + 8)
+    (8, 50, 48, 5, 8, 0.5),       # im2col: exactly one block; 40 columns padded to 42
+    (27, 0, 4, 3, 16, 0.5),       # im2col over an empty input set
     (8, 20, 17, 13, 56, 0.7),     # both tile widths (16 + 16 + 16 + 8), channel blocks 6 + 6 + 1
     (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled; channel blocks 6 + 6 + 4
     (8, 300, 500, 64, 64, 0.6),   # more pairs than one chunk of the weight gradient

@@ -290,6 +290,106 @@ static void pair_rows(const PairRows *pr, int64_t p, int64_t count, int64_t tota
     }
 }
 
+enum { OBLOCK = 512 }; /* output rows per block of the convolutions below */
+
+/* Narrow inputs (c_in < 8: a stem on colours). A pair then carries only c_in multiply-adds per output channel, so
+ * the group tiles below spend most of their time on pointers, tile loads and stores. These loops keep an offset's
+ * weights for one 16-channel tile (c_in x 2 vectors) in registers and take the pairs one by one: the forward adds
+ * x[i] w[k] into out[o] (output rows in blocks of OBLOCK, every offset per block, as the general kernel), the weight
+ * gradient accumulates x[i]^T g[o] for a whole offset in registers. One function per c_in, so the channel loops
+ * unroll. */
+#define SR3D_NARROW(CIN)                                                                                      \
+    static void narrow_fwd##CIN(const float *x, const int64_t *starts, const int64_t *rows_in,                \
+                                const int64_t *rows_out, int64_t kvol, int64_t n_out, const float *w,          \
+                                int64_t c_out, float *out, int64_t *next) {                                    \
+        for (int64_t co = 0; co < c_out; co += 16) {                                                          \
+            const int nv = c_out - co >= 16 ? 2 : 1;                                                          \
+            memcpy(next, starts, (size_t)kvol * sizeof(int64_t));                                             \
+            for (int64_t o0 = 0; o0 < n_out; o0 += OBLOCK) {                                                  \
+                for (int64_t k = 0; k < kvol; ++k) {                                                          \
+                    v8 wv[CIN][2];                                                                            \
+                    for (int c = 0; c < CIN; ++c) {                                                           \
+                        wv[c][0] = load8(w + (k * CIN + c) * c_out + co);                                     \
+                        wv[c][1] = nv == 2 ? load8(w + (k * CIN + c) * c_out + co + 8) : splat8(0.f);         \
+                    }                                                                                         \
+                    int64_t p = next[k];                                                                      \
+                    for (const int64_t end = starts[k + 1]; p < end && rows_out[p] < o0 + OBLOCK; ++p) {      \
+                        const float *xi = x + rows_in[p] * CIN;                                               \
+                        float *dst = out + rows_out[p] * c_out + co;                                          \
+                        v8 a0 = load8(dst), a1 = nv == 2 ? load8(dst + 8) : splat8(0.f);                      \
+                        for (int c = 0; c < CIN; ++c) {                                                       \
+                            const v8 b = splat8(xi[c]);                                                       \
+                            a0 += b * wv[c][0];                                                               \
+                            a1 += b * wv[c][1];                                                               \
+                        }                                                                                     \
+                        store8(dst, a0);                                                                      \
+                        if (nv == 2) store8(dst + 8, a1);                                                     \
+                    }                                                                                         \
+                    next[k] = p;                                                                              \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }                                                                                                         \
+    static void narrow_wgrad##CIN(const float *x, const int64_t *starts, const int64_t *rows_in,              \
+                                  const int64_t *rows_out, int64_t kvol, const float *g, int64_t c_out,        \
+                                  float *gw) {                                                                \
+        for (int64_t k = 0; k < kvol; ++k) {                                                                  \
+            for (int64_t co = 0; co < c_out; co += 16) {                                                      \
+                const int nv = c_out - co >= 16 ? 2 : 1;                                                      \
+                v8 acc[CIN][2];                                                                               \
+                for (int c = 0; c < CIN; ++c) acc[c][0] = acc[c][1] = splat8(0.f);                            \
+                for (int64_t p = starts[k]; p < starts[k + 1]; ++p) {                                         \
+                    const float *xi = x + rows_in[p] * CIN, *gr = g + rows_out[p] * c_out + co;               \
+                    const v8 g0 = load8(gr), g1 = nv == 2 ? load8(gr + 8) : splat8(0.f);                      \
+                    for (int c = 0; c < CIN; ++c) {                                                           \
+                        const v8 b = splat8(xi[c]);                                                           \
+                        acc[c][0] += b * g0;                                                                  \
+                        acc[c][1] += b * g1;                                                                  \
+                    }                                                                                         \
+                }                                                                                             \
+                for (int c = 0; c < CIN; ++c) {                                                               \
+                    store8(gw + (k * CIN + c) * c_out + co, acc[c][0]);                                       \
+                    if (nv == 2) store8(gw + (k * CIN + c) * c_out + co + 8, acc[c][1]);                      \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+SR3D_NARROW(1)
+SR3D_NARROW(2)
+SR3D_NARROW(3)
+SR3D_NARROW(4)
+SR3D_NARROW(5)
+SR3D_NARROW(6)
+SR3D_NARROW(7)
+
+/* The narrow forward (out zeroed by the caller) or weight gradient for 1 <= c_in < 8. */
+static void narrow_fwd(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
+                       const int64_t *rows_out, int64_t kvol, int64_t n_out, const float *w, int64_t c_out,
+                       float *out, int64_t *next) {
+    switch (c_in) {
+    case 1: narrow_fwd1(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    case 2: narrow_fwd2(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    case 3: narrow_fwd3(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    case 4: narrow_fwd4(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    case 5: narrow_fwd5(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    case 6: narrow_fwd6(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    default: narrow_fwd7(x, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, next); break;
+    }
+}
+
+static void narrow_wgrad(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
+                         const int64_t *rows_out, int64_t kvol, const float *g, int64_t c_out, float *gw) {
+    switch (c_in) {
+    case 1: narrow_wgrad1(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    case 2: narrow_wgrad2(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    case 3: narrow_wgrad3(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    case 4: narrow_wgrad4(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    case 5: narrow_wgrad5(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    case 6: narrow_wgrad6(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    default: narrow_wgrad7(x, starts, rows_in, rows_out, kvol, g, c_out, gw); break;
+    }
+}
+
 /* The convolution over the pair list of a kernel map (sr3d_kernel_pairs_pack, or sr3d_pair_starts / sr3d_pair_fill
  * from a table: offset k's pairs are [starts[k], starts[k + 1]) of rows_in / rows_out, output rows ascending) and
  * weights w (kvol, c_in, c_out), all row-major float32; out is overwritten.
@@ -302,13 +402,19 @@ static void pair_rows(const PairRows *pr, int64_t p, int64_t count, int64_t tota
  * the 27 offsets (sweeping all rows once per offset streamed every row from memory 27 times: 1.2-1.4x slower at
  * 2 cm on a 50k-point frame). The order of the terms of every sum is fixed, so every run gives the same bits.
  * Returns 0, 1 when c_out % 8 != 0, 2 when out of memory. */
-enum { OBLOCK = 512 };
 
 int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
                     const int64_t *rows_out, int64_t kvol, int64_t n_in, int64_t n_out, const float *w,
                     int64_t c_out, float *out, int transpose) {
     if (c_out % 8) return 1;
     memset(out, 0, (size_t)((transpose ? n_in : n_out) * c_out) * sizeof(float));
+    if (!transpose && c_in >= 1 && c_in < 8) {
+        int64_t *cursor = malloc((size_t)(kvol > 0 ? kvol : 1) * sizeof(int64_t));
+        if (!cursor) return 2;
+        narrow_fwd(x, c_in, starts, rows_in, rows_out, kvol, n_out, w, c_out, out, cursor);
+        free(cursor);
+        return 0;
+    }
     /* What the unused slots of a last, incomplete group read (zeros) and write (a row that is never read). */
     float *scratch = calloc((size_t)(c_in + c_out), sizeof(float));
     int64_t *next = malloc((size_t)(kvol > 0 ? kvol : 1) * sizeof(int64_t)); /* each offset's first pair left */
@@ -408,6 +514,10 @@ SR3D_WGRAD_TILE(1, 1)
 int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *starts, const int64_t *rows_in,
                           const int64_t *rows_out, int64_t kvol, const float *g, int64_t c_out, float *gw) {
     if (c_out % 8) return 1;
+    if (c_in >= 1 && c_in < 8) {
+        narrow_wgrad(x, c_in, starts, rows_in, rows_out, kvol, g, c_out, gw);
+        return 0;
+    }
     int64_t chunk = 16384 / (c_in + c_out);
     if (chunk < 16) chunk = 16;
     float *xs = malloc((size_t)(chunk * (c_in > 0 ? c_in : 1)) * sizeof(float));
