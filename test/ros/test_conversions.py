@@ -167,6 +167,15 @@ def test_transform_points_keeps_colour() -> None:
     m[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
     m[:3, 3] = [0, 0, 1]
     np.testing.assert_allclose(transform_points(pts, m), [[0, 1, 1, 0.5, 0.5, 0.5]], atol=1e-6)
+    # Many points, a general rigid transform: the homogeneous product in float64.
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    m[:3, :3], m[:3, 3] = q, rng.normal(size=3)
+    pts = rng.uniform(-5, 5, (1000, 6)).astype(np.float32)
+    want = (m @ np.c_[pts[:, :3].astype(np.float64), np.ones(1000)].T).T[:, :3]
+    got = transform_points(pts, m)
+    np.testing.assert_allclose(got[:, :3], want, atol=1e-5)
+    assert np.array_equal(got[:, 3:], pts[:, 3:])
 
 
 def test_yaw_quaternion_and_box_edges() -> None:
