@@ -11,7 +11,7 @@ from .coords import AXIS_BITS, COORD_LIMIT, OFFSET, CoordSet, KernelMap, check_c
 def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted unique keys and the row of every key among them (compiled on the CPU when available)."""
     if native.available(keys):
-        return native.unique(keys)
+        return native.unique(keys, AXIS_BITS)
     return torch.unique(keys, sorted=True, return_inverse=True)
 
 

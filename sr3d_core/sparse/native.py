@@ -135,7 +135,7 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_pairs_to_table.restype = None
     lib.sr3d_transpose_map.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_map.restype = None
-    lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr]
+    lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ctypes.c_int, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.sr3d_unique_pick.restype = i64
     lib.sr3d_voxel_keys.argtypes = [ptr, i64, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
@@ -235,9 +235,13 @@ def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:
     return out
 
 
-def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def unique_pick(keys: torch.Tensor, prio: torch.Tensor, axis_bits: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Voxelization's grouping: ``torch.unique(keys, sorted=True, return_inverse=True)`` plus, per unique key,
     the point of highest ``prio`` (distinct int64 priorities).
+
+    Any int64 keys are sorted right; packed coordinates (``coords.pack``, ``axis_bits`` per coordinate field)
+    sort fastest: the sort runs on their fields' actual ranges.
 
     Returns:
         ``(unique keys (M,), inverse (N,), pick (M,))``, all int64.
@@ -245,16 +249,16 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor) -> tuple[torch.Tensor, t
     lib = _library()
     keys, prio = keys.contiguous(), prio.contiguous()
     n = keys.numel()
-    order, tmp, ukeys, pick = _scratch_rows("unique", 4, n).unbind(0)  # ukeys, pick: M <= N, copied out below
+    order, tmp, dense, ukeys, pick = _scratch_rows("unique", 5, n).unbind(0)  # ukeys, pick: M <= N, copied out
     inverse = torch.empty(n, dtype=torch.int64)
-    m = lib.sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, order.data_ptr(), tmp.data_ptr(),
-                             ukeys.data_ptr(), inverse.data_ptr(), pick.data_ptr())
+    m = lib.sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, axis_bits, order.data_ptr(), tmp.data_ptr(),
+                             dense.data_ptr(), ukeys.data_ptr(), inverse.data_ptr(), pick.data_ptr())
     return ukeys[:m].clone(), inverse, pick[:m].clone()
 
 
-def unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``torch.unique(keys, sorted=True, return_inverse=True)`` by the same radix sort."""
-    ukeys, inverse, _ = unique_pick(keys, keys)  # any priorities: the pick is not used
+def unique(keys: torch.Tensor, axis_bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(keys, sorted=True, return_inverse=True)`` by the same radix sort (see `unique_pick`)."""
+    ukeys, inverse, _ = unique_pick(keys, keys, axis_bits)  # any priorities: the pick is not used
     return ukeys, inverse
 
 

@@ -57,7 +57,8 @@ def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: f
         # winners as the PyTorch code below, which still runs (and names the problem) for a bad point.
         keys = native.voxel_keys(xyzs, voxel_size, AXIS_BITS, COORD_LIMIT)
         if keys is not None:
-            keys, inverse, pick = native.unique_pick(keys, _priorities(keys.shape[0], seed, feats.device))
+            prio = _priorities(keys.shape[0], seed, feats.device)
+            keys, inverse, pick = native.unique_pick(keys, prio, AXIS_BITS)
             return keys, feats.index_select(0, pick), inverse  # 3x faster than feats[pick] on a view
     coords_all = []
     for b, (xyz, _) in enumerate(points):

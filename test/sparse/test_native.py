@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sr3d_core.sparse import native
-from sr3d_core.sparse.coords import COORD_LIMIT, KernelMap, kernel_offsets, offset_key, pack
+from sr3d_core.sparse.coords import AXIS_BITS, COORD_LIMIT, KernelMap, kernel_offsets, offset_key, pack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def test_unique_pick_matches_torch():
     keys = torch.randint(-50, 50, (5000,), generator=g) * 7919 + (1 << 40)
     keys[:100] = -(1 << 62)  # negative keys sort first (the sign flip of the radix sort)
     prio = torch.randperm(5000, generator=g)
-    ukeys, inverse, pick = native.unique_pick(keys, prio)
+    ukeys, inverse, pick = native.unique_pick(keys, prio, AXIS_BITS)
     want_keys, want_inverse = torch.unique(keys, sorted=True, return_inverse=True)
     assert torch.equal(ukeys, want_keys) and torch.equal(inverse, want_inverse)
     # The pick of every voxel is its point of highest priority (brute force).
@@ -153,15 +153,23 @@ def test_unique_pick_matches_torch():
         if v not in best or p > prio[best[v]]:
             best[v] = i
     assert pick.tolist() == [best[v] for v in range(len(ukeys))]
-    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys), (want_keys, want_inverse)))
+    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys, AXIS_BITS), (want_keys, want_inverse)))
 
 
-@pytest.mark.parametrize("case", ["packed_fields", "high_bits_only", "one_bit", "full_range", "all_equal"])
+@pytest.mark.parametrize("case", ["packed_fields", "strided_coords", "flat_scene", "high_bits_only", "one_bit",
+                                  "full_range", "all_equal"])
 def test_unique_sorts_whatever_bits_vary(case):
-    # The radix passes start at the bits that vary: keys that differ only in scattered, high or single bits.
+    # The sort runs on the fields' ranges (minus their minimum, past their common zero low bits): keys that differ
+    # only in scattered, high or single bits, coordinates at a stride, a field that never changes.
     g = torch.Generator().manual_seed(len(case))
     n = 3000
-    if case == "packed_fields":  # a few low bits of three 20-bit fields and a batch field, as packed coordinates
+    if case in ("strided_coords", "flat_scene"):  # packed coordinates, four scenes, at stride 8 (a coarse level)
+        c = torch.randint(-40, 40, (n, 4), generator=g) * 8
+        c[:, 0] = torch.randint(0, 4, (n,), generator=g)
+        if case == "flat_scene":
+            c[:, 3] = -16  # one z for every voxel: a field of width 1
+        keys = pack(c)
+    elif case == "packed_fields":  # a few low bits of three 20-bit fields and a batch field, as packed coordinates
         parts = [torch.randint(0, 1 << b, (n,), generator=g) for b in (2, 9, 9, 9)]
         keys = (parts[0] << 60) | (parts[1] << 40) | (parts[2] << 20) | parts[3]
     elif case == "high_bits_only":
@@ -173,7 +181,7 @@ def test_unique_sorts_whatever_bits_vary(case):
         keys[::3] = keys[1::3][: len(keys[::3])]  # duplicates
     else:
         keys = torch.full((n,), -77, dtype=torch.long)
-    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys), torch.unique(keys, sorted=True,
+    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys, AXIS_BITS), torch.unique(keys, sorted=True,
                                                                                      return_inverse=True)))
 
 

@@ -148,48 +148,84 @@ void sr3d_pair_fill(const int64_t *cols, int64_t kvol, int64_t n_out, int64_t n_
 }
 
 /* Voxelization's sort-unique with its random in-voxel pick, in one pass over radix-sorted keys.
- * keys (n): packed voxel keys of the points; prio (n): distinct priorities (a permutation).
+ * keys (n): any int64 keys, typically packed voxel keys (a batch field above three axis_bits-wide coordinate
+ * fields); prio (n): distinct priorities (a permutation).
  * Writes the ascending unique keys (m of them), inverse[i] = unique row of point i, and pick[v] = the point of
- * highest priority in voxel v; returns m. order and tmp are n-element scratch buffers. */
-int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int64_t *order, int64_t *tmp,
-                         int64_t *ukeys, int64_t *inverse, int64_t *pick) {
+ * highest priority in voxel v; returns m. order, tmp and dense are n-element scratch buffers. */
+static inline int64_t key_field(int64_t key, int f, int axis_bits) {
+    /* Field 0: the bits above the three coordinate fields, signed (so any int64 keeps its order); 1-3: x, y, z. */
+    if (f == 0) return key >> (3 * axis_bits); /* arithmetic shift */
+    return (int64_t)(((uint64_t)key >> ((3 - f) * axis_bits)) & (((uint64_t)1 << axis_bits) - 1));
+}
+
+int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits, int64_t *order,
+                         int64_t *tmp, int64_t *dense, int64_t *ukeys, int64_t *inverse, int64_t *pick) {
     if (n <= 0) return 0;
-    /* LSD radix sort of point indices by key (as unsigned after a sign flip), 11 bits a pass. Bits that are the
-     * same in every key cannot change the order, so each pass starts at the next bit that varies: packed keys vary
-     * in a few low bits of each coordinate field (and the batch), so three or four passes instead of five or six at
-     * fixed 11-bit digits. */
-    enum { BITS = 11, BUCKETS = 1 << BITS };
-    static const uint64_t SIGN = (uint64_t)1 << 63;
-    int64_t count[BUCKETS];
-    uint64_t varying = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        order[i] = i;
-        varying |= (uint64_t)keys[i] ^ (uint64_t)keys[0];
+    /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits that
+     * are zero in all of them (a stride), in mixed radix (at most 64 bits: the field widths never sum to more). A
+     * frame's keys then span ~24 bits instead of reaching the top field: two passes of 12-bit digits where the
+     * packed keys needed three or four. */
+    int64_t lo[4], hi[4];
+    uint64_t spread[4] = {0, 0, 0, 0};
+    for (int f = 0; f < 4; ++f) {
+        lo[f] = INT64_MAX;
+        hi[f] = INT64_MIN;
     }
+    for (int64_t i = 0; i < n; ++i) {
+        for (int f = 0; f < 4; ++f) {
+            const int64_t v = key_field(keys[i], f, axis_bits);
+            lo[f] = v < lo[f] ? v : lo[f];
+            hi[f] = v > hi[f] ? v : hi[f];
+        }
+    }
+    for (int64_t i = 0; i < n; ++i) /* the low bits every field's offset from its minimum leaves zero */
+        for (int f = 0; f < 4; ++f) spread[f] |= (uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]);
+    int shift[4];
+    uint64_t width[4];
+    for (int f = 0; f < 4; ++f) {
+        shift[f] = spread[f] ? __builtin_ctzll(spread[f]) : 0;
+        width[f] = ((uint64_t)(hi[f] - lo[f]) >> shift[f]) + 1;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        uint64_t d = 0;
+        for (int f = 0; f < 4; ++f)
+            d = d * width[f] + ((uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]) >> shift[f]);
+        dense[i] = (int64_t)d;
+        order[i] = i;
+    }
+    uint64_t top = 0;
+    for (int64_t i = 0; i < n; ++i) top |= (uint64_t)dense[i];
+    const int used = top ? 64 - __builtin_clzll(top) : 0;
+    /* LSD radix sort of the indices by dense key, in as few passes of at most 12 bits as cover the used bits. */
+    enum { MAX_BITS = 12 };
+    const int passes = (used + MAX_BITS - 1) / MAX_BITS, digit = passes ? (used + passes - 1) / passes : 0;
+    int64_t count[1 << MAX_BITS];
     int64_t *src = order, *dst = tmp;
-    for (int shift = 0; shift < 64 && (varying >> shift); shift += BITS) {
-        shift += __builtin_ctzll(varying >> shift); /* the next varying bit */
-        for (int b = 0; b < BUCKETS; ++b) count[b] = 0;
-        for (int64_t i = 0; i < n; ++i) ++count[(((uint64_t)keys[i] ^ SIGN) >> shift) & (BUCKETS - 1)];
+    for (int pass = 0; pass < passes; ++pass) {
+        const int sh = pass * digit;
+        const uint64_t dmask = ((uint64_t)1 << digit) - 1;
+        for (int b = 0; b <= (int)dmask; ++b) count[b] = 0;
+        for (int64_t i = 0; i < n; ++i) ++count[((uint64_t)dense[i] >> sh) & dmask];
         int64_t sum = 0;
-        for (int b = 0; b < BUCKETS; ++b) {
+        for (int b = 0; b <= (int)dmask; ++b) {
             const int64_t c = count[b];
             count[b] = sum;
             sum += c;
         }
         for (int64_t i = 0; i < n; ++i) {
             const int64_t j = src[i];
-            dst[count[(((uint64_t)keys[j] ^ SIGN) >> shift) & (BUCKETS - 1)]++] = j;
+            dst[count[((uint64_t)dense[j] >> sh) & dmask]++] = j;
         }
         int64_t *swap = src;
         src = dst;
         dst = swap;
     }
-    int64_t m = -1;
+    int64_t m = -1, last = 0;
     for (int64_t i = 0; i < n; ++i) {
         const int64_t j = src[i];
-        if (m < 0 || keys[j] != ukeys[m]) {
+        if (m < 0 || dense[j] != last) {
             ++m;
+            last = dense[j];
             ukeys[m] = keys[j];
             pick[m] = j;
         } else if (prio[j] > prio[pick[m]]) {
