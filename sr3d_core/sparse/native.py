@@ -145,6 +145,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_pair_fill.restype = None
     lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.sr3d_conv_pairs.restype = ctypes.c_int
+    lib.sr3d_transpose_weights.argtypes = [ptr, i64, i64, i64, ptr]
+    lib.sr3d_transpose_weights.restype = None
     lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ptr, i64, ptr]
     lib.sr3d_conv_weight_grad.restype = ctypes.c_int
     lib.sr3d_max_pool.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr]
@@ -358,7 +360,12 @@ def conv_forward(x: torch.Tensor, pairs: PairList, n_out: int, weight: torch.Ten
 def conv_input_grad(grad_out: torch.Tensor, pairs: PairList, n_in: int, weight: torch.Tensor) -> torch.Tensor:
     """The input gradient of `conv_forward`: ``grad_x[i] = sum over the pairs (k, i, o) of grad_out[o] @
     weight[k]^T``, ``(n_in, C_in)`` float32 (``C_in % 8 == 0``); no transposed table needed."""
-    return _conv_pairs(grad_out, pairs, n_in, grad_out.shape[0], weight.transpose(1, 2), transpose=True)
+    lib = _library()
+    weight = weight.contiguous()
+    kvol, c_in, c_out = weight.shape
+    w_t = torch.empty((kvol, c_out, c_in), dtype=torch.float32)  # weight.transpose(1, 2), compactly
+    lib.sr3d_transpose_weights(weight.data_ptr(), kvol, c_in, c_out, w_t.data_ptr())
+    return _conv_pairs(grad_out, pairs, n_in, grad_out.shape[0], w_t, transpose=True)
 
 
 def conv_weight_grad(x: torch.Tensor, pairs: PairList, grad_out: torch.Tensor) -> torch.Tensor:
