@@ -142,13 +142,16 @@ def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tens
     return nbr.view(n, ks * ks, ks).permute(2, 1, 0).reshape(ks**3, n)  # k = column + iz * ks^2
 
 
-def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMap:
+def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: torch.Tensor | None = None
+                     ) -> KernelMap:
     """Kernel map of a (non-transposed) conv from ``src`` (stride s) to ``dst``.
 
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
-    (same batch). On the CPU the compiled merge of the sorted key arrays builds its pair list (``native``);
-    otherwise it is a neighbour table built in one vectorized pass for all K offsets (a dense index table over the
-    bounding box when it is small enough, a sorted-key search otherwise). All give the same map.
+    (same batch). On the CPU the compiled merge of the sorted key arrays builds its pair list (``native``); for a
+    3 x 3 x 3 kernel onto ``src``'s parents (``dst`` from `downsample`, ``parent`` its row of every input) the
+    parent map gives it with fewer searches. Otherwise it is a neighbour table built in one vectorized pass for all
+    K offsets (a dense index table over the bounding box when it is small enough, a sorted-key search otherwise).
+    All give the same map.
     """
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
     kvol = kernel_size**3
@@ -159,7 +162,11 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int) -> KernelMa
     symmetric = src is dst and kernel_size % 2 == 1
     if native.available(src.keys, dst.keys):
         # The pair list only: the compiled convolution reads nothing else (the table is derived if asked for).
-        pairs = native.kernel_pairs(src.keys, dst.keys, [offset_key(*o) for o in offs], symmetric)
+        if (parent is not None and kernel_size == 3 and dst.stride == 2 * src.stride
+                and src.stride & (src.stride - 1) == 0):
+            pairs = native.kernel_pairs_down(src.keys, dst.keys, parent, src.stride, AXIS_BITS)
+        else:
+            pairs = native.kernel_pairs(src.keys, dst.keys, [offset_key(*o) for o in offs], symmetric)
         return KernelMap(None, n_in, n_out, symmetric, pair_list=pairs)
     cols = _grid_lookup(src, dst, offs)
     if cols is None:

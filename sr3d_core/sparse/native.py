@@ -145,6 +145,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_pair_fill.restype = None
     lib.sr3d_conv_pairs.argtypes = [ptr, i64, ptr, ptr, ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int]
     lib.sr3d_conv_pairs.restype = ctypes.c_int
+    lib.sr3d_kernel_pairs_down3.argtypes = [ptr, i64, ptr, i64, ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ptr]
+    lib.sr3d_kernel_pairs_down3.restype = i64
     lib.sr3d_transpose_weights.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_weights.restype = None
     lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ptr, i64, ptr]
@@ -199,6 +201,28 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
     starts = torch.empty(kvol + 1, dtype=torch.int64)
     rows = torch.empty((2, total), dtype=torch.int64)
     lib.sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, seg[0].data_ptr(), seg[1].data_ptr(),
+                               starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
+    return starts, rows[0], rows[1]
+
+
+def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: torch.Tensor, stride: int,
+                      axis_bits: int) -> "PairList":
+    """`kernel_pairs` of a stride-2 convolution with a 3 x 3 x 3 kernel from a set at ``stride`` (a power of two)
+    onto its parents, from the parent map (``parent[i]``: the row of input i's parent in ``dst_keys``) instead of a
+    search per kernel column: the same pair list."""
+    lib = _library()
+    src, dst, parent = src_keys.contiguous(), dst_keys.contiguous(), parent.contiguous()
+    n_out = dst.numel()
+    count = torch.empty(27, dtype=torch.int64)
+    seg = _scratch_rows("pairs", 2, 27 * n_out)
+    total = lib.sr3d_kernel_pairs_down3(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, parent.data_ptr(),
+                                        stride.bit_length() - 1, axis_bits, count.data_ptr(), seg[0].data_ptr(),
+                                        seg[1].data_ptr())
+    if total < 0:
+        raise MemoryError("sr3d_kernel_pairs_down3: out of memory")
+    starts = torch.empty(28, dtype=torch.int64)
+    rows = torch.empty((2, total), dtype=torch.int64)
+    lib.sr3d_kernel_pairs_pack(count.data_ptr(), 3, 0, n_out, seg[0].data_ptr(), seg[1].data_ptr(),
                                starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
     return starts, rows[0], rows[1]
 

@@ -266,25 +266,26 @@ def _down(x: SparseTensor) -> tuple[int, torch.Tensor]:
     return mgr.cached("derived", ("down", x.set_id), build)
 
 
-def _kernel_map(x: SparseTensor, out_id: int, kernel_size: int) -> KernelMap:
+def _kernel_map(x: SparseTensor, out_id: int, kernel_size: int, parent: torch.Tensor | None = None) -> KernelMap:
     mgr: CoordinateManager = x.manager
     return mgr.cached("maps", ("conv", x.set_id, out_id, kernel_size),
-                      lambda: km.build_kernel_map(mgr.get_set(x.set_id), mgr.get_set(out_id), kernel_size))
+                      lambda: km.build_kernel_map(mgr.get_set(x.set_id), mgr.get_set(out_id), kernel_size, parent))
 
 
 def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int,
          stride: int) -> SparseTensor:
     """Sparse conv; stride 1 is submanifold, stride 2 outputs unique(floor(c / 2s) * 2s)."""
+    parent = None
     if stride == 1:
         out_id = x.set_id
     elif stride == 2:
-        out_id, _ = _down(x)
+        out_id, parent = _down(x)
     else:
         raise ValueError(f"SparseConv3d supports stride 1 or 2, got {stride}")
     if kernel_size == 1 and stride == 1:
         out = x.feats @ weight[0] if bias is None else torch.addmm(bias, x.feats, weight[0])
         return _derive(x, out_id, out)
-    out = _sparse_conv(x.feats, weight, _kernel_map(x, out_id, kernel_size))
+    out = _sparse_conv(x.feats, weight, _kernel_map(x, out_id, kernel_size, parent))
     return _derive(x, out_id, _add_bias(out, bias))
 
 

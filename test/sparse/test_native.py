@@ -71,6 +71,56 @@ def test_matches_brute_force(case):
             native.set_enabled(True)
 
 
+@pytest.mark.parametrize("stride", [1, 2, 8])
+@pytest.mark.parametrize("case", ["dense", "sparse", "far_scenes", "edge_of_range"])
+def test_strided_map_from_the_parents_matches_brute_force(stride, case):
+    """A 3 x 3 x 3 stride-2 map onto the parents, built from the parent map: the brute-force table's pairs in the
+    convolution's order, equal to the searched pair list."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
+
+    g = torch.Generator().manual_seed(stride * 10 + len(case))
+    n = {"dense": 3000, "sparse": 300, "far_scenes": 500, "edge_of_range": 300}[case]
+    a = torch.randint(-10, 10, (n, 4), generator=g)
+    a[:, 0] = torch.randint(0, 3, (n,), generator=g)
+    if case == "far_scenes":
+        a[:, 0] = torch.where(torch.rand(n, generator=g) < 0.5, 0, 7)
+    elif case == "edge_of_range":
+        a[:, 1:] += (COORD_LIMIT // stride - 12) * torch.where(torch.rand(n, 3, generator=g) < 0.5, 1, -1)
+    a[:, 1:] *= stride
+    src = CoordSet(None, keys_of(a), stride)
+    dst, parent = km.downsample(src, 2)
+    deltas = [offset_key(*o) for o in kernel_offsets(3, stride)]
+    expected = brute_force(src.keys, dst.keys, deltas)
+    k, o = (expected < len(src.keys)).nonzero(as_tuple=True)
+    starts, rows_in, rows_out = native.kernel_pairs_down(src.keys, dst.keys, parent, stride, AXIS_BITS)
+    assert torch.equal(rows_out, o) and torch.equal(rows_in, expected[k, o])
+    assert starts.tolist() == [0] + torch.bincount(k, minlength=27).cumsum(0).tolist()
+    assert (starts[1:] - starts[:-1]).min() >= 0 and len(rows_in) > len(src.keys)  # off-parent pairs exist
+    searched = native.kernel_pairs(src.keys, dst.keys, deltas, False)
+    assert all(torch.equal(x, y) for x, y in zip(searched, (starts, rows_in, rows_out)))
+    # The convolution builds its stride-2 maps this way: the same map.
+    built = km.build_kernel_map(src, dst, 3, parent)
+    assert all(torch.equal(x, y) for x, y in zip(built.pair_list(), searched))
+
+
+def test_strided_map_by_hand():
+    """Two voxels at stride 1 in one parent cell's neighbourhood: (1, 0, 0) has parent (0, 0, 0) and, with an odd x,
+    also feeds the output at (2, 0, 0) if it exists; (2, 0, 0) is its own parent."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
+
+    src = CoordSet(None, keys_of(torch.tensor([[0, 1, 0, 0], [0, 2, 0, 0]])), 1)
+    dst, parent = km.downsample(src, 2)  # parents (0, 0, 0) and (2, 0, 0)
+    assert parent.tolist() == [0, 1]
+    starts, rows_in, rows_out = native.kernel_pairs_down(src.keys, dst.keys, parent, 1, AXIS_BITS)
+    # k = (dx + 1) + 3 (dy + 1) + 9 (dz + 1) with input = output + d: (1,0,0) = (0,0,0) + (1,0,0) -> k 14;
+    # (1,0,0) = (2,0,0) + (-1,0,0) -> k 12; (2,0,0) = (2,0,0) + 0 -> k 13.
+    pairs = sorted((k, i, o) for k in range(27) for i, o in zip(rows_in[starts[k]:starts[k + 1]].tolist(),
+                                                                 rows_out[starts[k]:starts[k + 1]].tolist()))
+    assert pairs == [(12, 0, 1), (13, 1, 1), (14, 0, 0)]
+
+
 def test_empty_sets_and_transpose():
     # Hand-worked table on x = 0, 1, 3: offset -1 finds x-1, offset +1 finds x+1, N_in (3) where none.
     cols = torch.tensor([[3, 0, 3], [0, 1, 2], [1, 3, 3]])

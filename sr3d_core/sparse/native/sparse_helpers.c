@@ -80,6 +80,85 @@ int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, const int64_t
     return total;
 }
 
+/* sr3d_kernel_pairs_search for a stride-2 convolution with a 3 x 3 x 3 kernel onto the parents of its input, from
+ * the parent map instead of a search per kernel column and output. src (stride s = 2^log_s) and dst (its parents,
+ * stride 2s) are ascending packed keys (axis_bits per coordinate field), parent[i] the row of input i's parent. An
+ * input i at parent p sits at p + s * pos (pos in {0, 1}^3) and feeds exactly the outputs p + 2s * e for e within
+ * pos (d = s * pos - 2s * e): p itself (its parent row) and up to seven neighbours of p, looked up once per parent
+ * (three column searches, the z neighbour is the next key). Parents are walked in order and each offset's (pos, e)
+ * is fixed, so each offset's outputs come out ascending, as the search gives them. Writes count / seg_in / seg_out
+ * as the search does (for sr3d_kernel_pairs_pack with symmetric = 0) and returns the number of pairs, or -1 when
+ * out of memory. */
+static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x on its parent's odd half, 1: y, 2: z */
+    return (int)((key >> (2 * axis_bits + log_s)) & 1) | (int)(((key >> (axis_bits + log_s)) & 1) << 1) |
+           (int)(((key >> log_s) & 1) << 2);
+}
+
+int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
+                                const int64_t *parent, int log_s, int axis_bits, int64_t *count, int64_t *seg_in,
+                                int64_t *seg_out) {
+    int64_t *first = calloc((size_t)n_out + 1, sizeof(int64_t)); /* children of row r: child[first[r] ..] */
+    int64_t *child = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int64_t));
+    int64_t *nbr = malloc((size_t)(n_out > 0 ? n_out : 1) * 8 * sizeof(int64_t)); /* row of p + 2s e, or -1 */
+    uint8_t *need = calloc((size_t)(n_out > 0 ? n_out : 1), 1); /* the union of a parent's children's pos */
+    if (!first || !child || !nbr || !need) {
+        free(first);
+        free(child);
+        free(nbr);
+        free(need);
+        return -1;
+    }
+    for (int64_t i = 0; i < n_in; ++i) {
+        ++first[parent[i] + 1];
+        need[parent[i]] |= (uint8_t)child_pos(src[i], log_s, axis_bits);
+    }
+    for (int64_t r = 0; r < n_out; ++r) first[r + 1] += first[r];
+    for (int64_t i = 0; i < n_in; ++i) child[first[parent[i]]++] = i; /* first[r] now ends row r's children */
+    for (int64_t r = n_out; r > 0; --r) first[r] = first[r - 1];
+    first[0] = 0;
+    const int64_t step = (int64_t)2 << log_s, R = (int64_t)1 << axis_bits;
+    for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
+        const int64_t dcol = step * ((c & 1) * R * R + (c >> 1) * R);
+        int64_t p = 0;
+        for (int64_t r = 0; r < n_out; ++r) {
+            if ((need[r] & c) != c) continue; /* no child reaches this column: never read */
+            const int64_t t = dst[r] + dcol;
+            p = c ? seek(dst, n_out, p, t) : r;
+            const int hit = p < n_out && dst[p] == t;
+            const int64_t j = hit ? p + 1 : p; /* the z neighbour, if any, is the next key */
+            nbr[8 * r + c] = hit ? p : -1;
+            nbr[8 * r + c + 4] = j < n_out && dst[j] == t + step ? j : -1;
+        }
+    }
+    memset(count, 0, 27 * sizeof(int64_t));
+    int64_t total = 0;
+    for (int64_t r = 0; r < n_out; ++r) {
+        for (int64_t q = first[r]; q < first[r + 1]; ++q) {
+            const int64_t i = child[q];
+            const int pos = child_pos(src[i], log_s, axis_bits);
+            for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
+                const int64_t o = nbr[8 * r + e];
+                if (o >= 0) {
+                    /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy + 9 iz */
+                    const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
+                    const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
+                    const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
+                    const int64_t slot = k * n_out + count[k]++;
+                    seg_in[slot] = i;
+                    seg_out[slot] = o;
+                    ++total;
+                }
+                if (e == 0) break;
+            }
+        }
+    }
+    free(first);
+    free(child);
+    free(nbr);
+    free(need);
+    return total;
+}
+
 void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symmetric, int64_t n_out, const int64_t *seg_in,
                             const int64_t *seg_out, int64_t *starts, int64_t *rows_in, int64_t *rows_out) {
     const int64_t plane = ks * ks, kvol = plane * ks, searched = symmetric ? plane / 2 + 1 : plane;
