@@ -149,8 +149,9 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: tor
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
     (same batch). On the CPU the compiled merge of the sorted key arrays builds its pair list (``native``); for a
     3 x 3 x 3 kernel onto ``src``'s parents (``dst`` from `downsample`, ``parent`` its row of every input) the
-    parent map gives it with fewer searches. Otherwise it is a neighbour table built in one vectorized pass for all
-    K offsets (a dense index table over the bounding box when it is small enough, a sorted-key search otherwise).
+    parent map gives it with fewer searches (a 1 x 1 x 1 kernel: no search at all). Otherwise it is a neighbour
+    table built in one vectorized pass for all K offsets (a dense index table over the bounding box when it is
+    small enough, a sorted-key search otherwise).
     All give the same map.
     """
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
@@ -162,9 +163,17 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: tor
     symmetric = src is dst and kernel_size % 2 == 1
     if native.available(src.keys, dst.keys):
         # The pair list only: the compiled convolution reads nothing else (the table is derived if asked for).
-        if (parent is not None and kernel_size == 3 and dst.stride == 2 * src.stride
-                and src.stride & (src.stride - 1) == 0):
+        onto_parents = (parent is not None and dst.stride == 2 * src.stride and src.stride & (src.stride - 1) == 0
+                        and src.stride <= OFFSET)
+        if onto_parents and kernel_size == 3:
             pairs = native.kernel_pairs_down(src.keys, dst.keys, parent, src.stride, AXIS_BITS)
+        elif onto_parents and kernel_size == 1:
+            # A 1 x 1 x 1 kernel onto the parents: the inputs on the parents' grid (the bit of stride s clear in
+            # every field), each to its parent; ascending inputs there have ascending parents.
+            odd = src.stride | src.stride << AXIS_BITS | src.stride << (2 * AXIS_BITS)
+            rows_in = ((src.keys & odd) == 0).nonzero().squeeze(1)
+            starts = torch.tensor([0, rows_in.numel()], dtype=torch.long)
+            pairs = (starts, rows_in, parent.index_select(0, rows_in))
         else:
             pairs = native.kernel_pairs(src.keys, dst.keys, [offset_key(*o) for o in offs], symmetric)
         return KernelMap(None, n_in, n_out, symmetric, pair_list=pairs)

@@ -99,9 +99,13 @@ def test_strided_map_from_the_parents_matches_brute_force(stride, case):
     assert (starts[1:] - starts[:-1]).min() >= 0 and len(rows_in) > len(src.keys)  # off-parent pairs exist
     searched = native.kernel_pairs(src.keys, dst.keys, deltas, False)
     assert all(torch.equal(x, y) for x, y in zip(searched, (starts, rows_in, rows_out)))
-    # The convolution builds its stride-2 maps this way: the same map.
+    # The convolution builds its stride-2 maps this way: the same map; and a 1 x 1 x 1 kernel's from the parents.
     built = km.build_kernel_map(src, dst, 3, parent)
     assert all(torch.equal(x, y) for x, y in zip(built.pair_list(), searched))
+    one = [offset_key(*o) for o in kernel_offsets(1, stride)]
+    pointwise = km.build_kernel_map(src, dst, 1, parent).pair_list()
+    assert all(torch.equal(x, y) for x, y in zip(pointwise, native.kernel_pairs(src.keys, dst.keys, one, False)))
+    assert 0 < len(pointwise[1]) < len(src.keys)
 
 
 def test_strided_map_by_hand():
