@@ -198,8 +198,9 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     chains: batch norm and ReLU are per-channel maps that were two more passes over every layer's features.
     """
     folded = copy.deepcopy(model).eval().requires_grad_(False)
-    if _chain(folded) is not None:
-        return FoldedConv(*_chain(folded))
+    whole = _chain(folded)
+    if whole is not None:
+        return FoldedConv(*whole)
     for module in list(folded.modules()):
         for name, child in list(module.named_children()):
             parts = _chain(child)
