@@ -147,6 +147,8 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_conv_pairs.restype = ctypes.c_int
     lib.sr3d_kernel_pairs_down3.argtypes = [ptr, i64, ptr, i64, ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ptr]
     lib.sr3d_kernel_pairs_down3.restype = i64
+    lib.sr3d_convex_clip.argtypes = [ptr, i64, ptr, i64, i64, ctypes.c_double, ptr, ptr, ptr, ptr]
+    lib.sr3d_convex_clip.restype = ctypes.c_int
     lib.sr3d_transpose_weights.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_transpose_weights.restype = None
     lib.sr3d_conv_weight_grad.argtypes = [ptr, i64, ptr, ptr, ptr, i64, ptr, i64, ptr]
@@ -456,6 +458,39 @@ def rotated_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
     if a.shape[0]:
         lib.sr3d_rotated_iou_bev(a.data_ptr(), b.data_ptr(), a.shape[0], out.data_ptr())
     return out.to(boxes1.dtype)
+
+
+def convex_clip(poly1: torch.Tensor, poly2: torch.Tensor, eps: float, grad: Optional[torch.Tensor] = None
+                ) -> Optional[tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]]:
+    """Intersection areas of convex polygon pairs as ``geometry.iou.convex_intersection_area`` clips them (before
+    its final bound by either polygon's area), in float64, and with ``grad`` their gradient.
+
+    Args:
+        poly1: ``(K, n, 2)`` counter-clockwise polygons that get clipped (n <= 8).
+        poly2: ``(K, m, 2)`` clipping polygons (m <= 8).
+        eps: the machine epsilon of the caller's float type (its snapping tolerance).
+        grad: ``(K,)`` gradient of the areas, or None for the areas only.
+
+    Returns:
+        ``(area (K,), grad of poly1, grad of poly2)`` (float64; the gradients None without ``grad``), or None when a
+        clipped polygon outgrows the kernel's vertex slots (not convex enough; the caller's PyTorch path then).
+    """
+    lib = _library()
+    a = poly1.detach().to(torch.float64).contiguous()
+    b = poly2.detach().to(torch.float64).contiguous()
+    k, n, m = a.shape[0], a.shape[1], b.shape[1]
+    area = torch.empty(k, dtype=torch.float64)
+    g = None if grad is None else grad.detach().to(torch.float64).contiguous()
+    g1 = torch.empty_like(a) if g is not None else None
+    g2 = torch.empty_like(b) if g is not None else None
+    rc = lib.sr3d_convex_clip(a.data_ptr(), n, b.data_ptr(), m, k, float(eps), area.data_ptr(),
+                              None if g is None else g.data_ptr(), None if g1 is None else g1.data_ptr(),
+                              None if g2 is None else g2.data_ptr())
+    if rc == 2:
+        return None
+    if rc:
+        raise ValueError(f"convex_clip: polygons of {n} and {m} corners (at most 8 each)")
+    return area, g1, g2
 
 
 def nms_rotated_bev(boxes: torch.Tensor, labels: torch.Tensor, iou_threshold: float) -> torch.Tensor:

@@ -815,3 +815,173 @@ int64_t sr3d_nms_rotated_bev(const double *b, const int64_t *labels, int64_t k, 
     free(ext);
     return kept;
 }
+
+/* The intersection area of convex polygon pairs (the rotated IoU's bird's-eye-view overlap) and its gradient, as
+ * geometry.iou.convex_intersection_area computes it: Sutherland-Hodgman clipping of poly1 (K x n corners) by the
+ * half-planes of poly2 (K x m), counter-clockwise, with the same snapping of near-zero distances (|d| <= 32 eps
+ * scale (|edge| + eps scale), eps the caller's float type's) and the shoelace area, clamped at 0. Coordinates are
+ * taken about each pair's mean corner (translation leaves the area unchanged), in double.
+ * With grad (K) given, the clipping is run again and its steps are walked back: an output vertex is a kept input
+ * vertex or s + t (p - s) with t = ds / (ds - d), ds and d the distances of the edge s -> p's ends from the
+ * clipping line; g1 (K x n x 2) and g2 (K x m x 2) receive grad times the area's derivatives. */
+enum { CLIP_MAX = 24, CLIP_EDGES = 8 };
+
+typedef struct {
+    int n;
+    double x[CLIP_MAX], y[CLIP_MAX];
+} Poly;
+
+typedef struct { /* how an output vertex of one clipping stage came about */
+    int kind;    /* 0: input vertex a kept; 1: the crossing of the input edge a -> b */
+    int a, b;
+    double ds, d, t;
+} Step;
+
+static int clip_stage(const Poly *in, double q0x, double q0y, double q1x, double q1y, double tol, Poly *out,
+                      Step *steps) {
+    const double ex = q1x - q0x, ey = q1y - q0y;
+    double d[CLIP_MAX];
+    for (int v = 0; v < in->n; ++v) {
+        const double dv = ex * (in->y[v] - q0y) - ey * (in->x[v] - q0x); /* > 0: inside (left) */
+        d[v] = fabs(dv) <= tol ? 0.0 : dv;
+    }
+    int k = 0;
+    for (int v = 0; v < in->n; ++v) {
+        if (k + 2 > CLIP_MAX) return -1;
+        const int s = (v + in->n - 1) % in->n; /* edge s -> v */
+        if ((d[s] > 0 && d[v] < 0) || (d[s] < 0 && d[v] > 0)) {
+            const double t = d[s] / (d[s] - d[v]);
+            out->x[k] = in->x[s] + t * (in->x[v] - in->x[s]);
+            out->y[k] = in->y[s] + t * (in->y[v] - in->y[s]);
+            steps[k] = (Step){1, s, v, d[s], d[v], t};
+            ++k;
+        }
+        if (d[v] >= 0) {
+            out->x[k] = in->x[v];
+            out->y[k] = in->y[v];
+            steps[k] = (Step){0, v, v, 0, 0, 0};
+            ++k;
+        }
+    }
+    out->n = k;
+    return k;
+}
+
+int sr3d_convex_clip(const double *p1, int64_t n, const double *p2, int64_t m, int64_t k_pairs, double eps,
+                     double *area, const double *grad, double *g1, double *g2) {
+    if (n < 1 || m < 1 || n > CLIP_EDGES || m > CLIP_EDGES) return 1;
+    for (int64_t p = 0; p < k_pairs; ++p) {
+        const double *a = p1 + p * n * 2, *b = p2 + p * m * 2;
+        double sx1 = 0, sy1 = 0, sx2 = 0, sy2 = 0, scale = 0;
+        for (int64_t v = 0; v < n; ++v) {
+            sx1 += a[2 * v];
+            sy1 += a[2 * v + 1];
+        }
+        for (int64_t v = 0; v < m; ++v) {
+            sx2 += b[2 * v];
+            sy2 += b[2 * v + 1];
+        }
+        const double ox = 0.5 * (sx1 / (double)n + sx2 / (double)m), oy = 0.5 * (sy1 / (double)n + sy2 / (double)m);
+        Poly stage[CLIP_EDGES + 1];
+        Step steps[CLIP_EDGES][CLIP_MAX];
+        double qx[CLIP_EDGES], qy[CLIP_EDGES];
+        stage[0].n = (int)n;
+        for (int64_t v = 0; v < n; ++v) {
+            stage[0].x[v] = a[2 * v] - ox;
+            stage[0].y[v] = a[2 * v + 1] - oy;
+            scale = fmax(scale, fmax(fabs(stage[0].x[v]), fabs(stage[0].y[v])));
+        }
+        for (int64_t v = 0; v < m; ++v) {
+            qx[v] = b[2 * v] - ox;
+            qy[v] = b[2 * v + 1] - oy;
+            scale = fmax(scale, fmax(fabs(qx[v]), fabs(qy[v])));
+        }
+        int e = 0;
+        for (; e < m; ++e) {
+            const int e1 = (int)((e + 1) % m);
+            const double tol = 32.0 * eps * scale * (fabs(qx[e1] - qx[e]) + fabs(qy[e1] - qy[e]) + eps * scale);
+            if (stage[e].n == 0) {
+                stage[e + 1].n = 0;
+                continue;
+            }
+            if (clip_stage(&stage[e], qx[e], qy[e], qx[e1], qy[e1], tol, &stage[e + 1], steps[e]) < 0)
+                return 2; /* more vertices than a slot holds (not convex enough): the caller's PyTorch path */
+        }
+        const Poly *fin = &stage[m];
+        double s = 0;
+        for (int v = 0; v < fin->n; ++v) {
+            const int w = (v + 1) % fin->n;
+            s += fin->x[v] * fin->y[w] - fin->y[v] * fin->x[w];
+        }
+        const double ar = 0.5 * s;
+        area[p] = ar > 0 ? ar : 0;
+        if (!grad) continue;
+        double *ga = g1 + p * n * 2, *gb = g2 + p * m * 2;
+        for (int64_t v = 0; v < 2 * n; ++v) ga[v] = 0;
+        for (int64_t v = 0; v < 2 * m; ++v) gb[v] = 0;
+        if (!(ar > 0) || grad[p] == 0) continue; /* the clamp: no gradient where the area is 0 */
+        /* d area / d vertex of the final polygon (shoelace), times grad */
+        double gx[CLIP_MAX], gy[CLIP_MAX];
+        for (int v = 0; v < fin->n; ++v) {
+            const int prev = (v + fin->n - 1) % fin->n, next = (v + 1) % fin->n;
+            gx[v] = 0.5 * grad[p] * (fin->y[next] - fin->y[prev]);
+            gy[v] = 0.5 * grad[p] * (fin->x[prev] - fin->x[next]);
+        }
+        double gqx[CLIP_EDGES] = {0}, gqy[CLIP_EDGES] = {0};
+        for (e = (int)m - 1; e >= 0; --e) { /* stage e maps stage[e] to stage[e + 1] with clipping edge e */
+            const Poly *in = &stage[e], *out = &stage[e + 1];
+            const int e1 = (int)((e + 1) % m);
+            const double q0x = qx[e], q0y = qy[e], ex = qx[e1] - q0x, ey = qy[e1] - q0y;
+            double hx[CLIP_MAX] = {0}, hy[CLIP_MAX] = {0};
+            for (int j = 0; j < out->n; ++j) {
+                const Step *st = &steps[e][j];
+                if (st->kind == 0) {
+                    hx[st->a] += gx[j];
+                    hy[st->a] += gy[j];
+                    continue;
+                }
+                const int si = st->a, pi = st->b;
+                const double sx = in->x[si], sy = in->y[si], px = in->x[pi], py = in->y[pi], t = st->t;
+                /* X = s + t (p - s) */
+                hx[si] += (1 - t) * gx[j];
+                hy[si] += (1 - t) * gy[j];
+                hx[pi] += t * gx[j];
+                hy[pi] += t * gy[j];
+                const double gt = gx[j] * (px - sx) + gy[j] * (py - sy); /* dL/dt */
+                const double den = st->ds - st->d;
+                const double gds = gt * (-st->d) / (den * den), gd = gt * st->ds / (den * den);
+                /* ds = ex (sy - q0y) - ey (sx - q0x); d likewise with p. Snapped distances are constants. */
+                if (st->ds != 0) {
+                    hx[si] += gds * (-ey);
+                    hy[si] += gds * ex;
+                    /* d ds / d q0 = (ey, -ex) + d/d edge * (-1); d/d edge = ((sy - q0y), -(sx - q0x)) */
+                    gqx[e] += gds * (ey - (sy - q0y));
+                    gqy[e] += gds * (-ex + (sx - q0x));
+                    gqx[e1] += gds * (sy - q0y);
+                    gqy[e1] += gds * (-(sx - q0x));
+                }
+                if (st->d != 0) {
+                    hx[pi] += gd * (-ey);
+                    hy[pi] += gd * ex;
+                    gqx[e] += gd * (ey - (py - q0y));
+                    gqy[e] += gd * (-ex + (px - q0x));
+                    gqx[e1] += gd * (py - q0y);
+                    gqy[e1] += gd * (-(px - q0x));
+                }
+            }
+            for (int v = 0; v < in->n; ++v) {
+                gx[v] = hx[v];
+                gy[v] = hy[v];
+            }
+        }
+        for (int64_t v = 0; v < n; ++v) {
+            ga[2 * v] = gx[v];
+            ga[2 * v + 1] = gy[v];
+        }
+        for (int64_t v = 0; v < m; ++v) {
+            gb[2 * v] = gqx[v];
+            gb[2 * v + 1] = gqy[v];
+        }
+    }
+    return 0;
+}
