@@ -200,10 +200,16 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
     seg = _scratch_rows("pairs", 2, kvol * n_out)
     total = lib.sr3d_kernel_pairs_search(src.data_ptr(), src.numel(), dst.data_ptr(), n_out, delta.data_ptr(), ks,
                                          int(symmetric), count.data_ptr(), seg[0].data_ptr(), seg[1].data_ptr())
-    starts = torch.empty(kvol + 1, dtype=torch.int64)
+    return _pack_pairs(count, ks, symmetric, n_out, seg, total)
+
+
+def _pack_pairs(count: torch.Tensor, ks: int, symmetric: bool, n_out: int, seg: torch.Tensor, total: int
+                ) -> "PairList":
+    """The exact-size pair list from a search's per-offset segments (``sr3d_kernel_pairs_pack``)."""
+    starts = torch.empty(ks**3 + 1, dtype=torch.int64)
     rows = torch.empty((2, total), dtype=torch.int64)
-    lib.sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, seg[0].data_ptr(), seg[1].data_ptr(),
-                               starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
+    _library().sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, seg[0].data_ptr(),
+                                      seg[1].data_ptr(), starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
     return starts, rows[0], rows[1]
 
 
@@ -222,11 +228,7 @@ def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: to
                                         seg[1].data_ptr())
     if total < 0:
         raise MemoryError("sr3d_kernel_pairs_down3: out of memory")
-    starts = torch.empty(28, dtype=torch.int64)
-    rows = torch.empty((2, total), dtype=torch.int64)
-    lib.sr3d_kernel_pairs_pack(count.data_ptr(), 3, 0, n_out, seg[0].data_ptr(), seg[1].data_ptr(),
-                               starts.data_ptr(), rows[0].data_ptr(), rows[1].data_ptr())
-    return starts, rows[0], rows[1]
+    return _pack_pairs(count, 3, False, n_out, seg, total)
 
 
 _scratch = threading.local()

@@ -705,13 +705,54 @@ void sr3d_max_pool_grad(const float *g, const int32_t *arg, int64_t m, int64_t c
         for (int64_t ch = 0; ch < c; ++ch) gx[(int64_t)arg[j * c + ch] * c + ch] = g[j * c + ch];
 }
 
-/* Bird's-eye-view IoU of rotated box pairs, for non-maximum suppression (no gradient needed there).
- *
- * The same geometry as sr3d_core.geometry.iou (its PyTorch twin and reference): both footprints as
- * counter-clockwise rectangles about the pair's mid-centre, one clipped by the other's four edges
- * (Sutherland-Hodgman), the shoelace area capped by either area, IoU = inter / union (0 for an empty union). In
- * double, per pair, in registers: a few hundred nanoseconds where the batched tensor version costs a few hundred
- * small tensor operations whatever the number of pairs. Boxes are (x, y, z, dx, dy, dz, yaw) rows of 7 doubles. */
+/* Convex polygons of up to CLIP_MAX vertices, clipped by Sutherland-Hodgman steps: the rotated IoU below (no
+ * gradient) and the clipped area with its gradient (sr3d_convex_clip) share them. */
+enum { CLIP_MAX = 24, CLIP_EDGES = 8 };
+
+typedef struct {
+    int n;
+    double x[CLIP_MAX], y[CLIP_MAX];
+} Poly;
+
+typedef struct { /* how an output vertex of one clipping stage came about */
+    int kind;    /* 0: input vertex a kept; 1: the crossing of the input edge a -> b */
+    int a, b;
+    double ds, d, t;
+} Step;
+
+/* One Sutherland-Hodgman step: clip in by the half-plane left of q0 -> q1; distances within tol of the line count
+ * as on it (no sliver vertices from coincident edges). steps (may be NULL) records where each output vertex came
+ * from. Returns the output's vertex count, or -1 when it would outgrow CLIP_MAX. */
+static int clip_stage(const Poly *in, double q0x, double q0y, double q1x, double q1y, double tol, Poly *out,
+                      Step *steps) {
+    const double ex = q1x - q0x, ey = q1y - q0y;
+    double d[CLIP_MAX];
+    for (int v = 0; v < in->n; ++v) {
+        const double dv = ex * (in->y[v] - q0y) - ey * (in->x[v] - q0x); /* > 0: inside (left) */
+        d[v] = fabs(dv) <= tol ? 0.0 : dv;
+    }
+    int k = 0;
+    for (int v = 0; v < in->n; ++v) {
+        if (k + 2 > CLIP_MAX) return -1;
+        const int s = (v + in->n - 1) % in->n; /* edge s -> v */
+        if ((d[s] > 0 && d[v] < 0) || (d[s] < 0 && d[v] > 0)) {
+            const double t = d[s] / (d[s] - d[v]);
+            out->x[k] = in->x[s] + t * (in->x[v] - in->x[s]);
+            out->y[k] = in->y[s] + t * (in->y[v] - in->y[s]);
+            if (steps) steps[k] = (Step){1, s, v, d[s], d[v], t};
+            ++k;
+        }
+        if (d[v] >= 0) {
+            out->x[k] = in->x[v];
+            out->y[k] = in->y[v];
+            if (steps) steps[k] = (Step){0, v, v, 0, 0, 0};
+            ++k;
+        }
+    }
+    out->n = k;
+    return k;
+}
+
 static void bev_rect(const double *b, double mx, double my, double *px, double *py) {
     static const double SX[4] = {-0.5, 0.5, 0.5, -0.5}, SY[4] = {-0.5, -0.5, 0.5, 0.5};
     const double c = cos(b[6]), s = sin(b[6]);
@@ -728,50 +769,38 @@ static double shoelace(const double *x, const double *y, int n) {
     return 0.5 * a;
 }
 
+/* Bird's-eye-view IoU of rotated box pairs, for non-maximum suppression (no gradient needed there).
+ *
+ * The same geometry as sr3d_core.geometry.iou (its PyTorch twin and reference): both footprints as
+ * counter-clockwise rectangles about the pair's mid-centre, one clipped by the other's four edges
+ * (Sutherland-Hodgman), the shoelace area capped by either area, IoU = inter / union (0 for an empty union). In
+ * double, per pair, in registers: a few hundred nanoseconds where the batched tensor version costs a few hundred
+ * small tensor operations whatever the number of pairs. Boxes are (x, y, z, dx, dy, dz, yaw) rows of 7 doubles. */
 void sr3d_rotated_iou_bev(const double *b1, const double *b2, int64_t n, double *iou) {
     for (int64_t p = 0; p < n; ++p) {
         const double *a = b1 + 7 * p, *b = b2 + 7 * p;
         const double mx = 0.5 * (a[0] + b[0]), my = 0.5 * (a[1] + b[1]);
-        double ax[4], ay[4], cx[4], cy[4], px[16], py[16], qx[16], qy[16];
+        double ax[4], ay[4], cx[4], cy[4];
         bev_rect(a, mx, my, ax, ay);
         bev_rect(b, mx, my, cx, cy);
+        Poly buf[2], *cur = &buf[0], *next = &buf[1];
+        cur->n = 4;
         double scale = 0.0;
         for (int v = 0; v < 4; ++v) {
-            px[v] = ax[v];
-            py[v] = ay[v];
+            cur->x[v] = ax[v];
+            cur->y[v] = ay[v];
             scale = fmax(scale, fmax(fmax(fabs(ax[v]), fabs(ay[v])), fmax(fabs(cx[v]), fabs(cy[v]))));
         }
-        int m = 4;
-        for (int e = 0; e < 4 && m > 0; ++e) {
-            const double ex = cx[(e + 1) % 4] - cx[e], ey = cy[(e + 1) % 4] - cy[e];
-            /* Points within a few ulps of the clipping line are on it: no sliver vertices from coincident edges. */
-            const double tol = 32.0 * 2.220446049250313e-16 * scale * (fabs(ex) + fabs(ey));
-            double d[16];
-            for (int v = 0; v < m; ++v) {
-                const double dv = ex * (py[v] - cy[e]) - ey * (px[v] - cx[e]); /* > 0: inside (left) */
-                d[v] = fabs(dv) <= tol ? 0.0 : dv;
-            }
-            int k = 0;
-            for (int v = 0; v < m; ++v) {
-                const int s = (v + m - 1) % m; /* edge s -> v */
-                if ((d[s] > 0 && d[v] < 0) || (d[s] < 0 && d[v] > 0)) {
-                    const double t = d[s] / (d[s] - d[v]);
-                    qx[k] = px[s] + t * (px[v] - px[s]);
-                    qy[k] = py[s] + t * (py[v] - py[s]);
-                    ++k;
-                }
-                if (d[v] >= 0) {
-                    qx[k] = px[v];
-                    qy[k] = py[v];
-                    ++k;
-                }
-            }
-            memcpy(px, qx, sizeof(double) * (size_t)k);
-            memcpy(py, qy, sizeof(double) * (size_t)k);
-            m = k;
+        for (int e = 0; e < 4 && cur->n > 0; ++e) {
+            const int e1 = (e + 1) % 4;
+            const double tol = 32.0 * 2.220446049250313e-16 * scale * (fabs(cx[e1] - cx[e]) + fabs(cy[e1] - cy[e]));
+            clip_stage(cur, cx[e], cy[e], cx[e1], cy[e1], tol, next, NULL); /* 4 + 4 vertices at most: fits */
+            Poly *swap = cur;
+            cur = next;
+            next = swap;
         }
         const double area1 = a[3] * a[4], area2 = b[3] * b[4];
-        double inter = m > 0 ? shoelace(px, py, m) : 0.0;
+        double inter = cur->n > 0 ? shoelace(cur->x, cur->y, cur->n) : 0.0;
         inter = fmin(fmax(inter, 0.0), fmax(fmin(area1, area2), 0.0));
         const double uni = area1 + area2 - inter;
         iou[p] = uni > 0 ? inter / uni : 0.0;
@@ -816,6 +845,18 @@ int64_t sr3d_nms_rotated_bev(const double *b, const int64_t *labels, int64_t k, 
     return kept;
 }
 
+/* The gradient g of a distance dist = ex (vy - q0y) - ey (vx - q0x) of vertex v from the clipping line q0 -> q1
+ * (e = q1 - q0), added to v's and the line's ends' gradients. */
+static inline void back_distance(double g, double vx, double vy, double q0x, double q0y, double ex, double ey,
+                                 double *gvx, double *gvy, double *g0x, double *g0y, double *g1x, double *g1y) {
+    *gvx += g * (-ey);
+    *gvy += g * ex;
+    *g0x += g * (ey - (vy - q0y)); /* through q0 itself and through e = q1 - q0 */
+    *g0y += g * (-ex + (vx - q0x));
+    *g1x += g * (vy - q0y);
+    *g1y += g * (-(vx - q0x));
+}
+
 /* The intersection area of convex polygon pairs (the rotated IoU's bird's-eye-view overlap) and its gradient, as
  * geometry.iou.convex_intersection_area computes it: Sutherland-Hodgman clipping of poly1 (K x n corners) by the
  * half-planes of poly2 (K x m), counter-clockwise, with the same snapping of near-zero distances (|d| <= 32 eps
@@ -824,49 +865,6 @@ int64_t sr3d_nms_rotated_bev(const double *b, const int64_t *labels, int64_t k, 
  * With grad (K) given, the clipping is run again and its steps are walked back: an output vertex is a kept input
  * vertex or s + t (p - s) with t = ds / (ds - d), ds and d the distances of the edge s -> p's ends from the
  * clipping line; g1 (K x n x 2) and g2 (K x m x 2) receive grad times the area's derivatives. */
-enum { CLIP_MAX = 24, CLIP_EDGES = 8 };
-
-typedef struct {
-    int n;
-    double x[CLIP_MAX], y[CLIP_MAX];
-} Poly;
-
-typedef struct { /* how an output vertex of one clipping stage came about */
-    int kind;    /* 0: input vertex a kept; 1: the crossing of the input edge a -> b */
-    int a, b;
-    double ds, d, t;
-} Step;
-
-static int clip_stage(const Poly *in, double q0x, double q0y, double q1x, double q1y, double tol, Poly *out,
-                      Step *steps) {
-    const double ex = q1x - q0x, ey = q1y - q0y;
-    double d[CLIP_MAX];
-    for (int v = 0; v < in->n; ++v) {
-        const double dv = ex * (in->y[v] - q0y) - ey * (in->x[v] - q0x); /* > 0: inside (left) */
-        d[v] = fabs(dv) <= tol ? 0.0 : dv;
-    }
-    int k = 0;
-    for (int v = 0; v < in->n; ++v) {
-        if (k + 2 > CLIP_MAX) return -1;
-        const int s = (v + in->n - 1) % in->n; /* edge s -> v */
-        if ((d[s] > 0 && d[v] < 0) || (d[s] < 0 && d[v] > 0)) {
-            const double t = d[s] / (d[s] - d[v]);
-            out->x[k] = in->x[s] + t * (in->x[v] - in->x[s]);
-            out->y[k] = in->y[s] + t * (in->y[v] - in->y[s]);
-            steps[k] = (Step){1, s, v, d[s], d[v], t};
-            ++k;
-        }
-        if (d[v] >= 0) {
-            out->x[k] = in->x[v];
-            out->y[k] = in->y[v];
-            steps[k] = (Step){0, v, v, 0, 0, 0};
-            ++k;
-        }
-    }
-    out->n = k;
-    return k;
-}
-
 int sr3d_convex_clip(const double *p1, int64_t n, const double *p2, int64_t m, int64_t k_pairs, double eps,
                      double *area, const double *grad, double *g1, double *g2) {
     if (n < 1 || m < 1 || n > CLIP_EDGES || m > CLIP_EDGES) return 1;
@@ -908,12 +906,7 @@ int sr3d_convex_clip(const double *p1, int64_t n, const double *p2, int64_t m, i
                 return 2; /* more vertices than a slot holds (not convex enough): the caller's PyTorch path */
         }
         const Poly *fin = &stage[m];
-        double s = 0;
-        for (int v = 0; v < fin->n; ++v) {
-            const int w = (v + 1) % fin->n;
-            s += fin->x[v] * fin->y[w] - fin->y[v] * fin->x[w];
-        }
-        const double ar = 0.5 * s;
+        const double ar = shoelace(fin->x, fin->y, fin->n);
         area[p] = ar > 0 ? ar : 0;
         if (!grad) continue;
         double *ga = g1 + p * n * 2, *gb = g2 + p * m * 2;
@@ -950,24 +943,11 @@ int sr3d_convex_clip(const double *p1, int64_t n, const double *p2, int64_t m, i
                 const double gt = gx[j] * (px - sx) + gy[j] * (py - sy); /* dL/dt */
                 const double den = st->ds - st->d;
                 const double gds = gt * (-st->d) / (den * den), gd = gt * st->ds / (den * den);
-                /* ds = ex (sy - q0y) - ey (sx - q0x); d likewise with p. Snapped distances are constants. */
-                if (st->ds != 0) {
-                    hx[si] += gds * (-ey);
-                    hy[si] += gds * ex;
-                    /* d ds / d q0 = (ey, -ex) + d/d edge * (-1); d/d edge = ((sy - q0y), -(sx - q0x)) */
-                    gqx[e] += gds * (ey - (sy - q0y));
-                    gqy[e] += gds * (-ex + (sx - q0x));
-                    gqx[e1] += gds * (sy - q0y);
-                    gqy[e1] += gds * (-(sx - q0x));
-                }
-                if (st->d != 0) {
-                    hx[pi] += gd * (-ey);
-                    hy[pi] += gd * ex;
-                    gqx[e] += gd * (ey - (py - q0y));
-                    gqy[e] += gd * (-ex + (px - q0x));
-                    gqx[e1] += gd * (py - q0y);
-                    gqy[e1] += gd * (-(px - q0x));
-                }
+                /* Snapped distances are constants. */
+                if (st->ds != 0) back_distance(gds, sx, sy, q0x, q0y, ex, ey, &hx[si], &hy[si], &gqx[e], &gqy[e],
+                                               &gqx[e1], &gqy[e1]);
+                if (st->d != 0) back_distance(gd, px, py, q0x, q0y, ex, ey, &hx[pi], &hy[pi], &gqx[e], &gqy[e],
+                                              &gqx[e1], &gqy[e1]);
             }
             for (int v = 0; v < in->n; ++v) {
                 gx[v] = hx[v];
