@@ -21,7 +21,7 @@ from sr3d_core.preprocess import scale_colors
 # sensor_msgs/PointField datatypes -> numpy base types (the byte order is added per message).
 POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 
-MALFORMED_KINDS = ("data_size", "missing_xyz", "unsupported_datatype", "field_bounds", "missing_color")
+MALFORMED_KINDS = ("data_size", "missing_xyz", "unsupported_datatype", "field_bounds", "missing_color", "serialization")
 
 # Tableau-10: a fixed, colour-blind-friendly palette; class i always gets PALETTE[i % 10].
 PALETTE = np.array(

@@ -4,9 +4,10 @@ Two entry points share one implementation (``_DetectorLogic``): ``main`` runs a 
 loads the checkpoint, activate subscribes; ``autostart`` does both at start) and ``main_plain`` a plain node
 that configures and activates in its constructor.
 
-Latency policy: the subscription callback only drops the message into a one-frame slot; a worker thread
-infers on the newest frame. A frame that is replaced in the slot before the worker takes it is dropped and
-counted; nothing is queued and no frame is inferred twice.
+Latency policy: the inference thread takes the newest cloud itself when it is ready for the next frame
+(``sr3d_ros.inbox``: the input subscription is on a helper node ``<name>_input`` that no executor spins, so the
+executor never copies a cloud); DDS keeps only the newest clouds meanwhile. A cloud replaced before it is taken
+is dropped and counted (from its publisher's sequence numbers); nothing is queued and no frame is inferred twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -32,14 +34,15 @@ from rclpy.qos import (
     qos_profile_sensor_data,
     qos_profile_system_default,
 )
-from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Float64, Header
 from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
+from sr3d_ros.cdr import SerializedCloud, parse_pointcloud2
 from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg, stamp_ns
 from sr3d_ros.diagnostics import FrameStats
+from sr3d_ros.inbox import CloudInbox
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
 from sr3d_ros.pipeline import FramePipeline, PreparedFrame
 from sr3d_ros.tf_lookup import TfLookup, TransformUnavailable, make_tf_lookup
@@ -97,7 +100,7 @@ class _DetectorLogic:
         self._silence_logged = False
         self._class_names: tuple[str, ...] = ()
         self._tf: TfLookup | None = None
-        self._sub = None
+        self._inbox: CloudInbox | None = None
         self._active = False
         self._enabled = True  # the ~/enable switch: while False the node is active but unsubscribed
         self._enable_srv = None
@@ -105,7 +108,6 @@ class _DetectorLogic:
         self._timers: list[Any] = []
         self._worker: threading.Thread | None = None
         self._infer_worker: threading.Thread | None = None  # the second stage (pipeline_stages: 2)
-        self._slot: PointCloud2 | None = None
         self._ready: PreparedFrame | None = None  # a prepared frame waiting for the network
         self._ready_prepare_ms = 0.0
         self._cond = threading.Condition()
@@ -203,18 +205,20 @@ class _DetectorLogic:
     def _subscribe(self) -> None:
         """Subscribe to the input (idempotent)."""
         p = self._params
-        if self._sub is None:
-            self._sub = self.create_subscription(PointCloud2, "~/input/points", self._on_cloud,
-                                                 input_qos(p.input_qos, p.input_qos_depth))
+        if self._inbox is None:
+            inbox = CloudInbox(self, self.resolve_topic_name("~/input/points"),
+                               input_qos(p.input_qos, p.input_qos_depth))
+            with self._cond:
+                self._inbox = inbox
+                self._cond.notify_all()
 
     def _unsubscribe(self) -> None:
         """Stop receiving (the publisher then sends us nothing) and forget a frame still waiting."""
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
         with self._cond:
-            self._slot = None
+            inbox, self._inbox = self._inbox, None
             self._ready = None
+        if inbox is not None:
+            inbox.close()
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         """``~/enable``: a light switch. Off unsubscribes from the input (no bandwidth, no inference); the model
@@ -330,16 +334,28 @@ class _DetectorLogic:
 
     # ------------------------------------------------------------------ data path
 
-    def _on_cloud(self, msg: PointCloud2) -> None:
-        """Executor thread: put the newest frame into the slot; a frame still waiting there is dropped."""
-        with self._stats.lock:
-            self._stats.received += 1
-        with self._cond:
-            if self._slot is not None:
+    def _next_cloud(self, two_stage: bool) -> bytes | None:
+        """Block until the newest cloud is taken (with two stages, once the network took the previous frame);
+        None when the worker is to stop. Counts the cloud and those skipped before it."""
+        while True:
+            with self._cond:
+                while self._running and (self._inbox is None or (two_stage and self._ready is not None)):
+                    self._cond.wait()
+                if not self._running:
+                    return None
+                inbox = self._inbox
+            try:
+                got = inbox.take_newest(timeout_s=0.1)
+            except Exception as err:  # noqa: BLE001 - a failing take must not end the worker
+                self.get_logger().error(f"taking a cloud failed: {err!r}", throttle_duration_sec=5.0)
+                time.sleep(0.1)
+                continue
+            if got is not None:
+                raw, skipped = got
                 with self._stats.lock:
-                    self._stats.dropped += 1
-            self._slot = msg
-            self._cond.notify_all()  # two waiters with two stages: wake the one that takes clouds
+                    self._stats.received += 1 + skipped
+                    self._stats.dropped += skipped
+                return raw
 
     def _work(self, two_stage: bool) -> None:
         """First thread: take the newest frame and prepare it; with one stage, also run the network on it.
@@ -348,14 +364,14 @@ class _DetectorLogic:
         preparation is wasted on a frame that a newer one would replace, and the newest cloud is always the next.
         """
         while True:
-            with self._cond:
-                while self._running and (self._slot is None or (two_stage and self._ready is not None)):
-                    self._cond.wait()
-                if not self._running:
-                    return
-                msg, self._slot = self._slot, None
+            raw = self._next_cloud(two_stage)
+            if raw is None:
+                return
+            t0 = time.perf_counter()
+            msg = self._parse(raw)
+            if msg is None:
+                continue
             with self._guard(msg.header.stamp):
-                t0 = time.perf_counter()
                 prepared = self._prepare(msg)
                 prepare_ms = (time.perf_counter() - t0) * 1e3
                 if prepared is None:
@@ -391,7 +407,23 @@ class _DetectorLogic:
             self.get_logger().error(f"frame at {stamp_ns(stamp) * 1e-9:.3f}s failed: {err!r}",
                                     throttle_duration_sec=5.0)
 
-    def _prepare(self, msg: PointCloud2) -> PreparedFrame | None:
+    def _report_malformed(self, err: MalformedCloudError) -> None:
+        with self._stats.lock:
+            self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
+        if err.kind not in self._logged_kinds:  # once per kind; diagnostics keep counting
+            self._logged_kinds.add(err.kind)
+            self.get_logger().warning(f"skipping malformed cloud on {self.resolve_topic_name('~/input/points')}"
+                                      f" ({err.kind}): {err.reason}")
+
+    def _parse(self, raw: bytes) -> SerializedCloud | None:
+        """The cloud's layout from its serialized bytes; None (reported and counted) when they are not a cloud."""
+        try:
+            return parse_pointcloud2(raw)
+        except MalformedCloudError as err:
+            self._report_malformed(err)
+            return None
+
+    def _prepare(self, msg: SerializedCloud) -> PreparedFrame | None:
         """Decode, transform and voxelize one cloud; None (reported and counted) when it is skipped."""
         p = self._params
         pipeline = self._pipeline
@@ -400,12 +432,7 @@ class _DetectorLogic:
         try:
             prepared = pipeline.prepare(msg)
         except MalformedCloudError as err:
-            with self._stats.lock:
-                self._stats.malformed[err.kind] = self._stats.malformed.get(err.kind, 0) + 1
-            if err.kind not in self._logged_kinds:  # once per kind; diagnostics keep counting
-                self._logged_kinds.add(err.kind)
-                self.get_logger().warning(f"skipping malformed cloud on {self.resolve_topic_name('~/input/points')}"
-                                          f" ({err.kind}): {err.reason}")
+            self._report_malformed(err)
             return None
         except TransformUnavailable as err:
             with self._stats.lock:
@@ -432,7 +459,8 @@ class _DetectorLogic:
             with self._stats.lock:
                 self._stats.points_out_of_range += res.prep.out_of_range
         det, frame = res.detections, res.frame
-        header = Header(stamp=prepared.header_stamp, frame_id=frame)
+        stamp = prepared.header_stamp
+        header = Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=frame)
         self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
             self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
@@ -492,7 +520,7 @@ class _DetectorLogic:
         if p is None or "diagnostics" not in self._pubs:
             return
         now = time.monotonic()
-        values, problems, silent = s.assess(now, p.max_processing_time_ms, p.max_input_age_ms, self._sub is not None)
+        values, problems, silent = s.assess(now, p.max_processing_time_ms, p.max_input_age_ms, self._inbox is not None)
         values["enabled"] = str(self._enabled).lower()
         silence = self._silence_problem(now, silent, p)
         if silence:
@@ -500,7 +528,7 @@ class _DetectorLogic:
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,
-            message="; ".join(problems) or ("active" if self._sub is not None else
+            message="; ".join(problems) or ("active" if self._inbox is not None else
                                              "disabled by ~/enable" if self._active else "inactive"),
             values=[KeyValue(key=k, value=v) for k, v in values.items()])
         self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),

@@ -47,7 +47,8 @@ class NodeParams:
                               "network on the current one (same detections; can raise the frame rate when spare "
                               "cores exist; on 2 cores it did not, and it doubled the latency).")
     input_qos: str = _p("QoS preset of `~/input/points`: " + ", ".join(f"`{q}`" for q in QOS_PRESETS) + ".")
-    input_qos_depth: int = _p("History depth of the input subscription.")
+    input_qos_depth: int = _p("History depth of the input subscription: how many clouds DDS keeps while the node "
+                              "is busy (it infers on the newest; more only costs copies).")
     target_frame: str = _p("Gravity-aligned z-up frame to infer and publish in; empty = use the cloud's "
                            "frame as it is.")
     tf_timeout_s: float = _p("How long to wait for the transform at the cloud's stamp.")

@@ -80,7 +80,10 @@ def test_node_as_the_launch_file_starts_it(tmp_path: Path) -> None:
             (tmp_path / "node.log").read_text()
         graph = client.node
         assert client.wait_for(lambda: (mod.NODE_NAME, "/cam_left") in graph.get_node_names_and_namespaces(), 30.0)
-        subs = dict(graph.get_subscriber_names_and_types_by_node(mod.NODE_NAME, "/cam_left"))
+        # the input is taken by the inference thread from a helper node in the same namespace
+        assert client.wait_for(lambda: (f"{mod.NODE_NAME}_input", "/cam_left") in graph.get_node_names_and_namespaces(),
+                               30.0)
+        subs = dict(graph.get_subscriber_names_and_types_by_node(f"{mod.NODE_NAME}_input", "/cam_left"))
         pubs = dict(graph.get_publisher_names_and_types_by_node(mod.NODE_NAME, "/cam_left"))
         assert subs["/cam_left/points"] == ["sensor_msgs/msg/PointCloud2"]
         assert pubs[f"{fqn}/detections"] == ["vision_msgs/msg/Detection3DArray"]

@@ -24,6 +24,7 @@ from clouds import LAYOUTS, layout, scene  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
@@ -188,13 +189,17 @@ def test_survives_malformed_clouds_and_counts_them(system) -> None:
         for _ in range(2):
             stamp, _ = send(client, mutate=mutate)
             time.sleep(0.1)
+    for _ in range(2):  # cut short: published as serialized bytes that end inside the data
+        _, msg = send(client, publish=False)
+        client.cloud_pub.publish(serialize_message(msg)[:-7])
+        time.sleep(0.1)
     stamp, _ = send(client)
     assert client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc), "node stopped after bad input"
-    want = {f"malformed.{k}": "2" for k in MALFORMED}
+    want = {f"malformed.{k}": "2" for k in (*MALFORMED, "serialization")}
     vals = client.wait_for(lambda: (v := client.latest_diagnostic_values()) and all(
         v.get(k) == w for k, w in want.items()) and v, TIMEOUT, proc)
     assert vals, f"diagnostics: {client.latest_diagnostic_values()}"
-    assert int(vals["malformed_inputs"]) == 8 + int(vals.get("malformed.missing_color", 0))
+    assert int(vals["malformed_inputs"]) == 10 + int(vals.get("malformed.missing_color", 0))
 
 
 def test_missing_transform_is_counted_not_ignored(system) -> None:

@@ -1,0 +1,108 @@
+"""The detector node's input: clouds taken by the inference thread when it is ready, newest first.
+
+A subscription served by the node's executor takes every cloud the moment it arrives: for a 640x480 RGB-D cloud
+that is three copies of 4.9 MB (DDS, rmw, Python), made while holding the interpreter lock, 30 times a second,
+also for the clouds that are then dropped because the network is still busy with an earlier one. The inference
+thread needs the lock between its operations, so it stalls for all of that. Here the input subscription lives on
+a helper node that no executor spins (``<node name>_input``, in the node's namespace): the inference thread takes
+from it itself when it is ready for the next frame, and meanwhile DDS keeps only the newest clouds
+(``input_qos_depth``, keep-last). A cloud replaced there is never copied; it is counted from its publisher's
+sequence numbers.
+
+The subscription is raw (serialized bytes; ``sr3d_ros.cdr`` reads them in place), so a taken cloud costs one copy
+less than a deserialized message.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import PointCloud2
+
+
+class CloudInbox:
+    """A raw ``PointCloud2`` subscription that only its owner's inference thread takes from.
+
+    Args:
+        owner: the detector node: the helper node gets its context, namespace and name (+ ``_input``).
+        topic: the input topic, resolved by the owner (its remappings applied).
+        qos: the input QoS (its depth is how many clouds DDS keeps while the thread is busy).
+    """
+
+    def __init__(self, owner: Any, topic: str, qos: QoSProfile) -> None:
+        self.topic = topic
+        self._node = rclpy.create_node(
+            f"{owner.get_name()}_input", namespace=owner.get_namespace(), context=owner.context,
+            use_global_arguments=False, enable_rosout=False, start_parameter_services=False,
+            parameter_overrides=[Parameter("start_type_description_service", value=False)])
+        self._executor = SingleThreadedExecutor(context=owner.context)
+        self._executor.add_node(self._node)
+        self._sub = self._node.create_subscription(PointCloud2, topic, self._on_cloud, qos, raw=True)
+        self._depth = max(int(qos.depth), 1)
+        self._taken: list[tuple[bytes, dict]] = []
+        self._last_seq: dict[bytes, int] = {}  # publisher gid -> last publication sequence number seen
+        self._lock = threading.Lock()  # take_newest against close
+        self._closed = False
+
+    def _on_cloud(self, raw: bytes, info: Any) -> None:
+        self._taken.append((raw, info))
+
+    def _skipped(self, info: Any) -> int:
+        """Clouds of this cloud's publisher that were never taken since the last one (sequence number gap)."""
+        seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
+        gid = (info.get("publisher_gid") or {}).get("data") if isinstance(info, dict) else None
+        if not seq or gid is None:  # the middleware does not number its samples: only taken clouds count
+            return 0
+        key = bytes(gid)
+        last = self._last_seq.get(key)
+        self._last_seq[key] = max(seq, last or 0)
+        return seq - last - 1 if last is not None and seq > last + 1 else 0
+
+    def take_newest(self, timeout_s: float) -> Optional[tuple[bytes, int]]:
+        """Wait up to ``timeout_s`` for a cloud and take the newest one available.
+
+        Returns:
+            ``(serialized cloud, skipped)``: ``skipped`` counts the clouds before it that were not processed
+            (replaced in DDS's history, taken but superseded, or lost in transport). None when nothing arrived
+            or the inbox is closed.
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                self._executor.spin_once(timeout_sec=timeout_s)
+                if self._taken and self._depth > 1:
+                    # A deeper history may hold newer clouds: take them all, infer on the newest. The executor
+                    # takes one per wait and may return empty-handed in between: stop after two empty spins.
+                    empty = 0
+                    for _ in range(2 * self._depth + 2):
+                        n = len(self._taken)
+                        self._executor.spin_once(timeout_sec=0.0)
+                        empty = 0 if len(self._taken) > n else empty + 1
+                        if empty == 2:
+                            break
+            except (ExternalShutdownException, ShutdownException):
+                return None
+            if not self._taken:
+                return None
+            taken, self._taken = self._taken, []
+        skipped = len(taken) - 1 + sum(self._skipped(info) for _, info in taken)
+        return taken[-1][0], skipped
+
+    def close(self) -> None:
+        """Unsubscribe and destroy the helper node (waits for a take in progress; idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._executor.remove_node(self._node)
+            self._node.destroy_node()
+            self._executor.shutdown(timeout_sec=0.0)
+
+
+__all__ = ["CloudInbox"]

@@ -1,0 +1,114 @@
+"""sr3d_ros.inbox over real DDS: the inference thread takes the newest cloud and counts the ones it never saw."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "std_msgs")), reason="needs rclpy")
+
+
+@pytest.fixture()
+def ros():
+    import rclpy
+
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=random.SystemRandom().randint(1, 101))
+    owner = rclpy.create_node("det", namespace="/inbox_test", context=context)
+    driver = rclpy.create_node("driver", context=context)
+    yield owner, driver
+    owner.destroy_node()
+    driver.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def cloud(sec: int):
+    from sensor_msgs.msg import PointCloud2
+
+    msg = PointCloud2(height=1, width=1, point_step=4, row_step=4, data=bytes(4))
+    msg.header.stamp.sec = sec
+    return msg
+
+
+def publish(pub, secs, wait: float = 0.5) -> None:
+    for s in secs:
+        pub.publish(cloud(s))
+        time.sleep(0.01)
+    time.sleep(wait)  # delivered into the reader's history, nobody takes
+
+
+def stamp_of(raw: bytes) -> int:
+    from sr3d_ros.cdr import parse_pointcloud2
+
+    return parse_pointcloud2(raw).header.stamp.sec
+
+
+def connected(inbox, pub, timeout: float = 10.0) -> None:
+    t0 = time.monotonic()
+    while pub.get_subscription_count() == 0:
+        assert time.monotonic() - t0 < timeout, "no DDS match"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_newest_cloud_and_skipped_count(ros, depth: int) -> None:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from sr3d_ros.inbox import CloudInbox
+
+    owner, driver = ros
+    qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+    inbox = CloudInbox(owner, "/inbox_test/points", qos)
+    pub = driver.create_publisher(PointCloud2, "/inbox_test/points", QoSProfile(depth=10,
+                                                                                reliability=ReliabilityPolicy.RELIABLE))
+    connected(inbox, pub)
+    assert inbox.take_newest(0.05) is None  # nothing sent yet
+    publish(pub, [1])
+    raw, skipped = inbox.take_newest(1.0)
+    assert (stamp_of(raw), skipped) == (1, 0)
+    publish(pub, [2, 3, 4, 5, 6])
+    raw, skipped = inbox.take_newest(1.0)
+    # 4 clouds never processed: with depth 3, two were taken and superseded, two replaced in DDS's history
+    assert (stamp_of(raw), skipped) == (6, 4)
+    publish(pub, [7])
+    raw, skipped = inbox.take_newest(1.0)
+    assert (stamp_of(raw), skipped) == (7, 0)
+    assert "det_input" in owner.get_node_names()
+    inbox.close()
+    inbox.close()  # idempotent
+    assert inbox.take_newest(0.05) is None
+    t0 = time.monotonic()
+    while "det_input" in owner.get_node_names() and time.monotonic() - t0 < 5.0:
+        time.sleep(0.05)
+    assert "det_input" not in owner.get_node_names()
+
+
+def test_each_publisher_is_counted_on_its_own(ros) -> None:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from sr3d_ros.inbox import CloudInbox
+
+    owner, driver = ros
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    inbox = CloudInbox(owner, "/inbox_test/points", qos)
+    a = driver.create_publisher(PointCloud2, "/inbox_test/points", qos)
+    b = owner.create_publisher(PointCloud2, "/inbox_test/points", qos)
+    connected(inbox, a)
+    connected(inbox, b)
+    publish(a, [1])
+    assert inbox.take_newest(1.0)[1] == 0
+    for sec in (2, 3):  # b's sequence numbers run ahead of a's: 1, 2
+        publish(b, [sec])
+        assert inbox.take_newest(1.0)[1] == 0
+    publish(a, [4, 5, 6])  # a's 2, 3, 4: two skipped (against b's numbers it would look like one)
+    raw, skipped = inbox.take_newest(1.0)
+    assert (stamp_of(raw), skipped) == (6, 2)
+    inbox.close()
