@@ -8,6 +8,7 @@ can be used (and tested) without ROS.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -75,8 +76,8 @@ def color_fields(names: Any) -> tuple[str, ...]:
     return ("r", "g", "b") if all(c in names for c in "rgb") else ()
 
 
-def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, CloudInfo]:
+def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | None = None,
+                         transform: np.ndarray | None = None) -> tuple[np.ndarray, CloudInfo]:
     """Convert a PointCloud2 into float32 points, vectorized, for every common driver layout.
 
     Handles xyz as float32 or float64, packed ``rgb``/``rgba`` (FLOAT32 or UINT32 bit patterns), separate
@@ -89,6 +90,7 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
         want_color: also return colour; the cloud must then carry it.
         rows: decode only these points, in this order (indices into the ``width * height`` points, row-major), e.g.
             ``sr3d_core.preprocess.cap_rows``; the others are never read. None decodes all.
+        transform: a 4x4 applied to x, y, z (as ``transform_points`` does), or None.
 
     Returns:
         ``(points, info)``: ``points`` is ``(N, 3)`` or, with ``want_color``, ``(N, 6)`` float32 with colour
@@ -149,6 +151,16 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
         if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
             raise ValueError(f"rows must be a 1-D array of point indices in [0, {n}), got shape {rows.shape}"
                              + (f" with range [{rows.min()}, {rows.max()}]" if rows.ndim == 1 and len(rows) else ""))
+    source = ",".join(color_names) if len(color_names) == 3 else (color_names[0] if color_names else "")
+    native = _native_decoder() if formats[:3] == [_HOST_F4] * 3 and len(color_names) <= 1 else None
+    if native is not None and n:
+        # The common layout in one compiled pass (gather, finite filter, transform, colour); the same bits as below.
+        out = native.decode_records(
+            np.frombuffer(buf, np.uint8), width, step, row_stride, rows, n if rows is None else len(rows),
+            tuple(offsets[:3]), offsets[3] if color_names else -1, (2, 1, 0), np.float32(1.0 / 255.0),
+            None if transform is None else np.asarray(transform, np.float64)[:3, :4].astype(np.float32))
+        return out, CloudInfo(n_total, len(out), source, organized)
+    if rows is not None:
         # Gather the selected point records (whole point_step bytes, one copy), then read them as a 1 x m cloud.
         buf = np.take(_records(buf, height, width, step, row_stride), rows, axis=0)  # 3x faster than [rows]
         height, width, n = 1, len(rows), len(rows)
@@ -190,8 +202,19 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
                 np.clip(col, 0.0, 1.0, out=col)
             else:
                 scale_colors(col)  # float colours: 0-1 or 0-255, the library's one rule
-    source = ",".join(color_names) if len(color_names) == 3 else (color_names[0] if color_names else "")
+    if transform is not None:
+        out = transform_points(out, transform)
     return out, CloudInfo(n_total, len(out), source, organized)
+
+
+_HOST_F4 = ("<" if sys.byteorder == "little" else ">") + "f4"
+
+
+def _native_decoder() -> Any:
+    """``sr3d_core.sparse.native`` when its compiled library is usable (and not switched off), else None."""
+    from sr3d_core.sparse import native
+
+    return native if native.available() else None
 
 
 def _records(buf: Any, height: int, width: int, step: int, row_stride: int) -> np.ndarray:
@@ -306,18 +329,20 @@ def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name
     if len(det) == 0:
         return out
     boxes = det.boxes.astype(np.float64)
-    quats = yaw_to_quaternion(boxes[:, 6])
+    # Python floats once for all boxes (tolist): per-element numpy scalars cost more than the messages' setters
+    rows = np.concatenate([boxes[:, :6], yaw_to_quaternion(boxes[:, 6]),
+                           np.asarray(det.scores, np.float64)[:, None]], axis=1).tolist()
     ids = class_id_strings(det, class_id_format)
-    for k in range(len(det)):
+    for (x, y, z, dx, dy, dz, qx, qy, qz, qw, score), class_id in zip(rows, ids):
         d = Detection3D(header=header)
         c = d.bbox.center
-        c.position.x, c.position.y, c.position.z = (float(v) for v in boxes[k, :3])
+        c.position.x, c.position.y, c.position.z = x, y, z
         o = c.orientation
-        o.x, o.y, o.z, o.w = (float(v) for v in quats[k])
-        d.bbox.size.x, d.bbox.size.y, d.bbox.size.z = (float(v) for v in boxes[k, 3:6])
+        o.x, o.y, o.z, o.w = qx, qy, qz, qw
+        d.bbox.size.x, d.bbox.size.y, d.bbox.size.z = dx, dy, dz
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id = ids[k]
-        hyp.hypothesis.score = float(det.scores[k])
+        hyp.hypothesis.class_id = class_id
+        hyp.hypothesis.score = score
         hyp.pose.pose = c
         d.results.append(hyp)
         out.detections.append(d)
@@ -390,27 +415,31 @@ def detections_to_markers(det: Detections, header: Any, previous_count: int = 0,
 
     out = MarkerArray()
     boxes = det.boxes.astype(np.float64)
-    quats = yaw_to_quaternion(boxes[:, 6]) if len(det) else np.zeros((0, 4))
+    quats = yaw_to_quaternion(boxes[:, 6]).tolist() if len(det) else []
+    # All boxes' edge points at once, as Python floats (numpy scalars per element cost more than the messages)
+    edges = (_UNIT_CORNERS[_EDGES.reshape(-1)][None] * boxes[:, None, 3:6]).tolist()
     sec = int(lifetime_s)
     lifetime = {"sec": sec, "nanosec": int(round((lifetime_s - sec) * 1e9))}
-    for k in range(len(det)):
-        label = int(det.labels[k])
+    labels, scores = np.asarray(det.labels).tolist(), np.asarray(det.scores, np.float64).tolist()
+    for k, ((x, y, z, _, _, dz), quat, corners) in enumerate(zip(boxes[:, :6].tolist(), quats, edges)):
+        label = int(labels[k])
+        color = class_color(label)
         box = Marker(header=header, ns="boxes", id=k, type=Marker.LINE_LIST, action=Marker.ADD)
-        box.pose.position.x, box.pose.position.y, box.pose.position.z = (float(v) for v in boxes[k, :3])
+        box.pose.position.x, box.pose.position.y, box.pose.position.z = x, y, z
         o = box.pose.orientation
-        o.x, o.y, o.z, o.w = (float(v) for v in quats[k])
+        o.x, o.y, o.z, o.w = quat
         box.scale.x = float(line_width)
-        box.color.r, box.color.g, box.color.b, box.color.a = class_color(label)
-        box.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in box_edge_points(boxes[k, 3:6])]
+        box.color.r, box.color.g, box.color.b, box.color.a = color
+        box.points = [Point(x=px, y=py, z=pz) for px, py, pz in corners]
         box.lifetime.sec, box.lifetime.nanosec = lifetime["sec"], lifetime["nanosec"]
         box.frame_locked = False
         text = Marker(header=header, ns="labels", id=k, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD)
-        text.pose.position.x, text.pose.position.y = float(boxes[k, 0]), float(boxes[k, 1])
-        text.pose.position.z = float(boxes[k, 2] + boxes[k, 5] / 2 + 0.05)
+        text.pose.position.x, text.pose.position.y = x, y
+        text.pose.position.z = z + dz / 2 + 0.05
         text.pose.orientation.w = 1.0
         text.scale.z = float(text_height)
-        text.color.r, text.color.g, text.color.b, text.color.a = class_color(label)
-        text.text = f"{det.class_names[label]} {float(det.scores[k]):.2f}"
+        text.color.r, text.color.g, text.color.b, text.color.a = color
+        text.text = f"{det.class_names[label]} {scores[k]:.2f}"
         text.lifetime.sec, text.lifetime.nanosec = lifetime["sec"], lifetime["nanosec"]
         out.markers.extend([box, text])
     for k in range(len(det), int(previous_count)):

@@ -1,9 +1,9 @@
 """One frame, cloud message in, detections out: the step the node, its benchmark and the replay tool share.
 
-``FramePipeline.process`` applies the checkpoint's point cap before decoding, decodes the ``PointCloud2``
-(feeding a neutral colour to a colour model when the cloud has none and ``missing_color`` is ``neutral``),
-transforms the points into the target frame with TF at the cloud's stamp, runs ``Detector.detect`` and filters
-classes. It imports no ROS node machinery: the TF look-up is any object with
+``FramePipeline.process`` applies the checkpoint's point cap before decoding, looks up the transform into the
+target frame with TF at the cloud's stamp, decodes the ``PointCloud2`` straight into that frame (feeding a neutral
+colour to a colour model when the cloud has none and ``missing_color`` is ``neutral``), runs ``Detector.detect``
+and filters classes. It imports no ROS node machinery: the TF look-up is any object with
 ``lookup(target, source, stamp_ns, timeout_s) -> 4x4``, so the replay tool can feed it a buffer filled from a
 bag.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from sr3d_core.detections import Detections
 from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
-from sr3d_ros.conversions import MalformedCloudError, color_fields, pointcloud2_to_array, stamp_ns, transform_points
+from sr3d_ros.conversions import MalformedCloudError, color_fields, pointcloud2_to_array, stamp_ns
 from sr3d_ros.params import MISSING_COLOR_MODES
 
 
@@ -37,7 +37,8 @@ class FrameResult:
         detections: the detections, in ``frame``.
         frame: the frame the points were inferred in (the target frame, or the cloud's own).
         stamp_ns: the cloud's stamp.
-        decode_ms / tf_ms / model_ms: time spent decoding, transforming and in ``Detector.detect``.
+        decode_ms / tf_ms / model_ms: time spent decoding the points (and transforming them: one pass), looking
+            the transform up, and in ``Detector.detect``.
         prep: what preprocessing dropped (None for an empty cloud).
         notices: ``(kind, level, text)`` for conditions seen for the first time (logged once by the caller).
     """
@@ -130,16 +131,6 @@ class FramePipeline:
         if rows is not None:
             self._notice(notices, "capped", "info", f"input clouds have {n_rows} points; the checkpoint's input "
                          f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded")
-        want_color = bool(contract.use_color)
-        neutral = want_color and self.missing_color == "neutral" and not color_fields({f.name for f in msg.fields})
-        points, _ = pointcloud2_to_array(msg, want_color=want_color and not neutral, rows=rows)
-        if neutral:
-            self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "
-                         f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
-                         "and may be less accurate")
-            points = np.concatenate([points, np.broadcast_to(np.asarray(NEUTRAL_COLOR, np.float32),
-                                                             (len(points), 3))], axis=1)
-        t1 = time.perf_counter()
         source = msg.header.frame_id
         frame = source
         stamp = stamp_ns(msg.header.stamp)
@@ -149,11 +140,23 @@ class FramePipeline:
         if not source:  # RViz and TF cannot place such output
             self._notice(notices, "empty_frame_id", "warn", "input clouds have an empty header.frame_id; fix the "
                          "driver")
+        matrix = None
         if self.target_frame and self.target_frame.lstrip("/") != source.lstrip("/"):
             if self.tf is None:
                 raise ValueError("a target_frame needs a TF look-up")
-            points = transform_points(points, self.tf.lookup(self.target_frame, source, stamp, self.tf_timeout_s))
+            # looked up before decoding: the transform is applied while the points are decoded, in one pass
+            matrix = self.tf.lookup(self.target_frame, source, stamp, self.tf_timeout_s)
             frame = self.target_frame
+        t1 = time.perf_counter()
+        want_color = bool(contract.use_color)
+        neutral = want_color and self.missing_color == "neutral" and not color_fields({f.name for f in msg.fields})
+        points, _ = pointcloud2_to_array(msg, want_color=want_color and not neutral, rows=rows, transform=matrix)
+        if neutral:
+            self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "
+                         f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
+                         "and may be less accurate")
+            points = np.concatenate([points, np.broadcast_to(np.asarray(NEUTRAL_COLOR, np.float32),
+                                                             (len(points), 3))], axis=1)
         if "optical" in frame:
             # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
             # lie on their side.
@@ -165,7 +168,7 @@ class FramePipeline:
         if len(points):
             batch, prep = self.detector.network_input(points)
         t3 = time.perf_counter()
-        return PreparedFrame(batch, msg.header.stamp, frame, stamp, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+        return PreparedFrame(batch, msg.header.stamp, frame, stamp, (t2 - t1) * 1e3, (t1 - t0) * 1e3,
                              (t3 - t2) * 1e3, prep, notices)
 
     def infer(self, frame: PreparedFrame) -> FrameResult:

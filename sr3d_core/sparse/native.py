@@ -1,5 +1,6 @@
 """Optional compiled helpers of the sparse engine: the kernel-map builder, voxelization's sort-unique, the fused
-gather-GEMM of a convolution, the max pool and the rotated bird's-eye-view IoU of non-maximum suppression, in C,
+gather-GEMM of a convolution, the max pool, the rotated bird's-eye-view IoU of non-maximum suppression and the
+decoding of a sensor cloud's point records, in C,
 built on first use with the system's C compiler and loaded with ctypes (no Python or torch headers: it builds in
 about a second).
 
@@ -34,6 +35,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 _LOG = logging.getLogger(__name__)
@@ -161,6 +163,9 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_rotated_iou_bev.restype = None
     lib.sr3d_nms_rotated_bev.argtypes = [ptr, ptr, i64, ctypes.c_double, ctypes.c_int, ptr]
     lib.sr3d_nms_rotated_bev.restype = i64
+    lib.sr3d_decode_records.argtypes = [ptr, i64, i64, i64, ptr, i64, ptr, ctypes.c_int32, ptr, ctypes.c_float, ptr,
+                                        ptr]
+    lib.sr3d_decode_records.restype = i64
     _lib = lib
     return _lib
 
@@ -312,6 +317,42 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
             return None
         start += n
     return keys
+
+
+def decode_records(data: np.ndarray, width: int, step: int, row_stride: int, rows: Optional[np.ndarray], n: int,
+                   xyz_offsets: tuple[int, int, int], color_offset: int, color_bytes: tuple[int, int, int],
+                   scale: float, affine: Optional[np.ndarray]) -> np.ndarray:
+    """Points of a cloud's raw records in one pass: gathered, non-finite ones dropped, transformed, colour unpacked.
+
+    The compiled twin of ``sr3d_ros.conversions.pointcloud2_to_array`` (+ ``transform_points``) for the common
+    layout: x, y, z float32 in the host's byte order, optionally a packed colour. Same bits as that path.
+
+    Args:
+        data: the records as a uint8 array (point p at ``(p // width) * row_stride + (p % width) * step``).
+        width, step, row_stride: the cloud's width, ``point_step`` and row pitch in bytes.
+        rows: int64 point indices to read, in order; None reads points ``0..n-1``.
+        n: how many points are read.
+        xyz_offsets: byte offsets of x, y, z in a record.
+        color_offset: byte offset of the packed colour, or -1 for none.
+        color_bytes: which bytes of it are R, G, B.
+        scale: colour scale (float32 ``1 / 255``).
+        affine: float32 ``(3, 4)`` transform applied to x, y, z, or None.
+
+    Returns:
+        ``(kept, 3)``, or ``(kept, 6)`` with colour, float32.
+    """
+    lib = _library()
+    cols = 6 if color_offset >= 0 else 3
+    out = np.empty((n, cols), np.float32)
+    rows_arr = None if rows is None else np.ascontiguousarray(rows, np.int64)
+    off = np.asarray(xyz_offsets, np.int32)
+    cb = np.asarray(color_bytes, np.int32)
+    aff = None if affine is None else np.ascontiguousarray(affine, np.float32)
+    kept = lib.sr3d_decode_records(data.ctypes.data, width, step, row_stride,
+                                   None if rows_arr is None else rows_arr.ctypes.data, n, off.ctypes.data,
+                                   color_offset, cb.ctypes.data, scale, None if aff is None else aff.ctypes.data,
+                                   out.ctypes.data)
+    return out[:kept]
 
 
 # Profiler events of the fused convolution (its time is GEMM arithmetic, as aten::mm's is).
