@@ -99,6 +99,8 @@ class FramePipeline:
         self.classes = tuple(classes)
         self.missing_color = missing_color
         self._seen: set[str] = set()
+        self._cap_key: tuple[int, Any] | None = None
+        self._cap: np.ndarray | None = None
 
     def _notice(self, out: list, kind: str, level: str, text: str) -> None:
         if kind not in self._seen:
@@ -127,7 +129,10 @@ class FramePipeline:
         n_rows = int(msg.width) * int(msg.height)
         # The checkpoint's point cap, applied before decoding: the rows it drops are never read or transformed,
         # and detect() gets exactly the points it would have kept from the whole cloud.
-        rows = cap_rows(n_rows, contract)
+        key = (n_rows, contract.max_points)
+        if self._cap_key != key:  # a camera's clouds all have one size: compute its rows once
+            self._cap_key, self._cap = key, cap_rows(n_rows, contract)
+        rows = self._cap
         if rows is not None:
             self._notice(notices, "capped", "info", f"input clouds have {n_rows} points; the checkpoint's input "
                          f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded")
