@@ -364,7 +364,12 @@ SR3D_NO_FMA_ATTR int64_t sr3d_decode_records(const uint8_t *data, int64_t width,
     SR3D_NO_FMA_BODY
     const int cols = off_color >= 0 ? 6 : 3;
     int64_t kept = 0;
+    enum { AHEAD = 16 }; /* records are scattered over a camera-size cloud: ask for them before they are needed */
     for (int64_t i = 0; i < n; ++i) {
+        if (i + AHEAD < n) {
+            const int64_t q = rows ? rows[i + AHEAD] : i + AHEAD;
+            __builtin_prefetch(data + (q / width) * row_stride + (q % width) * step);
+        }
         const int64_t p = rows ? rows[i] : i;
         const uint8_t *rec = data + (p / width) * row_stride + (p % width) * step;
         float v[3];
