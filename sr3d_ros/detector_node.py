@@ -40,7 +40,14 @@ from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from sr3d_ros.cdr import SerializedCloud, parse_pointcloud2
-from sr3d_ros.conversions import MalformedCloudError, detections_to_markers, detections_to_msg, label_info_msg, stamp_ns
+from sr3d_ros.conversions import (
+    MalformedCloudError,
+    MarkerPool,
+    detections_to_markers,
+    detections_to_msg,
+    label_info_msg,
+    stamp_ns,
+)
 from sr3d_ros.diagnostics import FrameStats
 from sr3d_ros.inbox import CloudInbox
 from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
@@ -115,6 +122,7 @@ class _DetectorLogic:
         self._stats = FrameStats()
         self._logged_kinds: set[str] = set()
         self._marker_count = 0
+        self._marker_pool = MarkerPool()  # marker messages refilled frame after frame (one publishing thread)
         self._model_params: list[str] = []
         self._defaults_path = default_params_path()
         runtime = runtime_parameters()
@@ -464,7 +472,7 @@ class _DetectorLogic:
         self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
             self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
-                                                                p.marker_line_width))
+                                                                p.marker_line_width, pool=self._marker_pool))
             self._marker_count = len(det)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - res.stamp_ns) * 1e-6

@@ -333,6 +333,28 @@ def test_markers_match_boxes_and_delete_stale_ids() -> None:
 
 
 @pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs not importable")
+def test_pooled_markers_equal_fresh_ones_frame_after_frame() -> None:
+    from std_msgs.msg import Header
+
+    from sr3d_ros.conversions import MarkerPool, detections_to_markers
+
+    rng = np.random.default_rng(7)
+    pool, previous = MarkerPool(), 0
+    for frame, n in enumerate((5, 2, 0, 6, 6, 1)):  # shrinking, empty and growing arrays
+        boxes = np.c_[rng.uniform(-3, 3, (n, 3)), rng.uniform(0.2, 2, (n, 3)), rng.uniform(-3, 3, n)]
+        det = Detections(boxes.astype(np.float32), rng.uniform(0, 1, n).astype(np.float32),
+                         rng.integers(0, 3, n), ("chair", "table", "bed"))
+        header = Header(frame_id=f"f{frame}")
+        header.stamp.sec = frame
+        lifetime = 0.2 + 0.1 * frame  # a runtime parameter may change between frames
+        fresh = detections_to_markers(det, header, previous, lifetime, 0.01 * (frame + 1))
+        pooled = detections_to_markers(det, header, previous, lifetime, 0.01 * (frame + 1), pool=pool)
+        assert pooled == fresh, frame  # every field of every marker
+        previous = n
+    assert len(pool.boxes) == 6 and len(pool.deletes) == 2 * 6  # ids 0-5 were each deleted at some point
+
+
+@pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs not importable")
 def test_label_info() -> None:
     from std_msgs.msg import Header
 
