@@ -311,13 +311,30 @@ def class_id_strings(det: Detections, class_id_format: str = "name") -> list[str
     return [det.class_names[int(i)] for i in det.labels]
 
 
-def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name") -> Any:
+class MessagePool:
+    """Messages reused by ``detections_to_msg`` and ``detections_to_markers`` from one array to the next.
+
+    Building a frame's messages afresh (two ``Marker`` per box with 24 ``Point`` each, a ``Detection3D`` per box)
+    costs over a millisecond of Python per frame; a message is serialized when it is published, so the same
+    objects can be refilled for the next frame. One pool per node, used by one thread.
+    """
+
+    def __init__(self) -> None:
+        self.detections: list[Any] = []
+        self.boxes: list[Any] = []
+        self.labels: list[Any] = []
+        self.deletes: dict[tuple[str, int], Any] = {}
+
+
+def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name",
+                      pool: MessagePool | None = None) -> Any:
     """Build a ``vision_msgs/Detection3DArray``.
 
     Args:
         det: detections in the frame named by ``header.frame_id``.
         header: ``std_msgs/Header`` carrying the input stamp and the inference frame.
         class_id_format: ``"name"`` or ``"index"`` for ``ObjectHypothesis.class_id``.
+        pool: reuse this pool's messages (the previous array built with it is overwritten).
 
     Returns:
         One ``Detection3D`` per detection: one result (score, class), ``pose`` = ``bbox.center`` = box centre
@@ -333,18 +350,25 @@ def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name
     rows = np.concatenate([boxes[:, :6], yaw_to_quaternion(boxes[:, 6]),
                            np.asarray(det.scores, np.float64)[:, None]], axis=1).tolist()
     ids = class_id_strings(det, class_id_format)
-    for (x, y, z, dx, dy, dz, qx, qy, qz, qw, score), class_id in zip(rows, ids):
-        d = Detection3D(header=header)
+    for k, ((x, y, z, dx, dy, dz, qx, qy, qz, qw, score), class_id) in enumerate(zip(rows, ids)):
+        if pool is not None and k < len(pool.detections):
+            d = pool.detections[k]
+        else:
+            d = Detection3D()
+            hyp = ObjectHypothesisWithPose()
+            hyp.pose.pose = d.bbox.center  # one pose object for both
+            d.results.append(hyp)
+            if pool is not None:
+                pool.detections.append(d)
+        d.header = header
         c = d.bbox.center
         c.position.x, c.position.y, c.position.z = x, y, z
         o = c.orientation
         o.x, o.y, o.z, o.w = qx, qy, qz, qw
         d.bbox.size.x, d.bbox.size.y, d.bbox.size.z = dx, dy, dz
-        hyp = ObjectHypothesisWithPose()
+        hyp = d.results[0]
         hyp.hypothesis.class_id = class_id
         hyp.hypothesis.score = score
-        hyp.pose.pose = c
-        d.results.append(hyp)
         out.detections.append(d)
     return out
 
@@ -393,22 +417,8 @@ def box_edge_points(size: np.ndarray) -> np.ndarray:
     return (_UNIT_CORNERS * np.asarray(size, np.float64))[_EDGES.reshape(-1)]
 
 
-class MarkerPool:
-    """``Marker`` messages reused by ``detections_to_markers`` from one array to the next.
-
-    Building a frame's markers afresh (two ``Marker`` per box, 24 ``Point`` each) costs about a millisecond of
-    Python per frame; a message is serialized when it is published, so the same objects can be refilled for the
-    next frame. One pool per publisher, used by one thread.
-    """
-
-    def __init__(self) -> None:
-        self.boxes: list[Any] = []
-        self.labels: list[Any] = []
-        self.deletes: dict[tuple[str, int], Any] = {}
-
-
 def detections_to_markers(det: Detections, header: Any, previous_count: int = 0, lifetime_s: float = 0.3,
-                          line_width: float = 0.02, text_height: float = 0.12, pool: MarkerPool | None = None) -> Any:
+                          line_width: float = 0.02, text_height: float = 0.12, pool: MessagePool | None = None) -> Any:
     """Build a ``visualization_msgs/MarkerArray``: wireframe boxes and text labels.
 
     Box ``k`` is marker id ``k`` in namespace ``boxes`` (LINE_LIST, pose = box centre with the yaw quaternion,

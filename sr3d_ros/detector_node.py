@@ -42,7 +42,7 @@ from visualization_msgs.msg import MarkerArray
 from sr3d_ros.cdr import SerializedCloud, parse_pointcloud2
 from sr3d_ros.conversions import (
     MalformedCloudError,
-    MarkerPool,
+    MessagePool,
     detections_to_markers,
     detections_to_msg,
     label_info_msg,
@@ -122,7 +122,7 @@ class _DetectorLogic:
         self._stats = FrameStats()
         self._logged_kinds: set[str] = set()
         self._marker_count = 0
-        self._marker_pool = MarkerPool()  # marker messages refilled frame after frame (one publishing thread)
+        self._messages = MessagePool()  # output messages refilled frame after frame (one publishing thread)
         self._model_params: list[str] = []
         self._defaults_path = default_params_path()
         runtime = runtime_parameters()
@@ -469,10 +469,10 @@ class _DetectorLogic:
         det, frame = res.detections, res.frame
         stamp = prepared.header_stamp
         header = Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=frame)
-        self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format))
+        self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format, self._messages))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
             self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
-                                                                p.marker_line_width, pool=self._marker_pool))
+                                                                p.marker_line_width, pool=self._messages))
             self._marker_count = len(det)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - res.stamp_ns) * 1e-6

@@ -333,13 +333,13 @@ def test_markers_match_boxes_and_delete_stale_ids() -> None:
 
 
 @pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs not importable")
-def test_pooled_markers_equal_fresh_ones_frame_after_frame() -> None:
+def test_pooled_messages_equal_fresh_ones_frame_after_frame() -> None:
     from std_msgs.msg import Header
 
-    from sr3d_ros.conversions import MarkerPool, detections_to_markers
+    from sr3d_ros.conversions import MessagePool, detections_to_markers, detections_to_msg
 
     rng = np.random.default_rng(7)
-    pool, previous = MarkerPool(), 0
+    pool, previous = MessagePool(), 0
     for frame, n in enumerate((5, 2, 0, 6, 6, 1)):  # shrinking, empty and growing arrays
         boxes = np.c_[rng.uniform(-3, 3, (n, 3)), rng.uniform(0.2, 2, (n, 3)), rng.uniform(-3, 3, n)]
         det = Detections(boxes.astype(np.float32), rng.uniform(0, 1, n).astype(np.float32),
@@ -350,8 +350,10 @@ def test_pooled_markers_equal_fresh_ones_frame_after_frame() -> None:
         fresh = detections_to_markers(det, header, previous, lifetime, 0.01 * (frame + 1))
         pooled = detections_to_markers(det, header, previous, lifetime, 0.01 * (frame + 1), pool=pool)
         assert pooled == fresh, frame  # every field of every marker
+        fmt = ("name", "index")[frame % 2]
+        assert detections_to_msg(det, header, fmt, pool) == detections_to_msg(det, header, fmt), frame
         previous = n
-    assert len(pool.boxes) == 6 and len(pool.deletes) == 2 * 6  # ids 0-5 were each deleted at some point
+    assert len(pool.boxes) == len(pool.detections) == 6 and len(pool.deletes) == 2 * 6  # ids 0-5 each deleted once
 
 
 @pytest.mark.skipif(not HAVE_MSGS, reason="vision_msgs not importable")
