@@ -86,6 +86,7 @@ class _Edge:
     stamps: list[int] = field(default_factory=list)
     translations: list[np.ndarray] = field(default_factory=list)
     rotations: list[np.ndarray] = field(default_factory=list)
+    matrix: np.ndarray | None = None  # a static edge's 4x4, built once
 
 
 class TransformBuffer:
@@ -113,6 +114,7 @@ class TransformBuffer:
                 edge = self._edges[child] = _Edge(parent, static)  # re-parenting replaces the history
             if static:
                 edge.stamps, edge.translations, edge.rotations = [0], [t], [r]
+                edge.matrix = to_matrix(t, r)
                 return
             i = bisect.bisect_left(edge.stamps, stamp_ns)
             if i < len(edge.stamps) and edge.stamps[i] == stamp_ns:
@@ -150,6 +152,8 @@ class TransformBuffer:
                     f"frames '{source}' and '{target}' are not connected "
                     f"(known frames: {sorted(set(self._edges) | {e.parent for e in self._edges.values()})})")
             m_source = self._compose(up_source, common, stamp_ns, fallback_latest)  # T_common_source
+            if common == target:  # the usual case: the target is an ancestor of the source
+                return m_source
             m_target = self._compose(up_target, common, stamp_ns, fallback_latest)  # T_common_target
         return np.linalg.inv(m_target) @ m_source
 
@@ -165,16 +169,19 @@ class TransformBuffer:
 
     def _compose(self, chain: list[tuple[str, _Edge | None]], stop: str, stamp_ns: int | None,
                  fallback_latest: bool) -> np.ndarray:
-        m = np.eye(4)
+        m = None
         for frame, edge in chain:
             if frame == stop:
                 break
-            m = self._edge_matrix(frame, edge, stamp_ns, fallback_latest) @ m
-        return m
+            e = self._edge_matrix(frame, edge, stamp_ns, fallback_latest)
+            m = e if m is None else e @ m
+        return np.eye(4) if m is None else m.copy()  # a copy: a static edge's matrix is shared
 
     @staticmethod
     def _edge_matrix(child: str, edge: _Edge, stamp_ns: int | None, fallback_latest: bool) -> np.ndarray:
-        if edge.static or stamp_ns is None:
+        if edge.static:
+            return edge.matrix
+        if stamp_ns is None:
             return to_matrix(edge.translations[-1], edge.rotations[-1])
         stamps = edge.stamps
         i = bisect.bisect_left(stamps, stamp_ns)

@@ -69,6 +69,12 @@ def test_chain_through_common_ancestor_matches_hand_composition() -> None:
     # an optical-frame point 2 m ahead lands 2 m ahead (+x) of base_link, at camera height
     p = buf.lookup("base_link", "camera_optical", 0) @ [0, 0, 2, 1]
     assert p[0] > 2.0 and abs(p[2] - 1.2) < 0.3
+    # a one-edge answer is the caller's to modify, and a re-published static edge replaces the old value
+    buf.lookup("camera_link", "camera_optical", 5)[:] = 0
+    np.testing.assert_allclose(buf.lookup("camera_link", "camera_optical", 5), t_cam_opt, atol=1e-12)
+    buf.set_transform("camera_link", "camera_optical", 0, [0, 0, 0.5], q_optical, static=True)
+    np.testing.assert_allclose(buf.lookup("camera_link", "camera_optical", 5), hom(r_optical, [0, 0, 0.5]),
+                               atol=1e-12)
 
 
 def test_dynamic_edge_interpolates_and_refuses_extrapolation() -> None:
