@@ -266,6 +266,20 @@ def run(cfg: BenchConfig) -> None:
         if r < len(msgs):
             bare_out[k] = res.detections
             bare_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels), res.detections)
+    # The decoding alone, compiled pass and numpy path interleaved (same bits; see sr3d_core.sparse.native)
+    from sr3d_core.preprocess import cap_rows
+    from sr3d_core.sparse import native
+    from sr3d_ros.conversions import pointcloud2_to_array
+
+    rows = cap_rows(height * width, det.contract)
+    dec_ms: dict[bool, list[float]] = {True: [], False: []}
+    for r in range(3 * len(msgs)):
+        for compiled in (True, False):
+            native.set_enabled(compiled)
+            t = time.perf_counter()
+            pointcloud2_to_array(msgs[r % len(msgs)], True, rows, frames[r % len(msgs)].cam_to_base)
+            dec_ms[compiled].append((time.perf_counter() - t) * 1e3)
+    native.set_enabled(True)
     node_eval = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
     same = 0  # received arrays equal (to message precision) to bare detect on the same frame
     for k, m in arrays:
@@ -309,6 +323,8 @@ def run(cfg: BenchConfig) -> None:
         ("mAP@0.25 / 0.5 of bare detect on the distinct frames",
          f"{bare_map.map_at(0.25):.3f} / {bare_map.map_at(0.5):.3f}"),
         ("bare: conversion + TF ms (p50 / p90 / p99 / max)", percentiles(conv_ms)),
+        ("bare: decoding into base_link, compiled / numpy ms (p50)",
+         f"{np.median(dec_ms[True]):.2f} / {np.median(dec_ms[False]):.2f}"),
         ("bare: Detector.detect ms (p50 / p90 / p99 / max)", percentiles(bare_ms)),
     ]
     width = max(len(r[0]) for r in rows)
