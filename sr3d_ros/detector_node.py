@@ -342,9 +342,10 @@ class _DetectorLogic:
 
     # ------------------------------------------------------------------ data path
 
-    def _next_cloud(self, two_stage: bool) -> bytes | None:
+    def _next_cloud(self, two_stage: bool) -> tuple[bytes, float] | None:
         """Block until the newest cloud is taken (with two stages, once the network took the previous frame);
-        None when the worker is to stop. Counts the cloud and those skipped before it."""
+        returns it and the milliseconds the take cost, or None when the worker is to stop. Counts the cloud and
+        those skipped before it."""
         while True:
             with self._cond:
                 while self._running and (self._inbox is None or (two_stage and self._ready is not None)):
@@ -359,11 +360,11 @@ class _DetectorLogic:
                 time.sleep(0.1)
                 continue
             if got is not None:
-                raw, skipped = got
+                raw, skipped, take_ms = got
                 with self._stats.lock:
                     self._stats.received += 1 + skipped
                     self._stats.dropped += skipped
-                return raw
+                return raw, take_ms
 
     def _work(self, two_stage: bool) -> None:
         """First thread: take the newest frame and prepare it; with one stage, also run the network on it.
@@ -372,16 +373,17 @@ class _DetectorLogic:
         preparation is wasted on a frame that a newer one would replace, and the newest cloud is always the next.
         """
         while True:
-            raw = self._next_cloud(two_stage)
-            if raw is None:
+            got = self._next_cloud(two_stage)
+            if got is None:
                 return
+            raw, take_ms = got
             t0 = time.perf_counter()
             msg = self._parse(raw)
             if msg is None:
                 continue
             with self._guard(msg.header.stamp):
                 prepared = self._prepare(msg)
-                prepare_ms = (time.perf_counter() - t0) * 1e3
+                prepare_ms = take_ms + (time.perf_counter() - t0) * 1e3  # the take is this thread's work too
                 if prepared is None:
                     continue
                 if not two_stage:

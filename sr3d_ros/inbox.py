@@ -16,6 +16,7 @@ less than a deserialized message.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Optional
 
 import rclpy
@@ -63,17 +64,19 @@ class CloudInbox:
         self._last_seq[key] = max(seq, last or 0)
         return seq - last - 1 if last is not None and seq > last + 1 else 0
 
-    def take_newest(self, timeout_s: float) -> Optional[tuple[bytes, int]]:
+    def take_newest(self, timeout_s: float) -> Optional[tuple[bytes, int, float]]:
         """Wait up to ``timeout_s`` for a cloud and take the newest one available.
 
         Returns:
-            ``(serialized cloud, skipped)``: ``skipped`` counts the clouds before it that were not processed
-            (replaced in DDS's history, taken but superseded, or lost in transport). None when nothing arrived
-            or the inbox is closed.
+            ``(serialized cloud, skipped, take_ms)``: ``skipped`` counts the clouds before it that were not
+            processed (replaced in DDS's history, taken but superseded, or lost in transport); ``take_ms`` is the
+            time spent taking it, waiting for it to arrive excluded. None when nothing arrived or the inbox is
+            closed.
         """
         with self._lock:
             if self._closed:
                 return None
+            start_ns = time.time_ns()
             try:
                 self._executor.spin_once(timeout_sec=timeout_s)
                 if self._taken and self._depth > 1:
@@ -91,8 +94,13 @@ class CloudInbox:
             if not self._taken:
                 return None
             taken, self._taken = self._taken, []
+        # The work started when both the call and the newest cloud were there (the middleware's reception time,
+        # on the same system clock).
+        info = taken[-1][1]
+        received = info.get("received_timestamp", 0) if isinstance(info, dict) else 0
+        take_ms = (time.time_ns() - max(start_ns, received or 0)) * 1e-6
         skipped = len(taken) - 1 + sum(self._skipped(info) for _, info in taken)
-        return taken[-1][0], skipped
+        return taken[-1][0], skipped, max(take_ms, 0.0)
 
     def close(self) -> None:
         """Unsubscribe and destroy the helper node (waits for a take in progress; idempotent)."""

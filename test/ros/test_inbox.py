@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import threading
 import time
 
 import pytest
@@ -71,15 +72,21 @@ def test_newest_cloud_and_skipped_count(ros, depth: int) -> None:
     connected(inbox, pub)
     assert inbox.take_newest(0.05) is None  # nothing sent yet
     publish(pub, [1])
-    raw, skipped = inbox.take_newest(1.0)
+    raw, skipped, _ = inbox.take_newest(1.0)
     assert (stamp_of(raw), skipped) == (1, 0)
     publish(pub, [2, 3, 4, 5, 6])
-    raw, skipped = inbox.take_newest(1.0)
+    raw, skipped, _ = inbox.take_newest(1.0)
     # 4 clouds never processed: with depth 3, two were taken and superseded, two replaced in DDS's history
     assert (stamp_of(raw), skipped) == (6, 4)
-    publish(pub, [7])
-    raw, skipped = inbox.take_newest(1.0)
-    assert (stamp_of(raw), skipped) == (7, 0)
+    publish(pub, [7])  # waited 0.5 s in DDS before the call: that is not the take's time
+    raw, skipped, take_ms = inbox.take_newest(1.0)
+    assert (stamp_of(raw), skipped) == (7, 0) and 0.0 <= take_ms < 100.0
+    timer = threading.Timer(0.4, lambda: pub.publish(cloud(8)))  # arrives while the call waits: neither is
+    timer.start()
+    got = inbox.take_newest(3.0)
+    while got is None:  # the executor may wake without the cloud first
+        got = inbox.take_newest(3.0)
+    assert stamp_of(got[0]) == 8 and 0.0 <= got[2] < 100.0
     assert "det_input" in owner.get_node_names()
     inbox.close()
     inbox.close()  # idempotent
@@ -109,6 +116,6 @@ def test_each_publisher_is_counted_on_its_own(ros) -> None:
         publish(b, [sec])
         assert inbox.take_newest(1.0)[1] == 0
     publish(a, [4, 5, 6])  # a's 2, 3, 4: two skipped (against b's numbers it would look like one)
-    raw, skipped = inbox.take_newest(1.0)
+    raw, skipped, _ = inbox.take_newest(1.0)
     assert (stamp_of(raw), skipped) == (6, 2)
     inbox.close()
