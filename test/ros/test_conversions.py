@@ -67,6 +67,14 @@ def test_row_padding_through_row_step() -> None:
     np.testing.assert_allclose(pts, xyz)
 
 
+def pad_rows(cloud, pad: int) -> None:
+    """Give every row of a fake cloud ``pad`` bytes of padding at its end (``row_step`` > ``width * point_step``)."""
+    h, w = cloud.height, cloud.width
+    raw = np.frombuffer(cloud.data, np.uint8).reshape(h, w * cloud.point_step)
+    cloud.data = np.concatenate([raw, np.zeros((h, pad), np.uint8)], axis=1).tobytes()
+    cloud.row_step = w * cloud.point_step + pad
+
+
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_rows_decode_exactly_the_selected_points(name: str) -> None:
     # Decoding only some rows must equal decoding everything and then selecting, for every layout, NaN holes
@@ -78,9 +86,7 @@ def test_rows_decode_exactly_the_selected_points(name: str) -> None:
     for padded in (False, True):
         cloud = fake_cloud(h, w, **spec)
         if padded:
-            raw = np.frombuffer(cloud.data, np.uint8).reshape(h, w * cloud.point_step)
-            cloud.data = np.concatenate([raw, np.zeros((h, 8), np.uint8)], axis=1).tobytes()
-            cloud.row_step = w * cloud.point_step + 8
+            pad_rows(cloud, 8)
         rows = np.array([0, 1, 4, 9, 10, 23, 40, 53])
         pts, info = pointcloud2_to_array(cloud, want_color=spec["color"], rows=rows)
         keep = rows[np.isfinite(xyz[rows]).all(axis=1)]
@@ -115,9 +121,7 @@ def test_compiled_decoding_gives_the_same_bits(name: str, monkeypatch) -> None:
     for padded in (False, True):
         cloud = fake_cloud(h, w, **spec)
         if padded:
-            raw = np.frombuffer(cloud.data, np.uint8).reshape(h, w * cloud.point_step)
-            cloud.data = np.concatenate([raw, np.zeros((h, 8), np.uint8)], axis=1).tobytes()
-            cloud.row_step = w * cloud.point_step + 8
+            pad_rows(cloud, 8)
         for rows in (None, np.array([76, 0, 1, 4, 9, 10, 23, 40, 53, 4])):
             for transform in (None, m):
                 got = pointcloud2_to_array(cloud, spec["color"], rows, transform)
