@@ -23,7 +23,12 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import PointCloud2
+
+# rclpy passes the message info (sequence numbers, reception time) to two-argument callbacks since Iron; on
+# Humble only taken clouds are counted and a take's time includes its wait.
+_WITH_INFO = hasattr(Subscription, "CallbackType")
 
 
 class CloudInbox:
@@ -43,7 +48,8 @@ class CloudInbox:
             parameter_overrides=[Parameter("start_type_description_service", value=False)])
         self._executor = SingleThreadedExecutor(context=owner.context)
         self._executor.add_node(self._node)
-        self._sub = self._node.create_subscription(PointCloud2, topic, self._on_cloud, qos, raw=True)
+        callback = self._on_cloud if _WITH_INFO else (lambda raw: self._on_cloud(raw, None))
+        self._sub = self._node.create_subscription(PointCloud2, topic, callback, qos, raw=True)
         self._depth = max(int(qos.depth), 1)
         self._taken: list[tuple[bytes, dict]] = []
         self._last_seq: dict[bytes, int] = {}  # publisher gid -> last publication sequence number seen
