@@ -157,7 +157,8 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
         # The common layout in one compiled pass (gather, finite filter, transform, colour); the same bits as below.
         out = native.decode_records(
             np.frombuffer(buf, np.uint8), width, step, row_stride, rows, n if rows is None else len(rows),
-            tuple(offsets[:3]), offsets[3] if color_names else -1, (2, 1, 0), np.float32(1.0 / 255.0),
+            tuple(offsets[:3]), offsets[3] if color_names else -1, (1, 2, 3) if msg.is_bigendian else (2, 1, 0),
+            np.float32(1.0 / 255.0),
             None if transform is None else np.asarray(transform, np.float64)[:3, :4].astype(np.float32))
         return out, CloudInfo(n_total, len(out), source, organized)
     if rows is not None:
