@@ -31,12 +31,18 @@ def default_backend() -> str:
     return _default
 
 
+_modules: dict[str, ModuleType] = {}
+
+
 def get_backend(name: str | None = None) -> ModuleType:
     """Implementation module of a backend (the default when name is None)."""
     name = _default if name is None else name
-    if name not in BACKENDS:
-        raise ValueError(f"unknown sparse backend {name!r}; choose one of {sorted(BACKENDS)}")
-    return importlib.import_module(BACKENDS[name])
+    module = _modules.get(name)
+    if module is None:  # every layer asks, every frame: import once
+        if name not in BACKENDS:
+            raise ValueError(f"unknown sparse backend {name!r}; choose one of {sorted(BACKENDS)}")
+        module = _modules[name] = importlib.import_module(BACKENDS[name])
+    return module
 
 
 def available_backends() -> list[str]:

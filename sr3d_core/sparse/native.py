@@ -180,7 +180,12 @@ def _library() -> ctypes.CDLL:
 
 def available(*tensors: torch.Tensor) -> bool:
     """The compiled path is enabled, built, and can read these tensors (on the CPU)."""
-    return _enabled and all(t.device.type == "cpu" for t in tensors) and _load() is not None
+    if not _enabled or (_lib is None and _load() is None):
+        return False
+    for t in tensors:  # a loop, not all(<generator>): asked several times per layer
+        if t.device.type != "cpu":
+            return False
+    return True
 
 
 def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[int],
