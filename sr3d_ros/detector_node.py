@@ -246,7 +246,7 @@ class _DetectorLogic:
     def _deactivate(self) -> None:
         """Unsubscribe and stop the worker; the model stays loaded (cleanup frees it)."""
         self._active = False
-        self._unsubscribe()  # also empties the slot
+        self._unsubscribe()  # also forgets a prepared frame still waiting
         with self._cond:
             self._running = False
             self._cond.notify_all()
