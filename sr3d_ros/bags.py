@@ -160,6 +160,8 @@ class BagReader:
     def messages(self, topics: list[str], decode: bool = True) -> Iterator[BagMessage]:
         """Messages of ``topics`` in receive-time order."""
         conns = [c for c in self._reader.connections if c.topic in topics]
+        if not conns:  # rosbags reads every connection when given none
+            return
         try:
             for conn, ts, raw in self._reader.messages(connections=conns):
                 msg = self.store.deserialize_cdr(raw, conn.msgtype) if decode else None

@@ -18,6 +18,7 @@ histogram are written to ``--out``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -34,6 +35,7 @@ import numpy as np
 from sr3d_core.boxes import wrap_angle
 from sr3d_core.detections import Detections
 from sr3d_ros.bags import BagError, BagReader
+from sr3d_ros.cdr import parse_pointcloud2
 from sr3d_ros.conversions import MalformedCloudError, msg_to_detections, stamp_ns
 from sr3d_ros.tf_lookup import TransformBuffer, TransformUnavailable
 
@@ -213,13 +215,21 @@ class ReplayBag:
         return boxes, labels
 
     def clouds(self):
-        """The cloud messages (decoded), at most ``max_frames``."""
+        """The cloud messages, at most ``max_frames``, each read in place (``msg`` a ``SerializedCloud``)."""
         n = 0
-        for m in self.reader.messages([self.cfg.cloud_topic]):
+        for m in self.reader.messages([self.cfg.cloud_topic], decode=False):
             if self.cfg.max_frames is not None and n >= self.cfg.max_frames:
                 return
             n += 1
-            yield m
+            yield dataclasses.replace(m, msg=self.read_cloud(m))
+
+    def read_cloud(self, m: Any) -> Any:
+        """A bag message's cloud, read in place from its serialized bytes."""
+        try:
+            return parse_pointcloud2(m.raw)
+        except MalformedCloudError as e:
+            raise BagError(f"bag {self.cfg.bag}: the message on {m.topic} at {m.timestamp_ns * 1e-9:.3f} s is not "
+                           f"a readable PointCloud2: {e.reason}") from None
 
 
 class BagTf:
@@ -355,7 +365,7 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
             if wait > 0:
                 time.sleep(wait)
             if m.topic == cfg.cloud_topic:
-                msg = bag.reader.store.deserialize_cdr(m.raw, m.msgtype)
+                msg = bag.read_cloud(m)
                 pubs["cloud"].publish(m.raw)
                 sent.append((stamp_ns(msg.header.stamp), time.monotonic()))
                 n += 1

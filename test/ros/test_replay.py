@@ -135,6 +135,28 @@ def test_bad_bags_are_named(bag, ckpt, tmp_path, capsys):
     assert code == 2 and "['dragon'] are not classes of the model" in err
 
 
+def test_unreadable_cloud_is_named(ckpt, tmp_path, capsys):
+    # A PointCloud2 topic whose second message ends inside its data (cut short): named with its time, no traceback.
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from sr3d_ros.bags import BagWriter
+    from sr3d_ros.conversions import make_pointcloud2
+
+    xyz = np.random.default_rng(0).uniform(-1, 1, (500, 3)).astype(np.float32)
+    cloud = make_pointcloud2(Header(frame_id="base_link"), 1, 500,
+                             [("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7),
+                              ("rgb", np.zeros(500, np.uint32), 6)])
+    path = tmp_path / "cut_cloud"
+    writer = BagWriter(path)
+    writer.write("/points", cloud, 1_000_000_000)
+    writer._writer.write(writer._conns["/points"], 2_000_000_000, serialize_message(cloud)[:-100])
+    writer.close()
+    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--gt-topic", "",
+                        "--target-frame", "", "--out", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and str(path) in err and "on /points at 2.000 s is not a readable PointCloud2" in err, err
+
+
 def test_type_without_definition_is_named(bag):
     from sr3d_ros.bags import BagError, BagReader
 
