@@ -41,7 +41,6 @@ class CloudInbox:
     """
 
     def __init__(self, owner: Any, topic: str, qos: QoSProfile) -> None:
-        self.topic = topic
         self._node = rclpy.create_node(
             f"{owner.get_name()}_input", namespace=owner.get_namespace(), context=owner.context,
             use_global_arguments=False, enable_rosout=False, start_parameter_services=False,
@@ -61,8 +60,9 @@ class CloudInbox:
 
     def _skipped(self, info: Any) -> int:
         """Clouds of this cloud's publisher that were never taken since the last one (sequence number gap)."""
-        seq = info.get("publication_sequence_number") if isinstance(info, dict) else None
-        gid = (info.get("publisher_gid") or {}).get("data") if isinstance(info, dict) else None
+        if not isinstance(info, dict):  # no message info (Humble): only taken clouds count
+            return 0
+        seq, gid = info.get("publication_sequence_number"), (info.get("publisher_gid") or {}).get("data")
         if not seq or gid is None:  # the middleware does not number its samples: only taken clouds count
             return 0
         key = bytes(gid)

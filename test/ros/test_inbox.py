@@ -50,7 +50,7 @@ def stamp_of(raw: bytes) -> int:
     return parse_pointcloud2(raw).header.stamp.sec
 
 
-def connected(inbox, pub, timeout: float = 10.0) -> None:
+def connected(pub, timeout: float = 10.0) -> None:
     t0 = time.monotonic()
     while pub.get_subscription_count() == 0:
         assert time.monotonic() - t0 < timeout, "no DDS match"
@@ -69,7 +69,7 @@ def test_newest_cloud_and_skipped_count(ros, depth: int) -> None:
     inbox = CloudInbox(owner, "/inbox_test/points", qos)
     pub = driver.create_publisher(PointCloud2, "/inbox_test/points", QoSProfile(depth=10,
                                                                                 reliability=ReliabilityPolicy.RELIABLE))
-    connected(inbox, pub)
+    connected(pub)
     assert inbox.take_newest(0.05) is None  # nothing sent yet
     publish(pub, [1])
     raw, skipped, _ = inbox.take_newest(1.0)
@@ -108,8 +108,8 @@ def test_each_publisher_is_counted_on_its_own(ros) -> None:
     inbox = CloudInbox(owner, "/inbox_test/points", qos)
     a = driver.create_publisher(PointCloud2, "/inbox_test/points", qos)
     b = owner.create_publisher(PointCloud2, "/inbox_test/points", qos)
-    connected(inbox, a)
-    connected(inbox, b)
+    connected(a)
+    connected(b)
     publish(a, [1])
     assert inbox.take_newest(1.0)[1] == 0
     for sec in (2, 3):  # b's sequence numbers run ahead of a's: 1, 2
