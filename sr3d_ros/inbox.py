@@ -20,19 +20,17 @@ import time
 from typing import Any, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
-from rclpy.subscription import Subscription
 from sensor_msgs.msg import PointCloud2
-
-# rclpy passes the message info (sequence numbers, reception time) to two-argument callbacks since Iron; on
-# Humble only taken clouds are counted and a take's time includes its wait.
-_WITH_INFO = hasattr(Subscription, "CallbackType")
 
 
 class CloudInbox:
     """A raw ``PointCloud2`` subscription that only its owner's inference thread takes from.
+
+    The thread takes from the subscription's handle itself (a wait set to sleep until a cloud arrives, then one
+    take per cloud in DDS's history): an executor would add a wait, a task and a callback per cloud in Python.
 
     Args:
         owner: the detector node: the helper node gets its context, namespace and name (+ ``_input``).
@@ -45,30 +43,40 @@ class CloudInbox:
             f"{owner.get_name()}_input", namespace=owner.get_namespace(), context=owner.context,
             use_global_arguments=False, enable_rosout=False, start_parameter_services=False,
             parameter_overrides=[Parameter("start_type_description_service", value=False)])
-        self._executor = SingleThreadedExecutor(context=owner.context)
-        self._executor.add_node(self._node)
-        callback = self._on_cloud if _WITH_INFO else (lambda raw: self._on_cloud(raw, None))
-        self._sub = self._node.create_subscription(PointCloud2, topic, callback, qos, raw=True)
-        self._depth = max(int(qos.depth), 1)
-        self._taken: list[tuple[bytes, dict]] = []
+        self._context = owner.context
+        # Never called: the clouds are taken from the handle below, not dispatched by an executor.
+        self._sub = self._node.create_subscription(PointCloud2, topic, lambda _raw: None, qos, raw=True)
+        self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self._context.handle)
         self._last_seq: dict[bytes, int] = {}  # publisher gid -> last publication sequence number seen
         self._lock = threading.Lock()  # take_newest against close
         self._closed = False
 
-    def _on_cloud(self, raw: bytes, info: Any) -> None:
-        self._taken.append((raw, info))
-
     def _skipped(self, info: Any) -> int:
         """Clouds of this cloud's publisher that were never taken since the last one (sequence number gap)."""
-        if not isinstance(info, dict):  # no message info (Humble): only taken clouds count
+        if not isinstance(info, dict):  # no message info: only taken clouds count
             return 0
         seq, gid = info.get("publication_sequence_number"), (info.get("publisher_gid") or {}).get("data")
-        if not seq or gid is None:  # the middleware does not number its samples: only taken clouds count
+        if not seq or gid is None:  # samples not numbered (by the middleware or distro): only taken count
             return 0
         key = bytes(gid)
         last = self._last_seq.get(key)
         self._last_seq[key] = max(seq, last or 0)
         return seq - last - 1 if last is not None and seq > last + 1 else 0
+
+    def _take_all(self) -> list[tuple[bytes, Any]]:
+        """Every cloud in DDS's history, oldest first (one take each, no waiting)."""
+        taken = []
+        with self._sub.handle:
+            while (got := self._sub.handle.take_message(PointCloud2, True)) is not None:
+                taken.append(got)
+        return taken
+
+    def _wait(self, timeout_s: float) -> None:
+        """Sleep until the subscription has a cloud or ``timeout_s`` passed."""
+        with self._sub.handle:
+            self._wait_set.clear_entities()
+            self._wait_set.add_subscription(self._sub.handle)
+            self._wait_set.wait(int(timeout_s * 1e9))
 
     def take_newest(self, timeout_s: float) -> Optional[tuple[bytes, int, float]]:
         """Wait up to ``timeout_s`` for a cloud and take the newest one available.
@@ -80,26 +88,21 @@ class CloudInbox:
             closed.
         """
         with self._lock:
-            if self._closed:
+            if self._closed or not self._context.ok():
                 return None
             start_ns = time.time_ns()
             try:
-                self._executor.spin_once(timeout_sec=timeout_s)
-                if self._taken and self._depth > 1:
-                    # A deeper history may hold newer clouds: take them all, infer on the newest. The executor
-                    # takes one per wait and may return empty-handed in between: stop after two empty spins.
-                    empty = 0
-                    for _ in range(2 * self._depth + 2):
-                        n = len(self._taken)
-                        self._executor.spin_once(timeout_sec=0.0)
-                        empty = 0 if len(self._taken) > n else empty + 1
-                        if empty == 2:
-                            break
-            except (ExternalShutdownException, ShutdownException):
+                taken = self._take_all()
+                if not taken:
+                    self._wait(timeout_s)
+                    start_ns = time.time_ns()  # (where the middleware gives no reception time)
+                    taken = self._take_all()
+            except Exception:  # the context shut down meanwhile: no cloud, no error
+                if self._context.ok():
+                    raise
                 return None
-            if not self._taken:
+            if not taken:
                 return None
-            taken, self._taken = self._taken, []
         # The work started when both the call and the newest cloud were there (the middleware's reception time,
         # on the same system clock).
         info = taken[-1][1]
@@ -114,9 +117,8 @@ class CloudInbox:
             if self._closed:
                 return
             self._closed = True
-            self._executor.remove_node(self._node)
+            self._wait_set.destroy_when_not_in_use()
             self._node.destroy_node()
-            self._executor.shutdown(timeout_sec=0.0)
 
 
 __all__ = ["CloudInbox"]
