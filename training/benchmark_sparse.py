@@ -18,6 +18,12 @@ over the visible faces, with 3 mm Gaussian noise along each axis and random colo
 frame keeps only the surfaces inside a 3.5 m x 3 m wedge in front of a virtual camera (no occlusion test), which
 gives a voxel count typical of one RGB-D view; the scan keeps the whole room.
 
+The arithmetic floor: the torch worker also counts the multiply-adds of the workload's convolutions (2 x pairs x
+C_in x C_out per 3x3x3 or generative conv, from its kernel maps; x3 with both gradients), and the parent measures
+this CPU's peak float32 rate (a compiled loop of independent 8-wide fused multiply-adds, one copy per thread).
+Their quotient is the least time any implementation of the same arithmetic can take here (MinkowskiEngine's
+convolutions do the same pairs), and "floor/ME" the least torch/ME time ratio this CPU allows.
+
 Usage:
   OMP_NUM_THREADS=2 python training/benchmark_sparse.py [--threads 2] [--repeats 11] [--only conv|frame|room]
 """
@@ -31,6 +37,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,6 +161,69 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _conv_gflop(run, backward: bool) -> float:
+    """GFLOP of the sparse convolutions in ``run()`` on the torch backend: 2 x pairs x C_in x C_out each (every
+    kernel-map pair is one multiply-add per channel pair), x3 with both gradients (input and weight)."""
+    from sr3d_core.sparse import torch_backend as tb
+
+    flops = [0]
+    inner = tb._sparse_conv
+
+    def counting(feats, weight, kmap):
+        flops[0] += 2 * sum(kmap.counts()) * weight.shape[1] * weight.shape[2]
+        return inner(feats, weight, kmap)
+
+    tb._sparse_conv = counting
+    try:
+        run()
+    finally:
+        tb._sparse_conv = inner
+    return flops[0] * (3 if backward else 1) / 1e9
+
+
+_PEAK_C = r"""
+#include <stdio.h>
+#include <time.h>
+typedef float v8 __attribute__((vector_size(32)));
+#define F(a) a = a * b + c;
+int main(void) {
+    v8 b = {1, 1, 1, 1, 1, 1, 1, 1}, c = {0}, a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b,
+       a8 = b, a9 = b, a10 = b, a11 = b;
+    const long n = 100000000;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long k = 0; k < n; ++k) {
+        F(a0) F(a1) F(a2) F(a3) F(a4) F(a5) F(a6) F(a7) F(a8) F(a9) F(a10) F(a11)
+        __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5), "+x"(a6), "+x"(a7),
+                         "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11), "+x"(b), "+x"(c));
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    v8 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+    printf("%f %f\n", n * 12 * 16.0 / ((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9) / 1e9, s[0]);
+    return 0;
+}
+"""
+
+
+def fma_peak_gflops(threads: int) -> float | None:
+    """This CPU's float32 multiply-add peak on ``threads`` cores (twelve independent 8-wide FMA chains per
+    thread, one process per thread at once), or None without a C compiler or an 8-wide FMA."""
+    from sr3d_core.sparse import native
+
+    cc = native._compiler()
+    if cc is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = os.path.join(tmp, "peak.c"), os.path.join(tmp, "peak")
+        with open(src, "w") as f:
+            f.write(_PEAK_C)
+        if subprocess.run([cc, "-O2", "-march=native", "-ffp-contract=fast", src, "-o", exe],
+                          capture_output=True).returncode != 0:
+            return None
+        procs = [subprocess.Popen([exe], stdout=subprocess.PIPE, text=True) for _ in range(threads)]
+        return sum(float(p.communicate()[0].split()[0]) for p in procs)
+
+
 def worker(args) -> None:
     """One measurement in this process; prints a JSON line."""
     import torch
@@ -204,6 +274,7 @@ def worker(args) -> None:
     outs = step(make_input())  # warm-up (also builds the cached map for the "cached" variant below)
     step(x_cached)
     n_vox = len(x_cached)
+    gflop = _conv_gflop(lambda: step(make_input()), backward) if args.backend == "torch" else None
     times = []
     for _ in range(args.repeats):
         x = x_cached if args.map == "cached" else make_input()
@@ -214,7 +285,7 @@ def worker(args) -> None:
     peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss)
     print(json.dumps({"times": times, "peak_bytes": peak, "voxels": n_vox, "net": tag,
-                      "out_voxels": [len(o) for o in outs]}))
+                      "out_voxels": [len(o) for o in outs], "gflop": gflop}))
 
 
 def run_one(backend, case, mode, map_kind, args) -> dict | None:
@@ -248,15 +319,18 @@ def main() -> None:
     sys.path.insert(0, REPO)
     from sr3d_core.sparse import available_backends
     backends = available_backends()
-    print(f"# backends: {backends}; threads {args.threads}; device {args.device}")
+    peak = fma_peak_gflops(args.threads) if args.device == "cpu" else None
+    print(f"# backends: {backends}; threads {args.threads}; device {args.device}; float32 FMA peak "
+          + (f"{peak:.1f} GFLOP/s" if peak else "not measured"))
     rows = []
     cases = [("conv", m, k) for m in ("fwd", "fwdbwd") for k in ("cached", "build")]
     cases += [(c, m, "build") for c in ("frame", "room") for m in ("fwd", "fwdbwd")]
     if args.only:
         cases = [c for c in cases if c[0] == args.only]
     header = "| workload | mode | map | voxels | " + " | ".join(
-        f"{b} median (min) ms | {b} peak MB" for b in backends) + (" | torch/ME time | torch/ME mem |"
+        f"{b} median (min) ms | {b} peak MB" for b in backends) + (" | torch/ME time | torch/ME mem"
                                                                     if len(backends) > 1 else "")
+    header += " | conv GFLOP | floor ms at peak" + (" | floor/ME |" if len(backends) > 1 else " |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for case, mode, map_kind in cases:
@@ -271,10 +345,20 @@ def main() -> None:
             cells += [f"{statistics.median(r['times']) * 1e3:.1f} ({min(r['times']) * 1e3:.1f})",
                       f"{r['peak_bytes'] / 2**20:.0f}"]
         line = f"| {case} | {mode} | {'cached' if map_kind == 'cached' else '+map'} | {vox} | " + " | ".join(cells)
-        if len(backends) > 1 and all(res[b] for b in backends):
+        both = len(backends) > 1 and all(res[b] for b in backends)
+        if both:
             t, m = res["torch"], res["minkowski"]
             line += (f" | {statistics.median(t['times']) / statistics.median(m['times']):.2f} | "
                      f"{t['peak_bytes'] / max(m['peak_bytes'], 1):.2f}")
+        elif len(backends) > 1:
+            line += " | - | -"
+        gflop = (res.get("torch") or {}).get("gflop")
+        floor_ms = gflop / peak * 1e3 if gflop and peak else None
+        line += f" | {gflop:.2f}" if gflop else " | -"
+        line += f" | {floor_ms:.1f}" if floor_ms else " | -"
+        if len(backends) > 1:
+            line += (f" | {floor_ms / (statistics.median(res['minkowski']['times']) * 1e3):.2f}"
+                     if floor_ms and res.get("minkowski") else " | -")
         print(line + " |", flush=True)
         rows.append((case, mode, map_kind, res))
 
