@@ -316,7 +316,7 @@ def _loop_conv(x: torch.Tensor, cols: torch.Tensor, w: torch.Tensor) -> torch.Te
     (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled; channel blocks 6 + 6 + 4
     (8, 300, 500, 64, 64, 0.6),   # more pairs than one chunk of the weight gradient
     (27, 700, 1300, 16, 16, 0.2), # several blocks of output rows
-    (27, 400, 1100, 72, 88, 0.3), # wide weights (tile-by-tile order): several blocks, both tile widths
+    (27, 400, 1100, 72, 88, 0.3), # several blocks, both tile widths, 12 blocks of six input channels
     (27, 12, 5, 8, 64, 0.0),      # nothing filled: zeros
     (27, 0, 4, 8, 8, 0.5),        # an empty input set
 ])
