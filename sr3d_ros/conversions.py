@@ -414,8 +414,9 @@ def class_color(label: int, alpha: float = 1.0) -> tuple[float, float, float, fl
 
 
 def box_edge_points(size: np.ndarray) -> np.ndarray:
-    """``(24, 3)`` LINE_LIST points of a box's 12 edges in box-local coordinates (centre at the origin)."""
-    return (_UNIT_CORNERS * np.asarray(size, np.float64))[_EDGES.reshape(-1)]
+    """``(..., 24, 3)`` LINE_LIST points of the 12 edges of boxes of ``size`` ``(..., 3)``, in box-local coordinates
+    (centre at the origin)."""
+    return _UNIT_CORNERS[_EDGES.reshape(-1)] * np.asarray(size, np.float64)[..., None, :]
 
 
 def detections_to_markers(det: Detections, header: Any, previous_count: int = 0, lifetime_s: float = 0.3,
@@ -443,7 +444,7 @@ def detections_to_markers(det: Detections, header: Any, previous_count: int = 0,
     boxes = det.boxes.astype(np.float64)
     quats = yaw_to_quaternion(boxes[:, 6]).tolist() if len(det) else []
     # All boxes' edge points at once, as Python floats (numpy scalars per element cost more than the messages)
-    edges = (_UNIT_CORNERS[_EDGES.reshape(-1)][None] * boxes[:, None, 3:6]).tolist()
+    edges = box_edge_points(boxes[:, 3:6]).tolist()
     sec = int(lifetime_s)
     life_sec, life_nsec = sec, int(round((lifetime_s - sec) * 1e9))
     labels, scores = np.asarray(det.labels).tolist(), np.asarray(det.scores, np.float64).tolist()

@@ -226,6 +226,8 @@ def test_yaw_quaternion_and_box_edges() -> None:
     lengths = np.linalg.norm(edges[:, 0] - edges[:, 1], axis=1)
     assert sorted(lengths) == [2.0] * 4 + [4.0] * 4 + [6.0] * 4
     assert np.abs(edges).max(axis=(0, 1)).tolist() == [1.0, 2.0, 3.0]
+    sizes = np.array([[2.0, 4.0, 6.0], [0.5, 1.5, 0.25]])  # a batch: each box as on its own
+    assert np.array_equal(box_edge_points(sizes), np.stack([box_edge_points(s) for s in sizes]))
     assert class_color(3) == class_color(13) != class_color(4)
 
 
@@ -333,6 +335,8 @@ def test_markers_match_boxes_and_delete_stale_ids() -> None:
     assert b.pose.position.x == pytest.approx(1.0) and b.lifetime.nanosec == 500_000_000
     assert (b.color.r, b.color.g, b.color.b) == pytest.approx(class_color(1)[:3])
     assert max(abs(p.x) for p in b.points) == pytest.approx(0.5)  # half of dx in box-local coordinates
+    pts = np.array([[p.x, p.y, p.z] for p in b.points])  # box-local corners: half the size on each axis
+    assert np.abs(pts).max(axis=0) == pytest.approx([0.5, 0.25, 0.5])
     assert labels[0].text == "table 0.90" and labels[0].pose.position.z == pytest.approx(0.5 + 0.5 + 0.05)
 
 
