@@ -161,6 +161,12 @@ class LossConfig:
         check_ranges("loss", cls_weight=(self.cls_weight, 0.0, None), box_weight=(self.box_weight, 0.0, None))
 
 
+#: The score a deployed detector reports boxes at: the ROS node's default ``score_threshold`` (``config/node.yaml``
+#: holds the same number; a test checks that they agree) and the threshold ``sr3d-evaluate`` reports precision and
+#: recall at. Experiments keep their own, lower ``postprocess.score_threshold``: mAP needs the low-score boxes too.
+DEPLOY_SCORE_THRESHOLD: float = 0.3
+
+
 @dataclass(frozen=True)
 class PostprocessConfig:
     """Inference post-processing.

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from clouds import LAYOUTS, fake_cloud, layout, scene  # noqa: E402
 
+from sr3d_core.config import DEPLOY_SCORE_THRESHOLD  # noqa: E402
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_ros.conversions import (  # noqa: E402
     MalformedCloudError,
@@ -240,6 +241,11 @@ def test_yaml_defaults_are_valid_and_complete() -> None:
     assert p.classes == () and p.input_qos == "sensor_data" and p.input_qos_depth == 1
     assert runtime_parameters() >= {"score_threshold", "nms_iou", "max_detections", "class_filter"}
     assert not runtime_parameters() & {"checkpoint", "device", "target_frame", "input_qos"}
+
+
+def test_node_score_threshold_is_the_library_deploy_threshold() -> None:
+    """sr3d-evaluate's precision / recall default to the threshold the node reports at."""
+    assert load_defaults(REPO / "config" / "node.yaml")["score_threshold"] == DEPLOY_SCORE_THRESHOLD
 
 
 @pytest.mark.parametrize("change", [dict(score_threshold=1.5), dict(nms_iou=0.0), dict(max_detections=0),
