@@ -1,4 +1,5 @@
-"""sr3d_core.evaluation: indoor mAP (VoteNet / mmdet3d protocol) and the AIC / PCE alignment metrics."""
+"""sr3d_core.evaluation: indoor mAP (VoteNet / mmdet3d protocol), precision / recall at one score threshold and
+the AIC / PCE alignment metrics."""
 
 from sr3d_core.evaluation.alignment import (
     average_inconsistency_coefficient,
@@ -15,12 +16,15 @@ from sr3d_core.evaluation.indoor_map import (
     default_iou_fn,
     indoor_eval,
 )
+from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter, PrecisionRecallResult
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "DetectionIous",
     "IndoorMapEvaluator",
     "IndoorMapResult",
+    "PrecisionRecallCounter",
+    "PrecisionRecallResult",
     "SceneGroundTruth",
     "average_inconsistency_coefficient",
     "average_precision_area",
