@@ -474,7 +474,8 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sr3d_core.boxes import bev_corners
+    from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+    from sr3d_core.evaluation.bev import bev_figure, save_png
 
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -493,22 +494,16 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
     picks = [answered[int(i)] for i in np.linspace(0, len(answered) - 1, min(cfg.bev_frames, len(answered)))]
     images = []
     for i, rec in enumerate(picks):
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
         gt = bag.gt_at(rec.stamp_ns, rec.frame) if bag.has_gt else None
-        if gt is not None:
-            for b in bev_corners(gt[0].astype(np.float32)):
-                ax.fill(b[:, 0], b[:, 1], fill=False, ec="tab:green", lw=2)
+        gt_boxes, gt_labels = gt if gt is not None else (np.zeros((0, 7)), np.zeros(0, np.int64))
         det = rec.detections
-        for b, s in zip(bev_corners(det.boxes), det.scores):
-            if s >= 0.3:
-                ax.fill(b[:, 0], b[:, 1], fill=False, ec="tab:red", lw=1)
-        ax.plot(0, 0, "k^")
-        ax.set_aspect("equal")
-        ax.set_title(f"{rec.stamp_ns * 1e-9:.2f} s in {rec.frame}: GT green, detections ≥ 0.3 red", fontsize=7)
-        fig.tight_layout()
+        # Boxes only (the clouds are not kept), at the score the node reports at by default.
+        fig = bev_figure(None, gt_boxes, gt_labels, bag.class_names, det.boxes, det.scores, det.labels,
+                         DEPLOY_SCORE_THRESHOLD, title=f"{rec.stamp_ns * 1e-9:.2f} s in {rec.frame}", size_in=5.0,
+                         dpi=80)
+        fig.axes[0].plot(0, 0, "k^")  # the frame's origin
         name = f"bev_{i}.png"
-        fig.savefig(out / name, dpi=80)
-        plt.close(fig)
+        save_png(fig, out / name)
         images.append(name)
     lines = [f"# Replay report: {cfg.mode}", "", f"- bag: `{cfg.bag}`", f"- checkpoint: `{cfg.checkpoint}`",
              f"- frames: {summary['frames']}, answered {summary['frames_answered']}, dropped "

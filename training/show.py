@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 from sr3d_core.boxes import box_corners  # noqa: E402
 from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
 from sr3d_core.data.infos import load_infos  # noqa: E402
+from sr3d_core.evaluation.bev import draw_boxes, save_png, scatter_points  # noqa: E402
 
 _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
@@ -40,20 +41,12 @@ def render(points: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_name
     if len(points) > max_points:
         points = points[rng.choice(len(points), max_points, replace=False)]
     cmap = plt.get_cmap("tab20")
-    corners = np.asarray(box_corners(np.asarray(boxes, np.float64).reshape(-1, 7)))
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    corners = np.asarray(box_corners(boxes))
     fig = plt.figure(figsize=(13, 6.2), dpi=72)
     ax = fig.add_subplot(1, 2, 1)
-    order = np.argsort(points[:, 2])  # draw high points last, as seen from above
-    z = points[order, 2]
-    # Height colouring: furniture stands out from the floor far better than RGB does from above.
-    ax.scatter(points[order, 0], points[order, 1], c=z, cmap="viridis", vmin=np.percentile(z, 1),
-               vmax=np.percentile(z, 99), s=0.8, linewidths=0)
-    for c, lab in zip(corners, labels):
-        col = cmap(int(lab) % 20)
-        ring = c[[0, 1, 2, 3, 0], :2]
-        ax.plot(ring[:, 0], ring[:, 1], color=col, lw=1.5)
-        ax.text(c[:4, 0].mean(), c[:4, 1].mean(), class_names[int(lab)], color=col, fontsize=8,
-                ha="center", va="center", weight="bold")
+    scatter_points(ax, points, "height", max_points)
+    draw_boxes(ax, boxes, [class_names[int(lab)] for lab in labels], colors=[cmap(int(lab) % 20) for lab in labels])
     ax.set_aspect("equal")
     ax.set_title("bird's-eye view (colour = height)")
     ax3 = fig.add_subplot(1, 2, 2, projection="3d")
@@ -72,16 +65,7 @@ def render(points: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_name
     ax3.set_title("perspective (RGB)")
     fig.suptitle(title)
     fig.tight_layout()
-    _save_small_png(fig, out)
-
-
-def _save_small_png(fig, out: str) -> None:
-    """Save with a 256-colour palette: scattered points compress badly in full RGB."""
-    from PIL import Image
-
-    fig.canvas.draw()
-    img = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
-    img.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
+    save_png(fig, out)
     plt.close(fig)
 
 
@@ -137,7 +121,8 @@ def render_gallery(out: str, seed: int = 0, per_kind: int = 2) -> None:
             ax.set_axis_off()
             ax.set_title(kind, fontsize=9)
     fig.tight_layout()
-    _save_small_png(fig, out)
+    save_png(fig, out)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
