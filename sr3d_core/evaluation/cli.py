@@ -1,7 +1,12 @@
-"""Evaluate a checkpoint: mAP@0.25/0.5, per-class AP table, mAR, latency (``sr3d-evaluate``; ``python
-training/evaluate.py`` runs the same).
+"""Evaluate a checkpoint: mAP@0.25/0.5, per-class AP table, mAR, latency, and precision / recall at the node's
+score threshold (``sr3d-evaluate``; ``python training/evaluate.py`` runs the same).
 
-``sr3d-evaluate --checkpoint runs/x/final.pt [--repeats 5] [--split val]``
+``sr3d-evaluate --checkpoint runs/x/final.pt [--repeats 5] [--split val] [--score-threshold 0.3] [--bev-dir out/]``
+
+mAP ranks every box down to the checkpoint's low ``postprocess.score_threshold`` and leaves out classes without
+ground truth; precision / recall count what a user of the node sees: every box of every class scored at or above
+``--score-threshold`` (default: the node's ``score_threshold``), matched to the ground truth at IoU >= 0.25 and
+0.5. ``--bev-dir`` draws each scene from above with its ground truth and those boxes.
 
 ``--repeats`` re-runs the test pass (the random test-time sampling of SUN RGB-D differs per run) and reports the
 best and the mean, as in TR3D/SR3D's 5 trainings × 5 test runs protocol (pass several checkpoints for the 5
@@ -19,9 +24,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+from sr3d_core.data.infos import Sample
 from sr3d_core.data.sources import build_source
+from sr3d_core.detections import Detections
 from sr3d_core.evaluation.alignment import plot_alignment
-from sr3d_core.evaluation.evaluate import ORACLES, evaluate_detector
+from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
+from sr3d_core.evaluation.evaluate import ORACLES, SceneCallback, evaluate_detector
 from sr3d_core.inference import Detector, resolve_device
 from sr3d_core.runtime import keep_freed_memory
 
@@ -45,16 +54,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--alignment-plot", type=Path, default=None, metavar="PNG",
                     help="write PCE's histogram and the confidence-vs-IoU scatter of the first run here (one file "
                          "per checkpoint: <PNG stem>_<i>.png when several are given)")
+    ap.add_argument("--score-threshold", type=float, default=DEPLOY_SCORE_THRESHOLD,
+                    help="count precision / recall of the boxes scored at or above it (default: the node's "
+                         "score_threshold, %(default)s)")
+    ap.add_argument("--bev-dir", type=Path, default=None, metavar="DIR",
+                    help="write a bird's-eye PNG of every scene of the first run here (points, ground truth green, "
+                         "boxes at or above --score-threshold red; DIR/checkpoint_<i>/ when several are given)")
+    ap.add_argument("--bev-color", choices=COLOR_MODES, default="height", help="point colour in the BEV images")
     args = ap.parse_args(argv)
     keep_freed_memory()
     if args.repeats < 1:
         ap.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.max_scenes is not None and args.max_scenes < 1:
         ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
+    if not 0.0 <= args.score_threshold < 1.0:
+        ap.error(f"--score-threshold must lie in [0, 1), got {args.score_threshold}")
     device = resolve_device(args.device)
     runs = []
     for i, ckpt in enumerate(args.checkpoint):
         det = Detector.from_checkpoint(ckpt, device=device)
+        if args.score_threshold < det.score_threshold:
+            ap.error(f"--score-threshold {args.score_threshold} is below the checkpoint's postprocess.score_threshold "
+                     f"{det.score_threshold}: the boxes in between are never produced")
         cfg = det.config
         if args.data_root is not None:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
@@ -64,22 +85,32 @@ def main(argv: Optional[list[str]] = None) -> int:
             ap.error(f"{e} (the checkpoint's data.root is {det.config.data.root!r}; point --data-root at the data)")
         if len(source) == 0:
             ap.error(f"the {args.split} split of {cfg.data.root} has no scenes: nothing to evaluate")
+        bev_dir = None
+        if args.bev_dir is not None:
+            bev_dir = args.bev_dir / f"checkpoint_{i}" if len(args.checkpoint) > 1 else args.bev_dir
+            bev_dir.mkdir(parents=True, exist_ok=True)
         for r in range(args.repeats):
+            draw = _bev_writer(bev_dir, det.class_names, args.score_threshold, args.bev_color,
+                               f"{ckpt.name}, {args.split}") if bev_dir is not None and r == 0 else None
             res = evaluate_detector(det, source, r, args.max_scenes, args.strict_mmdet3d, oracle=args.oracle,
-                                    neutral_color=args.neutral_color)
+                                    neutral_color=args.neutral_color, score_threshold=args.score_threshold,
+                                    on_scene=draw)
             numbers = res.metrics()
             print(f"== {ckpt} run {r}: mAP@0.25 {numbers['mAP_0.25']:.4f}  mAP@0.5 {numbers['mAP_0.5']:.4f}  "
                   f"mAR@0.25 {numbers['mAR_0.25']:.4f}  mAR@0.5 {numbers['mAR_0.5']:.4f}  "
                   f"latency {numbers['latency_ms']:.1f} ms/scene")
             if r == 0:
                 print(res.result.as_table())
+                print(res.precision_recall.as_table())
+                if bev_dir is not None:
+                    print(f"bird's-eye views: {bev_dir}/ ({res.result.num_scenes} PNG)")
                 if args.alignment_plot:
                     out = args.alignment_plot
                     if len(args.checkpoint) > 1:
                         out = out.with_name(f"{out.stem}_{i}{out.suffix}")
                     pce = plot_alignment(res.evaluator, out, title=f"{ckpt} ({args.split})")
                     print(f"PCE {pce:.4f}; alignment plot: {out}")
-            runs.append(numbers | {"checkpoint": str(ckpt)})
+            runs.append(numbers | {"checkpoint": str(ckpt), "precision_recall": res.precision_recall.to_dict()})
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):
         vals = np.array([r[key] for r in runs])
@@ -88,6 +119,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
     return 0
+
+
+def _bev_writer(out: Path, class_names: tuple[str, ...], score_threshold: float, color_by: str,
+                title: str) -> SceneCallback:
+    """A scene callback writing ``<out>/<scene index>_<sample id>.png`` for every scene."""
+
+    def draw(index: int, scene: Sample, det: Detections) -> None:
+        write_bev(out / f"{index:04d}_{scene.sample_idx}.png", scene.points, scene.gt_boxes, scene.gt_labels,
+                  class_names, det.boxes, det.scores, det.labels, score_threshold,
+                  title=f"{title} scene {index} (sample {scene.sample_idx}): {len(scene.points)} points",
+                  color_by=color_by)
+
+    return draw
 
 
 if __name__ == "__main__":

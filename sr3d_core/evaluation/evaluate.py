@@ -2,14 +2,16 @@
 
 Each scene goes through ``Detector.detect``, the path the ROS node takes, so the numbers measure what is
 deployed. Repeats (``repeat_index`` > 0) re-draw the test-time sampling: a random ``max_points`` cap and in-voxel
-point choice seeded by the repeat, as in TR3D/SR3D's protocol of several test runs per training.
+point choice seeded by the repeat, as in TR3D/SR3D's protocol of several test runs per training. Given a score
+threshold, the same detections are also counted as a user sees them: precision and recall of the boxes at or above
+it (``sr3d_core.evaluation.precision_recall``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ from sr3d_core.data.sources import SceneSource
 from sr3d_core.detections import Detections
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, IndoorMapResult, SceneGroundTruth
 from sr3d_core.evaluation.oracle import predict_with_gt_iou
+from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter, PrecisionRecallResult
 from sr3d_core.inference import Detector
 from sr3d_core.preprocess import NEUTRAL_COLOR
 
@@ -27,6 +30,9 @@ _EVAL_STREAM = 1_000_003
 
 # --oracle name -> what it replaces the scores with (see sr3d_core.evaluation.oracle).
 ORACLES = ("gt_iou",)
+
+#: Called after each scene with its index, the scene as read and its detections (outside the timed part).
+SceneCallback = Callable[[int, Sample, Detections], None]
 
 
 @dataclass(frozen=True)
@@ -39,12 +45,14 @@ class Evaluation:
         latency_ms: Mean time per scene in ``detect`` (preprocessing + network + post-processing), the first
             scene (warm-up) left out when there are several.
         scenes: ``(ground truth, detections)`` per scene, when asked for.
+        precision_recall: TP / FP / FN, precision and recall at the score threshold, when one was given.
     """
 
     result: IndoorMapResult
     evaluator: IndoorMapEvaluator
     latency_ms: float
     scenes: tuple[tuple[SceneGroundTruth, Detections], ...] = ()
+    precision_recall: Optional[PrecisionRecallResult] = None
 
     def metrics(self) -> dict[str, float]:
         """``mAP_0.25``, ``mAP_0.5``, ``mAR_0.25``, ``mAR_0.5`` and ``latency_ms``."""
@@ -62,6 +70,8 @@ def evaluate_detector(
     keep_scenes: bool = False,
     oracle: Optional[str] = None,
     neutral_color: bool = False,
+    score_threshold: Optional[float] = None,
+    on_scene: Optional[SceneCallback] = None,
 ) -> Evaluation:
     """Run ``detector`` over the scenes of ``source`` (unaugmented) and compute the indoor mAP.
 
@@ -82,9 +92,13 @@ def evaluate_detector(
             (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
         neutral_color: Replace every colour by ``NEUTRAL_COLOR`` (what the node feeds a colour model for a cloud
             without colour), to measure what missing colour costs.
+        score_threshold: Also count precision and recall of the detections scored at or above it (every class,
+            see ``sr3d_core.evaluation.precision_recall``); below the detector's own ``score_threshold`` nothing
+            more is counted, since ``detect`` never returns those boxes.
+        on_scene: Called after each scene (e.g. to draw it); its time is not counted in the latency.
 
     Raises:
-        ValueError: Nothing to evaluate, or an unknown oracle.
+        ValueError: Nothing to evaluate, an unknown oracle or a score threshold outside [0, 1).
     """
     n = len(source) if max_scenes is None else min(max_scenes, len(source))
     if n < 1:
@@ -94,6 +108,7 @@ def evaluate_detector(
     detector.model.eval()
     seed = detector.config.train.seed
     ev = IndoorMapEvaluator(detector.class_names, skip_classes_without_gt=not strict_mmdet3d)
+    pr = None if score_threshold is None else PrecisionRecallCounter(detector.class_names, score_threshold)
     times, scenes = [], []
     for i in range(n):
         rng = np.random.default_rng([seed, _EVAL_STREAM, repeat_index, i])
@@ -112,10 +127,14 @@ def evaluate_detector(
         times.append(time.perf_counter() - t0)
         gt = SceneGroundTruth(np.asarray(scene.gt_boxes, np.float32), np.asarray(scene.gt_labels))
         ev.add(gt, det)
+        if pr is not None:
+            pr.add(gt, det)
         if keep_scenes:
             scenes.append((gt, det))
+        if on_scene is not None:
+            on_scene(i, scene, det)
     latency = 1000 * float(np.mean(times[1:] if len(times) > 1 else times))
-    return Evaluation(ev.compute(), ev, latency, tuple(scenes))
+    return Evaluation(ev.compute(), ev, latency, tuple(scenes), None if pr is None else pr.compute())
 
 
 def _neutral_colored(points: np.ndarray) -> np.ndarray:
@@ -139,4 +158,4 @@ def _detect_with_gt_iou(detector: Detector, points: np.ndarray, scene: Sample,
                                detector.class_names)
 
 
-__all__ = ["ORACLES", "Evaluation", "evaluate_detector"]
+__all__ = ["ORACLES", "Evaluation", "SceneCallback", "evaluate_detector"]
