@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per process: we para
 from tqdm import tqdm  # noqa: E402
 
 from sr3d_core.data.synthetic.presets import PRESETS  # noqa: E402
+from sr3d_core.data.synthetic.world import WorldConfig  # noqa: E402
 from sr3d_core.data.synthetic.writer import write_dataset  # noqa: E402
 
 
@@ -28,11 +29,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--split", default="train", help="split name in the info file name")
     ap.add_argument("--workers", type=int, default=2, help="processes (output does not depend on it)")
+    ap.add_argument("--world-off", default="", metavar="FACTOR[,FACTOR]",
+                    help="switch realism factors of the preset's world off (ablations): "
+                         + ", ".join(WorldConfig.factors()))
     a = ap.parse_args(argv)
     if a.num_scenes <= 0:
         ap.error("--num-scenes must be positive")
+    preset = PRESETS[a.preset]
+    off = [f.strip() for f in a.world_off.split(",") if f.strip()]
+    if off:
+        try:
+            preset = preset.with_world(preset.world.without(*off))
+        except ValueError as e:
+            ap.error(str(e))
     with tqdm(total=a.num_scenes, unit="scene", desc=a.preset) as bar:
-        path, secs = write_dataset(a.preset, a.num_scenes, a.seed, a.out, a.split, a.workers, bar.update)
+        path, secs = write_dataset(preset, a.num_scenes, a.seed, a.out, a.split, a.workers, bar.update)
     rate = a.num_scenes / secs
     print(f"wrote {a.num_scenes} scenes to {path} in {secs:.1f} s: {rate:.2f} scenes/s "
           f"({a.workers} processes); 1000 scenes would take ~{1000 / rate / 60:.1f} min")

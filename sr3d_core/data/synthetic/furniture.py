@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from sr3d_core.data.synthetic.mesh import PartList
+from sr3d_core.data.synthetic.mesh import GLASS, PartList
 
 # Base colours per material (RGB in [0, 1]); each object draws one and adds noise.
 PALETTES: dict[str, np.ndarray] = {
@@ -184,8 +184,17 @@ def desk(rng: np.random.Generator) -> PartList:
     return p
 
 
-def bed(rng: np.random.Generator) -> PartList:
-    """Bed: frame, mattress, blanket, pillows and a headboard at the back (-x, against the wall)."""
+BedParts = Callable[[np.random.Generator, float, float, float, float, np.ndarray], PartList]
+
+
+def bed(rng: np.random.Generator, parts: BedParts | None = None) -> PartList:
+    """Bed: frame, mattress, blanket, pillows and a headboard at the back (-x, against the wall).
+
+    Args:
+        rng: Generator.
+        parts: Builds the detailed parts instead of the plain headboard, from (rng, length, width, frame
+            height, mattress top, colour); None for the plain bed.
+    """
     p = PartList()
     L, w = rng.uniform(1.95, 2.2), rng.choice([rng.uniform(0.9, 1.1), rng.uniform(1.35, 1.9)])
     fh, mh = rng.uniform(0.22, 0.38), rng.uniform(0.18, 0.26)
@@ -193,7 +202,8 @@ def bed(rng: np.random.Generator) -> PartList:
     c = color(rng, "wood" if rng.random() < 0.6 else "fabric")
     p.box_minmax((-L / 2, -w / 2, 0.06), (L / 2, w / 2, fh), c)
     _legs(p, L, w, 0.06, 0.06, shade(c, 0.7))
-    p.box_minmax((-L / 2, -w / 2, 0.0), (-L / 2 + 0.07, w / 2, hb), shade(c, 0.92))  # headboard
+    if parts is None:
+        p.box_minmax((-L / 2, -w / 2, 0.0), (-L / 2 + 0.07, w / 2, hb), shade(c, 0.92))  # headboard
     if rng.random() < 0.5:
         p.box_minmax((L / 2 - 0.05, -w / 2, 0.0), (L / 2, w / 2, fh + 0.2), shade(c, 0.92))  # footboard
     top = fh + mh
@@ -205,6 +215,8 @@ def bed(rng: np.random.Generator) -> PartList:
     for k in range(npil):
         y = 0.0 if npil == 1 else (k - 0.5) * w / 2
         p.box((-L / 2 + 0.3, y, top + 0.07), (0.38, min(0.65, w / npil - 0.08), 0.14), color(rng, "linen", 0.02))
+    if parts is not None:
+        p.extend(parts(rng, L, w, fh, top, c))
     return p
 
 
@@ -497,7 +509,8 @@ def window(rng: np.random.Generator, width: float, height: float, wall_t: float)
         p.box((0, 0, height * 0.55), (0.05, width - 2 * f, 0.04), c)
     p.box((d / 2 + 0.04, 0, -0.015), (0.1, width + 0.1, 0.03), shade(c, 0.95))  # sill into the room
     if rng.random() < 0.4:
-        p.box((0, 0, height / 2), (0.008, width - 2 * f, height - 2 * f), np.array([0.6, 0.7, 0.75]))
+        p.box((0, 0, height / 2), (0.008, width - 2 * f, height - 2 * f), np.array([0.6, 0.7, 0.75]),
+              material=GLASS)
     return p
 
 

@@ -19,6 +19,10 @@ _CUBE_F = np.array(
 )
 
 
+# Surface materials: what a depth sensor does with a surface depends on them (see sensor.py).
+MATTE, GLASS, MIRROR, SCREEN, METAL = 0, 1, 2, 3, 4
+
+
 def _cylinder_template(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit cylinder (radius 1, z in [-0.5, 0.5]) with n sides and capped ends."""
     a = np.arange(n) * (2 * np.pi / n)
@@ -49,33 +53,35 @@ class PartList:
         self._v: list[np.ndarray] = []
         self._f: list[np.ndarray] = []
         self._c: list[np.ndarray] = []
+        self._m: list[np.ndarray] = []
         self._nv = 0
 
-    def _add(self, v: np.ndarray, f: np.ndarray, color: np.ndarray) -> None:
+    def _add(self, v: np.ndarray, f: np.ndarray, color: np.ndarray, material: int = MATTE) -> None:
         self._v.append(v)
         self._f.append(f + self._nv)
         self._c.append(np.broadcast_to(np.asarray(color, dtype=np.float32), (len(f), 3)))
+        self._m.append(np.full(len(f), material, np.int8))
         self._nv += len(v)
 
-    def box(self, center, size, color, yaw: float = 0.0) -> None:
-        """Add a box with `center` (x, y, z), full `size` (dx, dy, dz) and optional yaw."""
+    def box(self, center, size, color, yaw: float = 0.0, material: int = MATTE) -> None:
+        """Add a box with `center` (x, y, z), full `size` (dx, dy, dz), optional yaw and material."""
         v = _CUBE_V * np.asarray(size, dtype=np.float64)
         if yaw:
             v = v @ rot_z(yaw).T
-        self._add(v + np.asarray(center, dtype=np.float64), _CUBE_F, color)
+        self._add(v + np.asarray(center, dtype=np.float64), _CUBE_F, color, material)
 
-    def box_minmax(self, lo, hi, color) -> None:
+    def box_minmax(self, lo, hi, color, material: int = MATTE) -> None:
         """Add an axis-aligned box from its min and max corners."""
         lo = np.asarray(lo, dtype=np.float64)
         hi = np.asarray(hi, dtype=np.float64)
-        self.box((lo + hi) / 2, hi - lo, color)
+        self.box((lo + hi) / 2, hi - lo, color, material=material)
 
     def cylinder(self, center, radius: float, height: float, color, sides: int = 12,
-                 radius_y: float | None = None) -> None:
+                 radius_y: float | None = None, material: int = MATTE) -> None:
         """Add a z-axis cylinder (elliptic when `radius_y` is given) centred at `center`."""
         v, f = _CYL[sides]
         ry = radius if radius_y is None else radius_y
-        self._add(v * np.array([radius, ry, height]) + np.asarray(center, dtype=np.float64), f, color)
+        self._add(v * np.array([radius, ry, height]) + np.asarray(center, dtype=np.float64), f, color, material)
 
     def rod(self, p0, p1, radius: float, color, sides: int = 6) -> None:
         """Add a cylinder between two points (for tilted legs, rails)."""
@@ -91,6 +97,23 @@ class PartList:
         x /= np.linalg.norm(x)
         y = np.cross(z, x)
         self._add(v @ np.stack([x, y, z]) + (p0 + p1) / 2, f, color)
+
+    def scale(self, factors) -> None:
+        """Stretch every part by (sx, sy, sz) about the local origin (centred on x, y; floor at z = 0)."""
+        f = np.asarray(factors, dtype=np.float64)
+        self._v = [v * f for v in self._v]
+
+    def extend(self, other: "PartList") -> None:
+        """Append the parts of another list (same local frame)."""
+        v, f, c = other.finish()
+        if len(f):
+            self._add(v, f, np.zeros(3))
+            self._c[-1] = c
+            self._m[-1] = other.materials()
+
+    def materials(self) -> np.ndarray:
+        """(F,) int8 material of each triangle (see MATTE, GLASS, MIRROR, SCREEN, METAL)."""
+        return np.concatenate(self._m) if self._m else np.zeros(0, np.int8)
 
     def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return `(vertices (V,3) float64, triangles (F,3) int32, colours (F,3) float32)`."""

@@ -14,8 +14,10 @@ import numpy as np
 from matplotlib.path import Path
 
 from sr3d_core.boxes import wrap_angle
+from sr3d_core.data.synthetic import extras as X
 from sr3d_core.data.synthetic import furniture as F
 from sr3d_core.data.synthetic.mesh import PartList, rot_z
+from sr3d_core.data.synthetic.world import LEGACY_WORLD, WorldConfig
 
 CELL = 0.05  # occupancy grid cell (m)
 WALL_T = 0.1  # wall thickness (m)
@@ -48,6 +50,7 @@ class PlacedObject:
     box: np.ndarray
     wall: "Wall | None" = None
     wall_t: float = 0.0
+    materials: np.ndarray | None = None
 
 
 @dataclass
@@ -98,8 +101,9 @@ class Room:
     """Shell + furniture of one room; build with `make_room`."""
 
     def __init__(self, rng: np.random.Generator, room_type: str, size: tuple[float, float], height: float,
-                 l_cut: tuple[float, float] | None) -> None:
+                 l_cut: tuple[float, float] | None, world: WorldConfig = LEGACY_WORLD) -> None:
         self.rng = rng
+        self.world = world
         self.room_type = room_type
         W, D = size
         self.height = height
@@ -119,6 +123,25 @@ class Room:
         self.shell = PartList()
         self.floor_color = F.color(rng, "floor", 0.03)
         self.wall_color = F.color(rng, "paint", 0.02)
+
+    # ---- objects -------------------------------------------------------------------------------
+    def build(self, kind: str, *args) -> PartList:
+        """Build one object of `kind` (a key of furniture.BUILDERS) as this room's world asks: at real sizes and
+        with its parts when those factors are on (otherwise exactly the builder's own object)."""
+        rng = self.rng
+        if kind == "bed":
+            parts = F.bed(rng, X.bed_parts if self.world.parts else None)
+        else:
+            parts = F.BUILDERS[kind](rng, *args)
+        if self.world.sizes and kind in X.SUNRGBD_MEAN_SIZE and _resizable(kind, parts):
+            lo, hi = X.extent(parts)
+            target = X.draw_size(kind, rng)
+            if kind == "bed":  # the height of a bed is its headboard's: keep the one its parts gave it
+                target[2] = hi[2] - lo[2]
+            X.fit_size(parts, target)
+        if self.world.parts and kind == "dresser" and rng.random() < 0.35:
+            X.dresser_mirror(rng, parts)
+        return parts
 
     # ---- occupancy ---------------------------------------------------------------------------
     def _footprint(self, xy: np.ndarray, yaw: float, lo: np.ndarray, hi: np.ndarray, margin: float) -> np.ndarray:
@@ -159,7 +182,7 @@ class Room:
         t = np.array([xy[0], xy[1], z])
         centre_local = (lo + hi) / 2
         box = np.concatenate([R @ centre_local + t, hi - lo, [float(wrap_angle(np.float64(yaw)))]])
-        obj = PlacedObject(kind, v @ R.T + t, f, col, box)
+        obj = PlacedObject(kind, v @ R.T + t, f, col, box, materials=parts.materials())
         self.objects.append(obj)
         return obj
 
@@ -228,6 +251,18 @@ class Room:
         return None
 
 
+def _resizable(kind: str, parts: PartList) -> bool:
+    """Whether an object's style follows its class's size statistics (coffee, round and conference tables and
+    armchairs keep the sizes of their style)."""
+    lo, hi = X.extent(parts)
+    dx, dy, dz = hi - lo
+    if kind == "table":
+        return dz > 0.6 and abs(dx - dy) > 0.02 and dy < 2.1
+    if kind == "chair":
+        return dy < 0.65
+    return True
+
+
 def _chairs_around(room: Room, table: PlacedObject, max_chairs: int) -> None:
     """Chairs facing a table, on its long sides (and sometimes its ends)."""
     rng = room.rng
@@ -255,7 +290,7 @@ def _chairs_around(room: Room, table: PlacedObject, max_chairs: int) -> None:
             continue
         normal, half = slot[0], slot[1]
         along = slot[2] if len(slot) > 2 else np.zeros(2)
-        parts = F.chair(rng)
+        parts = room.build("chair")
         v, _, _ = parts.finish()
         d = v[:, 0].max() - v[:, 0].min()
         xy = np.array([cx, cy]) + along + normal * (half + d / 2 + rng.uniform(0.05, 0.25))
@@ -266,7 +301,7 @@ def _chairs_around(room: Room, table: PlacedObject, max_chairs: int) -> None:
 
 def _chair_at_desk(room: Room, desk: PlacedObject) -> None:
     w = desk.wall
-    parts = F.chair(room.rng)
+    parts = room.build("chair")
     v, _, _ = parts.finish()
     xy = desk.box[:2] + w.n * (desk.box[3] / 2 + (v[:, 0].max() - v[:, 0].min()) / 2 + room.rng.uniform(0.05, 0.3))
     room.try_place("chair", parts, xy + w.u * room.rng.normal(0, 0.1), w.yaw + np.pi + room.rng.normal(0, 0.3),
@@ -274,13 +309,13 @@ def _chair_at_desk(room: Room, desk: PlacedObject) -> None:
 
 
 def _bed_group(room: Room) -> None:
-    bed = room.against_wall("bed", F.bed(room.rng), gap=(0.0, 0.02))
+    bed = room.against_wall("bed", room.build("bed"), gap=(0.0, 0.02))
     if bed is None:
         return
     w, t = bed.wall, bed.wall_t
     for s in (-1, 1):
         if room.rng.random() < 0.7:
-            parts = F.night_stand(room.rng)
+            parts = room.build("night_stand")
             v, _, _ = parts.finish()
             ns_w = v[:, 1].max() - v[:, 1].min()
             tt = t + s * (bed.box[4] / 2 + ns_w / 2 + room.rng.uniform(0.03, 0.1))
@@ -289,7 +324,7 @@ def _bed_group(room: Room) -> None:
 
 
 def _bath_group(room: Room) -> None:
-    tub = room.against_wall("bathtub", F.bathtub(room.rng), gap=(0.0, 0.01))
+    tub = room.against_wall("bathtub", room.build("bathtub"), gap=(0.0, 0.01))
     if tub is not None and room.rng.random() < 0.75:
         w = tub.wall
         xy = tub.box[:2] + w.n * (tub.box[3] / 2 - 0.06)
@@ -298,36 +333,36 @@ def _bath_group(room: Room) -> None:
 
 
 def _sofa_group(room: Room) -> None:
-    sofa = room.against_wall("sofa", F.sofa(room.rng), gap=(0.02, 0.1))
+    sofa = room.against_wall("sofa", room.build("sofa"), gap=(0.02, 0.1))
     if sofa is not None and room.rng.random() < 0.7:
         w = sofa.wall
-        parts = F.table(room.rng, "coffee")
+        parts = room.build("table", "coffee")
         v, _, _ = parts.finish()
         xy = sofa.box[:2] + w.n * (sofa.box[3] / 2 + (v[:, 0].max() - v[:, 0].min()) / 2 + room.rng.uniform(0.3, 0.5))
         room.try_place("table", parts, xy, w.yaw + room.rng.normal(0, 0.05), margin=0.05)
 
 
 def _dining_group(room: Room, style: str | None = None, max_chairs: int = 6) -> None:
-    t = room.free_standing("table", F.table(room.rng, style), margin=0.9 if style == "conference" else 0.7)
+    t = room.free_standing("table", room.build("table", style), margin=0.9 if style == "conference" else 0.7)
     if t is not None:
         _chairs_around(room, t, max_chairs)
 
 
 def _desk_group(room: Room) -> None:
-    d = room.against_wall("desk", F.desk(room.rng))
+    d = room.against_wall("desk", room.build("desk"))
     if d is not None and room.rng.random() < 0.85:
         _chair_at_desk(room, d)
 
 
 def _wall_single(kind: str):
     def f(room: Room) -> None:
-        room.against_wall(kind, F.BUILDERS[kind](room.rng))
+        room.against_wall(kind, room.build(kind))
     return f
 
 
 def _free_single(kind: str):
     def f(room: Room) -> None:
-        parts = F.BUILDERS[kind](room.rng)
+        parts = room.build(kind)
         if room.rng.random() < 0.6:
             room.against_wall(kind, parts, gap=(0.02, 0.2))
         else:
@@ -465,12 +500,13 @@ def _shell(room: Room) -> None:
             p.box((c[0], c[1], 0.04), (w.length, 0.012, 0.08), trim, yaw=float(np.arctan2(w.u[1], w.u[0])))
 
 
-def make_room(rng: np.random.Generator, room_type: str | None = None) -> Room:
+def make_room(rng: np.random.Generator, room_type: str | None = None, world: WorldConfig = LEGACY_WORLD) -> Room:
     """Draw and furnish one room.
 
     Args:
         rng: Generator that determines everything about the room.
         room_type: A key of ROOM_TYPES, or None to draw one.
+        world: Realism factors (all off: the original world, drawn from the same random numbers).
 
     Returns:
         A furnished `Room` (shell in `room.shell`, objects in `room.objects`).
@@ -484,11 +520,180 @@ def make_room(rng: np.random.Generator, room_type: str | None = None) -> Room:
     l_cut = None
     if min(W, D) > 3.5 and rng.random() < 0.3:
         l_cut = (rng.uniform(0.25, 0.45) * W, rng.uniform(0.25, 0.45) * D)
-    room = Room(rng, room_type, (W, D), rng.uniform(2.4, 3.0), l_cut)
+    room = Room(rng, room_type, (W, D), rng.uniform(2.4, 3.0), l_cut, world)
     _openings(room)
+    if world.sizes:
+        menu = menu + REAL_LAYOUT_EXTRA.get(room_type, [])
     for group, lo, hi in menu:
         for _ in range(int(rng.integers(lo, hi + 1))):
             GROUPS[group](room)
+    if world.parts:
+        _lookalikes(room)
     _pictures(room)
+    if world.walls:
+        _wall_dressing(room)
+    if world.clutter:
+        _clutter(room)
     _shell(room)
     return room
+
+
+# Room type -> groups added when the world follows real layouts (bedrooms hold more than a bed and a dresser).
+REAL_LAYOUT_EXTRA: dict[str, list[tuple[str, int, int]]] = {
+    "bedroom": [("night_stand", 0, 1), ("chair", 0, 2), ("dresser", 0, 1)],
+    "living": [("chair", 0, 2), ("dining", 0, 1)],
+    "office": [("chair", 0, 3), ("bookshelf", 0, 1)],
+    "study": [("chair", 0, 2)],
+    "kitchen": [("chair", 0, 2)],
+}
+
+# Room type -> [(look-alike kind, min, max)] placed against the walls when the world has furniture parts.
+LOOKALIKES: dict[str, list[tuple[str, int, int]]] = {
+    "bedroom": [("wardrobe", 0, 1), ("tv_stand", 0, 1), ("ottoman", 0, 1), ("shoe_rack", 0, 1)],
+    "living": [("tv_stand", 0, 1), ("ottoman", 0, 2), ("cabinet", 0, 1), ("shoe_rack", 0, 1)],
+    "office": [("filing_cabinet", 0, 3), ("wardrobe", 0, 1)],
+    "study": [("filing_cabinet", 0, 2), ("tv_stand", 0, 1)],
+    "kitchen": [("counter", 0, 1)],
+    "bathroom": [("cabinet", 0, 1)],
+    "conference": [("tv_stand", 0, 1), ("filing_cabinet", 0, 1)],
+}
+LOOKALIKE_BUILDERS = {"wardrobe": X.wardrobe, "tv_stand": X.tv_stand, "ottoman": X.ottoman,
+                      "shoe_rack": X.shoe_rack, "filing_cabinet": X.filing_cabinet, "bench": X.bench,
+                      "cabinet": F.cabinet, "counter": F.counter}
+
+
+def _lookalikes(room: Room) -> None:
+    """Unlabelled furniture that looks like the labelled classes, a bench at the bed's foot and wall cabinets
+    above kitchen counters."""
+    rng = room.rng
+    for kind, lo, hi in LOOKALIKES.get(room.room_type, []):
+        for _ in range(int(rng.integers(lo, hi + 1))):
+            parts = LOOKALIKE_BUILDERS[kind](rng)
+            if kind == "ottoman" or (kind == "filing_cabinet" and rng.random() < 0.3):
+                room.free_standing(kind, parts, margin=0.2, aligned=0.5)
+            else:
+                room.against_wall(kind, parts)
+    for ob in list(room.objects):
+        if ob.kind == "bed" and ob.wall is not None and rng.random() < 0.35:
+            parts = X.bench(rng)
+            lo, hi = X.extent(parts)
+            w = ob.wall
+            xy = ob.box[:2] + w.n * (ob.box[3] / 2 + (hi[0] - lo[0]) / 2 + rng.uniform(0.02, 0.15))
+            room.try_place("bench", parts, xy, w.yaw + rng.normal(0, 0.03), margin=0.01)
+        if ob.kind == "counter" and ob.wall is not None and rng.random() < 0.7:
+            w = ob.wall
+            parts = X.kitchen_wall_cabinets(rng, ob.box[4])
+            lo, hi = X.extent(parts)
+            room.try_place("wall_cabinet", parts, w.at(ob.wall_t) + w.n * (-lo[0] + 0.005), w.yaw,
+                           z=rng.uniform(1.4, 1.55), check=False)
+
+
+# Kinds whose top holds clutter, with the clutter menu and the number of items (min, max).
+CLUTTER_HOSTS: dict[str, tuple[dict, int, int]] = {
+    "table": (X.TOP_CLUTTER, 0, 3), "desk": (X.DESK_CLUTTER, 1, 3), "dresser": (X.TOP_CLUTTER, 0, 3),
+    "night_stand": (X.TOP_CLUTTER, 0, 2), "counter": (X.TOP_CLUTTER, 0, 3), "cabinet": (X.TOP_CLUTTER, 0, 2),
+    "tv_stand": (X.TOP_CLUTTER, 0, 2), "bookshelf": (X.TOP_CLUTTER, 0, 2), "filing_cabinet": (X.TOP_CLUTTER, 0, 2),
+    "bed": ({"laundry": X.laundry, "bag": X.bag, "books": X.books}, 0, 2),
+}
+
+
+def _top_surface(ob: PlacedObject) -> float:
+    """Height of an object's top in its front half (a mirror or TV at the back does not count)."""
+    R = rot_z(ob.box[6])[:2, :2]
+    loc = (ob.vertices[:, :2] - ob.box[:2]) @ R
+    front = loc[:, 0] > -ob.box[3] / 4
+    return float(ob.vertices[front, 2].max()) if front.any() else float(ob.vertices[:, 2].max())
+
+
+def _on_top(room: Room, host: PlacedObject, kind: str, parts: PartList) -> None:
+    """Set a small object on a host's top, inside its footprint (front three quarters)."""
+    rng = room.rng
+    lo, hi = X.extent(parts)
+    size = hi - lo
+    dx, dy = host.box[3], host.box[4]
+    if size[0] > 0.75 * dx - 0.02 or size[1] > dy - 0.04:
+        return
+    lx = rng.uniform(-dx / 4 + size[0] / 2, dx / 2 - size[0] / 2 - 0.01)
+    ly = rng.uniform(-dy / 2 + size[1] / 2 + 0.02, dy / 2 - size[1] / 2 - 0.02)
+    if host.kind == "bed":
+        lx = rng.uniform(-dx / 4, dx / 2 - size[0] / 2 - 0.05)
+    xy = host.box[:2] + rot_z(host.box[6])[:2, :2] @ np.array([lx, ly])
+    room.try_place(kind, parts, xy, host.box[6] + rng.normal(0, 0.3), z=_top_surface(host), check=False)
+
+
+def _clutter(room: Room) -> None:
+    """Small objects on tops (a lamp on most night stands, a monitor on most desks) and on the floor, and a rug."""
+    rng = room.rng
+    for host in list(room.objects):
+        if host.kind not in CLUTTER_HOSTS:
+            continue
+        menu, lo, hi = CLUTTER_HOSTS[host.kind]
+        names = list(menu)
+        if host.kind == "night_stand" and rng.random() < 0.65:
+            _on_top(room, host, "lamp", X.lamp(rng))
+        if host.kind == "desk" and rng.random() < 0.6:
+            _on_top(room, host, "monitor", X.monitor(rng))
+        for _ in range(int(rng.integers(lo, hi + 1))):
+            name = names[rng.integers(len(names))]
+            _on_top(room, host, name, menu[name](rng))
+    for _ in range(int(rng.integers(0, 5))):
+        names = list(X.FLOOR_CLUTTER)
+        name = names[rng.integers(len(names))]
+        parts = X.FLOOR_CLUTTER[name](rng)
+        if rng.random() < 0.5:
+            room.against_wall(name, parts, gap=(0.0, 0.1))
+        else:
+            room.free_standing(name, parts, margin=0.05, aligned=0.2)
+    if rng.random() < 0.35:
+        xy = room.random_free_xy(0.3)
+        if xy is not None:
+            room.try_place("rug", X.rug(rng), xy, rng.uniform(-np.pi, np.pi), check=False)
+
+
+def _hang(room: Room, kind: str, parts: PartList, z0: tuple[float, float], wall: Wall | None = None,
+          t: float | None = None) -> bool:
+    """Hang an item on a wall (on a free stretch of it, or at `t` on `wall`) with its bottom at a height in z0."""
+    rng = room.rng
+    lo, hi = X.extent(parts)
+    width, h = hi[1] - lo[1], hi[2] - lo[2]
+    w = wall if wall is not None else room.walls[rng.integers(len(room.walls))]
+    if w.length < width + 0.3:
+        return False
+    if t is None:
+        t = rng.uniform(width / 2 + 0.1, w.length - width / 2 - 0.1)
+    z = rng.uniform(*z0)
+    if z + h > room.height - 0.05:
+        return False
+    if wall is None and not w.free(t - width / 2, t + width / 2, z - 0.05, z + h):
+        return False
+    room.try_place(kind, parts, w.at(t) + w.n * (-lo[0] + 0.003), w.yaw, z=z - lo[2], check=False)
+    w.used.append((t - width / 2, t + width / 2, z + h))
+    return True
+
+
+def _distance_to_wall(xy: np.ndarray, wall: Wall) -> float:
+    """Distance from a floor point to a wall's segment."""
+    t = float(np.clip((xy - wall.p0) @ wall.u, 0.0, wall.length))
+    return float(np.linalg.norm(xy - wall.at(t)))
+
+
+def _wall_dressing(room: Room) -> None:
+    """More pictures, wall shelves, a mounted TV, a wall mirror, radiators under windows and ceiling lamps."""
+    rng = room.rng
+    for _ in range(int(rng.integers(1, 4))):
+        _hang(room, "picture", F.picture(rng), (1.1, 1.8))
+    for _ in range(int(rng.integers(0, 3))):
+        _hang(room, "wall_shelf", X.wall_shelf(rng), (1.2, 1.9))
+    if rng.random() < 0.3:
+        _hang(room, "tv", X.wall_tv(rng), (1.0, 1.5))
+    if rng.random() < 0.3:
+        _hang(room, "mirror", X.wall_mirror(rng), (0.9, 1.4))
+    for ob in [o for o in room.objects if o.kind == "window"]:
+        if rng.random() < 0.4:
+            w = min(room.walls, key=lambda wl: _distance_to_wall(ob.box[:2], wl))
+            tt = float(np.clip((ob.box[:2] - w.p0) @ w.u, 0.3, w.length - 0.3))
+            _hang(room, "radiator", X.radiator(rng, min(ob.box[4], 1.2)), (0.1, 0.12), wall=w, t=tt)
+    for _ in range(int(rng.integers(0, 3))):
+        xy = room.random_free_xy(0.0)
+        if xy is not None:
+            room.try_place("ceiling_lamp", X.ceiling_lamp(rng), xy, 0.0, z=room.height, check=False)

@@ -10,7 +10,7 @@ from sr3d_core.boxes import wrap_angle
 from sr3d_core.data.synthetic.mesh import rot_z
 from sr3d_core.data.synthetic.presets import SyntheticPreset
 from sr3d_core.data.synthetic.room import Room, make_room
-from sr3d_core.data.synthetic.sensor import RayCaster, camera_rotation
+from sr3d_core.data.synthetic.sensor import SENSORS, CameraModel, Lighting, RayCaster, camera_rotation
 
 _NO_TARGET = {"door", "window", "picture", "curtain"}
 
@@ -29,6 +29,8 @@ class SceneSample:
         intrinsics: (3, 3) K of the camera.
         axis_align_matrix: (4, 4) raw -> aligned transform (scannet) or identity.
         room_type: Room type drawn.
+        image_size: (height, width) of the depth image.
+        sensor: Name of the sensor model that took the frame.
     """
 
     points: np.ndarray
@@ -39,6 +41,8 @@ class SceneSample:
     intrinsics: np.ndarray
     axis_align_matrix: np.ndarray
     room_type: str
+    image_size: tuple[int, int] = (480, 640)
+    sensor: str = "ideal"
 
 
 def scene_seed(seed: int, index: int) -> np.random.SeedSequence:
@@ -47,26 +51,56 @@ def scene_seed(seed: int, index: int) -> np.random.SeedSequence:
 
 
 def _assemble(room: Room) -> RayCaster:
-    parts_v, parts_f, parts_c, parts_o = [], [], [], []
+    parts_v, parts_f, parts_c, parts_o, parts_m = [], [], [], [], []
     nv = 0
     sv, sf, sc = room.shell.finish()
     sid = np.full(len(sf), -1, np.int32)
     sid[(sv[sf][:, :, 2].min(1) >= room.height - 1e-6)] = -2  # ceiling slabs
-    for i, (v, f, c, o) in enumerate([(sv, sf, sc, sid)] + [
-            (ob.vertices, ob.triangles, ob.colors, np.full(len(ob.triangles), k, np.int32))
+    for i, (v, f, c, o, m) in enumerate([(sv, sf, sc, sid, room.shell.materials())] + [
+            (ob.vertices, ob.triangles, ob.colors, np.full(len(ob.triangles), k, np.int32), ob.materials)
             for k, ob in enumerate(room.objects)]):
         parts_v.append(v)
         parts_f.append(f + nv)
         parts_c.append(c)
         parts_o.append(o)
+        parts_m.append(np.zeros(len(f), np.int8) if m is None else m)
         nv += len(v)
-    return RayCaster(np.concatenate(parts_v), np.concatenate(parts_f), np.concatenate(parts_c),
-                     np.concatenate(parts_o))
+    colors = np.concatenate(parts_c)
+    if room.world.lighting:  # surfaces are not flat-coloured: a little colour variation per triangle
+        colors = np.clip(colors * room.rng.uniform(0.88, 1.12, (len(colors), 1)), 0, 1)
+    return RayCaster(np.concatenate(parts_v), np.concatenate(parts_f), colors, np.concatenate(parts_o),
+                     np.concatenate(parts_m))
+
+
+def _handheld_pose(room: Room, rng: np.random.Generator,
+                   classes: tuple[str, ...]) -> tuple[np.ndarray, float, float, float]:
+    """A hand-held capture as in SUN RGB-D: chest-to-eye height, pitched down, small roll, turned roughly towards
+    a piece of furniture 1-4.5 m away (or anywhere) rather than aimed at it."""
+    h = float(np.clip(rng.normal(1.3, 0.2), 0.75, 1.8))
+    tilt = float(np.clip(rng.normal(0.3, 0.14), -0.05, 0.8))
+    roll = float(rng.normal(0.0, 0.05))
+    targets = [o for o in room.objects if o.kind in classes] or [o for o in room.objects if o.kind not in _NO_TARGET]
+    xy = None
+    if targets and rng.random() < 0.85:
+        t = targets[rng.integers(len(targets))].box[:2]
+        for _ in range(12):
+            cand = room.random_free_xy(0.25)
+            if cand is not None and 1.0 <= np.hypot(*(t - cand)) <= 4.5:
+                xy = cand
+                break
+        if xy is not None:
+            yaw = float(np.arctan2(*(t - xy)[::-1]) + rng.normal(0, 0.35))
+            return np.array([xy[0], xy[1], h]), yaw, tilt, roll
+    xy = room.random_free_xy(0.25)
+    xy = room.polygon.mean(0) if xy is None else xy
+    return np.array([xy[0], xy[1], h]), float(rng.uniform(-np.pi, np.pi)), tilt, roll
 
 
 def _look_pose(room: Room, rng: np.random.Generator,
                classes: tuple[str, ...]) -> tuple[np.ndarray, float, float, float]:
     """A robot-height camera in free space, 1-4 m from one piece of furniture and roughly facing it."""
+    if room.world.camera:
+        return _handheld_pose(room, rng, classes)
     targets = [o for o in room.objects if o.kind in classes] or [o for o in room.objects if o.kind not in _NO_TARGET]
     h = rng.uniform(0.8, 1.6)
     if not targets:
@@ -92,16 +126,26 @@ def _look_pose(room: Room, rng: np.random.Generator,
     return np.array([xy[0], xy[1], h]), yaw, tilt, float(rng.normal(0, 0.03))
 
 
-def _view_score(caster: RayCaster, room: Room, pose, preset: SyntheticPreset, rng: np.random.Generator) -> float:
+def _view_score(caster: RayCaster, room: Room, pose, preset: SyntheticPreset, rng: np.random.Generator,
+                cam: CameraModel | None = None) -> float:
     """Cheap preview (every 8th pixel): labelled objects in view plus the fraction of valid returns."""
+    cam = preset.camera if cam is None else cam
     pos, yaw, tilt, roll = pose
-    shot = caster.capture(preset.camera, pos, camera_rotation(yaw, tilt, roll), rng, 8)
+    shot = caster.capture(cam, pos, camera_rotation(yaw, tilt, roll), rng, 8)
     oid = shot["object_id"]
     kinds = [room.objects[k].kind for k in np.unique(oid[oid >= 0])
              if (oid == k).sum() >= 5]
     n_cls = sum(k in preset.class_names for k in kinds)
-    n_pix = (preset.camera.width // 8) * (preset.camera.height // 8)
+    n_pix = (cam.width // 8) * (cam.height // 8)
     return n_cls + len(oid) / n_pix
+
+
+def frame_camera(preset: SyntheticPreset, rng: np.random.Generator) -> CameraModel:
+    """The camera of one frame: the preset's, or one of the real sensor models when the world simulates them."""
+    if not preset.world.sensor:
+        return preset.camera
+    names = sorted(SENSORS)
+    return SENSORS[names[rng.integers(len(names))]]
 
 
 def _trajectory(room: Room, rng: np.random.Generator, n: int) -> list[tuple[np.ndarray, float, float, float]]:
@@ -151,11 +195,11 @@ def _visible_fraction(pts: np.ndarray, box: np.ndarray) -> float:
 
 def build_room(preset: SyntheticPreset, rng: np.random.Generator) -> tuple[Room, RayCaster]:
     """Draw a furnished room (redrawn up to 3 times if it holds none of the preset's classes) and its ray caster."""
-    room = make_room(rng)
+    room = make_room(rng, world=preset.world)
     for _ in range(3):  # a frame of a room with none of the preset's classes teaches little: redraw
         if any(o.kind in preset.class_names for o in room.objects):
             break
-        room = make_room(rng)
+        room = make_room(rng, world=preset.world)
     return room, _assemble(room)
 
 
@@ -205,19 +249,23 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
     """
     rng = np.random.default_rng(scene_seed(seed, index))
     room, caster = build_room(preset, rng)
-    cam = preset.camera
+    cam = frame_camera(preset, rng)
+    lighting = None
+    if preset.world.lighting:
+        light = np.r_[room.polygon.mean(0) + rng.normal(0, 0.5, 2), room.height - 0.1]
+        lighting = Lighting.draw(rng, light)
     single = preset.num_views == (1, 1)
     for attempt in range(4):
         if single:  # best of a few candidate views, judged on a cheap low-res preview
             cands = [_look_pose(room, rng, preset.class_names) for _ in range(4)]
-            scores = [_view_score(caster, room, c, preset, rng) for c in cands]
+            scores = [_view_score(caster, room, c, preset, rng, cam) for c in cands]
             poses = [cands[int(np.argmax(scores))]]
         else:
             poses = _trajectory(room, rng, int(rng.integers(preset.num_views[0], preset.num_views[1] + 1)))
         pts_l, col_l, oid_l = [], [], []
         for pos, yaw, tilt, roll in poses:
             R = camera_rotation(yaw, tilt, roll)
-            shot = caster.capture(cam, pos, R, rng, preset.image_stride)
+            shot = caster.capture(cam, pos, R, rng, preset.image_stride, lighting)
             pts_l.append(shot["points_cam"] @ R.T + pos)
             col_l.append(shot["colors"])
             oid_l.append(shot["object_id"])
@@ -263,4 +311,4 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         align[:3, 3] = [*rng.normal(0, 0.5, 2), 0.0]
     points = np.concatenate([pts, col], 1).astype(np.float32)
     return SceneSample(points, boxes_a.astype(np.float32), labels, frame,
-                       cam2frame, cam.intrinsic_matrix(), align, room.room_type)
+                       cam2frame, cam.intrinsic_matrix(), align, room.room_type, (cam.height, cam.width), cam.name)

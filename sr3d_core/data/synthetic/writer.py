@@ -11,6 +11,7 @@ loaders read synthetic data through the same code path.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import time
@@ -29,10 +30,9 @@ def info_path(out: str | Path, preset: SyntheticPreset, split: str) -> Path:
     return Path(out) / f"{preset.dataset}_infos_{split}.pkl"
 
 
-def _write_one(args: tuple[str, int, int, str, str]) -> dict[str, Any]:
-    preset_name, seed, index, out, split = args
+def _write_one(args: tuple[SyntheticPreset, int, int, str, str]) -> dict[str, Any]:
+    preset, seed, index, out, split = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    preset = PRESETS[preset_name]
     s = generate_scene(preset, seed, index)
     name = f"{split}_{index:06d}.bin"
     pts = s.points.copy()
@@ -58,20 +58,23 @@ def sample_info(preset: SyntheticPreset, s: SceneSample, index: int, lidar_path:
         K4 = np.eye(4)
         K4[:3, :3] = s.intrinsics
         depth2img = K4 @ np.linalg.inv(s.cam2frame)
-        info["images"] = {"CAM0": {"img_path": "", "height": preset.camera.height, "width": preset.camera.width,
+        info["images"] = {"CAM0": {"img_path": "", "height": s.image_size[0], "width": s.image_size[1],
                                    "depth2img": depth2img.tolist()}}
         info["instances"] = [{"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(lab)}
                              for b, lab in zip(s.boxes, s.labels)]
     info["synthetic"] = {"room_type": s.room_type, "frame": s.frame, "cam2frame": s.cam2frame.tolist()}
+    if preset.world.sensor:
+        info["synthetic"]["sensor"] = s.sensor
     return info
 
 
-def write_dataset(preset_name: str, num_scenes: int, seed: int, out: str | Path, split: str = "train",
-                  workers: int = 2, progress: Callable[[int], None] | None = None) -> tuple[Path, float]:
+def write_dataset(preset_name: str | SyntheticPreset, num_scenes: int, seed: int, out: str | Path,
+                  split: str = "train", workers: int = 2,
+                  progress: Callable[[int], None] | None = None) -> tuple[Path, float]:
     """Generate and write `num_scenes` samples; identical bytes for identical (preset, seed, N).
 
     Args:
-        preset_name: Key of PRESETS.
+        preset_name: Key of PRESETS, or a preset (e.g. one with a world factor switched off).
         num_scenes: Number of samples.
         seed: Dataset seed; scene i uses SeedSequence([seed, i]).
         out: Output directory.
@@ -82,12 +85,15 @@ def write_dataset(preset_name: str, num_scenes: int, seed: int, out: str | Path,
     Returns:
         (info file path, seconds taken).
     """
-    if preset_name not in PRESETS:
+    if isinstance(preset_name, SyntheticPreset):
+        preset = preset_name
+    elif preset_name in PRESETS:
+        preset = PRESETS[preset_name]
+    else:
         raise ValueError(f"unknown preset {preset_name!r}; choose from {sorted(PRESETS)}")
-    preset = PRESETS[preset_name]
     out = Path(out)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    jobs = [(preset_name, seed, i, str(out), split) for i in range(num_scenes)]
+    jobs = [(preset, seed, i, str(out), split) for i in range(num_scenes)]
     t0 = time.perf_counter()
     infos: list[dict[str, Any]] = []
     if workers <= 1:
@@ -105,6 +111,8 @@ def write_dataset(preset_name: str, num_scenes: int, seed: int, out: str | Path,
                     progress(1)
     meta = {"categories": {n: i for i, n in enumerate(preset.class_names)}, "dataset": preset.dataset,
             "info_version": "1.1", "synthetic_preset": preset.name, "seed": seed}
+    if preset.world.any:
+        meta["synthetic_world"] = dataclasses.asdict(preset.world)
     path = info_path(out, preset, split)
     with open(path, "wb") as f:
         pickle.dump({"metainfo": meta, "data_list": infos}, f, protocol=4)
