@@ -140,15 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not a.data_root or not a.info:
         ap.error("--data-root and --info are required unless --gallery is given")
-    meta = load_infos(f"{a.data_root}/{a.info}")["metainfo"]
-    names = sorted(meta["categories"], key=meta["categories"].get)
-    ds = InfoScenes(DatasetConfig(a.data_root, a.info, tuple(names)))
+    infos = load_infos(f"{a.data_root}/{a.info}")
+    names = infos.class_names
+    ds = InfoScenes(DatasetConfig(a.data_root, a.info, names))
     try:
         s = ds.load(a.index)
     except IndexError as e:
         ap.error(str(e))
-    render(s.points, s.gt_boxes, s.gt_labels, names, a.out,
-           title=f"{meta.get('dataset')} sample {s.sample_idx}: {len(s.points)} points, {len(s.gt_boxes)} boxes")
+    render(s.points, s.gt_boxes, s.gt_labels, list(names), a.out,
+           title=f"{infos.dataset} sample {s.sample_idx}: {len(s.points)} points, {len(s.gt_boxes)} boxes")
     print(f"wrote {a.out}")
     return 0
 

@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    meta = load_infos(f"{a.data_root}/{a.info}")["metainfo"]
-    names = tuple(sorted(meta["categories"], key=meta["categories"].get))
+    names = load_infos(f"{a.data_root}/{a.info}").class_names
     source = InfoScenes(DatasetConfig(a.data_root, a.info, names), AUGMENTS[a.augment])
     data = StepDataset(source, InputContract(a.voxel_size, True), a.batch_size, seed=0)
     rate = measure(data, a.workers, a.epochs)

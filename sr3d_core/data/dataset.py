@@ -34,7 +34,7 @@ class DatasetConfig:
     Attributes:
         data_root: Folder holding the info file and `points_dir`.
         info_file: Info file name (relative to data_root) or absolute path.
-        class_names: Classes to read, in label order; each must be in metainfo.categories.
+        class_names: Classes to read, in label order; each must be among the file's categories.
         points_dir: Sub-folder with the point .bin files.
     """
 
@@ -53,7 +53,7 @@ class InfoScenes:
 
     Raises:
         FileNotFoundError: No info file.
-        ValueError: Not a v1.1 info file, an unsupported ``metainfo.dataset``, or unknown class names.
+        ValueError: Not a v1.1 info file, an unsupported dataset, or unknown class names.
     """
 
     def __init__(self, cfg: DatasetConfig, augment: AugmentConfig = AugmentConfig()) -> None:
@@ -61,14 +61,13 @@ class InfoScenes:
         if not path.is_absolute():
             path = Path(cfg.data_root) / path
         infos = load_infos(path)
-        ds = infos["metainfo"].get("dataset")
-        if ds not in SAMPLE_LOADERS:
-            raise ValueError(f"{path}: metainfo.dataset is {ds!r}; supported: {sorted(SAMPLE_LOADERS)}")
+        if infos.dataset not in SAMPLE_LOADERS:
+            raise ValueError(f"{path}: metainfo.dataset is {infos.dataset!r}; supported: {sorted(SAMPLE_LOADERS)}")
         self.cfg = cfg
         self.augment = augment
-        self.loader = SAMPLE_LOADERS[ds]
-        self.lut = label_map(infos["metainfo"]["categories"], cfg.class_names, str(path))
-        self.data_list: list[dict[str, Any]] = infos["data_list"]
+        self.loader = SAMPLE_LOADERS[infos.dataset]
+        self.lut = label_map(infos.categories, cfg.class_names, infos.categories_source)
+        self.data_list: list[dict[str, Any]] = infos.data_list
 
     @classmethod
     def from_config(cls, cfg: Config, split: str) -> "InfoScenes":

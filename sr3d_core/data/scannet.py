@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sr3d_core.data.classes import SCANNET_CLASSES
-from sr3d_core.data.infos import Sample, instances, read_points
+from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
 def load_scannet_sample(info: dict[str, Any], data_root: str | Path, lut: np.ndarray,
@@ -33,12 +33,12 @@ def load_scannet_sample(info: dict[str, Any], data_root: str | Path, lut: np.nda
     pts = read_points(data_root, info, points_dir).copy()
     A = np.asarray(info.get("axis_align_matrix", np.eye(4)), np.float64)
     if A.shape != (4, 4):
-        raise ValueError(f"sample {info.get('sample_idx')}: axis_align_matrix must be 4x4, got {A.shape}")
+        raise ValueError(f"sample {sample_id(info)}: axis_align_matrix must be 4x4, got {A.shape}")
     pts[:, :3] = (pts[:, :3].astype(np.float64) @ A[:3, :3].T + A[:3, 3]).astype(np.float32)
     pts[:, 3:6] /= 255.0
     boxes6, labels = instances(info, 6, lut)
     boxes = np.concatenate([boxes6, np.zeros((len(boxes6), 1), np.float32)], 1)
-    return Sample(pts, boxes, labels, info.get("sample_idx"))
+    return Sample(pts, boxes, labels, sample_id(info))
 
 
 CLASS_NAMES = SCANNET_CLASSES

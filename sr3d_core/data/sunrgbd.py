@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sr3d_core.data.classes import SUNRGBD_CLASSES
-from sr3d_core.data.infos import Sample, instances, read_points
+from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
 def load_sunrgbd_sample(info: dict[str, Any], data_root: str | Path, lut: np.ndarray,
@@ -20,7 +20,7 @@ def load_sunrgbd_sample(info: dict[str, Any], data_root: str | Path, lut: np.nda
     """Load one SUN RGB-D sample (points as stored, boxes (K, 7), remapped labels)."""
     pts = read_points(data_root, info, points_dir).copy()
     boxes, labels = instances(info, 7, lut)
-    return Sample(pts, boxes, labels, info.get("sample_idx"))
+    return Sample(pts, boxes, labels, sample_id(info))
 
 
 CLASS_NAMES = SUNRGBD_CLASSES
