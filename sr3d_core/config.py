@@ -11,6 +11,7 @@ self-describing: ``Config.from_dict(ckpt["config"])`` rebuilds the exact model.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -282,9 +283,16 @@ class Config:
         return _to_plain(dataclasses.asdict(self))
 
     @staticmethod
-    def from_dict(d: dict[str, Any], source: str = "<dict>") -> "Config":
-        """Build a config from a nested dict; unknown keys raise ``ConfigError`` naming key and source."""
-        return _build(Config, _upgrade_legacy(d), source, "")
+    def from_dict(d: dict[str, Any], source: str = "<dict>", overrides: Optional[dict[str, str]] = None) -> "Config":
+        """Build a config from a nested dict; unknown keys raise ``ConfigError`` naming key and source.
+
+        Args:
+            d: The nested dict.
+            source: Where it came from (named in errors).
+            overrides: Dotted keys set by overrides → the override's text, named instead of ``source`` in the
+                errors about those keys.
+        """
+        return _build(Config, _upgrade_legacy(d), _Sources(source, overrides), "")
 
 
 # Plug-in sections: the base config class → (registry of classes whose ``config_class`` is the schema).
@@ -309,6 +317,53 @@ def _upgrade_legacy(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+class _Sources:
+    """Where the keys of a config dict came from, for error messages: the file, or the override that set a key.
+
+    Args:
+        file: The config file (or another description of the dict, e.g. ``<checkpoint>:config``).
+        overrides: Dotted key → the ``key=value`` text of the override that set it (and everything below it).
+    """
+
+    def __init__(self, file: str, overrides: Optional[dict[str, str]] = None) -> None:
+        self.file = file
+        self.overrides = overrides or {}
+
+    def __str__(self) -> str:
+        return self.file
+
+    def of(self, key: str) -> str:
+        """The origin to name for the value at dotted ``key``."""
+        for k, text in self.overrides.items():
+            if key == k or key.startswith(k + "."):
+                return f"{self.file}: override {text!r}"
+        return self.file
+
+    def note_for_section(self, prefix: str) -> str:
+        """What to append to the error of a check over a whole section (``prefix`` is ``"train."``, or ``""`` for
+        the checks across sections): the overrides that set values in it, if any."""
+        texts = [t for k, t in self.overrides.items() if k.startswith(prefix) or prefix.startswith(k + ".")]
+        if not texts:
+            return ""
+        return f" (with override{'s' if len(texts) > 1 else ''} {', '.join(map(repr, texts))})"
+
+
+# A number as YAML 1.2 writes it. PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent, so it
+# reads ``1e-4`` or ``1.0e5`` as strings; a float field accepts them.
+_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+def _as_float(value: Any) -> Optional[float]:
+    """``value`` as a float if it is a number (or a string spelling one), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
 def _to_plain(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _to_plain(v) for k, v in x.items()}
@@ -317,9 +372,10 @@ def _to_plain(x: Any) -> Any:
     return x
 
 
-def _coerce(tp: Any, value: Any, source: str, where: str) -> Any:
+def _coerce(tp: Any, value: Any, sources: _Sources, where: str) -> Any:
     """Convert a YAML value to the annotated type (lists→tuples, ints→floats), checking basic types."""
     origin = typing.get_origin(tp)
+    source = sources.of(where)
     if tp in _PLUGINS:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{where}' must be a mapping with a 'name', got {type(value).__name__}")
@@ -327,25 +383,26 @@ def _coerce(tp: Any, value: Any, source: str, where: str) -> Any:
         name = value.get("name", tp().name)
         if name not in registry:
             raise ConfigError(f"{source}: '{where}.name' is {name!r}; known: {', '.join(sorted(registry))}")
-        return _build(registry[name].config_class, value, source, where + ".")
+        return _build(registry[name].config_class, value, sources, where + ".")
     if origin in (Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(args[0], value, source, where)
+        return _coerce(args[0], value, sources, where)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{where}' must be a mapping, got {type(value).__name__}")
-        return _build(tp, value, source, where + ".")
+        return _build(tp, value, sources, where + ".")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{source}: '{where}' must be a list, got {type(value).__name__}")
         (elem,) = typing.get_args(tp)[:1]
-        return tuple(_coerce(elem, v, source, where) for v in value)
+        return tuple(_coerce(elem, v, sources, where) for v in value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: '{where}' must be a number, got {value!r}")
-        return float(value)
+        number = _as_float(value)
+        if number is None:
+            raise ConfigError(f"{source}: '{where}' must be a number (e.g. 0.001 or 1e-3), got {value!r}")
+        return number
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: '{where}' must be an integer, got {value!r}")
@@ -361,19 +418,18 @@ def _coerce(tp: Any, value: Any, source: str, where: str) -> Any:
     return value
 
 
-def _build(cls: type, d: dict[str, Any], source: str, prefix: str) -> Any:
+def _build(cls: type, d: dict[str, Any], sources: _Sources, prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in d:
         if key not in names:
-            raise ConfigError(f"{source}: unknown key '{prefix}{key}' (allowed: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(hints[k], v, source, prefix + k) for k, v in d.items()}
+            raise ConfigError(f"{sources.of(prefix + key)}: unknown key '{prefix}{key}' "
+                              f"(allowed: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(hints[k], v, sources, prefix + k) for k, v in d.items()}
     try:
         return cls(**kwargs)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-    except ValueError as e:  # a plug-in config's own range check
-        raise ConfigError(f"{source}: {e}") from None
+    except ValueError as e:  # the section's own checks (ConfigError), or a plug-in config's range check
+        raise ConfigError(f"{sources.file}: {e}{sources.note_for_section(prefix)}") from None
 
 
 def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
@@ -395,7 +451,10 @@ def _read_with_base(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if path in chain:
         raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(str(p) for p in (*chain, path))}")
     with open(path) as f:
-        d = yaml.safe_load(f) or {}
+        try:
+            d = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {_one_line(e)}") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     if "base" not in d:
@@ -406,6 +465,11 @@ def _read_with_base(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: base {base_name!r} not found ({e})") from None
     return _merge(_read_with_base(base_path, (*chain, path)), d)
+
+
+def _one_line(e: Exception) -> str:
+    """An exception's text on one line (YAML errors span several)."""
+    return " ".join(str(e).split())
 
 
 # The plug-in a section without a ``name`` means (the dataclass defaults).
@@ -437,19 +501,31 @@ def load_config(name_or_path: Union[str, Path], overrides: Optional[list[str]] =
         The frozen config.
 
     Raises:
-        ConfigError: unknown keys or wrongly typed values, naming the key and the file.
+        ConfigError: unknown keys or wrongly typed values, naming the key and the file (and the override that set
+            the value, if one did).
         FileNotFoundError: no such file or preset.
     """
     path = resolve_config_path(name_or_path)
     d = _read_with_base(path, ())
+    origins: dict[str, str] = {}
     for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        key, val = item.split("=", 1)
+        key, val = item.split("=", 1) if "=" in item else (item, "")
+        parts = key.strip().split(".")
+        if "=" not in item or not all(parts):
+            raise ConfigError(f"{path}: override {item!r} must look like section.key=value")
+        try:
+            value = yaml.safe_load(val)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: override {item!r}: the value is not valid YAML: {_one_line(e)}") from None
         node = d
-        parts = key.split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(val)
+            if not isinstance(node, dict):
+                raise ConfigError(f"{path}: override {item!r}: '{'.'.join(parts[:i + 1])}' is a value, not a section")
+        node[parts[-1]] = value
+        key = ".".join(parts)
+        # A later override of a section replaces what earlier ones set inside it.
+        origins = {k: t for k, t in origins.items() if not k.startswith(key + ".")}
+        origins[key] = item
     d.setdefault("name", path.stem)
-    return Config.from_dict(d, source=str(path))
+    return Config.from_dict(d, source=str(path), overrides=origins)

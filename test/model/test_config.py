@@ -119,3 +119,53 @@ def test_new_configs_inherit_no_data_set_defaults(tmp_path):
     p = write(tmp_path, "mine", "data: {class_names: [mug, plate]}\n")
     cfg = load_config(p)
     assert cfg.data.repeat == 1 and cfg.assigner.label2level == () and cfg.class_names == ("mug", "plate")
+
+
+# --------------------------------------------------------------------------------------------- numbers and overrides
+@pytest.mark.parametrize("text,want", [("1e-4", 1e-4), ("1E-4", 1e-4), ("1.0e1", 10.0), ("+2e0", 2.0), (".5e-1", 0.05)])
+def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path, text, want):
+    # PyYAML (YAML 1.1) reads these as strings; a float field takes them as the numbers they spell.
+    p = tmp_path / "sci.yaml"
+    p.write_text(f"base: toy_tiny\ntrain:\n  lr: {text}\n  weight_decay: {text}\n"
+                 f"loss:\n  cls: {{name: ras, tau: {text}}}\ndata:\n  point_range: [-1, -1, -1, {text}, 1, 1]\n")
+    cfg = load_config(p)
+    assert cfg.train.lr == want and cfg.train.weight_decay == want and cfg.loss.cls.tau == want
+    assert cfg.data.point_range == (-1.0, -1.0, -1.0, want, 1.0, 1.0)
+    assert load_config("toy_tiny", [f"train.lr={text}"]).train.lr == want
+
+
+def test_non_numbers_are_refused_naming_key_file_and_override(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("base: toy_tiny\ntrain:\n  lr: 1e-4x\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value) == f"{p}: 'train.lr' must be a number (e.g. 0.001 or 1e-3), got '1e-4x'"
+    # A bad override is blamed on the override, not on the (correct) file it was applied to.
+    with pytest.raises(ConfigError) as e:
+        load_config("toy_tiny", ["train.lr=fast"])
+    assert str(e.value).endswith("toy_tiny.yaml: override 'train.lr=fast': 'train.lr' must be a number "
+                                 "(e.g. 0.001 or 1e-3), got 'fast'")
+    with pytest.raises(ConfigError, match=r"toy_tiny\.yaml: train\.lr must lie in \[1e-12, 10\.0\], got 100\.0 "
+                                          r"\(with override 'train\.lr=1e2'\)$"):
+        load_config("toy_tiny", ["train.lr=1e2"])
+    with pytest.raises(ConfigError, match=r"override 'train\.lrr=1': unknown key 'train\.lrr'"):
+        load_config("toy_tiny", ["train.lrr=1"])
+    # "inf" / "nan" are words in YAML (its numbers are .inf / .nan) and integers stay integers.
+    with pytest.raises(ConfigError, match="'train.lr' must be a number"):
+        load_config("toy_tiny", ["train.lr=nan"])
+    with pytest.raises(ConfigError, match="'train.batch_size' must be an integer, got '1e3'"):
+        load_config("toy_tiny", ["train.batch_size=1e3"])
+
+
+def test_malformed_overrides_and_yaml_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"override 'train\.lr\.x=1': 'train\.lr' is a value, not a section"):
+        load_config("toy_tiny", ["train.lr.x=1"])
+    with pytest.raises(ConfigError, match=r"override 'train\.lr=\[1': the value is not valid YAML: .*expected"):
+        load_config("toy_tiny", ["train.lr=[1"])
+    with pytest.raises(ConfigError, match=r"override 'train\.lr' must look like section\.key=value"):
+        load_config("toy_tiny", ["train.lr"])
+    p = tmp_path / "broken.yaml"
+    p.write_text("train:\n  lr: [0.1\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value).startswith(f"{p}: not valid YAML: ") and "\n" not in str(e.value)
