@@ -18,7 +18,7 @@ import torch
 from sr3d_core.config import Config, PostprocessConfig, load_config
 from sr3d_core.detections import Detections
 from sr3d_core.model.checkpoint import CheckpointError, config_of, load_checkpoint, make_checkpoint, save_atomic
-from sr3d_core.postprocess import with_overrides
+from sr3d_core.postprocess import PostprocessCounts, with_overrides
 from sr3d_core.preprocess import InputContract, PrepareStats, prepare_points_with_stats, to_sparse_batch
 
 if TYPE_CHECKING:
@@ -70,6 +70,14 @@ class Detector:
         self._folded: Optional[torch.nn.Module] = None
         self._folded_from: tuple[torch.Tensor, ...] = ()
         self._folded_stamp: tuple[int, ...] = ()
+        self._counts = PostprocessCounts()
+
+    @property
+    def non_finite_boxes(self) -> int:
+        """Predicted boxes dropped since this detector was made because the network gave a NaN score or a NaN or
+        infinite box for them (the rest of each frame is detected as usual); non-zero points at broken weights or
+        input far outside what the model was trained on."""
+        return self._counts.non_finite
 
     def inference_network(self) -> torch.nn.Module:
         """The network ``detect`` runs: a copy of ``model`` with its batch norms folded into the convs
@@ -184,7 +192,8 @@ class Detector:
             voxel_seed: Seed of the random in-voxel point choice (fixed by default: ``detect`` is deterministic).
 
         Returns:
-            Detections in the frame of the points.
+            Detections in the frame of the points. A predicted box that is NaN or infinite, or has a NaN score, is
+            left out (``non_finite_boxes`` counts them); the other boxes are unaffected.
 
         Raises:
             ValueError: wrong shape, column count or dtype (from ``prepare_points``).
@@ -208,7 +217,7 @@ class Detector:
 
         if x is None:
             return Detections.empty(self.class_names)
-        return predict(self.inference_network(), x, self._post, self.class_names)[0]
+        return predict(self.inference_network(), x, self._post, self.class_names, self._counts)[0]
 
     def network_input(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
                       voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Optional[SparseTensor], PrepareStats]:

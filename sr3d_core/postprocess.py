@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -9,6 +10,18 @@ import torch
 
 from sr3d_core.config import PostprocessConfig
 from sr3d_core.detections import Detections
+
+
+@dataclass
+class PostprocessCounts:
+    """What post-processing dropped, added up over the scenes it is passed to.
+
+    Attributes:
+        non_finite: anchors dropped for a NaN score or a NaN or infinite decoded box (boxes are decoded, and so
+            checked, only for the ``nms_pre`` anchors kept by the pre-filter).
+    """
+
+    non_finite: int = 0
 
 
 def prefilter(scores: torch.Tensor, nms_pre: int) -> torch.Tensor:
@@ -24,8 +37,13 @@ def postprocess_scene(
     cfg: PostprocessConfig,
     rotated: bool,
     class_names: tuple[str, ...],
+    counts: Optional[PostprocessCounts] = None,
 ) -> Detections:
     """Turn the raw outputs of one scene into detections.
+
+    Anchors with a NaN score or a NaN or infinite decoded box are dropped before NMS (and counted in ``counts``):
+    one broken output must not cost the whole frame, and the other anchors' detections stay as they would be. (An
+    infinite logit is a score of 0 or 1, kept.)
 
     Args:
         cls_logits: ``(N, C)`` logits of every anchor of the scene (both levels).
@@ -33,6 +51,7 @@ def postprocess_scene(
         cfg: thresholds.
         rotated: rotated BEV IoU in NMS (SUN RGB-D) or axis-aligned with yaw ignored (ScanNet).
         class_names: the model's classes.
+        counts: if given, the dropped anchors are added to it.
 
     Returns:
         Detections sorted by descending score. A box may appear under several classes.
@@ -40,11 +59,18 @@ def postprocess_scene(
     from sr3d_core.geometry.nms import nms_bev  # late import keeps this module light
 
     scores = cls_logits.detach().float().sigmoid()
+    bad_score = scores.isnan().any(dim=1)
+    # -1 ranks a broken anchor below every real score in the pre-filter and below any threshold (>= 0).
+    scores = scores.masked_fill(bad_score[:, None], -1.0)
     keep = prefilter(scores, cfg.nms_pre)
     scores = scores[keep]
     boxes = decode(keep).detach().float()
     if not rotated:
         boxes = torch.cat([boxes[:, :6], boxes.new_zeros(len(boxes), 1)], dim=1)
+    bad_box = ~torch.isfinite(boxes).all(dim=1) & ~bad_score[keep]
+    if counts is not None:
+        counts.non_finite += int(bad_score.sum()) + int(bad_box.sum())
+    scores = scores.masked_fill(bad_box[:, None], -1.0)
     # Every (anchor, class) pair above the threshold is a candidate; NMS runs within each class.
     anchor_idx, cls_idx = (scores > cfg.score_threshold).nonzero(as_tuple=True)
     if len(anchor_idx) == 0:

@@ -91,17 +91,20 @@ class TR3DNetwork(nn.Module):
         return decode_boxes(anchors, reg, self.cfg.tr3d_height_quirk)
 
     def predict(
-        self, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...]  # noqa: F821
+        self, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...],  # noqa: F821
+        counts: Optional["PostprocessCounts"] = None,  # noqa: F821
     ) -> list["Detections"]:  # noqa: F821
         """Decode and post-process every scene of the batch (see ``predict``)."""
-        return predict(self, x, post_cfg, class_names)
+        return predict(self, x, post_cfg, class_names, counts)
 
 
 @torch.no_grad()
 def predict(
-    model: TR3DNetwork, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...]  # noqa: F821
+    model: TR3DNetwork, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...],  # noqa: F821
+    counts: Optional["PostprocessCounts"] = None,  # noqa: F821
 ) -> list["Detections"]:  # noqa: F821
-    """Run the network and post-process every scene of the batch."""
+    """Run the network and post-process every scene of the batch; anchors with non-finite outputs are dropped
+    and added to ``counts`` (``postprocess_scene``)."""
     from sr3d_core.postprocess import postprocess_scene
 
     out = model(x)
@@ -116,7 +119,7 @@ def predict(
             return decode_boxes(anchors[keep], reg[keep], model.cfg.tr3d_height_quirk)
 
         rotated = model.cfg.box_type == "rotated"
-        results.append(postprocess_scene(cls, decode, post_cfg, rotated, class_names))
+        results.append(postprocess_scene(cls, decode, post_cfg, rotated, class_names, counts))
     return results
 
 

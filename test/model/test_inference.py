@@ -191,3 +191,52 @@ def test_detect_runs_the_folded_network_and_follows_weight_changes(ckpt):
     res2 = det.detect(cloud())
     assert not np.allclose(ref2.scores[:5], ref.scores[:5])
     np.testing.assert_allclose(res2.scores, ref2.scores, rtol=1e-4, atol=1e-5)
+
+
+def test_one_non_finite_predicted_box_is_dropped_and_counted(ckpt, monkeypatch):
+    """A NaN or infinite box or a NaN score from the network loses that anchor only: every other detection is returned
+    exactly as without it, and the detector counts what it dropped."""
+    from sr3d_core.model.head import decode_boxes
+
+    det = Detector.from_checkpoint(ckpt)
+    # No suppression and no pre-filter cut: then leaving one anchor out leaves every other detection as it was.
+    det.set_postprocess(score_threshold=0.0, nms_iou=1.0, nms_pre=10**6)
+    c = cloud()
+    ref = det.detect(c)
+    net = det.inference_network()
+    x, _ = det.network_input(c)
+    with torch.no_grad():
+        out = net(x)
+    order = out.cls_logits.max(dim=1).values.argsort(descending=True)
+    top, second, third = order[:3].tolist()
+    decoded = decode_boxes(out.anchors, out.reg, net.cfg.tr3d_height_quirk).numpy()
+    assert det.non_finite_boxes == 0
+
+    def without(anchors):
+        rows = [i for i, b in enumerate(ref.boxes) if not any(np.array_equal(b, decoded[a]) for a in anchors)]
+        assert len(rows) < len(ref) and rows
+        return Detections(ref.boxes[rows], ref.scores[rows], ref.labels[rows], ref.class_names)
+
+    real_forward = net.forward
+
+    def broken_forward(x, edit):
+        o = real_forward(x)
+        edit(o)
+        return o
+
+    def nan_box(o):
+        o.reg[top, 0] = float("nan")
+
+    monkeypatch.setattr(net, "forward", lambda x: broken_forward(x, nan_box))
+    assert same(det.detect(c), without([top]))
+    assert det.non_finite_boxes == 1
+
+    def inf_size_and_nan_logit(o):
+        o.reg[second, 3] = float("inf")  # exp(inf): an infinite size
+        o.cls_logits[third, 1] = float("nan")
+
+    monkeypatch.setattr(net, "forward", lambda x: broken_forward(x, inf_size_and_nan_logit))
+    assert same(det.detect(c), without([second, third]))
+    assert det.non_finite_boxes == 3
+    monkeypatch.setattr(net, "forward", real_forward)
+    assert same(det.detect(c), ref) and det.non_finite_boxes == 3

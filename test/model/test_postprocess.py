@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from sr3d_core.config import PostprocessConfig
-from sr3d_core.postprocess import postprocess_scene, prefilter
+from sr3d_core.postprocess import PostprocessCounts, postprocess_scene, prefilter
 
 NAMES = ("a", "b")
 
@@ -45,3 +45,21 @@ def test_aligned_output_has_zero_yaw_and_rotated_keeps_it():
     boxes = [[0, 0, 0, 1, 2, 1, 0.4]]
     assert run([[0.9, 0.0]], boxes).boxes[0, 6] == 0.0
     assert abs(run([[0.9, 0.0]], boxes, rotated=True).boxes[0, 6] - 0.4) < 1e-6
+
+
+def test_non_finite_boxes_and_logits_are_dropped_before_nms_and_counted():
+    nan, inf = float("nan"), float("inf")
+    boxes = torch.tensor([[0, 0, 0, 1, 1, 1, 0], [0.1, 0, 0, nan, 1, 1, 0], [3, 3, 0, 1, 1, 1, 0],
+                          [6, 6, 0, inf, 1, 1, 0], [9, 9, 0, 1, 1, 1, 0]])
+    logits = logit(torch.tensor([[0.9, 0.0], [0.95, 0.0], [0.7, 0.0], [0.8, 0.0], [0.6, 0.0]]))
+    logits[4, 1] = nan
+    counts = PostprocessCounts()
+    cfg = PostprocessConfig(nms_pre=4)
+    d = postprocess_scene(logits, lambda k: boxes[k], cfg, True, NAMES, counts)
+    # Box 1 would have suppressed box 0 (IoU 0.9); it is dropped instead, as are the infinite box 3 and anchor 4
+    # with its NaN score (which takes no pre-filter place: nms_pre 4 still reaches anchors 0-3). The -inf logits
+    # of class b (score 0) are ordinary.
+    assert np.allclose(d.scores, [0.9, 0.7]) and np.array_equal(d.boxes, boxes[[0, 2]].numpy())
+    assert counts.non_finite == 3
+    postprocess_scene(logits, lambda k: boxes[k], cfg, True, NAMES, counts)
+    assert counts.non_finite == 6
