@@ -132,15 +132,33 @@ class Trainer:
         cfg, dev, rank0 = self.cfg, self.device, self.dist.is_main
         net = self.dist.wrap(self.model, dev)  # after resume: DDP broadcasts rank 0's weights
         loader = step_loader(self.data, self.step, self.total, cfg.train.num_workers)
-        use_amp = cfg.train.amp and dev.type == "cuda"
         bar = None
         if rank0 and self.show_progress:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total, initial=self.step, desc="train", dynamic_ncols=True)
-        last: dict[str, Any] = {}
         self._fit_start = time.time()
         self.model.train()
+        try:
+            last = self._steps(net, loader, bar, stop_after)
+        finally:  # also on Ctrl-C: the caller's message goes on a line of its own
+            if bar is not None:
+                bar.close()
+        if self.step >= self.total:
+            self.save_checkpoint(self.work_dir / "latest.pt")
+            if rank0:
+                save_atomic(make_checkpoint(cfg, self.model), self.work_dir / "final.pt")
+            if validate_at_end:
+                last.update(self.validate() or {})
+        if self.dist.world > 1:
+            self._check_ranks_agree()
+        return {"step": self.step, **last}
+
+    def _steps(self, net: torch.nn.Module, loader: Any, bar: Any, stop_after: Optional[int]) -> dict[str, Any]:
+        """The optimizer steps of ``fit``; returns the last step's loss terms."""
+        cfg, dev, rank0 = self.cfg, self.device, self.dist.is_main
+        use_amp = cfg.train.amp and dev.type == "cuda"
+        last: dict[str, Any] = {}
         for batch in loader:
             x = sparse_to(batch.x, dev)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -171,17 +189,7 @@ class Trainer:
             if stop_after is not None and step >= stop_after:
                 self.save_checkpoint(self.work_dir / "latest.pt")
                 break
-        if bar is not None:
-            bar.close()
-        if self.step >= self.total:
-            self.save_checkpoint(self.work_dir / "latest.pt")
-            if rank0:
-                save_atomic(make_checkpoint(cfg, self.model), self.work_dir / "final.pt")
-            if validate_at_end:
-                last.update(self.validate() or {})
-        if self.dist.world > 1:
-            self._check_ranks_agree()
-        return {"step": self.step, **last}
+        return last
 
     def _log(self, terms: dict[str, float], seconds: float) -> None:
         """One training-log row: whatever terms the criterion returned, in name order."""
