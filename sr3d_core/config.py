@@ -446,6 +446,57 @@ def resolve_config_path(name_or_path: Union[str, Path]) -> Path:
     )
 
 
+def config_files(name_or_path: Union[str, Path]) -> list[Path]:
+    """The YAML files a config is read from: itself, then its ``base``, that file's base, and so on.
+
+    Raises:
+        FileNotFoundError: no such file or preset.
+        ConfigError: a file that is not valid YAML, or a ``base`` that is missing or loops.
+    """
+    files = [resolve_config_path(name_or_path)]
+    while True:
+        with open(files[-1]) as f:
+            try:
+                d = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{files[-1]}: not valid YAML: {_one_line(e)}") from None
+        if not isinstance(d, dict) or "base" not in d:
+            return files
+        try:
+            base = resolve_config_path(d["base"])
+        except FileNotFoundError as e:
+            raise ConfigError(f"{files[-1]}: base {d['base']!r} not found ({e})") from None
+        if base in files:
+            raise ConfigError(f"{files[-1]}: 'base' chain loops: {' -> '.join(str(p) for p in (*files, base))}")
+        files.append(base)
+
+
+def config_changes(old: Config, new: Config) -> list[str]:
+    """What differs between two experiments, one ``key: old -> new`` line per dotted key (the name aside).
+
+    A key only one of them has (a plug-in section that changed name) shows ``(none)`` on the other side.
+    """
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[prefix + k] = v
+        return out
+
+    a, b = flat(old.to_dict()), flat(new.to_dict())
+    missing = object()
+    lines = []
+    for key in sorted(a.keys() | b.keys()):
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if key != "name" and va != vb:
+            show = [("(none)" if v is missing else repr(v)) for v in (va, vb)]
+            lines.append(f"{key}: {show[0]} -> {show[1]}")
+    return lines
+
+
 def _read_with_base(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     """Read a YAML config; a top-level ``base: <preset or path>`` is read first and this file merged over it."""
     if path in chain:
