@@ -21,22 +21,24 @@ from node_harness import REPO, Client, node_command, start_node, stop_node  # no
 
 NS = "/sr3d_big"
 H, W = 480, 640
+HD_H, HD_W, HD_STEP = 720, 1280, 32  # RealSense D4xx at its highest depth resolution, x y z rgb + padding
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
-def big_cloud(point_step: int, sec: int):
-    """A 640x480 organized RGB-D cloud (x, y, z float32 + packed rgb), padded to ``point_step`` bytes."""
+def big_cloud(point_step: int, sec: int, height: int = H, width: int = W):
+    """An organized RGB-D cloud (x, y, z float32 + packed rgb; 640x480 unless given), padded to ``point_step``
+    bytes."""
     from std_msgs.msg import Header
 
     from sr3d_ros.conversions import make_pointcloud2
 
     rng = np.random.default_rng(sec)
-    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
-    z = 1.0 + 3.0 * rng.random((H, W), np.float32)
-    x, y = (u - W / 2) / 525.0 * z, (v - H / 2) / 525.0 * z
+    v, u = np.mgrid[0:height, 0:width].astype(np.float32)
+    z = 1.0 + 3.0 * rng.random((height, width), np.float32)
+    x, y = (u - width / 2) / 525.0 * z, (v - height / 2) / 525.0 * z
     z[::9, ::7] = np.nan  # holes where the sensor saw nothing
-    rgb = rng.integers(0, 1 << 24, (H, W), dtype=np.uint32)
-    msg = make_pointcloud2(Header(frame_id="camera_link"), H, W,
+    rgb = rng.integers(0, 1 << 24, (height, width), dtype=np.uint32)
+    msg = make_pointcloud2(Header(frame_id="camera_link"), height, width,
                            [("x", x.ravel(), 7), ("y", y.ravel(), 7), ("z", z.ravel(), 7), ("rgb", rgb.ravel(), 6)],
                            point_step=point_step)
     msg.header.stamp.sec = sec
@@ -76,6 +78,39 @@ def test_camera_size_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
                     assert got is not None, f"cloud {sec} ({step} B/point, {pub.qos_profile.reliability}) " \
                                             f"never answered; log:\n{log.read_text()}"
                     assert got.header.stamp.sec == sec
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+
+
+def test_realsense_hd_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
+    """1280x720 at 32 B/point: 29.5 MB, what a RealSense sends at its highest depth resolution. With the shipped
+    profile on both ends every such cloud is answered, best effort and reliable."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith("config/fastdds_large_messages.xml"), \
+        "run under scripts/env.sh (make test does)"
+    topic = f"{NS}/hd/points"
+    log = tmp_path / "node.log"
+    client = Client(f"{NS}/hd", topic)
+    # Depth 1 on both: the harness's reliable depth-50 publisher would keep 50 of these clouds in its history.
+    publishers = {"best effort": client.node.create_publisher(PointCloud2, topic, qos_profile_sensor_data),
+                  "reliable": client.node.create_publisher(PointCloud2, topic,
+                                                           QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))}
+    proc = start_node(node_command("hd", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0}, topic),
+                      log)
+    try:
+        assert client.wait_ready(proc), log.read_text()
+        sec = 0
+        for kind, pub in publishers.items():
+            for _ in range(2):
+                sec += 1
+                msg = big_cloud(HD_STEP, sec, HD_H, HD_W)
+                assert len(msg.data) == HD_H * HD_W * HD_STEP == 29_491_200
+                pub.publish(msg)
+                got = client.wait_for(lambda s=sec: client.detection_at(s), 60.0, proc)
+                assert got is not None, f"29.5 MB cloud {sec} ({kind}) never answered; log:\n{log.read_text()}"
     finally:
         assert stop_node(proc) == 0, log.read_text()
         client.close()
