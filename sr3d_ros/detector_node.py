@@ -13,6 +13,9 @@ is dropped and counted (from its publisher's sequence numbers); nothing is queue
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ from rclpy.qos import (
     qos_profile_sensor_data,
     qos_profile_system_default,
 )
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64, Header
 from std_srvs.srv import SetBool
 from vision_msgs.msg import Detection3DArray, LabelInfo
@@ -50,7 +54,14 @@ from sr3d_ros.conversions import (
 )
 from sr3d_ros.diagnostics import FrameStats
 from sr3d_ros.inbox import CloudInbox
-from sr3d_ros.params import NodeParams, ParameterError, default_params_path, load_defaults, runtime_parameters
+from sr3d_ros.params import (
+    NodeParams,
+    ParameterError,
+    check_command_line,
+    default_params_path,
+    load_defaults,
+    runtime_parameters,
+)
 from sr3d_ros.pipeline import FramePipeline, PreparedFrame
 from sr3d_ros.tf_lookup import TfLookup, TransformUnavailable, make_tf_lookup
 
@@ -98,13 +109,24 @@ class _DetectorLogic:
 
     # ------------------------------------------------------------------ setup and transitions
 
-    def _declare(self) -> None:
-        """Declare every parameter with its default from config/node.yaml (the one home of defaults)."""
+    def _declare(self, argv: list[str] | None = None) -> None:
+        """Declare every parameter with its default from config/node.yaml (the one home of defaults).
+
+        Args:
+            argv: the process's command line (``main`` passes it): a value of the wrong type on it is refused
+                (rcl would drop it without a word when another source set the parameter), and a remap rule that
+                the shell tilde-expanded is reported.
+
+        Raises:
+            ParameterError: a parameter value of the wrong type or out of range (the message names it).
+        """
         self._params: NodeParams | None = None
         self._detector: Any = None
         self._pipeline: FramePipeline | None = None
         self._silent_since: float | None = None  # a publisher exists on the input but nothing arrives
         self._silence_logged = False
+        self._unpublished_since: float | None = None  # subscribed, and nobody publishes on the input
+        self._unpublished_warned: float | None = None
         self._class_names: tuple[str, ...] = ()
         self._tf: TfLookup | None = None
         self._inbox: CloudInbox | None = None
@@ -125,14 +147,32 @@ class _DetectorLogic:
         self._messages = MessagePool()  # output messages refilled frame after frame (one publishing thread)
         self._model_params: list[str] = []
         self._defaults_path = default_params_path()
+        if argv is not None:
+            check_command_line(argv, self.get_name(), self.get_fully_qualified_name())
+            self._warn_expanded_remaps(argv)
         runtime = runtime_parameters()
         for name, value in load_defaults(self._defaults_path).items():
             desc = NodeParams.__dataclass_fields__[name].metadata["description"]
-            # Double parameters take integers too (`-p score_threshold:=1`): rclpy would refuse the int type, so
-            # they are dynamically typed and NodeParams coerces (and validates) the value.
+            # Dynamically typed, so that a value of the wrong type reaches the set-parameters callback, which refuses
+            # it naming the parameter, the type and the value (rclpy's own type check names none of them); doubles
+            # take integers too (`-p score_threshold:=1`).
             self.declare_parameter(name, value, ParameterDescriptor(
-                description=desc, read_only=name not in runtime, dynamic_typing=isinstance(value, float)))
+                description=desc, read_only=name not in runtime, dynamic_typing=True))
+        self._read_params()  # an override of the wrong type or out of range: refused at start, not at configure
         self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _warn_expanded_remaps(self, argv: list[str]) -> None:
+        """Warn about remap rules that start with the home directory: an unquoted ``~`` the shell expanded."""
+        home = os.path.expanduser("~").rstrip("/")
+        if not home or home == "~":
+            return
+        for i, arg in enumerate(argv[:-1]):
+            rule = argv[i + 1]
+            if arg in ("-r", "--remap") and rule.startswith(home + "/") and ":=" in rule:
+                fixed = "~" + rule[len(home):]
+                self.get_logger().warning(
+                    f"remap rule '{rule}' starts with your home directory {home}: the shell expanded an unquoted "
+                    f"'~', so the rule matches no topic of this node. Quote it: -r '{fixed}'")
 
     def _read_params(self) -> NodeParams:
         names = [f for f in NodeParams.__dataclass_fields__]
@@ -216,6 +256,7 @@ class _DetectorLogic:
         if self._inbox is None:
             inbox = CloudInbox(self, self.resolve_topic_name("~/input/points"),
                                input_qos(p.input_qos, p.input_qos_depth))
+            self._unpublished_since, self._unpublished_warned = time.monotonic(), None
             with self._cond:
                 self._inbox = inbox
                 self._cond.notify_all()
@@ -330,6 +371,7 @@ class _DetectorLogic:
             new = self._params.replace(**ours)
             self._check_classes(new.classes)
         except (ParameterError, TypeError, ValueError) as err:
+            self._keep_descriptor_types(params)
             return SetParametersResult(successful=False, reason=str(err))
         old, self._params = self._params, new
         self._apply_postprocess(new)
@@ -339,6 +381,14 @@ class _DetectorLogic:
             self._publish_label_info()
         self.get_logger().info(f"parameters changed: {ours}")
         return SetParametersResult(successful=True)
+
+    def _keep_descriptor_types(self, params: list[Parameter]) -> None:
+        """Undo what rclpy did before calling us: a dynamically typed descriptor takes the type of every value
+        offered, also of one the callback then refuses (``ros2 param describe`` would show it)."""
+        for param in params:
+            if param.name in NodeParams.__dataclass_fields__ and self.has_parameter(param.name):
+                current = self.get_parameter(param.name)
+                self.describe_parameter(param.name).type = current.type_.value
 
     # ------------------------------------------------------------------ data path
 
@@ -525,11 +575,35 @@ class _DetectorLogic:
                 f"input_qos={p.input_qos}, and a reliable subscription gets nothing from a best-effort publisher")
         return f"publisher on the input but no data for {waited:.0f} s (QoS or DDS segment size, see the log)"
 
+    def _watch_publishers(self, now: float, p: NodeParams) -> None:
+        """Warn while the input topic has no publisher: after ``no_publisher_warn_s`` subscribed, then every
+        ``no_publisher_warn_s``, naming the PointCloud2 topics that have one (the remap probably missed)."""
+        topic = self.resolve_topic_name("~/input/points")
+        if self._inbox is None or self.count_publishers(topic):
+            self._unpublished_since = now if self._inbox is not None else None
+            self._unpublished_warned = None
+            return
+        if self._unpublished_since is None:
+            self._unpublished_since = now
+        waited = now - self._unpublished_since
+        if waited < p.no_publisher_warn_s or (
+                self._unpublished_warned is not None and now - self._unpublished_warned < p.no_publisher_warn_s):
+            return
+        self._unpublished_warned = now
+        clouds = sorted(name for name, types in self.get_topic_names_and_types()
+                        if "sensor_msgs/msg/PointCloud2" in types and name != topic and self.count_publishers(name))
+        found = (f"PointCloud2 topics with a publisher: {', '.join(clouds)}; remap the input onto one, e.g. "
+                 f"-r '~/input/points:={clouds[0]}' (quoted: bash expands an unquoted ~ to your home directory)"
+                 if clouds else "no PointCloud2 topic has a publisher yet (is the camera driver running, in this "
+                 "ROS_DOMAIN_ID, and discoverable: ROS_AUTOMATIC_DISCOVERY_RANGE?)")
+        self.get_logger().warning(f"no publisher on the input {topic} for {waited:.0f} s; {found}")
+
     def _publish_diagnostics(self) -> None:
         p, s = self._params, self._stats
         if p is None or "diagnostics" not in self._pubs:
             return
         now = time.monotonic()
+        self._watch_publishers(now, p)
         values, problems, silent = s.assess(now, p.max_processing_time_ms, p.max_input_age_ms, self._inbox is not None)
         values["enabled"] = str(self._enabled).lower()
         silence = self._silence_problem(now, silent, p)
@@ -548,10 +622,11 @@ class _DetectorLogic:
 class DetectorLifecycleNode(_DetectorLogic, LifecycleNode):
     """Lifecycle flavour: configure loads the checkpoint, activate subscribes, cleanup frees the model."""
 
-    def __init__(self, node_name: str = "sr3d_detector", **kwargs: Any) -> None:
-        """Declare parameters; transitions are driven by ``autostart`` (see ``main``) or a lifecycle manager."""
+    def __init__(self, node_name: str = "sr3d_detector", argv: list[str] | None = None, **kwargs: Any) -> None:
+        """Declare parameters (checking ``argv``, the command line, when given); transitions are driven by
+        ``autostart`` (see ``main``) or a lifecycle manager."""
         super().__init__(node_name, **kwargs)
-        self._declare()
+        self._declare(argv)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load parameters and model; failure leaves the node unconfigured with the reason logged."""
@@ -587,38 +662,72 @@ class DetectorLifecycleNode(_DetectorLogic, LifecycleNode):
 class DetectorNode(_DetectorLogic, Node):
     """Plain-node flavour: configured and active from construction."""
 
-    def __init__(self, node_name: str = "sr3d_detector", **kwargs: Any) -> None:
-        """Declare parameters, load the model and subscribe; raises on an invalid configuration."""
+    def __init__(self, node_name: str = "sr3d_detector", argv: list[str] | None = None, **kwargs: Any) -> None:
+        """Declare parameters (checking ``argv``, the command line, when given), load the model and subscribe;
+        raises on an invalid configuration."""
         super().__init__(node_name, **kwargs)
-        self._declare()
+        self._declare(argv)
         self._configure()
         self._activate()
 
 
-def _spin(node: Any, args: list[str] | None) -> None:
+class _StopRequest:
+    """SIGINT / SIGTERM, caught by the node itself instead of rclpy.
+
+    rclpy's own handlers shut the context down the moment the signal arrives, so everything the node logs while it
+    stops (the final counters) fails to reach /rosout ("publisher's context is invalid"). Here a signal only asks the
+    spin loop to stop; the node logs, cleans up and is destroyed, and the context is shut down last.
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.requested.set()
+
+
+def _init(args: list[str] | None) -> _StopRequest:
+    """``rclpy.init`` without its signal handlers, and ours in their place."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    return _StopRequest()
+
+
+def _spin(node: Any, args: list[str] | None, stop: _StopRequest | None = None, period_s: float = 0.2) -> None:
+    """Spin until a signal asks to stop (``stop``; else until the context is shut down), then log the final
+    counters, clean up, destroy the node and shut the context down, in that order."""
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
+        # Short waits: the signal handler runs (and sets the event) only between them.
+        while (stop is None or not stop.requested.is_set()) and rclpy.ok():
+            executor.spin_once(timeout_sec=period_s)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # Ctrl-C or SIGTERM shut the context down while a callback (a timer's diagnostics) was publishing, and rcl
+        # The context was shut down from elsewhere while a callback (a timer's diagnostics) was publishing, and rcl
         # raises "publisher's context is invalid": a normal stop. With the context still up, it is a real error.
         if rclpy.ok():
             raise
     finally:
         node._log_counters()
         node._cleanup()
+        executor.remove_node(node)
         node.destroy_node()
         rclpy.try_shutdown()
 
 
+def _argv(args: list[str] | None) -> list[str]:
+    """The command line rclpy reads: ``args``, or the process's."""
+    return list(sys.argv if args is None else args)
+
+
 def main(args: list[str] | None = None) -> None:
     """Console script ``sr3d_detector_node``: the lifecycle node, auto-activated when ``autostart`` is true."""
-    rclpy.init(args=args)
+    stop = _init(args)
     try:
-        node = DetectorLifecycleNode()
+        node = DetectorLifecycleNode(argv=_argv(args))
     except Exception as err:  # noqa: BLE001 - e.g. a parameter override of the wrong type
         rclpy.logging.get_logger("sr3d_detector").fatal(str(err))
         rclpy.try_shutdown()
@@ -634,19 +743,19 @@ def main(args: list[str] | None = None) -> None:
             node.destroy_node()
             rclpy.try_shutdown()
             raise SystemExit(1)
-    _spin(node, args)
+    _spin(node, args, stop)
 
 
 def main_plain(args: list[str] | None = None) -> None:
     """Console script ``sr3d_detector_node_plain``: a plain node (no lifecycle), active at once."""
-    rclpy.init(args=args)
+    stop = _init(args)
     try:
-        node = DetectorNode()
+        node = DetectorNode(argv=_argv(args))
     except Exception as err:  # noqa: BLE001 - report, then exit non-zero
         rclpy.logging.get_logger("sr3d_detector").fatal(str(err))
         rclpy.try_shutdown()
         raise SystemExit(1) from None
-    _spin(node, args)
+    _spin(node, args, stop)
 
 
 if __name__ == "__main__":

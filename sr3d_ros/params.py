@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -74,6 +75,10 @@ class NodeParams:
     no_data_warn_s: float = _p("Warn (log once and `/diagnostics`) when a publisher exists on the input topic "
                                "but no cloud has arrived for this long: a QoS mismatch, or clouds too large for "
                                "the DDS transport.", runtime=True)
+    no_publisher_warn_s: float = _p("Warn when the input topic has had no publisher for this long after "
+                                    "activation, and again every this many seconds while none appears, naming the "
+                                    "PointCloud2 topics that have one (a remap that matches nothing).",
+                                    runtime=True)
 
     def __post_init__(self) -> None:
         _check(isinstance(self.checkpoint, str), "checkpoint", "must be a string")
@@ -88,6 +93,8 @@ class NodeParams:
         _check(self.missing_color in MISSING_COLOR_MODES, "missing_color",
                f"must be one of {MISSING_COLOR_MODES}, got {self.missing_color!r}")
         _check(_finite(self.no_data_warn_s) and self.no_data_warn_s > 0, "no_data_warn_s", "must be > 0")
+        _check(_finite(self.no_publisher_warn_s) and self.no_publisher_warn_s > 0, "no_publisher_warn_s",
+               "must be > 0")
         for name in ("score_threshold", "nms_iou"):
             _check(_finite(getattr(self, name)), name, f"must be a finite number, got {getattr(self, name)}")
         try:  # the library's own rule for these values (configs and Detector.set_postprocess use it too)
@@ -183,24 +190,184 @@ def _check(ok: bool, name: str, reason: str) -> None:
         raise ParameterError(f"parameter '{name}' {reason}")
 
 
+#: What each field type takes, as the messages say it.
+_KINDS = {"bool": "a bool", "int": "an integer", "float": "a number (double)", "str": "a string"}
+_LIST_KIND = "a list of strings"
+
+
 def _coerce(name: str, type_name: str, value: Any) -> Any:
     """Coerce one value to the field type; ``type_name`` is the string annotation (postponed evaluation)."""
+    kind = _KINDS.get(type_name, _LIST_KIND)
     if type_name == "bool":
-        _check(isinstance(value, bool), name, f"must be a bool, got {value!r}")
+        _check(isinstance(value, bool), name, f"must be {kind}, got {value!r}")
         return value
     if type_name == "int":
-        _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be an int, got {value!r}")
+        _check(isinstance(value, int) and not isinstance(value, bool), name, f"must be {kind}, got {value!r}")
         return int(value)
     if type_name == "float":
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
-               f"must be a number, got {value!r}")
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), name, f"must be {kind}, got {value!r}")
         return float(value)
     if type_name == "str":
-        _check(isinstance(value, str), name, f"must be a string, got {value!r}")
+        _check(isinstance(value, str), name, f"must be {kind}, got {value!r}")
         return value
     _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value), name,
-           f"must be a list of strings, got {value!r}")
+           f"must be {kind}, got {value!r}")
     return tuple(value)
+
+
+# ---------------------------------------------------------------------------------------------- the command line
+# rcl merges the parameter sources of a node (every --params-file, then every -p) and keeps the type it saw first: a
+# later value of another type is dropped without a word, so `--params-file config/node.yaml -p max_detections:=5.0`
+# runs with 100. The node therefore reads its own command line and refuses such values. The typing below is rcl's
+# (rcl_yaml_param_parser), not PyYAML's: `1e-3` is a double and `1_000` a string there.
+
+_TRUE = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"}
+_FALSE = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"}
+_TAKES_VALUE = {"-r", "--remap", "-e", "--enclave", "--log-level", "--log-config-file", "--log-file-name"}
+
+
+@dataclass(frozen=True)
+class GivenValue:
+    """One value of a parameter as the command line gives it.
+
+    Attributes:
+        name: the parameter.
+        kind: ``bool``, ``int``, ``float``, ``str``, or ``list[<kind>]`` (rcl's typing).
+        text: the value as written.
+        where: ``-p name:=value`` or the params file's path.
+    """
+
+    name: str
+    kind: str
+    text: str
+    where: str
+
+
+def ros_scalar_kind(text: str, quoted: bool = False) -> str:
+    """The type rcl gives a YAML scalar: ``bool``, ``int``, ``float`` or ``str``."""
+    if quoted:
+        return "str"
+    t = text.strip()
+    if t in _TRUE or t in _FALSE:
+        return "bool"
+    if re.fullmatch(r"[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", t):  # C's strtol, base 0
+        return "int"
+    if t.lower().lstrip("+-") in (".inf", ".nan"):
+        return "float"
+    if "_" not in t:  # Python's float() takes digit separators, C's strtod does not
+        try:
+            float(t)
+            return "float"
+        except ValueError:
+            pass
+    return "str"
+
+
+def _value_kind(text: str) -> str:
+    """The type rcl gives the value of ``-p name:=value``."""
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return "str"
+    if t.startswith("[") and t.endswith("]"):
+        items = [i.strip() for i in t[1:-1].split(",") if i.strip()]
+        kinds = {_value_kind(i) for i in items}
+        return f"list[{kinds.pop()}]" if len(kinds) == 1 else "list[str]"
+    return ros_scalar_kind(t)
+
+
+def _node_key_matches(key: str, node_fqn: str) -> bool:
+    """Whether a params-file node key (``/**``, ``name``, ``/ns/name``, ``/**/name``, ``/*``) applies to the node."""
+    pattern = "".join("(/[^/]+)*" if t == "**" else "/[^/]+" if t == "*" else "/" + re.escape(t)
+                      for t in key.strip("/").split("/") if t)
+    return re.fullmatch(pattern, node_fqn) is not None
+
+
+def _file_values(path: str, node_fqn: str) -> Iterator[GivenValue]:
+    """Every value of a params file that applies to the node, typed as rcl types it."""
+    import yaml
+
+    try:
+        root = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return  # rcl itself refuses an unreadable or invalid file, naming it
+
+    def walk(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for k, v in node.value:
+            if k.value == "ros__parameters":
+                yield prefix, v
+            else:
+                yield from walk(v, f"{prefix}/{k.value.strip('/')}")
+
+    for node_key, params in walk(root, ""):
+        if not isinstance(params, yaml.MappingNode) or not _node_key_matches(node_key, node_fqn):
+            continue
+        for k, v in params.value:
+            if isinstance(v, yaml.ScalarNode):
+                kind = ros_scalar_kind(v.value, quoted=v.style in ("'", '"'))
+            elif isinstance(v, yaml.SequenceNode):
+                kinds = {ros_scalar_kind(i.value, i.style in ("'", '"')) for i in v.value
+                         if isinstance(i, yaml.ScalarNode)}
+                kind = f"list[{kinds.pop()}]" if len(kinds) == 1 else "list[str]"
+            else:
+                continue  # a parameter namespace (nested names): none of ours
+            text = v.value if isinstance(v, yaml.ScalarNode) else "[" + ", ".join(
+                getattr(i, "value", "?") for i in v.value) + "]"
+            yield GivenValue(k.value, kind, text, path)
+
+
+def command_line_values(argv: Sequence[str], node_name: str, node_fqn: str) -> list[GivenValue]:
+    """The parameter values that the ROS arguments of ``argv`` give this node, in order.
+
+    Reads every ``--ros-args`` section: ``--params-file FILE`` (node keys matched against ``node_fqn``, wildcards
+    included) and ``-p`` / ``--param [node:]name:=value``.
+    """
+    out: list[GivenValue] = []
+    in_ros, i = False, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg in ("-p", "--param") and i + 1 < len(argv):
+            i += 1
+            rule = argv[i]
+            lhs, sep, value = rule.partition(":=")
+            node, _, name = lhs.rpartition(":")
+            if sep and (not node or node in (node_name, node_fqn)):
+                out.append(GivenValue(name, _value_kind(value), value, f"{arg} {rule}"))
+        elif in_ros and arg == "--params-file" and i + 1 < len(argv):
+            i += 1
+            out.extend(_file_values(argv[i], node_fqn))
+        elif in_ros and arg in _TAKES_VALUE:
+            i += 1
+        i += 1
+    return out
+
+
+def _accepts(type_name: str, kind: str) -> bool:
+    """Whether a field of ``type_name`` takes a value rcl typed ``kind`` (doubles take integers too)."""
+    if type_name == "float":
+        return kind in ("int", "float")
+    if type_name in _KINDS:
+        return kind == type_name
+    return kind == "list[str]"
+
+
+def check_command_line(argv: Sequence[str], node_name: str, node_fqn: str) -> None:
+    """Refuse a parameter value of the wrong type anywhere on the command line (see the note above).
+
+    Raises:
+        ParameterError: naming each such parameter, the type it takes, the value given and where.
+    """
+    types = {f.name: f.type for f in dataclasses.fields(NodeParams)}
+    bad = [f"parameter '{v.name}' must be {_KINDS.get(types[v.name], _LIST_KIND)}, got {v.text} ({v.where})"
+           for v in command_line_values(argv, node_name, node_fqn)
+           if v.name in types and not _accepts(types[v.name], v.kind)]
+    if bad:
+        raise ParameterError("; ".join(bad))
 
 
 if __name__ == "__main__":  # regenerate the README parameter table

@@ -58,8 +58,8 @@ def test_missing_checkpoint_exits_with_the_path(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("context_up", [False, True])
 def test_publish_on_a_shut_down_context_is_a_clean_stop(monkeypatch, context_up: bool) -> None:
-    """A SIGTERM can shut the context down while a timer callback publishes; rcl then raises "publisher's context is
-    invalid" out of spin. That is a normal stop (the node cleans up, no error); the same error with the context
+    """Something else can shut the context down while a timer callback publishes; rcl then raises "publisher's context
+    is invalid" out of spin. That is a normal stop (the node cleans up, no error); the same error with the context
     still up is a real one and propagates."""
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
@@ -72,7 +72,10 @@ def test_publish_on_a_shut_down_context_is_a_clean_stop(monkeypatch, context_up:
         def add_node(self, node) -> None:
             pass
 
-        def spin(self) -> None:
+        def remove_node(self, node) -> None:
+            pass
+
+        def spin_once(self, timeout_sec: float) -> None:
             if not context_up:
                 rclpy.shutdown()
             raise RCLError("Failed to publish: publisher's context is invalid")

@@ -1,9 +1,12 @@
-"""Start-up of the node's console script: a failed autostart exits non-zero with a FATAL line, integers are
-accepted for double parameters at start-up and at run time."""
+"""Start-up and shutdown of the node's console script: a failed autostart exits non-zero with a FATAL line, integers
+are accepted for double parameters at start-up and at run time, values of the wrong type are refused by name (also
+where rcl would drop them), an input nobody publishes is reported with the clouds that exist, and a stop logs
+nothing that fails."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -83,11 +86,78 @@ def test_integers_for_double_parameters(tmp_path, ckpt):
         for sec in (1, 2):
             client.cloud_pub.publish(cloud("camera_color_optical_frame", sec))
             assert client.wait_for(lambda sec=sec: client.detection_at(sec), 30.0, proc), log.read_text()
+        # A value of the wrong type is refused naming the parameter, the type and the value; the declared type stays.
+        (bad,) = client.set_parameters(max_detections=5.0)
+        assert not bad.successful and bad.reason == "parameter 'max_detections' must be an integer, got 5.0"
+        (bad,) = client.set_parameters(class_filter="chair")
+        assert not bad.successful and bad.reason == "parameter 'class_filter' must be a list of strings, got 'chair'"
+        from rcl_interfaces.msg import ParameterType
+        from rcl_interfaces.srv import DescribeParameters
+
+        described = client.call(DescribeParameters, f"{NS}/ints/describe_parameters",
+                                DescribeParameters.Request(names=["max_detections", "class_filter"])).descriptors
+        assert [d.type for d in described] == [ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_STRING_ARRAY]
+        (ok,) = client.set_parameters(max_detections=7)
+        assert ok.successful, ok.reason
     finally:
         assert stop_node(proc) == 0, log.read_text()
         client.close()
     text = log.read_text()
     assert text.count("inferring in 'camera_color_optical_frame', an optical frame") == 1, text
+    # Stopped by SIGINT: the last line reaches /rosout too (the context is shut down after it).
+    assert "final counters:" in text and "Failed to publish log message to rosout" not in text, text
+
+
+@pytest.mark.parametrize("rule,message", [
+    ("max_detections:=5.0", "parameter 'max_detections' must be an integer, got 5.0 (-p max_detections:=5.0)"),
+    ("score_threshold:=abc", "parameter 'score_threshold' must be a number (double), got abc "
+                             "(-p score_threshold:=abc)"),
+    ("input_qos_depth:=2.5", "parameter 'input_qos_depth' must be an integer, got 2.5 (-p input_qos_depth:=2.5)"),
+])
+def test_wrong_types_with_the_params_file_exit_with_the_name(tmp_path, rule, message):
+    """`--params-file config/node.yaml -p ...` (the README's command): rcl keeps the file's value and drops the
+    other type; the node must refuse instead of running with the default."""
+    log = tmp_path / "node.log"
+    cmd = node_command("typed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"}, f"{NS}/pts4")
+    cmd[cmd.index("--params-file") + 2:cmd.index("--params-file") + 2] = ["-p", rule]
+    proc = start_node(cmd, log)
+    code = wait_exit(proc)
+    if code is None:
+        stop_node(proc)
+    text = log.read_text()
+    assert code == 1 and "FATAL" in text and message in text, f"exit code {code}; log:\n{text}"
+
+
+def test_an_input_nobody_publishes_is_reported_with_the_clouds_that_exist(tmp_path, ckpt):
+    """The README's command pasted into bash without quotes: `~` became the home directory, the remap matches
+    nothing and the node listens on its default topic. It says so at start, then (throttled) which clouds exist."""
+    log = tmp_path / "node.log"
+    camera = f"{NS}/camera/depth/color/points"
+    client = Client(f"{NS}/lonely", camera)  # publishes on the camera topic, which the node does not hear
+    cmd = node_command("lonely", NS, {"checkpoint": ckpt, "device": "cpu", "no_publisher_warn_s": 1.0,
+                                      "diagnostics_period_s": 0.25}, camera)
+    home = os.path.expanduser("~")
+    cmd[-1] = f"{home}/input/points:={camera}"  # what bash makes of an unquoted ~/input/points:=...
+    proc = start_node(cmd, log)
+    warning = "no publisher on the input"
+    try:
+        assert client.wait_for(lambda: warning in log.read_text(), 60.0, proc), log.read_text()
+        first = time.monotonic()
+        while time.monotonic() - first < 3.0 and proc.poll() is None:
+            time.sleep(0.1)
+        assert client.node.count_subscribers(camera) == 0  # the remap really missed
+    finally:
+        assert stop_node(proc) == 0, log.read_text()
+        client.close()
+    text = log.read_text()
+    assert (f"remap rule '{home}/input/points:={camera}' starts with your home directory {home}: the shell "
+            f"expanded an unquoted '~'" in text and f"Quote it: -r '~/input/points:={camera}'" in text), text
+    lines = [ln for ln in text.splitlines() if warning in ln]
+    assert all(f"{warning} {NS}/lonely/input/points" in ln and f"PointCloud2 topics with a publisher: {camera}" in ln
+               for ln in lines), text
+    # Throttled to one per no_publisher_warn_s (1 s) over ~3 s, not one per diagnostics period (0.25 s).
+    assert 2 <= len(lines) <= 5, text
+    assert "Failed to publish log message to rosout" not in text, text
 
 
 def cloud(frame: str, sec: int):
