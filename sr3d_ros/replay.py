@@ -11,8 +11,10 @@ and the node's published detections are recorded: dropped frames and latency are
 Ground truth comes from a ``vision_msgs/Detection3DArray`` topic of the bag (``--gt-topic``) or a sidecar file
 (``--gt-file``, YAML or JSON, see docs/REPLAY.md); it is matched to detections by stamp and transformed into the
 detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``sr3d-evaluate``
-(``sr3d_core.evaluation``). The report (Markdown + JSON), a bird's-eye view of sampled frames and a latency
-histogram are written to ``--out``.
+(``sr3d_core.evaluation``) and, unless --score-threshold / --max-detections say otherwise, the same post-processing:
+the checkpoint's own (its score threshold, NMS IoU and detection cap), so both report the same numbers on the same
+frames. The report (Markdown + JSON), a bird's-eye view of sampled frames and a latency histogram are written to
+``--out``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sr3d_ros.cdr import parse_pointcloud2
 from sr3d_ros.conversions import MalformedCloudError, msg_to_detections, stamp_ns
 from sr3d_ros.tf_lookup import TransformBuffer, TransformUnavailable
 
+DEFAULT_GT_TOPIC = "/ground_truth/detections"
 CLOUD_TYPES = ("sensor_msgs/msg/PointCloud2",)
 GT_TYPES = ("vision_msgs/msg/Detection3DArray",)
 TF_TYPES = ("tf2_msgs/msg/TFMessage",)
@@ -56,13 +59,16 @@ class ReplayConfig:
         bag: the rosbag2 folder.
         checkpoint: the model.
         mode: ``offline`` or ``live``.
-        cloud_topic / gt_topic: topics in the bag (``gt_topic`` empty: no ground truth from the bag).
+        cloud_topic: the clouds' topic in the bag.
+        gt_topic: the ground truth's topic: None = ``DEFAULT_GT_TOPIC`` when the bag has it; a name = that topic,
+            which the bag must have; empty = no ground truth from the bag.
         gt_file: sidecar ground truth instead of a topic.
         target_frame: frame to infer in (empty: the cloud's frame).
-        score_threshold / max_detections: post-processing (the same for offline and live).
+        score_threshold / max_detections: post-processing (the same for offline and live); None = the checkpoint's
+            own ``postprocess`` values, which ``sr3d-evaluate`` uses too.
         rate: live playback speed factor (1 = recorded rate).
-        lockstep: live: send the next cloud only when the node has answered the previous one (or 30 s passed),
-            whatever the rate: nothing is dropped, so offline and live can be compared frame by frame.
+        lockstep: live: send the next cloud only when the node has answered the previous one (or skipped it, or
+            30 s passed), whatever the rate: nothing is dropped, so offline and live can be compared frame by frame.
         max_frames: replay only the first clouds.
         device: torch device.
         out: report folder.
@@ -74,11 +80,11 @@ class ReplayConfig:
     checkpoint: Path
     mode: str = "offline"
     cloud_topic: str = "/camera/depth/color/points"
-    gt_topic: str = "/ground_truth/detections"
+    gt_topic: Optional[str] = None
     gt_file: Optional[Path] = None
     target_frame: str = "base_link"
-    score_threshold: float = 0.01
-    max_detections: int = 100
+    score_threshold: Optional[float] = None
+    max_detections: Optional[int] = None
     rate: float = 1.0
     lockstep: bool = False
     max_frames: Optional[int] = None
@@ -174,16 +180,28 @@ class ReplayBag:
                 self.tf.set_transform_msg(t, static=m.topic == "/tf_static")
         self.class_names = class_names
         self.gt_frame, self.gt, self.gt_static = "", {}, None
+        self.gt_source = ""  # where the ground truth came from, for messages
         if cfg.gt_file is not None:
+            self.gt_source = str(cfg.gt_file)
             self.gt_frame, frames, self.gt_static = load_gt_file(cfg.gt_file)
             self.gt = {k: self._labels(v, f"{cfg.gt_file}") for k, v in frames.items()}
             if self.gt_static is not None:
                 self.gt_static = self._labels(self.gt_static, f"{cfg.gt_file}")
-        elif cfg.gt_topic and cfg.gt_topic in self.reader.topics:
-            self.reader.require(cfg.gt_topic, GT_TYPES)
-            for m in self.reader.messages([cfg.gt_topic]):
-                det = msg_to_detections(m.msg, class_names)
-                self.gt[stamp_ns(m.msg.header.stamp)] = (det.boxes.astype(np.float64), det.labels)
+            return
+        topic = cfg.gt_topic
+        if topic is None:  # the default topic is optional; a topic asked for by name is not
+            topic = DEFAULT_GT_TOPIC if DEFAULT_GT_TOPIC in self.reader.topics else ""
+        if topic:
+            self.gt_source = f"topic {topic}"
+            self.reader.require(topic, GT_TYPES)
+            for m in self.reader.messages([topic]):
+                stamp = stamp_ns(m.msg.header.stamp)
+                try:
+                    det = msg_to_detections(m.msg, class_names)
+                except ValueError as e:
+                    raise ReplayError(f"bag {cfg.bag}: the ground truth on {topic} at {stamp * 1e-9:.3f} s cannot be "
+                                      f"read: {e} (ground-truth class_id must name a class of the model)") from None
+                self.gt[stamp] = (det.boxes.astype(np.float64), det.labels)
                 self.gt_frame = m.msg.header.frame_id
 
     def _labels(self, entry: tuple[np.ndarray, list[str]], where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -214,6 +232,39 @@ class ReplayBag:
             boxes = move_boxes(boxes, m, planar_yaw(m, f"the transform '{self.gt_frame}' -> '{frame}'"))
         return boxes, labels
 
+    def check_gt_matches(self, records: list[FrameRecord]) -> None:
+        """Refuse per-stamp ground truth of which no stamp is a replayed cloud's: the mAP would silently be missing.
+
+        Raises:
+            ReplayError: naming the bag, the ground truth's source and both stamp ranges.
+        """
+        if not self.gt or self.gt_static is not None or not records:
+            return
+        stamps = [r.stamp_ns for r in records]
+        if any(s in self.gt for s in stamps):
+            return
+        capped = f" (the first {self.cfg.max_frames}: --max-frames)" if self.cfg.max_frames is not None else ""
+        raise ReplayError(
+            f"bag {self.cfg.bag}: none of the {len(self.gt)} ground-truth stamps of {self.gt_source} "
+            f"({min(self.gt) * 1e-9:.3f} to {max(self.gt) * 1e-9:.3f} s) is the header stamp of one of the "
+            f"{len(stamps)} clouds replayed from {self.cfg.cloud_topic}{capped} ({min(stamps) * 1e-9:.3f} to "
+            f"{max(stamps) * 1e-9:.3f} s). Ground truth is matched to clouds by stamp: each ground-truth message must "
+            "carry its cloud's header.stamp")
+
+    def check_transform(self, cloud: Any) -> None:
+        """The bag's TF must carry ``cloud`` into the target frame at its stamp, as the offline replay needs.
+
+        Raises:
+            ReplayError: naming the bag and both frames.
+        """
+        source, target = cloud.header.frame_id, self.cfg.target_frame
+        if not target or target.lstrip("/") == source.lstrip("/"):
+            return
+        try:
+            BagTf(self.tf, self.cfg.bag).lookup(target, source, stamp_ns(cloud.header.stamp), 0.0)
+        except TransformUnavailable as e:
+            raise ReplayError(no_transform_message(self.cfg, source, e)) from None
+
     def clouds(self):
         """The cloud messages, at most ``max_frames``, each read in place (``msg`` a ``SerializedCloud``)."""
         n = 0
@@ -230,6 +281,12 @@ class ReplayBag:
         except MalformedCloudError as e:
             raise BagError(f"bag {self.cfg.bag}: the message on {m.topic} at {m.timestamp_ns * 1e-9:.3f} s is not "
                            f"a readable PointCloud2: {e.reason}") from None
+
+
+def no_transform_message(cfg: ReplayConfig, source: str, err: Exception) -> str:
+    """The error for a cloud the bag's TF cannot carry into the target frame."""
+    return (f"no transform from the cloud's frame '{source}' to the target frame '{cfg.target_frame}' in the bag's "
+            f"/tf and /tf_static: {err}")
 
 
 class BagTf:
@@ -265,14 +322,21 @@ def run_offline(cfg: ReplayConfig, detector: Any, bag: ReplayBag) -> list[FrameR
         except MalformedCloudError as e:
             rec.error = f"malformed ({e.kind}): {e.reason}"
         except TransformUnavailable as e:
-            raise ReplayError(f"no transform from the cloud's frame '{m.msg.header.frame_id}' to the target frame "
-                              f"'{cfg.target_frame}' in the bag's /tf and /tf_static: {e}") from None
+            raise ReplayError(no_transform_message(cfg, m.msg.header.frame_id, e)) from None
         else:
+            for _, level, text in res.notices:  # what the node would log (each kind once)
+                if level == "warn":
+                    warn(text)
             rec.frame, rec.detections = res.frame, res.detections
             rec.latency_ms = (time.perf_counter() - t0) * 1e3
             rec.extra = {"model_ms": res.model_ms, "decode_ms": res.decode_ms}
         records.append(rec)
     return records
+
+
+def warn(text: str) -> None:
+    """A warning on stderr (progress bars write there too)."""
+    print(f"sr3d-replay: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _n_clouds(cfg: ReplayConfig, bag: ReplayBag) -> int:
@@ -287,18 +351,65 @@ def _msg_class(msgtype: str) -> Any:
     return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
 
-def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) -> list[FrameRecord]:
-    """Start the node in its own process, publish the bag to it at the recorded rate, record its outputs."""
+def node_postprocess_params(post: Any, n_classes: int) -> dict[str, Any]:
+    """The node's post-processing parameters that reproduce ``post`` (a ``PostprocessConfig``).
+
+    The node always caps its detections (``max_detections`` is an integer >= 1); no cap is a cap at the most that
+    post-processing can return: ``nms_pre`` anchors, each under every class.
+    """
+    cap = post.max_detections if post.max_detections is not None else post.nms_pre * n_classes
+    return {"score_threshold": post.score_threshold, "nms_iou": post.nms_iou, "max_detections": cap}
+
+
+#: The node's counters of frames it received but did not answer, and what a replayed frame is then marked.
+NODE_SKIPS = {"tf_failures": "no transform in the node", "malformed_inputs": "malformed (the node skipped it)",
+              "errors": "failed in the node"}
+
+
+def read_final_counters(log_path: Path) -> dict[str, int]:
+    """The node's ``final counters: key=value ...`` line (logged when it stops); empty when there is none."""
+    for line in reversed(log_path.read_text(errors="replace").splitlines()):
+        if "final counters: " in line:
+            pairs = (kv.partition("=") for kv in line.split("final counters: ", 1)[1].split())
+            return {k: int(v) for k, _, v in pairs if v.isdigit()}
+    return {}
+
+
+def node_warnings(log_path: Path, limit: int = 5) -> list[str]:
+    """The distinct WARN / ERROR lines of the node's log (their text), at most ``limit``."""
+    seen: list[str] = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith(("[WARN]", "[ERROR]")) and "]: " in line:
+            text = line.split("]: ", 1)[1]
+            if text not in seen:
+                seen.append(text)
+    return seen[:limit]
+
+
+def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, post: Any) -> list[FrameRecord]:
+    """Start the node in its own process, publish the bag to it at the recorded rate, record its outputs.
+
+    Before the node starts, the bag's TF must carry the first cloud into the target frame (and each later cloud
+    before it is sent), as offline. Under ``lockstep`` a frame the node skips (its /diagnostics counters say which)
+    ends the wait for its answer at once.
+
+    Raises:
+        ReplayError: no transform in the bag, or the node did not start or died (the message names its log).
+    """
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from vision_msgs.msg import Detection3DArray, LabelInfo
 
+    first = next(iter(bag.clouds()), None)
+    if first is not None:
+        bag.check_transform(first.msg)  # before spending the node's start-up
     ns, name = "/sr3d_replay", "detector"
     topic = f"{ns}/input/points"
     params = {"checkpoint": str(cfg.checkpoint), "device": cfg.device, "target_frame": cfg.target_frame,
-              "score_threshold": cfg.score_threshold, "max_detections": cfg.max_detections,
-              "input_qos": "reliable", "input_qos_depth": 1, "tf_timeout_s": 0.5, "tf_fallback_latest": False}
+              **node_postprocess_params(post, len(class_names)), "input_qos": "reliable", "input_qos_depth": 1,
+              "tf_timeout_s": 0.5, "tf_fallback_latest": False, "diagnostics_period_s": 0.2}
     from sr3d_ros.params import default_params_path
 
     params_file = default_params_path()
@@ -312,21 +423,34 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
     env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
 
+    def node_died() -> ReplayError:
+        return ReplayError(f"the node exited (status {proc.poll()}) during the live replay of {cfg.bag}; its log: "
+                           f"{log_path}\n" + log_path.read_text(errors="replace")[-2000:])
+
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node("sr3d_replay_player", context=ctx)
     got: dict[int, tuple[float, Any]] = {}
+    counters: dict[str, int] = {}  # the node's newest /diagnostics counters
     lock = threading.Lock()
 
     def on_det(msg: Any) -> None:
         with lock:
             got[stamp_ns(msg.header.stamp)] = (time.monotonic(), msg)
 
+    def on_diagnostics(msg: Any) -> None:
+        for status in msg.status:
+            if status.name.startswith(f"{ns}/{name}:"):
+                values = {kv.key: kv.value for kv in status.values}
+                with lock:
+                    counters.update({k: int(values[k]) for k in NODE_SKIPS if values.get(k, "").isdigit()})
+
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     labels: list = []
     node.create_subscription(Detection3DArray, f"{ns}/{name}/detections", on_det, reliable)
     node.create_subscription(LabelInfo, f"{ns}/{name}/label_info", labels.append, latched)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, reliable)
     pubs = {
         "cloud": node.create_publisher(_msg_class(CLOUD_TYPES[0]), topic, QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE)),
@@ -338,6 +462,8 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
     spin = threading.Thread(target=lambda: _spin(executor, ctx), daemon=True)
     spin.start()
     sent: list[tuple[int, float]] = []
+    base: dict[str, int] = {}  # the node's skip counters when the newest cloud was sent
+    skipped: dict[int, str] = {}  # stamp -> why the node did not answer (lockstep only)
     try:
         deadline = time.monotonic() + 120
         while not (labels and pubs["cloud"].get_subscription_count() > 0):
@@ -359,13 +485,20 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
             if t_start is None:
                 t_start, bag_start = time.monotonic(), m.timestamp_ns
             if cfg.lockstep and m.topic == cfg.cloud_topic and sent:
-                _wait_for(lambda: sent[-1][0] in got, 30.0, lock)
+                why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, 30.0)
+                if why == "died":
+                    raise node_died()
+                if why:
+                    skipped[sent[-1][0]] = why
                 t_start = time.monotonic() - (m.timestamp_ns - bag_start) * 1e-9 / cfg.rate  # re-base the clock
             wait = t_start + (m.timestamp_ns - bag_start) * 1e-9 / cfg.rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             if m.topic == cfg.cloud_topic:
                 msg = bag.read_cloud(m)
+                bag.check_transform(msg)
+                with lock:
+                    base = dict(counters)
                 pubs["cloud"].publish(m.raw)
                 sent.append((stamp_ns(msg.header.stamp), time.monotonic()))
                 n += 1
@@ -375,6 +508,12 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
                 pubs[m.topic].publish(m.raw)
         if bar is not None:
             bar.close()
+        if cfg.lockstep and sent:
+            why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, 30.0)
+            if why == "died":
+                raise node_died()
+            if why:
+                skipped[sent[-1][0]] = why
         # Wait for the tail: until the last frame is answered or 3 s pass without any new answer.
         last_count, last_change = -1, time.monotonic()
         while time.monotonic() - last_change < 3.0 and not (sent and sent[-1][0] in got):
@@ -401,19 +540,35 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag) ->
             rec.detections = msg_to_detections(msg, class_names)
             rec.latency_ms = (t_recv - t_pub) * 1e3
         else:
-            rec.error = "dropped (no detections received for this stamp)"
+            rec.error = skipped.get(stamp, "dropped (no detections received for this stamp)")
         records.append(rec)
+    skips = {k: v for k, v in read_final_counters(log_path).items() if k in NODE_SKIPS and v}
+    if skips and not cfg.lockstep:
+        warn(f"the node skipped frames ({', '.join(f'{k}={v}' for k, v in skips.items())}); they count as dropped "
+             f"here (--lockstep names each); its log: {log_path}")
+    for text in node_warnings(log_path):
+        warn(f"the node: {text}")
     return records
 
 
-def _wait_for(predicate: Any, timeout: float, lock: threading.Lock) -> bool:
+def _wait_answer(stamp: int, got: dict, counters: dict, base: dict, lock: threading.Lock, proc: Any,
+                 timeout: float) -> str:
+    """Wait until the frame at ``stamp`` is answered (""), the node's skip counters rose past ``base`` (the
+    frame's mark, from ``NODE_SKIPS``), the node died ("died"), or ``timeout`` passed ("")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with lock:
-            if predicate():
-                return True
+            if stamp in got:
+                return ""
+            rose = [k for k in NODE_SKIPS if counters.get(k, 0) > base.get(k, 0)]
+        if rose:
+            time.sleep(0.3)  # an answer in flight still wins
+            with lock:
+                return "" if stamp in got else NODE_SKIPS[rose[0]]
+        if proc.poll() is not None:
+            return "died"
         time.sleep(0.01)
-    return False
+    return ""
 
 
 def _spin(executor: Any, ctx: Any) -> None:
@@ -444,15 +599,21 @@ def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str,
     return ev.compute() if n else None
 
 
-def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float) -> dict[str, Any]:
-    """The numbers of the report."""
+def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float,
+              post: Any = None) -> dict[str, Any]:
+    """The numbers of the report; ``post`` is the post-processing the detections were made with."""
     lat = np.array([r.latency_ms for r in records if r.latency_ms is not None])
     answered = [r for r in records if r.detections is not None]
     out: dict[str, Any] = {
         "bag": str(cfg.bag), "mode": cfg.mode, "checkpoint": str(cfg.checkpoint), "target_frame": cfg.target_frame,
-        "score_threshold": cfg.score_threshold, "frames": len(records), "frames_answered": len(answered),
+        "score_threshold": post.score_threshold if post is not None else cfg.score_threshold,
+        "nms_iou": post.nms_iou if post is not None else None,
+        "max_detections": post.max_detections if post is not None else cfg.max_detections,
+        "frames": len(records), "frames_answered": len(answered),
         "frames_dropped": sum(r.error.startswith("dropped") for r in records),
         "frames_malformed": sum(r.error.startswith("malformed") for r in records),
+        "frames_no_transform": sum(r.error.startswith("no transform") for r in records),
+        "frames_failed": sum(r.error.startswith("failed") for r in records),
         "detections_per_frame": float(np.mean([len(r.detections) for r in answered])) if answered else 0.0,
         "wall_s": round(wall_s, 2), "rate_hz": round(len(answered) / wall_s, 2) if wall_s > 0 else None,
         "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if len(lat) else {},
@@ -508,7 +669,8 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
     lines = [f"# Replay report: {cfg.mode}", "", f"- bag: `{cfg.bag}`", f"- checkpoint: `{cfg.checkpoint}`",
              f"- frames: {summary['frames']}, answered {summary['frames_answered']}, dropped "
              f"{summary['frames_dropped']}, malformed {summary['frames_malformed']}",
-             f"- detections per frame (score > {cfg.score_threshold}): {summary['detections_per_frame']:.1f}"]
+             f"- detections per frame (score > {summary['score_threshold']}, at most "
+             f"{summary['max_detections'] or 'all'}): {summary['detections_per_frame']:.1f}"]
     if summary["latency_ms"]:
         lines.append("- latency ms p50 / p90 / p99: " + " / ".join(f"{v:.1f}" for v in summary["latency_ms"].values()))
     if "mAP_0.25" in summary:
@@ -530,43 +692,71 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
     if cfg.mode not in ("offline", "live"):
         raise ReplayError(f"mode must be offline or live, got {cfg.mode!r}")
     detector = Detector.from_checkpoint(cfg.checkpoint, device=cfg.device)
-    detector.set_postprocess(score_threshold=cfg.score_threshold, max_detections=cfg.max_detections)
+    # Only what was asked for changes: by default the checkpoint's post-processing, as sr3d-evaluate runs it.
+    overrides = {k: v for k, v in (("score_threshold", cfg.score_threshold), ("max_detections", cfg.max_detections))
+                 if v is not None}
+    if overrides:
+        detector.set_postprocess(**overrides)
     bag = ReplayBag(cfg, detector.class_names)
     t0 = time.monotonic()
     if cfg.mode == "offline":
         records = run_offline(cfg, detector, bag)
     else:
-        records = run_live(cfg, detector.class_names, bag)
+        records = run_live(cfg, detector.class_names, bag, detector.postprocess)
     wall = time.monotonic() - t0
+    bag.check_gt_matches(records)
     result = evaluate(records, bag, detector.class_names)
-    summary = summarize(cfg, records, result, wall)
+    summary = summarize(cfg, records, result, wall, detector.postprocess)
     write_report(cfg, summary, records, bag, result)
     return summary
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module docstring as written, and every option's default (in words where the help gives it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if "(default:" in (action.help or "") or action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console script ``sr3d-replay``."""
-    ap = argparse.ArgumentParser(prog="sr3d-replay", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bag", type=Path)
-    ap.add_argument("--checkpoint", required=True, type=Path)
-    ap.add_argument("--mode", choices=["offline", "live"], default="offline")
-    ap.add_argument("--cloud-topic", default=ReplayConfig.cloud_topic)
-    ap.add_argument("--gt-topic", default=ReplayConfig.gt_topic, help="'' = none")
-    ap.add_argument("--gt-file", type=Path, default=None, help="sidecar ground truth (YAML/JSON)")
-    ap.add_argument("--target-frame", default=ReplayConfig.target_frame, help="'' = the cloud's frame")
-    ap.add_argument("--score-threshold", type=float, default=ReplayConfig.score_threshold)
-    ap.add_argument("--max-detections", type=int, default=ReplayConfig.max_detections)
+    ap = argparse.ArgumentParser(prog="sr3d-replay", description=__doc__, formatter_class=_HelpFormatter)
+    ap.add_argument("bag", type=Path, help="the rosbag2 folder (mcap or sqlite3)")
+    ap.add_argument("--checkpoint", required=True, type=Path, help="the model")
+    ap.add_argument("--mode", choices=["offline", "live"], default="offline",
+                    help="offline: the detector in this process; live: the node in its own process, over DDS")
+    ap.add_argument("--cloud-topic", default=ReplayConfig.cloud_topic, help="the PointCloud2 topic of the bag")
+    ap.add_argument("--gt-topic", default=None,
+                    help=f"the ground truth's Detection3DArray topic, which the bag must then have; '' = none "
+                         f"(default: {DEFAULT_GT_TOPIC} when the bag has it)")
+    ap.add_argument("--gt-file", type=Path, default=None,
+                    help="sidecar ground truth (YAML/JSON, docs/REPLAY.md) instead of a topic (default: none)")
+    ap.add_argument("--target-frame", default=ReplayConfig.target_frame,
+                    help="gravity-aligned z-up frame to infer in; '' = the cloud's frame")
+    ap.add_argument("--score-threshold", type=float, default=None,
+                    help="minimum score (default: the checkpoint's postprocess.score_threshold, as sr3d-evaluate)")
+    ap.add_argument("--max-detections", type=int, default=None,
+                    help="detections kept per frame (default: the checkpoint's postprocess.max_detections, as "
+                         "sr3d-evaluate; none for TR3D's configs)")
     ap.add_argument("--rate", type=float, default=1.0, help="live playback speed factor")
     ap.add_argument("--lockstep", action="store_true",
-                    help="live: send each cloud only after the previous one was answered (no drops)")
-    ap.add_argument("--max-frames", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=Path("replay_report"))
-    ap.add_argument("--no-progress", action="store_true")
+                    help="live: send each cloud only after the previous one was answered or skipped by the node "
+                         "(no drops)")
+    ap.add_argument("--max-frames", type=int, default=None, help="replay only the first clouds (default: all)")
+    ap.add_argument("--device", default="cpu", help="torch device")
+    ap.add_argument("--out", type=Path, default=Path("replay_report"), help="report folder")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     if a.rate <= 0 or (a.max_frames is not None and a.max_frames < 1):
         ap.error("--rate must be > 0 and --max-frames >= 1")
+    if a.gt_topic and a.gt_file is not None:
+        ap.error("give --gt-topic or --gt-file, not both")
+    if a.score_threshold is not None and not 0.0 <= a.score_threshold < 1.0:
+        ap.error(f"--score-threshold must lie in [0, 1), got {a.score_threshold}")
+    if a.max_detections is not None and a.max_detections < 1:
+        ap.error(f"--max-detections must be >= 1, got {a.max_detections}")
     cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame,
                        a.score_threshold, a.max_detections, a.rate, a.lockstep, a.max_frames, a.device, a.out,
                        progress=not a.no_progress)
@@ -577,7 +767,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     maps = f"mAP@0.25 {s['mAP_0.25']:.4f}  mAP@0.5 {s['mAP_0.5']:.4f}  " if "mAP_0.25" in s else "no ground truth  "
     lat = s["latency_ms"]
-    print(f"{s['mode']}: {s['frames_answered']}/{s['frames']} frames answered, {s['frames_dropped']} dropped  {maps}"
+    skipped = sum(s[k] for k in ("frames_malformed", "frames_no_transform", "frames_failed"))
+    print(f"{s['mode']}: {s['frames_answered']}/{s['frames']} frames answered, {s['frames_dropped']} dropped"
+          + (f", {skipped} skipped (malformed, no transform or failed)" if skipped else "") + f"  {maps}"
           f"latency p50 {lat.get('p50', float('nan')):.1f} ms  p90 {lat.get('p90', float('nan')):.1f} ms  "
           f"report: {cfg.out / 'report.md'}")
     return 0

@@ -199,3 +199,184 @@ def test_sqlite3_bag_reads_the_same(bag, ckpt, tmp_path):
     b = replay(ReplayConfig(bag, ckpt, out=tmp_path / "b", max_frames=2, progress=False))
     assert a["frames"] == b["frames"] == 2
     assert a["detections_per_frame"] == b["detections_per_frame"] and a["mAP_0.25"] == b["mAP_0.25"]
+
+
+# ---------------------------------------------------------------- the evaluator's post-processing
+
+
+class BagScenes:
+    """The bag's clouds as ``sr3d-evaluate`` sees scenes: the points the node's pipeline feeds the network (point
+    cap, TF into base_link) and the bag's ground truth carried into base_link."""
+
+    def __init__(self, rb: ReplayBag, detector) -> None:
+        from sr3d_core.preprocess import cap_rows
+        from sr3d_ros.conversions import pointcloud2_to_array
+
+        self.samples = []
+        for m in rb.clouds():
+            cloud, stamp = m.msg, int(m.msg.header.stamp.sec) * 10**9 + int(m.msg.header.stamp.nanosec)
+            matrix = rb.tf.lookup("base_link", cloud.header.frame_id, stamp)
+            rows = cap_rows(int(cloud.width) * int(cloud.height), detector.contract)
+            points, _ = pointcloud2_to_array(cloud, want_color=True, rows=rows, transform=matrix)
+            boxes, labels = rb.gt_at(stamp, "base_link")
+            self.samples.append((points, boxes.astype(np.float32), labels))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def get(self, index: int, rng, train: bool):
+        from sr3d_core.data.infos import Sample
+
+        points, boxes, labels = self.samples[index]
+        return Sample(points, boxes, labels, index)
+
+
+def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
+    """Same frames, same numbers: the replay keeps the checkpoint's post-processing (no cap of 100 boxes a frame),
+    which is what sr3d-evaluate runs."""
+    from sr3d_core.evaluation.evaluate import evaluate_detector
+    from sr3d_core.inference import Detector
+
+    off = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "off", progress=False))
+    detector = Detector.from_checkpoint(ckpt, "cpu")
+    assert detector.max_detections is None and off["max_detections"] is None
+    assert off["score_threshold"] == detector.score_threshold and off["nms_iou"] == detector.nms_iou
+    assert off["detections_per_frame"] > 100  # a cap of 100 would have changed the numbers
+    rb = ReplayBag(ReplayConfig(bag, ckpt, progress=False), detector.class_names)
+    ev = evaluate_detector(detector, BagScenes(rb, detector)).metrics()
+    assert off["mAP_0.25"] == pytest.approx(ev["mAP_0.25"], abs=1e-9)
+    assert off["mAP_0.5"] == pytest.approx(ev["mAP_0.5"], abs=1e-9)
+    capped = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "cap", max_detections=100, progress=False))
+    assert capped["max_detections"] == 100 and capped["detections_per_frame"] <= 100 < off["detections_per_frame"]
+
+
+def test_live_replay_asks_the_node_for_the_checkpoints_post_processing():
+    from sr3d_core.config import PostprocessConfig
+    from sr3d_ros.replay import node_postprocess_params
+
+    post = PostprocessConfig(nms_pre=1000, score_threshold=0.05, nms_iou=0.4, max_detections=None)
+    # No cap: a cap at the most the post-processing can return (every pre-filtered anchor under every class).
+    assert node_postprocess_params(post, 10) == {"score_threshold": 0.05, "nms_iou": 0.4, "max_detections": 10000}
+    capped = PostprocessConfig(max_detections=7)
+    assert node_postprocess_params(capped, 10)["max_detections"] == 7
+
+
+# ---------------------------------------------------------------- what used to pass in silence
+
+
+def _small_bag(path: Path, clouds: list, gt: list = ()) -> Path:
+    """A bag of (stamp_sec, PointCloud2) on /points and (stamp_sec, Detection3DArray) on the default GT topic."""
+    from sr3d_ros.bags import BagWriter
+
+    writer = BagWriter(path)
+    for sec, msg in clouds:
+        writer.write("/points", msg, sec * 10**9)
+    for sec, msg in gt:
+        writer.write("/ground_truth/detections", msg, sec * 10**9)
+    writer.close()
+    return path
+
+
+def _cloud(sec: int, frame: str = "base_link", fields: str = "xyz"):
+    from std_msgs.msg import Header
+
+    from sr3d_ros.conversions import make_pointcloud2
+
+    xyz = np.random.default_rng(sec).uniform(-1, 1, (500, 3)).astype(np.float32)
+    cols = [(name, xyz[:, "xyz".index(name)], 7) for name in fields] + [("rgb", np.zeros(500, np.uint32), 6)]
+    msg = make_pointcloud2(Header(frame_id=frame), 1, 500, cols)
+    msg.header.stamp.sec = sec
+    return msg
+
+
+def _gt(sec: int, class_id: str):
+    from std_msgs.msg import Header
+    from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
+
+    det = Detection3D()
+    hyp = ObjectHypothesisWithPose()
+    hyp.hypothesis.class_id, hyp.hypothesis.score = class_id, 1.0
+    det.results = [hyp]
+    det.bbox.size.x = det.bbox.size.y = det.bbox.size.z = 1.0
+    det.bbox.center.orientation.w = 1.0
+    msg = Detection3DArray(header=Header(frame_id="base_link"), detections=[det])
+    msg.header.stamp.sec = sec
+    return msg
+
+
+def test_unknown_gt_class_on_the_topic_names_bag_and_topic(ckpt, tmp_path, capsys):
+    path = _small_bag(tmp_path / "dragon", [(1, _cloud(1))], [(1, _gt(1, "dragon"))])
+    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
+                        "--out", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert f"bag {path}: the ground truth on /ground_truth/detections at 1.000 s cannot be read" in err, err
+    assert "class_id 'dragon'" in err, err
+
+
+def test_an_explicit_gt_topic_the_bag_lacks_is_an_error(bag, ckpt, tmp_path, capsys):
+    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--gt-topic", "/labels", "--out", str(tmp_path),
+                        capsys=capsys)
+    assert code == 2 and "has no topic '/labels'; it has: " in err and "/ground_truth/detections" in err, err
+    # The default topic stays optional; '' asks for none.
+    path = _small_bag(tmp_path / "no_gt", [(1, _cloud(1))])
+    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
+                        "--out", str(tmp_path / "o"), capsys=capsys)
+    assert code == 0, err
+
+
+def test_gt_stamps_that_match_no_cloud_are_an_error(ckpt, tmp_path, capsys):
+    path = _small_bag(tmp_path / "late_gt", [(1, _cloud(1)), (2, _cloud(2))], [(5, _gt(5, "chair"))])
+    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
+                        "--out", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2, err
+    assert (f"bag {path}: none of the 1 ground-truth stamps of topic /ground_truth/detections (5.000 to 5.000 s) is "
+            "the header stamp of one of the 2 clouds replayed from /points (1.000 to 2.000 s)") in err, err
+    sidecar = tmp_path / "gt.yaml"
+    sidecar.write_text("frame_id: base_link\nframes:\n  - stamp_ns: 7\n    objects: []\n")
+    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
+                        "--gt-file", str(sidecar), "--out", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and f"ground-truth stamps of {sidecar}" in err, err
+
+
+def test_offline_in_an_optical_frame_warns_as_the_node_does(bag, ckpt, tmp_path, capsys):
+    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--target-frame", "", "--max-frames", "2",
+                        "--gt-topic", "", "--out", str(tmp_path), capsys=capsys)
+    assert code == 0, err
+    assert err.count("sr3d-replay: warning: inferring in 'camera_color_optical_frame', an optical frame") == 1, err
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0
+    for text in ("(default: /camera/depth/color/points)", "(default: /ground_truth/detections when the bag has it)",
+                 "(default: base_link)", "(default: the checkpoint's", "(default: offline)", "(default: 1.0)"):
+        assert text in " ".join(out.split()), out
+
+
+def test_live_missing_transform_is_an_error_before_the_node_starts(bag, ckpt, tmp_path, capsys):
+    import time
+
+    t0 = time.monotonic()
+    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--mode", "live", "--lockstep", "--target-frame",
+                        "map", "--out", str(tmp_path), capsys=capsys)
+    assert code == 2 and "to the target frame 'map'" in err and "camera_color_optical_frame" in err, err
+    assert str(bag) in err and time.monotonic() - t0 < 30 and not (tmp_path / "node.log").exists()
+
+
+def test_live_lockstep_marks_a_frame_the_node_skips_without_waiting(ckpt, tmp_path):
+    """A cloud without z: offline marks it malformed; live, the node skips it and counts it, and the lockstep
+    replay marks it so at once instead of waiting 30 s for an answer that never comes."""
+    import time
+
+    path = _small_bag(tmp_path / "holes", [(1, _cloud(1)), (2, _cloud(2, fields="xy")), (3, _cloud(3))])
+    off = replay(ReplayConfig(path, ckpt, "offline", cloud_topic="/points", target_frame="", out=tmp_path / "off",
+                              progress=False))
+    assert off["frames_malformed"] == 1 and off["frames_answered"] == 2
+    t0 = time.monotonic()
+    live = replay(ReplayConfig(path, ckpt, "live", cloud_topic="/points", target_frame="", lockstep=True,
+                               out=tmp_path / "live", progress=False))
+    assert live["frames_malformed"] == 1 and live["frames_answered"] == 2 and live["frames_dropped"] == 0, \
+        (tmp_path / "live" / "node.log").read_text()
+    assert time.monotonic() - t0 < 90  # node start-up included; a 30 s wait per skipped frame is gone
