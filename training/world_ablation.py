@@ -108,7 +108,7 @@ def _count_frames(data_root: Path) -> int:
     from sr3d_core.data.infos import load_infos
 
     infos = sorted(Path(data_root).glob("*_infos_val.pkl"))
-    return len(load_infos(infos[0])["data_list"]) if infos else 0
+    return len(load_infos(infos[0]).data_list) if infos else 0
 
 
 def _fmt(vals: list[Optional[float]]) -> str:
