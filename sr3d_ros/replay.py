@@ -599,9 +599,30 @@ def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str,
     return ev.compute() if n else None
 
 
+def precision_recall(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...]) -> Optional[Any]:
+    """Precision / recall of the boxes a user sees (scored at or above the node's default threshold) over the
+    answered frames with ground truth (None without ground truth)."""
+    from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+    from sr3d_core.evaluation.indoor_map import SceneGroundTruth
+    from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
+
+    if not bag.has_gt:
+        return None
+    counter = PrecisionRecallCounter(class_names, DEPLOY_SCORE_THRESHOLD)
+    n = 0
+    for rec in records:
+        gt = bag.gt_at(rec.stamp_ns, rec.frame) if rec.detections is not None else None
+        if gt is None:
+            continue
+        counter.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), rec.detections)
+        n += 1
+    return counter.compute() if n else None
+
+
 def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float,
-              post: Any = None) -> dict[str, Any]:
-    """The numbers of the report; ``post`` is the post-processing the detections were made with."""
+              post: Any = None, pr: Any = None) -> dict[str, Any]:
+    """The numbers of the report; ``post`` is the post-processing the detections were made with, ``pr`` the
+    precision / recall at the node's default threshold."""
     lat = np.array([r.latency_ms for r in records if r.latency_ms is not None])
     answered = [r for r in records if r.detections is not None]
     out: dict[str, Any] = {
@@ -624,7 +645,15 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
         out["mAP_0.25"], out["mAP_0.5"] = result.map_at(0.25), result.map_at(0.5)
         out["per_class_AP_0.25"] = {n: (None if np.isnan(v) else float(v))
                                     for n, v in zip(result.class_names, result.ap[0])}
+    if pr is not None:
+        row = pr.rows(0.25)["all classes"]
+        out["user_view"] = {"score_threshold": pr.score_threshold, "iou": 0.25,
+                            **{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}}
     return out
+
+
+def _ratio_text(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[FrameRecord], bag: ReplayBag,
@@ -673,6 +702,11 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
              f"{summary['max_detections'] or 'all'}): {summary['detections_per_frame']:.1f}"]
     if summary["latency_ms"]:
         lines.append("- latency ms p50 / p90 / p99: " + " / ".join(f"{v:.1f}" for v in summary["latency_ms"].values()))
+    if "user_view" in summary:
+        u = summary["user_view"]
+        lines.append(f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), IoU >= 0.25: "
+                     f"precision {_ratio_text(u['precision'])}, recall {_ratio_text(u['recall'])} "
+                     f"(TP {u['tp']}, FP {u['fp']}, FN {u['fn']})")
     if "mAP_0.25" in summary:
         lines += [f"- **mAP@0.25 {summary['mAP_0.25']:.4f}, mAP@0.5 {summary['mAP_0.5']:.4f}**", "",
                   result.as_table()]
@@ -706,7 +740,8 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
     wall = time.monotonic() - t0
     bag.check_gt_matches(records)
     result = evaluate(records, bag, detector.class_names)
-    summary = summarize(cfg, records, result, wall, detector.postprocess)
+    summary = summarize(cfg, records, result, wall, detector.postprocess,
+                        precision_recall(records, bag, detector.class_names))
     write_report(cfg, summary, records, bag, result)
     return summary
 

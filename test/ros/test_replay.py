@@ -234,6 +234,7 @@ class BagScenes:
 def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     """Same frames, same numbers: the replay keeps the checkpoint's post-processing (no cap of 100 boxes a frame),
     which is what sr3d-evaluate runs."""
+    from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
     from sr3d_core.evaluation.evaluate import evaluate_detector
     from sr3d_core.inference import Detector
 
@@ -243,9 +244,16 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     assert off["score_threshold"] == detector.score_threshold and off["nms_iou"] == detector.nms_iou
     assert off["detections_per_frame"] > 100  # a cap of 100 would have changed the numbers
     rb = ReplayBag(ReplayConfig(bag, ckpt, progress=False), detector.class_names)
-    ev = evaluate_detector(detector, BagScenes(rb, detector)).metrics()
+    full = evaluate_detector(detector, BagScenes(rb, detector), score_threshold=DEPLOY_SCORE_THRESHOLD)
+    ev = full.metrics()
     assert off["mAP_0.25"] == pytest.approx(ev["mAP_0.25"], abs=1e-9)
     assert off["mAP_0.5"] == pytest.approx(ev["mAP_0.5"], abs=1e-9)
+    # the user's view (boxes at the node's default threshold) counts as sr3d-evaluate's precision / recall
+    want = full.precision_recall.rows(0.25)["all classes"]
+    got = off["user_view"]
+    assert got["score_threshold"] == DEPLOY_SCORE_THRESHOLD
+    assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
+    assert "precision" in (tmp_path / "off" / "report.md").read_text()
     capped = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "cap", max_detections=100, progress=False))
     assert capped["max_detections"] == 100 and capped["detections_per_frame"] <= 100 < off["detections_per_frame"]
 
