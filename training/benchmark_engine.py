@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full-config", default="tr3d_scannet")
     ap.add_argument("--data-root", default="data/synth_scannet", help="data root of the full config's scenes")
     ap.add_argument("--full-batch", type=int, default=2, help="batch size of the full model's steps")
-    ap.add_argument("--checkpoint", default="models/sr3d_synth_sunrgbd_robot.pt")
+    ap.add_argument("--checkpoint", default="models/sr3d_synth_sunrgbd_real.pt")
     ap.add_argument("--points-dir", default="data/synth_sunrgbd/points")
     ap.add_argument("--no-profile", action="store_true", help="skip the GEMM-share measurement")
     ap.add_argument("--malloc", choices=["default", "keep"], default="default",

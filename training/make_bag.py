@@ -66,6 +66,9 @@ def transform_msg(parent: str, child: str, stamp_ns: int, rotation: np.ndarray, 
     return m
 
 
+ROBOT_SENSOR = "realsense_d435"  # the camera of bags from a world with real sensor models
+
+
 def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, storage: str = "mcap",
              preset_name: str = "sunrgbd-like", progress: bool = True) -> dict:
     """Render and write the bag; returns a summary (frames, GT boxes, bytes)."""
@@ -74,7 +77,7 @@ def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, sto
 
     from sr3d_core.data.synthetic.presets import PRESETS
     from sr3d_core.data.synthetic.scene import build_room, labelled_boxes
-    from sr3d_core.data.synthetic.sensor import organize
+    from sr3d_core.data.synthetic.sensor import SENSORS, Lighting, organize
     from sr3d_core.detections import Detections
     from sr3d_ros.bags import BagWriter
     from sr3d_ros.conversions import detections_to_msg, make_pointcloud2
@@ -82,9 +85,13 @@ def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, sto
     if frames < 1 or rate <= 0:
         raise ValueError("frames must be >= 1 and rate > 0")
     preset = PRESETS[preset_name].full_resolution()
-    cam = preset.camera
+    # A robot carries one camera: a RealSense D435 where the world models real sensors.
+    cam = SENSORS[ROBOT_SENSOR] if preset.world.sensor else preset.camera
     rng = np.random.default_rng([seed, 7])
     room, caster = build_room(preset, rng)
+    lighting = None
+    if preset.world.lighting:
+        lighting = Lighting.draw(rng, np.r_[room.polygon.mean(0), room.height - 0.1])
     centre = room.random_free_xy(0.8)
     if centre is None:
         centre = room.polygon.mean(0)
@@ -116,7 +123,7 @@ def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, sto
             r_world_base = rot_z(yaw)
             cam_pos = base_xyz + r_world_base @ CAMERA_XYZ
             r_world_opt = r_world_base @ r_base_opt
-            shot = caster.capture(cam, cam_pos, r_world_opt, rng, 1)
+            shot = caster.capture(cam, cam_pos, r_world_opt, rng, 1, lighting)
             xyz, rgb = organize(cam, shot["points_cam"], shot["colors"])
             world_pts = shot["points_cam"] @ r_world_opt.T + cam_pos
             boxes, labels = labelled_boxes(room, world_pts, shot["object_id"], preset)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "sr3d_synth_sunrgbd_robot.pt"
+MODEL = REPO / "models" / "sr3d_synth_sunrgbd_real.pt"
+PRESET = "sunrgbd-real"  # the world it was trained in
 CARD = REPO / "docs" / "MODELS.md"
 
 
@@ -27,13 +28,13 @@ def test_shipped_model_matches_its_card():
 
     assert MODEL.stat().st_size < 20e6
     det = Detector.from_checkpoint(MODEL)
-    assert det.class_names == PRESETS["sunrgbd-like"].class_names
+    assert det.class_names == PRESETS[PRESET].class_names
     assert det.contract.voxel_size == 0.02 and det.contract.max_points == 50_000 and det.contract.use_color
     det.set_postprocess(score_threshold=0.01)
     n, seed, want25, want50 = card_check()
     ev = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
     for i in range(n):
-        s = generate_scene(PRESETS["sunrgbd-like"], seed, i)
+        s = generate_scene(PRESETS[PRESET], seed, i)
         ev.add(SceneGroundTruth(s.boxes, s.labels), det.detect(s.points))
     res = ev.compute()
     assert res.map_at(0.25) == pytest.approx(want25, abs=0.02)

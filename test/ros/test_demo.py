@@ -26,6 +26,9 @@ def test_short_demo(tmp_path):
     assert report["mode"] == "live" and report["frames"] == 6
     assert report["frames_answered"] + report["frames_dropped"] == 6 and report["frames_answered"] >= 1
     assert 0.0 <= report["mAP_0.25"] <= 1.0 and report["latency_ms"]["p50"] > 0
+    # the node ran at its default threshold, and the report counts what it published
+    assert report["score_threshold"] == 0.3 and report["user_view"]["score_threshold"] == 0.3
+    assert report["user_view"]["tp"] + report["user_view"]["fn"] > 0
     for name in ("report.md", "latency_hist.png", "bev_0.png", "node.log", "bag/metadata.yaml"):
         assert (out / name).stat().st_size > 100, name
     assert "mAP@0.25" in r.stdout and "[demo] done" in r.stdout
