@@ -99,6 +99,9 @@ class DataConfig:
         point_range: optional crop ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
         max_points: optional cap on a scene's input rows (``InputContract.max_points``): evenly strided at
             inference, random in training; the ROS node applies it before decoding a cloud.
+        quantize_dtype: the arithmetic of ``floor(xyz / voxel_size)`` (``InputContract.quantize_dtype``):
+            ``"float64"`` (SR3D's models), ``"float32"`` or ``"float32_reciprocal"`` (TR3D's weights, as
+            ``sr3d-import-tr3d`` writes them).
         train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
         repeat: dataset repeat factor per epoch (TR3D: ScanNet x15, SUN RGB-D x5; default 1).
@@ -117,6 +120,7 @@ class DataConfig:
     use_color: bool = True
     point_range: Optional[tuple[float, ...]] = None
     max_points: Optional[int] = None
+    quantize_dtype: str = "float64"
     train_points: Optional[int] = None
     train_point_fraction: Optional[float] = 0.33
     repeat: int = 1
@@ -130,7 +134,7 @@ class DataConfig:
             raise ConfigError(f"data.format must be 'scannet', 'sunrgbd' or 'toy', got {self.format!r}")
         # The input-contract fields are checked by InputContract itself (one set of rules for configs,
         # checkpoints and the node).
-        InputContract(self.voxel_size, self.use_color, self.point_range, self.max_points)
+        InputContract(self.voxel_size, self.use_color, self.point_range, self.max_points, self.quantize_dtype)
         check_ranges("data", train_points=(self.train_points, 1, None),
                      train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
                      rot_range=(self.rot_range, 0.0, 3.14159266),
@@ -265,12 +269,14 @@ class Config:
 
     @property
     def contract(self) -> InputContract:
-        """The input contract (voxel size, colour use, crop, point cap) shared by training and inference."""
+        """The input contract (voxel size, colour use, crop, point cap, quantization arithmetic) shared by training
+        and inference."""
         return InputContract(
             voxel_size=self.data.voxel_size,
             use_color=self.data.use_color,
             point_range=self.data.point_range,
             max_points=self.data.max_points,
+            quantize_dtype=self.data.quantize_dtype,
         )
 
     @property

@@ -30,14 +30,22 @@ class InputContract:
             given, before invalid points are dropped and before cropping (`cap_rows`), so a caller holding
             a raw sensor cloud can apply it before even decoding the other rows: a model trained on SUN
             RGB-D's 50k-point frames gains nothing from a camera's 300k.
+        quantize_dtype: The arithmetic of ``floor(xyz / voxel_size)`` (`sr3d_core.sparse.voxelize.QUANTIZE_DTYPES`):
+            ``"float64"`` for SR3D's own models; a model trained elsewhere takes its trainer's, so that a point near
+            a voxel boundary lands in the voxel it landed in there (TR3D: ``"float32_reciprocal"``). Checkpoints
+            written before the option existed read as ``"float64"``, which they used.
     """
 
     voxel_size: float
     use_color: bool
     point_range: tuple[float, float, float, float, float, float] | None = None
     max_points: int | None = None
+    quantize_dtype: str = "float64"
 
     def __post_init__(self) -> None:
+        from sr3d_core.sparse.voxelize import check_quantize_dtype  # late: the sparse package may load a backend
+
+        check_quantize_dtype(self.quantize_dtype)
         if not 1e-3 <= self.voxel_size <= 1.0:
             raise ValueError(f"voxel_size must lie in [0.001, 1] m (a 1 mm to 1 m grid), got {self.voxel_size}")
         if self.point_range is not None:
@@ -71,7 +79,7 @@ class InputContract:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputContract":
         """Inverse of `to_dict`; unknown keys are an error so a typo cannot pass silently."""
-        unknown = set(d) - {"voxel_size", "use_color", "point_range", "max_points"}
+        unknown = set(d) - {"voxel_size", "use_color", "point_range", "max_points", "quantize_dtype"}
         if unknown:
             raise ValueError(f"unknown InputContract key(s): {sorted(unknown)}")
         pr = d.get("point_range")
@@ -80,6 +88,7 @@ class InputContract:
             use_color=bool(d["use_color"]),
             point_range=tuple(pr) if pr is not None else None,
             max_points=int(d["max_points"]) if d.get("max_points") is not None else None,
+            quantize_dtype=str(d.get("quantize_dtype", "float64")),
         )
 
 
@@ -226,7 +235,8 @@ def to_sparse_batch(
         seed: Seed for the "random" reduction; None for nondeterministic.
 
     Returns:
-        `(SparseTensor, point2voxel)` as returned by `sr3d_core.sparse.voxelize`.
+        `(SparseTensor, point2voxel)` as returned by `sr3d_core.sparse.voxelize`, the points quantized in the
+        contract's ``quantize_dtype``.
     """
     from sr3d_core.sparse import voxelize  # imported late: the sparse package may load a backend
 
@@ -244,4 +254,4 @@ def to_sparse_batch(
         else:
             feats = torch.ones((len(p), 1), dtype=torch.float32)
         items.append((xyz, feats))
-    return voxelize(items, contract.voxel_size, reduce=reduce, seed=seed)
+    return voxelize(items, contract.voxel_size, reduce=reduce, seed=seed, quantize_dtype=contract.quantize_dtype)

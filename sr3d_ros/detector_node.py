@@ -336,6 +336,7 @@ class _DetectorLogic:
             "model.use_color": bool(c.use_color),
             "model.max_points": int(c.max_points or 0),
             "model.point_range": [float(v) for v in c.point_range] if c.point_range else [0.0] * 6,
+            "model.quantize_dtype": str(c.quantize_dtype),
         }
         for name, value in values.items():
             # Not rclpy read_only (those can never be undeclared, which cleanup needs): the set-parameters

@@ -139,7 +139,7 @@ def _load() -> Optional[ctypes.CDLL]:
     lib.sr3d_transpose_map.restype = None
     lib.sr3d_unique_pick.argtypes = [ptr, ptr, i64, ctypes.c_int, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.sr3d_unique_pick.restype = i64
-    lib.sr3d_voxel_keys.argtypes = [ptr, i64, i64, ctypes.c_double, i64, ctypes.c_int, i64, ptr]
+    lib.sr3d_voxel_keys.argtypes = [ptr, i64, i64, ctypes.c_double, ctypes.c_int, i64, ctypes.c_int, i64, ptr]
     lib.sr3d_voxel_keys.restype = ctypes.c_int
     lib.sr3d_pair_starts.argtypes = [ptr, i64, i64, i64, ptr]
     lib.sr3d_pair_starts.restype = i64
@@ -302,8 +302,11 @@ def unique(keys: torch.Tensor, axis_bits: int) -> tuple[torch.Tensor, torch.Tens
     return ukeys, inverse
 
 
-def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int) -> Optional[torch.Tensor]:
+def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int, mode: int = 0
+               ) -> Optional[torch.Tensor]:
     """Packed keys of ``floor(xyz / voxel_size)`` for float32 ``(N_b, 3)`` point sets, scene b in batch slot b.
+
+    ``mode`` is the arithmetic of the quotient, ``voxelize.QUANTIZE_DTYPES``' number for it (0: float64).
 
     The sets may be row-strided views (e.g. the xyz columns of an ``(N, 6)`` cloud): they are read in place.
 
@@ -317,8 +320,8 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
     for b, xyz in enumerate(xyzs):
         xyz = xyz if xyz.stride(1) == 1 else xyz.contiguous()
         n = xyz.shape[0]
-        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), b, axis_bits, limit,
-                                     keys[start:].data_ptr()):
+        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), int(mode), b, axis_bits,
+                                     limit, keys[start:].data_ptr()):
             return None
         start += n
     return keys

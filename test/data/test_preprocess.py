@@ -25,6 +25,42 @@ def test_contract_roundtrip_and_channels():
         InputContract.from_dict({"voxel_size": 0.01, "use_color": True, "colour": 1})
 
 
+def test_contract_quantize_dtype_default_roundtrip_and_use():
+    c = InputContract(0.01, True)
+    assert c.quantize_dtype == "float64" and c.to_dict()["quantize_dtype"] == "float64"
+    # a contract saved before the option existed reads as the float64 it was quantized with
+    old = {"voxel_size": 0.01, "use_color": True, "point_range": None, "max_points": None}
+    assert InputContract.from_dict(old).quantize_dtype == "float64"
+    tr3d = InputContract(0.01, True, None, None, "float32")
+    assert InputContract.from_dict(tr3d.to_dict()) == tr3d
+    with pytest.raises(ValueError, match="quantize_dtype must be one of"):
+        InputContract(0.01, True, quantize_dtype="half")
+    # to_sparse_batch quantizes in the contract's arithmetic: 3 cm in float32 is 0.0299999993 m, 2.99999993 voxels
+    # in float64, which float32 rounds to 3
+    xyz = np.float32(0.03)
+    assert np.floor(np.float64(xyz) / 0.01) == 2 and np.floor(xyz / np.float32(0.01)) == 3
+    cloud = np.array([[xyz, 0, 0, 0.5, 0.5, 0.5]], np.float32)
+    for contract, x in ((c, 2), (tr3d, 3)):
+        batch, _ = to_sparse_batch([prepare_points(cloud, contract)], contract, seed=0)
+        assert batch.coords[0].tolist() == [0, x, 0, 0]
+
+
+def test_config_carries_quantize_dtype_into_the_contract_and_checkpoint():
+    import torch
+
+    from sr3d_core.config import ConfigError, load_config
+    from sr3d_core.model.checkpoint import config_of, make_checkpoint
+
+    assert load_config("tr3d_sunrgbd").contract.quantize_dtype == "float64"
+    cfg = load_config("tr3d_sunrgbd", overrides=["data.quantize_dtype=float32"])
+    assert cfg.contract.quantize_dtype == "float32"
+    ckpt = make_checkpoint(cfg, torch.nn.Linear(1, 1))
+    assert ckpt["contract"]["quantize_dtype"] == "float32"
+    assert config_of(ckpt).contract.quantize_dtype == "float32"
+    with pytest.raises(ConfigError, match="quantize_dtype must be one of"):
+        load_config("tr3d_sunrgbd", overrides=["data.quantize_dtype=float16"])
+
+
 def test_prepare_validates_points():
     c = InputContract(0.02, True)
     with pytest.raises(ValueError, match="points"):

@@ -252,8 +252,10 @@ def test_live_parameter_changes(system, detector) -> None:
     stamp, _ = send(client)
     got = client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
     assert got is not None and len(got.detections) == 0  # random weights score ~0.01
-    assert client.get_parameters("score_threshold", "model.class_names", "model.max_points") == {
-        "score_threshold": 0.9, "model.class_names": list(detector.class_names), "model.max_points": CAP}
+    assert client.get_parameters("score_threshold", "model.class_names", "model.max_points",
+                                 "model.quantize_dtype") == {
+        "score_threshold": 0.9, "model.class_names": list(detector.class_names), "model.max_points": CAP,
+        "model.quantize_dtype": "float64"}
     assert client.set_parameters(score_threshold=0.0)[0].successful
 
 

@@ -259,22 +259,24 @@ def test_derived_sets_match_torch_path(monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(out[True], out[False]))
 
 
+@pytest.mark.parametrize("quantize_dtype", ["float64", "float32", "float32_reciprocal"])
 @pytest.mark.parametrize("scenes", [1, 3])
-def test_voxelize_matches_torch_path(monkeypatch, scenes):
+def test_voxelize_matches_torch_path(monkeypatch, scenes, quantize_dtype):
     from sr3d_core.sparse.voxelize import voxelize_coords
     g = torch.Generator().manual_seed(scenes)
     items = []
     for b in range(scenes):
         xyz = (torch.rand(4000, 3, generator=g) * 6 - 3).float()
         xyz[:500] = torch.randint(-150, 150, (500, 3), generator=g) * 0.02  # on voxel boundaries, both signs
+        xyz[500:600] = xyz[:100]  # points that share a voxel in every arithmetic
         feats = torch.rand(4000, 3, generator=g)
         cloud = torch.cat([xyz, feats], dim=1)  # even scenes as column views of one (N, 6) cloud, read in place
         items.append((cloud[:, :3], cloud[:, 3:]) if b % 2 == 0 else (xyz, feats))
     items.append((torch.zeros(0, 3), torch.zeros(0, 3)))  # an empty scene keeps its batch slot
     monkeypatch.setattr(native, "_enabled", False)
-    want = voxelize_coords(items, 0.02, "random", seed=9)
+    want = voxelize_coords(items, 0.02, "random", seed=9, quantize_dtype=quantize_dtype)
     monkeypatch.setattr(native, "_enabled", True)
-    got = voxelize_coords(items, 0.02, "random", seed=9)
+    got = voxelize_coords(items, 0.02, "random", seed=9, quantize_dtype=quantize_dtype)
     assert len(want[1]) < sum(len(x) for x, _ in items)  # voxels do merge points
     for a, b in zip(got, want):
         assert torch.equal(a, b)

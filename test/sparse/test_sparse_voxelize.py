@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -89,6 +90,45 @@ def test_voxelize_bad_args():
         voxelize([_scene(3, 0)], 0.01, reduce="max")
     with pytest.raises(ValueError, match="voxel_size"):
         voxelize([_scene(3, 0)], 0.0)
+
+
+def _millimetre_grid(n: int = 20000, seed: int = 0):
+    """Points on a 1 mm grid (each coordinate the float32 nearest to a whole number of millimetres), room-sized."""
+    rng = np.random.default_rng(seed)
+    xyz = (rng.integers(-3000, 6000, (n, 3)) * 0.001).astype(np.float32)
+    return xyz, rng.uniform(0, 1, (n, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("voxel", [0.01, 0.02, 0.05])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_quantize_dtype_arithmetic_on_a_millimetre_grid(monkeypatch, voxel, compiled):
+    """Each quantization gives, point for point, the voxel an independent numpy computation in that arithmetic gives;
+    the default is float64."""
+    from sr3d_core.sparse import native
+    from sr3d_core.sparse.voxelize import voxelize_coords
+
+    monkeypatch.setattr(native, "_enabled", compiled)
+    xyz, rgb = _millimetre_grid()
+    want = {
+        "float64": np.floor(xyz.astype(np.float64) / voxel),
+        "float32": np.floor(xyz / np.float32(voxel)),  # float32 / float32
+        "float32_reciprocal": np.floor(xyz * (np.float32(1.0) / np.float32(voxel))),  # float32 * float32
+    }
+    assert want["float32"].dtype == want["float32_reciprocal"].dtype == np.float32
+    # The grid reaches the cases where the arithmetic matters: each pair of them disagrees on some coordinates.
+    assert (want["float64"] != want["float32"]).mean() > 0.002
+    assert (want["float32"] != want["float32_reciprocal"]).any()
+    points = [(torch.from_numpy(xyz), torch.from_numpy(rgb))]
+    for dtype, expected in (*want.items(), (None, want["float64"])):
+        kw = {} if dtype is None else {"quantize_dtype": dtype}
+        coords, _, _, p2v = voxelize_coords(points, voxel, "random", seed=0, **kw)
+        assert np.array_equal(coords[p2v, 1:].numpy(), expected.astype(np.int64)), dtype
+
+
+def test_unknown_quantize_dtype_is_named():
+    with pytest.raises(ValueError, match="quantize_dtype must be one of 'float64', 'float32', 'float32_reciprocal', "
+                                         "got 'float16'"):
+        voxelize([_scene(3, 0)], 0.01, quantize_dtype="float16")
 
 
 def test_from_coords_errors():

@@ -315,19 +315,32 @@ int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, in
     return m + 1;
 }
 
-/* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF with
- * x = floor(px / voxel) (in double, as the PyTorch path), R = 2^axis_bits, OFF = 2^(axis_bits - 1).
+/* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF, R = 2^axis_bits,
+ * OFF = 2^(axis_bits - 1), with x = floor of px over the voxel size computed as the PyTorch path does for `mode`
+ * (SR3D_QUANTIZE_*): in double; as a float32 quotient; or as a float32 product with the float32 reciprocal.
  * Point i's x, y, z are xyz[row_stride * i + 0, 1, 2] (a cloud's xyz columns read in place).
  * Returns 0, or 1 when a point is not finite or a coordinate lies outside [-limit, limit] (the caller then runs the
  * checked PyTorch path, which names the problem). */
-int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int64_t batch, int axis_bits,
-                    int64_t limit, int64_t *keys) {
+enum { SR3D_QUANTIZE_FLOAT64 = 0, SR3D_QUANTIZE_FLOAT32 = 1, SR3D_QUANTIZE_FLOAT32_RECIPROCAL = 2 };
+
+int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode, int64_t batch,
+                    int axis_bits, int64_t limit, int64_t *keys) {
     const int64_t radix = (int64_t)1 << axis_bits, off = (int64_t)1 << (axis_bits - 1);
     const double lim = (double)limit;
+    /* Both rounded to float32 as PyTorch rounds a Python number for a float32 tensor; no -ffast-math, so the
+     * compiler keeps a float32 division a division. */
+    const float voxel32 = (float)voxel, inverse32 = 1.0f / voxel32;
     for (int64_t i = 0; i < n; ++i) {
         int64_t key = batch;
         for (int a = 0; a < 3; ++a) {
-            const double q = floor((double)xyz[row_stride * i + a] / voxel);
+            const float p = xyz[row_stride * i + a];
+            double q;
+            if (mode == SR3D_QUANTIZE_FLOAT32)
+                q = (double)floorf(p / voxel32);
+            else if (mode == SR3D_QUANTIZE_FLOAT32_RECIPROCAL)
+                q = (double)floorf(p * inverse32);
+            else
+                q = floor((double)p / voxel);
             if (!(q >= -lim && q <= lim)) return 1; /* also catches NaN */
             key = key * radix + (int64_t)q + off;
         }
