@@ -1,10 +1,13 @@
 """``sr3d-import-tr3d``: convert the TR3D checkpoints published by TR3D's authors into SR3D checkpoints.
 
-Two layouts are read, both mmdet3d checkpoints (``{"meta": ..., "state_dict": ...}``) of MinkowskiEngine modules
+Three layouts are read, all mmdet3d checkpoints (``{"meta": ..., "state_dict": ...}``) of MinkowskiEngine modules
 with the same backbone and neck names:
 
 - ``samsunglabs``: the authors' own code (SamsungLabs/tr3d, an mmdet3d 1.0.0rc3 fork); the head is
   ``head.bbox_conv`` / ``head.cls_conv``;
+- ``samsunglabs_resaved``: the authors' weights re-saved through mmdetection3d 1.x, whose
+  ``MinkSingleStage3DDetector`` renames a ``head.`` prefix to ``bbox_head.`` when it loads a file: the head is
+  ``bbox_head.bbox_conv`` / ``bbox_head.cls_conv``;
 - ``mmdet3d``: the mmdetection3d 1.x port (``projects/TR3D``); the head is ``bbox_head.conv_reg`` /
   ``bbox_head.conv_cls``.
 
@@ -13,7 +16,10 @@ renaming (`tr3d_name_map`) plus two reshapes: MinkowskiEngine stores the kernel 
 convolution as ``(in, out)`` and every bias as ``(1, out)``. Every tensor must be present with the exact shape
 MinkowskiEngine gives it, and nothing else may be in the state dict; otherwise the file is refused, naming the
 tensor. The dataset is told by the head's shapes (ScanNet v2: 18 classes and 6 regression channels, SUN RGB-D: 10
-and 8), and the written checkpoint takes the config, class names and input contract of the matching preset.
+and 8) and, when the file's ``meta`` records class names, by those too: they must be that dataset's, in its order,
+or the file is refused, naming both. The written checkpoint takes the config, class names and input contract of the
+matching preset, with TR3D's quantization arithmetic (``data.quantize_dtype: float32_reciprocal``: the float32
+product with the reciprocal that PyTorch computes for TR3D's ``points / voxel_size`` on the GPU).
 
 Opening a file never runs code from it: ``torch.load(weights_only=True)`` first; if the training state holds other
 Python objects (numpy scalars, mmengine log buffers), each global the file names is mapped to an inert placeholder
@@ -38,11 +44,15 @@ from typing import Any, Optional, Union
 import torch
 
 from sr3d_core.config import Config, load_config
+from sr3d_core.data.classes import CLASS_LISTS, MMDET3D_SPELLINGS
 from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
 from sr3d_core.model.detector import TR3DNetwork, build_network
 from sr3d_core.sparse import SparseConv3d, SparseGenerativeConvTranspose3d
 
 PROG = "sr3d-import-tr3d"
+#: How TR3D's quantization is computed: ``points[:, :3] / voxel_size`` on float32 CUDA tensors, which PyTorch evaluates
+#: as a product with the float32 reciprocal of the voxel size, then floored by MinkowskiEngine.
+TR3D_QUANTIZE_DTYPE = "float32_reciprocal"
 # Problems listed in one refusal; the rest are counted.
 MAX_LISTED = 8
 _BN_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -84,6 +94,8 @@ class Layout:
 LAYOUTS: dict[str, Layout] = {
     "samsunglabs": Layout("samsunglabs", "SamsungLabs/tr3d (the authors' code, an mmdet3d 1.0.0rc3 fork)",
                           "head", "bbox_conv", "cls_conv"),
+    "samsunglabs_resaved": Layout("samsunglabs_resaved", "SamsungLabs/tr3d weights re-saved through mmdetection3d "
+                                  "1.x (head renamed to bbox_head)", "bbox_head", "bbox_conv", "cls_conv"),
     "mmdet3d": Layout("mmdet3d", "mmdetection3d projects/TR3D (mmdet3d 1.x)", "bbox_head", "conv_reg", "conv_cls"),
 }
 
@@ -105,6 +117,11 @@ class DatasetSpec:
     preset: str
     num_classes: int
     reg_channels: int
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The dataset's classes in label order, in our spelling (``sr3d_core.data.classes``)."""
+        return CLASS_LISTS[self.key]
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -230,18 +247,93 @@ def state_dict_of(obj: Any, source: str = "<checkpoint>") -> Mapping[str, Any]:
     return state
 
 
-def meta_classes(obj: Any) -> Optional[tuple[str, ...]]:
-    """Class names an mmdet checkpoint records: ``meta["CLASSES"]`` (mmcv) or ``meta["dataset_meta"]["classes"]``."""
-    meta = obj.get("meta") if isinstance(obj, Mapping) else None
-    if not isinstance(meta, Mapping):
-        return None
-    dataset_meta = meta.get("dataset_meta")
-    found = meta.get("CLASSES")
-    if found is None and isinstance(dataset_meta, Mapping):
-        found = dataset_meta.get("classes")
-    if isinstance(found, (list, tuple)) and found and all(isinstance(c, str) for c in found):
-        return tuple(found)
+# Where an mmdet checkpoint's ``meta`` records its class names: mmcv's ``CLASSES`` (SamsungLabs' mmdet3d 1.0 fork),
+# mmengine's ``dataset_meta["classes"]`` (mmdet3d 1.x), and the other capitalisation of each.
+_META_CLASS_PATHS: tuple[tuple[str, ...], ...] = (
+    ("CLASSES",), ("classes",), ("dataset_meta", "classes"), ("dataset_meta", "CLASSES"))
+# mmdet3d's spelling -> ours (its ScanNet list spells "showercurtrain").
+_OUR_SPELLING = {theirs: ours for ours, theirs in MMDET3D_SPELLINGS.items()}
+
+
+def _plain_names(value: Any) -> Optional[tuple[str, ...]]:
+    """``value`` as a tuple of class names if it is a non-empty list or tuple of strings, else None."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(c, str) for c in value):
+        return tuple(value)
     return None
+
+
+def meta_classes(obj: Any, source: str = "<checkpoint>") -> Optional[tuple[str, ...]]:
+    """Class names an mmdet checkpoint records in its ``meta`` (``CLASSES``, or ``dataset_meta["classes"]``).
+
+    A file re-saved by mmdet / mmengine may keep the original ``meta`` inside its own (``meta["meta"]``); that one
+    is read too, and every list found must be the same.
+
+    Returns:
+        The names as written in the file, or None when ``meta`` records none (or none as plain strings).
+
+    Raises:
+        TR3DImportError: two places in ``meta`` list different classes (both named).
+    """
+    found: list[tuple[str, tuple[str, ...]]] = []
+    meta, where = (obj.get("meta") if isinstance(obj, Mapping) else None), "meta"
+    for _ in range(2):  # the file's meta, and an original meta kept inside it
+        if not isinstance(meta, Mapping):
+            break
+        for path in _META_CLASS_PATHS:
+            node: Any = meta
+            for key in path:
+                node = node.get(key) if isinstance(node, Mapping) else None
+            names = _plain_names(node)
+            if names is not None:
+                found.append((where + "".join(f"[{k!r}]" for k in path), names))
+        meta, where = meta.get("meta"), f"{where}['meta']"
+    for place, names in found[1:]:
+        if names != found[0][1]:
+            raise TR3DImportError(f"{source}: {found[0][0]} lists the classes {', '.join(found[0][1])} but {place} "
+                                  f"lists {', '.join(names)}")
+    return found[0][1] if found else None
+
+
+def dataset_of_classes(classes: Sequence[str]) -> Optional[DatasetSpec]:
+    """The supported dataset whose classes these are, in its label order (mmdet3d's spellings accepted)."""
+    names = tuple(_OUR_SPELLING.get(c, c) for c in classes)
+    return next((spec for spec in DATASETS.values() if spec.class_names == names), None)
+
+
+def check_meta_classes(classes: Optional[Sequence[str]], dataset: DatasetSpec, source: str = "<checkpoint>") -> None:
+    """Refuse a file whose recorded class names are not those of the dataset its head's shapes give.
+
+    Args:
+        classes: the names from the file's ``meta`` (`meta_classes`), or None when it records none.
+        dataset: the dataset the head's shapes give (`detect_dataset`).
+        source: file name for messages.
+
+    Raises:
+        TR3DImportError: the names are another supported dataset's, or no supported dataset's (or in another
+            order); the message names what the names say and what the head says.
+    """
+    if classes is None:
+        return
+    by_names = dataset_of_classes(classes)
+    if by_names is dataset:
+        return
+    head = (f"its head's shapes ({dataset.num_classes} classes, {dataset.reg_channels} regression channels) are those "
+            f"of {dataset.description}")
+    listed = ", ".join(classes)
+    if by_names is not None:
+        raise TR3DImportError(f"{source}: its meta names the classes of {by_names.description} ({listed}) but {head}; "
+                              "the file contradicts itself, so it is not converted")
+    if sorted(_OUR_SPELLING.get(c, c) for c in classes) == sorted(dataset.class_names):
+        raise TR3DImportError(
+            f"{source}: its meta lists the classes of {dataset.description}, which its head's shapes give, in another "
+            f"order ({listed}; the dataset's order is {', '.join(dataset.class_names)}); converted, its detections "
+            "would carry the wrong class names, so it is not converted"
+        )
+    raise TR3DImportError(
+        f"{source}: its meta lists {len(classes)} classes ({listed}), which are not the classes of "
+        f"{dataset.description} ({', '.join(dataset.class_names)}), but {head}; these weights may have been trained "
+        "on another dataset, so they are not converted under that dataset's class names"
+    )
 
 
 # --- recognising and mapping ------------------------------------------------------------------------------------
@@ -426,12 +518,15 @@ def import_tr3d(src: Union[str, Path], dst: Union[str, Path]) -> ImportReport:
     state = state_dict_of(obj, str(src))
     layout = detect_layout(state, str(src))
     dataset = detect_dataset(state, layout, str(src))
-    cfg = load_config(dataset.preset)
+    classes = meta_classes(obj, str(src))
+    check_meta_classes(classes, dataset, str(src))
+    # The preset describes TR3D's model and input; only the quantization arithmetic is TR3D's own, not the preset's
+    # (which SR3D trains with).
+    cfg = load_config(dataset.preset, overrides=[f"data.quantize_dtype={TR3D_QUANTIZE_DTYPE}"])
+    if cfg.class_names != dataset.class_names:  # a preset edited out of step with the class lists: our bug
+        raise RuntimeError(f"preset {dataset.preset!r} lists classes {cfg.class_names}, not {dataset.class_names}")
     model = build_network(cfg)
     model.load_state_dict(convert_state_dict(state, model, layout, str(src)), strict=True)
-    classes = meta_classes(obj)
-    if classes is not None and len(classes) != cfg.num_classes:
-        raise TR3DImportError(f"{src}: its meta lists {len(classes)} classes but its head has {cfg.num_classes}")
     ckpt = make_checkpoint(cfg, model)
     digest = _sha256(src)
     ckpt["imported_from"] = {"tool": PROG, "layout": layout.key, "dataset": dataset.key, "file": src.name,
@@ -460,9 +555,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"layout: {report.layout.key}: {report.layout.description}")
     print(f"dataset: {report.dataset.description}; config {report.config.name}")
     print(f"input contract: {c.voxel_size * 100:g} cm voxels, {'RGB in [0, 1]' if c.use_color else 'no colour'}, "
-          f"point cap {c.max_points or 'none'}; classes: {', '.join(report.config.class_names)}")
+          f"point cap {c.max_points or 'none'}, coordinates quantized as {c.quantize_dtype}; classes: "
+          f"{', '.join(report.config.class_names)}")
     if report.meta_classes is not None:
-        print(f"classes recorded in the file: {', '.join(report.meta_classes)}")
+        print(f"classes recorded in the file (they agree): {', '.join(report.meta_classes)}")
     if report.placeholders:
         print(f"Python objects outside the weights, loaded as inert placeholders: {', '.join(report.placeholders)}")
     print(f"converted {report.num_tensors} tensors ({report.num_parameters:,} parameters); wrote {a.dst}")

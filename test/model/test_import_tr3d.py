@@ -34,8 +34,17 @@ PLANES = (64, 128, 128, 128)  # max_channels=128 (SamsungLabs) / num_planes=(64,
 HEADS = {  # layout: (head module, regression conv, classification conv)
     "samsunglabs": ("head", "bbox_conv", "cls_conv"),
     "mmdet3d": ("bbox_head", "conv_reg", "conv_cls"),
+    # SamsungLabs' weights loaded by mmdet3d 1.x's MinkSingleStage3DDetector (which renames 'head.' to 'bbox_head.')
+    # and saved again
+    "samsunglabs_resaved": ("bbox_head", "bbox_conv", "cls_conv"),
 }
 DATASETS = {"scannet": (18, 6), "sunrgbd": (10, 8)}  # classes, regression outputs
+# The class lists mmdet3d's ScanNetDataset / SUNRGBDDataset record in a checkpoint's meta, in mmdet3d's spelling.
+META_CLASSES = {
+    "scannet": ("cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture", "counter",
+                "desk", "curtain", "refrigerator", "showercurtrain", "toilet", "sink", "bathtub", "garbagebin"),
+    "sunrgbd": ("bed", "table", "sofa", "chair", "toilet", "desk", "dresser", "night_stand", "bookshelf", "bathtub"),
+}
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
@@ -102,14 +111,23 @@ def tr3d_state_dict(layout: str, dataset: str, seed: int = 0) -> "OrderedDict[st
     return sd
 
 
+def resave_through_mmdet3d(state) -> "OrderedDict[str, torch.Tensor]":
+    """SamsungLabs' keys as mmdet3d 1.x's MinkSingleStage3DDetector renames them when loading ('head.' ->
+    'bbox_head.' wherever it occurs), i.e. as that model saves them again."""
+    return OrderedDict((k.replace("head.", "bbox_head.") if "head." in k else k, v) for k, v in state.items())
+
+
 def mmdet_checkpoint(state, layout: str, dataset: str) -> dict:
-    """Wrap a state dict as mmcv (SamsungLabs) or mmengine (mmdet3d 1.x) saves it, meta included."""
-    n_cls = DATASETS[dataset][0]
-    classes = tuple(f"class{i}" for i in range(n_cls))
+    """Wrap a state dict as mmcv (SamsungLabs) or mmengine (mmdet3d 1.x) saves it, meta included; a re-saved
+    SamsungLabs file keeps the original meta inside mmengine's."""
+    classes = META_CLASSES[dataset]
+    samsung = {"mmdet3d_version": "1.0.0rc3", "CLASSES": classes, "epoch": 12, "iter": 1000, "config": "..."}
     if layout == "samsunglabs":
-        meta = {"mmdet3d_version": "1.0.0rc3", "CLASSES": classes, "epoch": 12, "iter": 1000, "config": "..."}
+        meta = samsung
     else:
         meta = {"mmengine_version": "0.7.0", "dataset_meta": {"classes": classes}, "epoch": 12, "seed": 0}
+        if layout == "samsunglabs_resaved":
+            meta["meta"] = samsung
     return {"meta": meta, "state_dict": state}
 
 
@@ -130,8 +148,11 @@ def converted(tmp_path_factory):
     """Both layouts (one dataset each), converted by the CLI: ``layout -> (state dict, src, dst, dataset, rc, out)``."""
     out = {}
     d = tmp_path_factory.mktemp("tr3d")
-    for layout, dataset in (("samsunglabs", "scannet"), ("mmdet3d", "sunrgbd")):
-        sd = tr3d_state_dict(layout, dataset, seed=len(out))
+    for layout, dataset in (("samsunglabs", "scannet"), ("mmdet3d", "sunrgbd"), ("samsunglabs_resaved", "sunrgbd")):
+        if layout == "samsunglabs_resaved":
+            sd = resave_through_mmdet3d(tr3d_state_dict("samsunglabs", dataset, seed=len(out)))
+        else:
+            sd = tr3d_state_dict(layout, dataset, seed=len(out))
         src = save(mmdet_checkpoint(sd, layout, dataset), d / f"{layout}_{dataset}.pth")
         dst = d / f"{layout}_{dataset}_sr3d.pt"
         stdout = io.StringIO()
@@ -168,7 +189,7 @@ def source_of_modules(model, sd):
     return found
 
 
-@pytest.mark.parametrize("layout", ["samsunglabs", "mmdet3d"])
+@pytest.mark.parametrize("layout", ["samsunglabs", "mmdet3d", "samsunglabs_resaved"])
 def test_convert_and_load_strictly(converted, layout):
     sd, src, dst, dataset, rc, out = converted[layout]
     assert rc == 0
@@ -179,6 +200,10 @@ def test_convert_and_load_strictly(converted, layout):
     n_cls, n_reg = DATASETS[dataset]
     assert len(ckpt["class_names"]) == n_cls
     assert ckpt["contract"]["voxel_size"] == 0.01 and ckpt["contract"]["use_color"] is True
+    # TR3D's arithmetic: float32 points times the float32 reciprocal of the voxel size (a CUDA tensor / a number)
+    assert ckpt["contract"]["quantize_dtype"] == "float32_reciprocal"
+    assert ckpt["config"]["data"]["quantize_dtype"] == "float32_reciprocal"
+    assert "quantized as float32_reciprocal" in out and "classes recorded in the file (they agree)" in out
     assert ckpt["config"]["model"]["box_type"] == ("aligned" if n_reg == 6 else "rotated")
     # every TR3D tensor is used exactly once
     n_elems = sum(t.numel() for t in sd.values())
@@ -205,7 +230,7 @@ def test_convert_and_load_strictly(converted, layout):
     assert res.boxes.shape[1] == 7
 
 
-@pytest.mark.parametrize("layout", ["samsunglabs", "mmdet3d"])
+@pytest.mark.parametrize("layout", ["samsunglabs", "mmdet3d", "samsunglabs_resaved"])
 def test_modules_run_in_tr3d_order_at_tr3d_strides(converted, layout):
     """Which module holds which TR3D tensor (by value), called in TR3D's forward order on TR3D's tensor strides.
 
@@ -322,6 +347,87 @@ def test_unsupported_dataset_and_junk_are_refused(tmp_path, capsys):
         obj = mmdet_checkpoint(tr3d_state_dict("samsunglabs", "scannet", seed=4), "samsunglabs", "scannet")
         obj["meta"]["CLASSES"] = ("a", "b", "c")
         import_tr3d(save(obj, tmp_path / "meta.pth"), tmp_path / "x.pt")
+
+
+def test_resaved_samsunglabs_file_gives_the_same_checkpoint(tmp_path, capsys):
+    """The authors' file and the same weights re-saved through mmdet3d 1.x (head renamed, mmengine meta wrapping the
+    original meta) convert to the same model."""
+    sd = tr3d_state_dict("samsunglabs", "scannet", seed=7)
+    original = save(mmdet_checkpoint(sd, "samsunglabs", "scannet"), tmp_path / "original.pth")
+    resaved = save(mmdet_checkpoint(resave_through_mmdet3d(sd), "samsunglabs_resaved", "scannet"),
+                   tmp_path / "resaved.pth")
+    assert "bbox_head.bbox_conv.kernel" in torch.load(resaved, weights_only=True)["state_dict"]
+    a, b = import_tr3d(original, tmp_path / "a.pt"), import_tr3d(resaved, tmp_path / "b.pt")
+    assert (a.layout.key, b.layout.key) == ("samsunglabs", "samsunglabs_resaved")
+    assert a.dataset.key == b.dataset.key == "scannet" and a.meta_classes == b.meta_classes == META_CLASSES["scannet"]
+    wa, wb = load_checkpoint(tmp_path / "a.pt")["model"], load_checkpoint(tmp_path / "b.pt")["model"]
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _refusal(tmp_path, capsys, obj) -> str:
+    dst = tmp_path / "x.pt"
+    rc, _, err = run_main(capsys, save(obj, tmp_path / "in.pth"), dst)
+    assert rc == 1 and not dst.exists()
+    return " ".join(err.split())
+
+
+def test_class_names_in_meta_must_be_the_heads_dataset(tmp_path, capsys):
+    # A ScanNet head (18 classes, 6 channels) whose meta names SUN RGB-D's classes: both are named.
+    obj = mmdet_checkpoint(tr3d_state_dict("samsunglabs", "scannet", seed=8), "samsunglabs", "scannet")
+    obj["meta"]["CLASSES"] = META_CLASSES["sunrgbd"]
+    err = _refusal(tmp_path, capsys, obj)
+    assert ("its meta names the classes of SUN RGB-D (10 classes, rotated boxes) (bed, table, sofa, chair, toilet, "
+            "desk, dresser, night_stand, bookshelf, bathtub) but its head's shapes (18 classes, 6 regression "
+            "channels) are those of ScanNet v2 (18 classes, axis-aligned boxes)") in err, err
+    # The other way round, read from mmengine's dataset_meta.
+    obj = mmdet_checkpoint(tr3d_state_dict("mmdet3d", "sunrgbd", seed=8), "mmdet3d", "sunrgbd")
+    obj["meta"]["dataset_meta"]["classes"] = META_CLASSES["scannet"]
+    err = _refusal(tmp_path, capsys, obj)
+    assert "its meta names the classes of ScanNet v2" in err and "are those of SUN RGB-D" in err, err
+    # Names of no supported dataset, with the head's class count: another dataset's weights.
+    names = tuple(f"class{i}" for i in range(10))
+    obj["meta"]["dataset_meta"]["classes"] = names
+    err = _refusal(tmp_path, capsys, obj)
+    assert "its meta lists 10 classes (class0, class1," in err and "which are not the classes of SUN RGB-D" in err
+    assert "(10 classes, 8 regression channels) are those of SUN RGB-D" in err, err
+    # The right names in another order would swap labels.
+    obj["meta"]["dataset_meta"]["classes"] = tuple(reversed(META_CLASSES["sunrgbd"]))
+    err = _refusal(tmp_path, capsys, obj)
+    assert ("its meta lists the classes of SUN RGB-D (10 classes, rotated boxes), which its head's shapes give, in "
+            "another order (bathtub, bookshelf,") in err, err
+
+
+def test_every_class_list_in_meta_must_agree(tmp_path, capsys):
+    sd = resave_through_mmdet3d(tr3d_state_dict("samsunglabs", "sunrgbd", seed=9))
+    obj = mmdet_checkpoint(sd, "samsunglabs_resaved", "sunrgbd")
+    obj["meta"]["meta"]["CLASSES"] = META_CLASSES["scannet"]
+    err = _refusal(tmp_path, capsys, obj)
+    assert ("meta['dataset_meta']['classes'] lists the classes bed, table," in err
+            and "but meta['meta']['CLASSES'] lists cabinet, bed," in err), err
+
+
+def test_class_names_in_either_spelling_identify_the_dataset():
+    from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
+    from sr3d_core.model.import_tr3d import DATASETS as SPECS
+    from sr3d_core.model.import_tr3d import check_meta_classes, dataset_of_classes, meta_classes
+
+    assert dataset_of_classes(META_CLASSES["scannet"]) is dataset_of_classes(SCANNET_CLASSES) is SPECS["scannet"]
+    assert dataset_of_classes(list(SUNRGBD_CLASSES)) is SPECS["sunrgbd"]
+    assert dataset_of_classes(SUNRGBD_CLASSES[:-1]) is None
+    check_meta_classes(None, SPECS["scannet"])  # nothing recorded: the head's shapes alone decide
+    check_meta_classes(SCANNET_CLASSES, SPECS["scannet"])
+    # mmcv's and mmengine's places; placeholders and other non-strings are not class names
+    assert meta_classes({"meta": {"classes": ["bed"]}}) == ("bed",)
+    assert meta_classes({"meta": {"dataset_meta": {"CLASSES": ("bed",)}}}) == ("bed",)
+    assert meta_classes({"meta": {"CLASSES": [1, 2]}}) is None and meta_classes({"state_dict": {}}) is None
+
+
+def test_the_presets_keep_sr3ds_quantization():
+    """Only imported TR3D weights use TR3D's float32 arithmetic; the presets (which SR3D trains) keep float64."""
+    from sr3d_core.config import load_config
+
+    for preset in ("tr3d_scannet", "tr3d_sunrgbd"):
+        assert load_config(preset).contract.quantize_dtype == "float64"
 
 
 def test_console_script_module_runs(converted, tmp_path):
