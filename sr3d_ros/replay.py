@@ -13,8 +13,10 @@ Ground truth comes from a ``vision_msgs/Detection3DArray`` topic of the bag (``-
 detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``sr3d-evaluate``
 (``sr3d_core.evaluation``) and, unless --score-threshold / --max-detections say otherwise, the same post-processing:
 the checkpoint's own (its score threshold, NMS IoU and detection cap), so both report the same numbers on the same
-frames. The report (Markdown + JSON), a bird's-eye view of sampled frames and a latency histogram are written to
-``--out``.
+frames. The report (Markdown + JSON), a latency histogram and bird's-eye views of frames that have ground truth or
+boxes the node publishes by default are written to ``--out``. Its rate is the answered frames' own: their number
+over the time from the first one's publication (offline: the start of its processing) to the last answer, so the
+node's start-up and the model's loading are not in it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -104,6 +107,10 @@ class FrameRecord:
     latency_ms: Optional[float] = None  # offline: processing time; live: publish -> detections received
     error: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    # time.monotonic() when the cloud was published (offline: its processing began) and when its detections arrived
+    # (offline: were made); the report's rate is taken over these
+    t_sent: Optional[float] = None
+    t_answered: Optional[float] = None
 
 
 # --------------------------------------------------------------------------------------------- ground truth
@@ -316,7 +323,7 @@ def run_offline(cfg: ReplayConfig, detector: Any, bag: ReplayBag) -> list[FrameR
         clouds = tqdm(clouds, total=_n_clouds(cfg, bag), desc="offline replay", unit="frame")
     for m in clouds:
         rec = FrameRecord(stamp_ns(m.msg.header.stamp))
-        t0 = time.perf_counter()
+        t0, rec.t_sent = time.perf_counter(), time.monotonic()
         try:
             res = pipeline.process(m.msg)
         except MalformedCloudError as e:
@@ -329,6 +336,7 @@ def run_offline(cfg: ReplayConfig, detector: Any, bag: ReplayBag) -> list[FrameR
                     warn(text)
             rec.frame, rec.detections = res.frame, res.detections
             rec.latency_ms = (time.perf_counter() - t0) * 1e3
+            rec.t_answered = time.monotonic()
             rec.extra = {"model_ms": res.model_ms, "decode_ms": res.decode_ms}
         records.append(rec)
     return records
@@ -533,12 +541,13 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
                 proc.kill()
     records = []
     for stamp, t_pub in sent:
-        rec = FrameRecord(stamp)
+        rec = FrameRecord(stamp, t_sent=t_pub)
         if stamp in got:
             t_recv, msg = got[stamp]
             rec.frame = msg.header.frame_id
             rec.detections = msg_to_detections(msg, class_names)
             rec.latency_ms = (t_recv - t_pub) * 1e3
+            rec.t_answered = t_recv
         else:
             rec.error = skipped.get(stamp, "dropped (no detections received for this stamp)")
         records.append(rec)
@@ -619,12 +628,28 @@ def precision_recall(records: list[FrameRecord], bag: ReplayBag, class_names: tu
     return counter.compute() if n else None
 
 
+def answered_rate(records: list[FrameRecord]) -> tuple[Optional[float], Optional[float]]:
+    """The answered frames' own rate: ``(frames per second, span in seconds)``.
+
+    The span runs from the first answered frame's publication (offline: the start of its processing) to the last
+    answer, so whatever came before the first frame (the node's start-up, the model's loading) is not in it; the
+    rate is the answered frames over that span. ``(None, None)`` when no answered frame carries both times.
+    """
+    timed = [r for r in records if r.detections is not None and r.t_sent is not None and r.t_answered is not None]
+    if not timed:
+        return None, None
+    span = max(r.t_answered for r in timed) - min(r.t_sent for r in timed)
+    return (len(timed) / span if span > 0 else None), span
+
+
 def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float,
               post: Any = None, pr: Any = None) -> dict[str, Any]:
     """The numbers of the report; ``post`` is the post-processing the detections were made with, ``pr`` the
-    precision / recall at the node's default threshold."""
+    precision / recall at the node's default threshold. ``wall_s`` is the whole replay (live: the node's start-up
+    included); ``rate_hz`` is the answered frames' own rate (`answered_rate`) over ``rate_span_s``."""
     lat = np.array([r.latency_ms for r in records if r.latency_ms is not None])
     answered = [r for r in records if r.detections is not None]
+    rate, span = answered_rate(records)
     out: dict[str, Any] = {
         "bag": str(cfg.bag), "mode": cfg.mode, "checkpoint": str(cfg.checkpoint), "target_frame": cfg.target_frame,
         "score_threshold": post.score_threshold if post is not None else cfg.score_threshold,
@@ -636,7 +661,8 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
         "frames_no_transform": sum(r.error.startswith("no transform") for r in records),
         "frames_failed": sum(r.error.startswith("failed") for r in records),
         "detections_per_frame": float(np.mean([len(r.detections) for r in answered])) if answered else 0.0,
-        "wall_s": round(wall_s, 2), "rate_hz": round(len(answered) / wall_s, 2) if wall_s > 0 else None,
+        "wall_s": round(wall_s, 2), "rate_hz": round(rate, 2) if rate is not None else None,
+        "rate_span_s": round(span, 3) if span is not None else None,
         "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if len(lat) else {},
     }
     if cfg.mode == "offline" and answered:
@@ -654,6 +680,24 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
 
 def _ratio_text(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def bev_frames(records: list[FrameRecord], bag: ReplayBag, n: int) -> list[FrameRecord]:
+    """Up to ``n`` answered frames to draw from above, evenly spread over those that have something to draw:
+    ground truth, or a box scored at or above the node's default threshold (the boxes the drawing shows)."""
+    from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+
+    drawable = []
+    for rec in records:
+        if rec.detections is None:
+            continue
+        gt = bag.gt_at(rec.stamp_ns, rec.frame) if bag.has_gt else None
+        has_gt = gt is not None and bool((np.asarray(gt[1]) >= 0).any())  # label -1: ignored, not drawn
+        if has_gt or bool((np.asarray(rec.detections.scores) >= DEPLOY_SCORE_THRESHOLD).any()):
+            drawable.append(rec)
+    if n <= 0 or not drawable:
+        return []
+    return [drawable[int(i)] for i in np.linspace(0, len(drawable) - 1, min(n, len(drawable)))]
 
 
 def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[FrameRecord], bag: ReplayBag,
@@ -680,8 +724,10 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
         fig.tight_layout()
         fig.savefig(out / "latency_hist.png", dpi=80)
         plt.close(fig)
-    answered = [r for r in records if r.detections is not None]
-    picks = [answered[int(i)] for i in np.linspace(0, len(answered) - 1, min(cfg.bev_frames, len(answered)))]
+    for old in out.iterdir():  # views of an earlier report in this folder would pass for this one's
+        if re.fullmatch(r"bev_\d+\.png", old.name):
+            old.unlink()
+    picks = bev_frames(records, bag, cfg.bev_frames)
     images = []
     for i, rec in enumerate(picks):
         gt = bag.gt_at(rec.stamp_ns, rec.frame) if bag.has_gt else None
@@ -700,8 +746,21 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
              f"{summary['frames_dropped']}, malformed {summary['frames_malformed']}",
              f"- detections per frame (score > {summary['score_threshold']}, at most "
              f"{summary['max_detections'] or 'all'}): {summary['detections_per_frame']:.1f}"]
+    if summary["rate_hz"] is not None:
+        span = ("from the first one's publication to the last answer; the node's start-up is not in it"
+                if cfg.mode == "live" else
+                "from the start of the first one's processing to the end of the last's; loading the model is not in it")
+        lines.append(f"- rate: {summary['rate_hz']:.2f} answered frames per second ({summary['frames_answered']} "
+                     f"frames over {summary['rate_span_s']:.2f} s, {span}; the whole replay took "
+                     f"{summary['wall_s']:.1f} s)")
     if summary["latency_ms"]:
         lines.append("- latency ms p50 / p90 / p99: " + " / ".join(f"{v:.1f}" for v in summary["latency_ms"].values()))
+    if images:
+        lines.append(f"- bird's-eye views: {len(images)} of the answered frames that have ground truth (green) or a "
+                     f"box scored >= {DEPLOY_SCORE_THRESHOLD:g} (red)")
+    elif cfg.bev_frames > 0:
+        lines.append("- no bird's-eye view: no answered frame has ground truth or a box scored >= "
+                     f"{DEPLOY_SCORE_THRESHOLD:g}")
     if "user_view" in summary:
         u = summary["user_view"]
         lines.append(f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), IoU >= 0.25: "

@@ -20,7 +20,18 @@ sys.path.insert(0, str(REPO))
 
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_core.preprocess import InputContract, PrepareStats  # noqa: E402
-from sr3d_ros.replay import ReplayBag, ReplayConfig, evaluate, main, replay, run_offline  # noqa: E402
+from sr3d_ros.replay import (  # noqa: E402
+    FrameRecord,
+    ReplayBag,
+    ReplayConfig,
+    bev_frames,
+    evaluate,
+    main,
+    replay,
+    run_offline,
+    summarize,
+    write_report,
+)
 from training import make_bag as mb  # noqa: E402
 
 FRAMES = 5
@@ -388,3 +399,79 @@ def test_live_lockstep_marks_a_frame_the_node_skips_without_waiting(ckpt, tmp_pa
     assert live["frames_malformed"] == 1 and live["frames_answered"] == 2 and live["frames_dropped"] == 0, \
         (tmp_path / "live" / "node.log").read_text()
     assert time.monotonic() - t0 < 90  # node start-up included; a 30 s wait per skipped frame is gone
+
+
+# ---------------------------------------------------------------- the report's rate and pictures
+
+
+def test_rate_is_the_answered_frames_own_span():
+    """rate_hz counts the answered frames over their own span (first publication to last answer), not over the
+    whole replay, whose first seconds are the node's start-up."""
+    names = ("chair", "table")
+    det = Detections.empty(names)
+    records = [FrameRecord(1, "base_link", det, 200.0, t_sent=100.0, t_answered=100.2),
+               FrameRecord(2, "base_link", det, 200.0, t_sent=100.5, t_answered=100.7),
+               FrameRecord(3, error="dropped (no detections received for this stamp)", t_sent=101.0),
+               FrameRecord(4, "base_link", det, 500.0, t_sent=101.5, t_answered=102.0)]
+    cfg = ReplayConfig(Path("bag"), Path("model.pt"), "live")
+    s = summarize(cfg, records, None, wall_s=30.0)  # 28 s of it before the first cloud
+    assert s["frames_answered"] == 3 and s["wall_s"] == 30.0
+    assert s["rate_span_s"] == pytest.approx(2.0) and s["rate_hz"] == pytest.approx(1.5)
+    # a dropped first frame does not stretch the span
+    s = summarize(cfg, [FrameRecord(0, error="dropped", t_sent=90.0), *records], None, wall_s=30.0)
+    assert s["rate_hz"] == pytest.approx(1.5)
+    # nothing answered: no rate
+    s = summarize(cfg, [records[2]], None, wall_s=30.0)
+    assert s["rate_hz"] is None and s["rate_span_s"] is None
+
+
+class ScriptedDetector:
+    """Answers the clouds, in order, with the given detections (the pipeline's detector interface)."""
+
+    def __init__(self, answers: list, class_names) -> None:
+        self.answers, self.class_names = iter(answers), tuple(class_names)
+        self.contract = InputContract(0.02, True, None, None)
+
+    def network_input(self, points):
+        return points, PrepareStats(len(points), 0, 0, 0, False)
+
+    def detect_input(self, points):
+        return next(self.answers)
+
+
+def _dets(scores: list[float], names) -> Detections:
+    boxes = np.tile(np.array([[1.0, 0.0, 0.5, 0.6, 0.6, 1.0, 0.0]], np.float32), (len(scores), 1))
+    return Detections(boxes.reshape(-1, 7), np.array(scores, np.float32), np.zeros(len(scores), np.int64),
+                      tuple(names))
+
+
+def test_birds_eye_views_show_frames_with_something_to_draw(ckpt, tmp_path):
+    """Frames with neither ground truth nor a box at the node's default threshold are not drawn; a report with
+    no such frame has no picture, and none left over from an earlier report in the folder."""
+    from sr3d_core.data.classes import SUNRGBD_CLASSES
+
+    path = _small_bag(tmp_path / "bag", [(s, _cloud(s)) for s in (1, 2, 3, 4)], [(4, _gt(4, "chair"))])
+    out = tmp_path / "report"
+    cfg = ReplayConfig(path, ckpt, cloud_topic="/points", target_frame="", out=out, progress=False)
+    rb = ReplayBag(cfg, SUNRGBD_CLASSES)
+    # 1: nothing; 2: a box below 0.3 (not published by default); 3: a box at 0.9; 4: ground truth only
+    answers = [_dets([], SUNRGBD_CLASSES), _dets([0.1], SUNRGBD_CLASSES), _dets([0.9], SUNRGBD_CLASSES),
+               _dets([], SUNRGBD_CLASSES)]
+    records = run_offline(cfg, ScriptedDetector(answers, SUNRGBD_CLASSES), rb)
+    assert [r.stamp_ns for r in bev_frames(records, rb, 4)] == [3 * 10**9, 4 * 10**9]
+    assert [r.stamp_ns for r in bev_frames(records, rb, 1)] == [3 * 10**9]
+    write_report(cfg, summarize(cfg, records, None, 1.0), records, rb, None)
+    assert sorted(p.name for p in out.glob("bev_*.png")) == ["bev_0.png", "bev_1.png"]
+    report = (out / "report.md").read_text()
+    assert "![bev_1.png](bev_1.png)" in report and "bird's-eye views: 2 of the answered frames" in report
+    assert "answered frames per second (4 frames over" in report and "loading the model is not in it" in report
+    # No ground truth and no box at 0.3 anywhere: no picture (the earlier ones are removed too).
+    cfg = ReplayConfig(path, ckpt, cloud_topic="/points", gt_topic="", target_frame="", out=out, progress=False)
+    rb = ReplayBag(cfg, SUNRGBD_CLASSES)
+    records = run_offline(cfg, ScriptedDetector([_dets([0.2], SUNRGBD_CLASSES)] * 4, SUNRGBD_CLASSES), rb)
+    assert bev_frames(records, rb, 4) == []
+    write_report(cfg, summarize(cfg, records, None, 1.0), records, rb, None)
+    assert list(out.glob("bev_*.png")) == []
+    report = (out / "report.md").read_text()
+    assert "no bird's-eye view: no answered frame has ground truth or a box scored >= 0.3" in report
+    assert "bev_" not in report
