@@ -1,4 +1,5 @@
-"""Helpers for the ROS tests: make a plain `.venv/bin/python -m pytest` behave like `make test`.
+"""Helpers for the ROS tests: make a plain `.venv/bin/python -m pytest` behave like `make test`, simulate a slow
+machine on request, and leave no child process or spinning client behind.
 
 `make test` sources scripts/env.sh; a developer running pytest straight from the venv has not.
 The venv prefix holds the share/ trees of the ROS wheels and of the interface packages that
@@ -6,8 +7,15 @@ scripts/setup.sh built, so ament_index look-ups and colcon need it on AMENT_PREF
 """
 
 import os
+import subprocess
 import sys
+import warnings
 from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import children  # noqa: E402 - test/ros holds no package
 
 
 def _prepend(var: str, entry: str) -> None:
@@ -28,3 +36,33 @@ if (Path(sys.prefix) / "share" / "ament_index").is_dir():
 # because the venv's bin/python is a symlink out of the venv.
 _prepend("PATH", str(Path(sys.executable).parent))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slowed_children():
+    """Under ``SR3D_TEST_SLOW_START_S`` / ``SR3D_TEST_NICE`` every child process these tests start (the node, DDS
+    peers, the live replay's node) runs slowed: a slow start-up without loading the machine. Nothing otherwise."""
+    delay, nice = children.simulated_slowness()
+    if delay <= 0 and nice == 0:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess, "Popen", children.SlowPopen)
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_leftovers():
+    """After each module: no child process still running, no test client still spinning.
+
+    A test that failed before its own clean-up would otherwise leave them to the interpreter's exit, where a
+    spinning rclpy executor thread aborts the whole run ("terminate called without an active exception").
+    Module-scoped, so the nodes that module fixtures share are torn down by their fixtures first.
+    """
+    yield
+    harness = sys.modules.get("node_harness")
+    clients = harness.close_all() if harness is not None else 0
+    killed = children.stop_leftovers()
+    if clients or killed:
+        warnings.warn(f"closed {clients} test client(s) and killed {len(killed)} child process(es) that a failed test "
+                      f"left: {killed}", stacklevel=1)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
 sys.path.insert(0, str(Path(__file__).parent))
+from children import wait_exit  # noqa: E402
 from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
 
 NS = "/sr3d_startup"
@@ -28,13 +29,6 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sr3d_core.inference import write_random_checkpoint
 
     return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny", seed=1)
-
-
-def wait_exit(proc, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return proc.poll()
 
 
 @pytest.mark.parametrize("checkpoint,reason", [("''", "parameter 'checkpoint' is empty"),
@@ -51,58 +45,63 @@ def test_failed_autostart_exits_with_fatal(tmp_path, checkpoint, reason):
 
 
 def test_without_autostart_a_failed_configure_waits_for_a_manager(tmp_path):
-    log = tmp_path / "node.log"
-    client = Client(f"{NS}/managed", f"{NS}/pts2")
-    proc = start_node(node_command("managed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"},
-                                   f"{NS}/pts2"), log)
-    try:
-        assert client.wait_for(lambda: client.node.count_publishers("/rosout") and proc.poll() is None
-                               and client.state() == "unconfigured", 60.0, proc)
-        from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.msg import Transition
 
-        assert not client.lifecycle(Transition.TRANSITION_CONFIGURE)  # fails, names the file in the log
-        assert proc.poll() is None and client.state() == "unconfigured"
-    finally:
-        assert stop_node(proc) == 0, log.read_text()
-        client.close()
+    log = tmp_path / "node.log"
+    with Client(f"{NS}/managed", f"{NS}/pts2") as client:
+        proc = start_node(node_command("managed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"},
+                                       f"{NS}/pts2"), log)
+        try:
+            # Ready for a manager once its lifecycle services are in the graph, however long the imports take.
+            client.watch(proc)
+            client.wait_for_service(f"{NS}/managed/change_state")
+            assert client.state() == "unconfigured"
+            assert not client.lifecycle(Transition.TRANSITION_CONFIGURE)  # fails, names the file in the log
+            assert proc.poll() is None and client.state() == "unconfigured"
+        finally:
+            code = stop_node(proc)
+    assert code == 0, log.read_text()
     assert "no such file /no/such.pt" in log.read_text()
 
 
 def test_integers_for_double_parameters(tmp_path, ckpt):
     log = tmp_path / "node.log"
-    client = Client(f"{NS}/ints", f"{NS}/pts3")
-    proc = start_node(node_command("ints", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0,
-                                                "tf_timeout_s": 1}, f"{NS}/pts3"), log)
-    try:
-        assert client.wait_ready(proc), log.read_text()
-        assert client.get_parameters("score_threshold")["score_threshold"] == 0
-        (ok,) = client.set_parameters(score_threshold=0)
-        assert ok.successful, ok.reason
-        (bad,) = client.set_parameters(score_threshold=1)  # an int, accepted as a type, refused by the range
-        assert not bad.successful and "score_threshold must lie in [0, 1)" in bad.reason
-        (bad,) = client.set_parameters(score_threshold="high")
-        assert not bad.successful and "score_threshold" in bad.reason
-        # With no target_frame, clouds in a camera optical frame get one warning that names the frame.
-        for sec in (1, 2):
-            client.cloud_pub.publish(cloud("camera_color_optical_frame", sec))
-            assert client.wait_for(lambda sec=sec: client.detection_at(sec), 30.0, proc), log.read_text()
-        # A value of the wrong type is refused naming the parameter, the type and the value; the declared type stays.
-        (bad,) = client.set_parameters(max_detections=5.0)
-        assert not bad.successful and bad.reason == "parameter 'max_detections' must be an integer, got 5.0"
-        (bad,) = client.set_parameters(class_filter="chair")
-        assert not bad.successful and bad.reason == "parameter 'class_filter' must be a list of strings, got 'chair'"
-        from rcl_interfaces.msg import ParameterType
-        from rcl_interfaces.srv import DescribeParameters
+    with Client(f"{NS}/ints", f"{NS}/pts3") as client:
+        proc = start_node(node_command("ints", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0,
+                                                    "tf_timeout_s": 1}, f"{NS}/pts3"), log)
+        try:
+            client.wait_ready(proc)
+            assert client.get_parameters("score_threshold")["score_threshold"] == 0
+            (ok,) = client.set_parameters(score_threshold=0)
+            assert ok.successful, ok.reason
+            (bad,) = client.set_parameters(score_threshold=1)  # an int, accepted as a type, refused by the range
+            assert not bad.successful and "score_threshold must lie in [0, 1)" in bad.reason
+            (bad,) = client.set_parameters(score_threshold="high")
+            assert not bad.successful and "score_threshold" in bad.reason
+            # With no target_frame, clouds in a camera optical frame get one warning that names the frame.
+            for sec in (1, 2):
+                client.cloud_pub.publish(cloud("camera_color_optical_frame", sec))
+                assert client.wait_for(lambda sec=sec: client.detection_at(sec)), log.read_text()
+            # A value of the wrong type is refused naming the parameter, the type and the value; the declared
+            # type stays.
+            (bad,) = client.set_parameters(max_detections=5.0)
+            assert not bad.successful and bad.reason == "parameter 'max_detections' must be an integer, got 5.0"
+            (bad,) = client.set_parameters(class_filter="chair")
+            assert not bad.successful
+            assert bad.reason == "parameter 'class_filter' must be a list of strings, got 'chair'"
+            from rcl_interfaces.msg import ParameterType
+            from rcl_interfaces.srv import DescribeParameters
 
-        described = client.call(DescribeParameters, f"{NS}/ints/describe_parameters",
-                                DescribeParameters.Request(names=["max_detections", "class_filter"])).descriptors
-        assert [d.type for d in described] == [ParameterType.PARAMETER_INTEGER, ParameterType.PARAMETER_STRING_ARRAY]
-        (ok,) = client.set_parameters(max_detections=7)
-        assert ok.successful, ok.reason
-    finally:
-        assert stop_node(proc) == 0, log.read_text()
-        client.close()
+            described = client.call(DescribeParameters, f"{NS}/ints/describe_parameters",
+                                    DescribeParameters.Request(names=["max_detections", "class_filter"])).descriptors
+            assert [d.type for d in described] == [ParameterType.PARAMETER_INTEGER,
+                                                   ParameterType.PARAMETER_STRING_ARRAY]
+            (ok,) = client.set_parameters(max_detections=7)
+            assert ok.successful, ok.reason
+        finally:
+            code = stop_node(proc)
     text = log.read_text()
+    assert code == 0, text
     assert text.count("inferring in 'camera_color_optical_frame', an optical frame") == 1, text
     # Stopped by SIGINT: the last line reaches /rosout too (the context is shut down after it).
     assert "final counters:" in text and "Failed to publish log message to rosout" not in text, text
@@ -133,30 +132,36 @@ def test_an_input_nobody_publishes_is_reported_with_the_clouds_that_exist(tmp_pa
     nothing and the node listens on its default topic. It says so at start, then (throttled) which clouds exist."""
     log = tmp_path / "node.log"
     camera = f"{NS}/camera/depth/color/points"
-    client = Client(f"{NS}/lonely", camera)  # publishes on the camera topic, which the node does not hear
     cmd = node_command("lonely", NS, {"checkpoint": ckpt, "device": "cpu", "no_publisher_warn_s": 1.0,
                                       "diagnostics_period_s": 0.25}, camera)
     home = os.path.expanduser("~")
     cmd[-1] = f"{home}/input/points:={camera}"  # what bash makes of an unquoted ~/input/points:=...
-    proc = start_node(cmd, log)
     warning = "no publisher on the input"
-    try:
-        assert client.wait_for(lambda: warning in log.read_text(), 60.0, proc), log.read_text()
-        first = time.monotonic()
-        while time.monotonic() - first < 3.0 and proc.poll() is None:
-            time.sleep(0.1)
-        assert client.node.count_subscribers(camera) == 0  # the remap really missed
-    finally:
-        assert stop_node(proc) == 0, log.read_text()
-        client.close()
+    naming = f"PointCloud2 topics with a publisher: {camera}"
+    # The client publishes on the camera topic, which the node does not hear.
+    with Client(f"{NS}/lonely", camera) as client:
+        proc = start_node(cmd, log)
+        try:
+            client.wait_ready(proc, input_matched=False)  # active, though nothing matches its input
+            # Three warnings naming the camera: two throttle periods to check, however slow the machine.
+            assert client.wait_for(lambda: log.read_text().count(naming) >= 3), log.read_text()
+            assert client.node.count_subscribers(camera) == 0  # the remap really missed
+        finally:
+            code = stop_node(proc)
     text = log.read_text()
+    assert code == 0, text
     assert (f"remap rule '{home}/input/points:={camera}' starts with your home directory {home}: the shell "
             f"expanded an unquoted '~'" in text and f"Quote it: -r '~/input/points:={camera}'" in text), text
     lines = [ln for ln in text.splitlines() if warning in ln]
-    assert all(f"{warning} {NS}/lonely/input/points" in ln and f"PointCloud2 topics with a publisher: {camera}" in ln
-               for ln in lines), text
-    # Throttled to one per no_publisher_warn_s (1 s) over ~3 s, not one per diagnostics period (0.25 s).
-    assert 2 <= len(lines) <= 5, text
+    assert all(f"{warning} {NS}/lonely/input/points" in ln for ln in lines), text
+    # Each names the clouds that exist, from the first that could (a busy machine may discover the client's
+    # publisher after the first warning) on.
+    named = [naming in ln for ln in lines]
+    assert named.count(True) >= 3 and all(named[named.index(True):]), text
+    # Throttled to one per no_publisher_warn_s (1 s), not one per diagnostics period (0.25 s): the gaps between the
+    # log stamps. A slow machine only makes them longer.
+    stamps = [float(re.search(r"\[(\d+\.\d+)\]", ln).group(1)) for ln in lines]
+    assert all(b - a >= 0.9 for a, b in zip(stamps, stamps[1:])), f"gaps {stamps}:\n{text}"
     assert "Failed to publish log message to rosout" not in text, text
 
 
@@ -185,30 +190,30 @@ def test_clouds_without_colour(tmp_path, ckpt, mode):
 
     log = tmp_path / "node.log"
     topic = f"{NS}/xyz_{mode}"
-    client = Client(f"{NS}/xyz_{mode}", topic)
-    proc = start_node(node_command(f"xyz_{mode}", NS, {"checkpoint": ckpt, "device": "cpu", "missing_color": mode,
-                                                       "score_threshold": 0.0, "diagnostics_period_s": 0.5},
-                                   topic), log)
-    try:
-        assert client.wait_ready(proc), log.read_text()
-        xyz, _ = scene(800, 3)
-        x, y, z = xyz.astype(np.float32).T
-        for sec in (1, 2):
-            msg = make_pointcloud2(Header(frame_id="map"), 1, 800, [("x", x, 7), ("y", y, 7), ("z", z, 7)])
-            msg.header.stamp.sec = sec
-            client.cloud_pub.publish(msg)
-        if mode == "neutral":
-            assert client.wait_for(lambda: client.detection_at(2), 30.0, proc), log.read_text()
-        else:
-            # Both are skipped as malformed (or the first is replaced by the second in the one-frame slot).
-            values = client.wait_for(lambda: int((client.latest_diagnostic_values() or {}).get(
-                "malformed.missing_color", 0)) >= 1 and client.latest_diagnostic_values(), 30.0, proc)
-            assert values, log.read_text()
-            assert client.detection_at(1) is None and client.detection_at(2) is None
-    finally:
-        assert stop_node(proc) == 0, log.read_text()
-        client.close()
+    params = {"checkpoint": ckpt, "device": "cpu", "missing_color": mode, "score_threshold": 0.0,
+              "diagnostics_period_s": 0.5}
+    with Client(f"{NS}/xyz_{mode}", topic) as client:
+        proc = start_node(node_command(f"xyz_{mode}", NS, params, topic), log)
+        try:
+            client.wait_ready(proc)
+            xyz, _ = scene(800, 3)
+            x, y, z = xyz.astype(np.float32).T
+            for sec in (1, 2):
+                msg = make_pointcloud2(Header(frame_id="map"), 1, 800, [("x", x, 7), ("y", y, 7), ("z", z, 7)])
+                msg.header.stamp.sec = sec
+                client.cloud_pub.publish(msg)
+            if mode == "neutral":
+                assert client.wait_for(lambda: client.detection_at(2)), log.read_text()
+            else:
+                # Both are skipped as malformed (or the first is replaced by the second in the one-frame slot).
+                values = client.wait_for(lambda: int((client.latest_diagnostic_values() or {}).get(
+                    "malformed.missing_color", 0)) >= 1 and client.latest_diagnostic_values())
+                assert values, log.read_text()
+                assert client.detection_at(1) is None and client.detection_at(2) is None
+        finally:
+            code = stop_node(proc)
     text = log.read_text()
+    assert code == 0, text
     if mode == "neutral":
         assert text.count("fed the neutral colour (0.5, 0.5, 0.5)") == 1, text
     else:
