@@ -73,26 +73,25 @@ def test_node_as_the_launch_file_starts_it(tmp_path: Path) -> None:
         cmd += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
     cmd += ["-r", f"{mod.INPUT_REMAP}:={values['input_topic']}"]
     fqn = f"/cam_left/{mod.NODE_NAME}"
-    client = Client(fqn, values["input_topic"])
-    proc = start_node(cmd, tmp_path / "node.log")
-    try:
-        assert client.wait_for(lambda: client.cloud_pub.get_subscription_count() > 0, 90.0, proc), \
-            (tmp_path / "node.log").read_text()
-        graph = client.node
-        assert client.wait_for(lambda: (mod.NODE_NAME, "/cam_left") in graph.get_node_names_and_namespaces(), 30.0)
-        # the input is taken by the inference thread from a helper node in the same namespace
-        assert client.wait_for(lambda: (f"{mod.NODE_NAME}_input", "/cam_left") in graph.get_node_names_and_namespaces(),
-                               30.0)
-        subs = dict(graph.get_subscriber_names_and_types_by_node(f"{mod.NODE_NAME}_input", "/cam_left"))
-        pubs = dict(graph.get_publisher_names_and_types_by_node(mod.NODE_NAME, "/cam_left"))
-        assert subs["/cam_left/points"] == ["sensor_msgs/msg/PointCloud2"]
-        assert pubs[f"{fqn}/detections"] == ["vision_msgs/msg/Detection3DArray"]
-        assert {f"{fqn}/label_info", f"{fqn}/markers", f"{fqn}/debug/processing_time_ms", "/diagnostics"} <= set(pubs)
-        p = client.get_parameters("checkpoint", "device", "score_threshold", "input_qos", "use_sim_time")
-        assert p == {"checkpoint": str(ckpt), "device": "cpu", "score_threshold": 0.3, "input_qos": "sensor_data",
-                     "use_sim_time": False}
-        assert client.state() == "active"
-    finally:
-        code = stop_node(proc)
-        client.close()
+    with Client(fqn, values["input_topic"]) as client:
+        proc = start_node(cmd, tmp_path / "node.log")
+        try:
+            client.wait_ready(proc)  # the remapped input matched, its outputs are in the graph
+            graph = client.node
+            assert client.wait_for(lambda: (mod.NODE_NAME, "/cam_left") in graph.get_node_names_and_namespaces())
+            # the input is taken by the inference thread from a helper node in the same namespace
+            assert client.wait_for(
+                lambda: (f"{mod.NODE_NAME}_input", "/cam_left") in graph.get_node_names_and_namespaces())
+            subs = dict(graph.get_subscriber_names_and_types_by_node(f"{mod.NODE_NAME}_input", "/cam_left"))
+            pubs = dict(graph.get_publisher_names_and_types_by_node(mod.NODE_NAME, "/cam_left"))
+            assert subs["/cam_left/points"] == ["sensor_msgs/msg/PointCloud2"]
+            assert pubs[f"{fqn}/detections"] == ["vision_msgs/msg/Detection3DArray"]
+            assert {f"{fqn}/label_info", f"{fqn}/markers", f"{fqn}/debug/processing_time_ms", "/diagnostics"} <= \
+                set(pubs)
+            p = client.get_parameters("checkpoint", "device", "score_threshold", "input_qos", "use_sim_time")
+            assert p == {"checkpoint": str(ckpt), "device": "cpu", "score_threshold": 0.3, "input_qos": "sensor_data",
+                         "use_sim_time": False}
+            assert client.state() == "active"
+        finally:
+            code = stop_node(proc)
     assert code == 0, (tmp_path / "node.log").read_text()

@@ -14,6 +14,7 @@ if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
 sys.path.insert(0, str(Path(__file__).parent))
+from children import PATIENCE_S  # noqa: E402
 from clouds import layout, scene  # noqa: E402
 from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -26,33 +27,31 @@ def test_plain_node_detects_in_the_cloud_frame(tmp_path: Path) -> None:
 
     ckpt = write_random_checkpoint(tmp_path / "tiny.pt", "toy_tiny")
     topic = "/plain/points"
-    client = Client("/plain/det", topic)
-    proc = start_node(node_command("det", "/plain", {"checkpoint": ckpt, "device": "auto", "score_threshold": 0.0,
-                                                     "max_detections": 2}, topic, entry="main_plain"),
-                      tmp_path / "node.log")
-    try:
-        assert client.wait_ready(proc), (tmp_path / "node.log").read_text()
-        xyz, rgb = scene(1000)
-        spec = layout("rgb_uint32", xyz, rgb)
-        msg = make_pointcloud2(Header(frame_id="level_cam"), 1, 1000, spec["columns"])
-        msg.header.stamp.sec, msg.header.stamp.nanosec = 7, 123
-        client.cloud_pub.publish(msg)
-        got = client.wait_for(lambda: client.detection_at(7, 123), 30.0, proc)
-        assert got is not None and got.header.frame_id == "level_cam" and len(got.detections) == 2
-        import torch
+    params = {"checkpoint": ckpt, "device": "auto", "score_threshold": 0.0, "max_detections": 2}
+    with Client("/plain/det", topic) as client:
+        proc = start_node(node_command("det", "/plain", params, topic, entry="main_plain"), tmp_path / "node.log")
+        try:
+            client.wait_ready(proc)
+            xyz, rgb = scene(1000)
+            spec = layout("rgb_uint32", xyz, rgb)
+            msg = make_pointcloud2(Header(frame_id="level_cam"), 1, 1000, spec["columns"])
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 7, 123
+            client.cloud_pub.publish(msg)
+            got = client.wait_for(lambda: client.detection_at(7, 123))
+            assert got is not None and got.header.frame_id == "level_cam" and len(got.detections) == 2
+            import torch
 
-        if not torch.cuda.is_available():  # device "auto" falls back loudly
-            assert "CUDA is not available" in (tmp_path / "node.log").read_text()
-    finally:
-        code = stop_node(proc)
-        client.close()
+            if not torch.cuda.is_available():  # device "auto" falls back loudly
+                assert "CUDA is not available" in (tmp_path / "node.log").read_text()
+        finally:
+            code = stop_node(proc)
     assert code == 0, (tmp_path / "node.log").read_text()
 
 
 def test_missing_checkpoint_exits_with_the_path(tmp_path: Path) -> None:
     cmd = node_command("det", "/bad", {"checkpoint": tmp_path / "nope.pt", "device": "cpu"}, "/bad/points",
                        entry="main_plain")
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=PATIENCE_S)  # exits unless stuck
     assert res.returncode == 1 and "nope.pt" in res.stdout + res.stderr
 
 
