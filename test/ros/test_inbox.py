@@ -5,10 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from children import PATIENCE_S  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "std_msgs")), reason="needs rclpy")
@@ -21,12 +26,15 @@ def ros():
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=random.SystemRandom().randint(1, 101))
-    owner = rclpy.create_node("det", namespace="/inbox_test", context=context)
-    driver = rclpy.create_node("driver", context=context)
-    yield owner, driver
-    owner.destroy_node()
-    driver.destroy_node()
-    rclpy.shutdown(context=context)
+    nodes = []
+    try:
+        nodes.append(rclpy.create_node("det", namespace="/inbox_test", context=context))
+        nodes.append(rclpy.create_node("driver", context=context))
+        yield tuple(nodes)
+    finally:  # nodes before their context, also when the test failed
+        for node in nodes:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def cloud(sec: int):
@@ -37,11 +45,16 @@ def cloud(sec: int):
     return msg
 
 
-def publish(pub, secs, wait: float = 0.5) -> None:
+def publish(pub, secs, wait: float = 0.0) -> None:
+    """Publish clouds stamped ``secs`` and return once the reader acknowledged them all (they are in its history,
+    nobody takes), then ``wait`` seconds more; a busy machine makes the acknowledgement slower, never missing."""
+    from rclpy.duration import Duration
+
     for s in secs:
         pub.publish(cloud(s))
         time.sleep(0.01)
-    time.sleep(wait)  # delivered into the reader's history, nobody takes
+    assert pub.wait_for_all_acked(Duration(seconds=PATIENCE_S)), "clouds not acknowledged by the reader"
+    time.sleep(wait)
 
 
 def stamp_of(raw: bytes) -> int:
@@ -50,7 +63,7 @@ def stamp_of(raw: bytes) -> int:
     return parse_pointcloud2(raw).header.stamp.sec
 
 
-def connected(pub, timeout: float = 10.0) -> None:
+def connected(pub, timeout: float = PATIENCE_S) -> None:
     t0 = time.monotonic()
     while pub.get_subscription_count() == 0:
         assert time.monotonic() - t0 < timeout, "no DDS match"
@@ -67,34 +80,41 @@ def test_newest_cloud_and_skipped_count(ros, depth: int) -> None:
     owner, driver = ros
     qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
     inbox = CloudInbox(owner, "/inbox_test/points", qos)
-    pub = driver.create_publisher(PointCloud2, "/inbox_test/points", QoSProfile(depth=10,
-                                                                                reliability=ReliabilityPolicy.RELIABLE))
-    connected(pub)
-    assert inbox.take_newest(0.05) is None  # nothing sent yet
-    publish(pub, [1])
-    raw, skipped, _ = inbox.take_newest(1.0)
-    assert (stamp_of(raw), skipped) == (1, 0)
-    publish(pub, [2, 3, 4, 5, 6])
-    raw, skipped, _ = inbox.take_newest(1.0)
-    # 4 clouds never processed: with depth 3, two were taken and superseded, two replaced in DDS's history
-    assert (stamp_of(raw), skipped) == (6, 4)
-    publish(pub, [7])  # waited 0.5 s in DDS before the call: that is not the take's time
-    raw, skipped, take_ms = inbox.take_newest(1.0)
-    assert (stamp_of(raw), skipped) == (7, 0) and 0.0 <= take_ms < 100.0
     timer = threading.Timer(0.4, lambda: pub.publish(cloud(8)))  # arrives while the call waits: neither is
-    timer.start()
-    got = inbox.take_newest(3.0)
-    while got is None:  # the executor may wake without the cloud first
+    try:
+        pub = driver.create_publisher(PointCloud2, "/inbox_test/points",
+                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        connected(pub)
+        assert inbox.take_newest(0.05) is None  # nothing sent yet
+        publish(pub, [1])
+        raw, skipped, _ = inbox.take_newest(1.0)
+        assert (stamp_of(raw), skipped) == (1, 0)
+        publish(pub, [2, 3, 4, 5, 6])
+        raw, skipped, _ = inbox.take_newest(1.0)
+        # 4 clouds never processed: with depth 3, two were taken and superseded, two replaced in DDS's history
+        assert (stamp_of(raw), skipped) == (6, 4)
+        publish(pub, [7], wait=0.5)  # waited 0.5 s in DDS before the call: that is not the take's time
+        raw, skipped, take_ms = inbox.take_newest(1.0)
+        assert (stamp_of(raw), skipped) == (7, 0) and 0.0 <= take_ms < 100.0
+        timer.start()
+        deadline = time.monotonic() + PATIENCE_S
         got = inbox.take_newest(3.0)
-    assert stamp_of(got[0]) == 8 and 0.0 <= got[2] < 100.0
-    assert "det_input" in owner.get_node_names()
-    inbox.close()
-    inbox.close()  # idempotent
-    assert inbox.take_newest(0.05) is None
-    t0 = time.monotonic()
-    while "det_input" in owner.get_node_names() and time.monotonic() - t0 < 5.0:
-        time.sleep(0.05)
-    assert "det_input" not in owner.get_node_names()
+        while got is None and time.monotonic() < deadline:  # the executor may wake without the cloud first
+            got = inbox.take_newest(3.0)
+        assert got is not None and stamp_of(got[0]) == 8 and 0.0 <= got[2] < 100.0
+        assert "det_input" in owner.get_node_names()
+        inbox.close()
+        inbox.close()  # idempotent
+        assert inbox.take_newest(0.05) is None
+        t0 = time.monotonic()  # the graph shows the helper node gone once discovery says so: no fixed time
+        while "det_input" in owner.get_node_names() and time.monotonic() - t0 < PATIENCE_S:
+            time.sleep(0.05)
+        assert "det_input" not in owner.get_node_names()
+    finally:
+        timer.cancel()
+        if timer.is_alive():
+            timer.join()
+        inbox.close()
 
 
 def test_each_publisher_is_counted_on_its_own(ros) -> None:
@@ -106,16 +126,18 @@ def test_each_publisher_is_counted_on_its_own(ros) -> None:
     owner, driver = ros
     qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     inbox = CloudInbox(owner, "/inbox_test/points", qos)
-    a = driver.create_publisher(PointCloud2, "/inbox_test/points", qos)
-    b = owner.create_publisher(PointCloud2, "/inbox_test/points", qos)
-    connected(a)
-    connected(b)
-    publish(a, [1])
-    assert inbox.take_newest(1.0)[1] == 0
-    for sec in (2, 3):  # b's sequence numbers run ahead of a's: 1, 2
-        publish(b, [sec])
+    try:
+        a = driver.create_publisher(PointCloud2, "/inbox_test/points", qos)
+        b = owner.create_publisher(PointCloud2, "/inbox_test/points", qos)
+        connected(a)
+        connected(b)
+        publish(a, [1])
         assert inbox.take_newest(1.0)[1] == 0
-    publish(a, [4, 5, 6])  # a's 2, 3, 4: two skipped (against b's numbers it would look like one)
-    raw, skipped, _ = inbox.take_newest(1.0)
-    assert (stamp_of(raw), skipped) == (6, 2)
-    inbox.close()
+        for sec in (2, 3):  # b's sequence numbers run ahead of a's: 1, 2
+            publish(b, [sec])
+            assert inbox.take_newest(1.0)[1] == 0
+        publish(a, [4, 5, 6])  # a's 2, 3, 4: two skipped (against b's numbers it would look like one)
+        raw, skipped, _ = inbox.take_newest(1.0)
+        assert (stamp_of(raw), skipped) == (6, 2)
+    finally:
+        inbox.close()
