@@ -71,12 +71,16 @@ class ReplayConfig:
             own ``postprocess`` values, which ``sr3d-evaluate`` uses too.
         rate: live playback speed factor (1 = recorded rate).
         lockstep: live: send the next cloud only when the node has answered the previous one (or skipped it, or
-            30 s passed), whatever the rate: nothing is dropped, so offline and live can be compared frame by frame.
+            ``answer_timeout_s`` passed), whatever the rate: nothing is dropped, so offline and live can be compared
+            frame by frame.
         max_frames: replay only the first clouds.
         device: torch device.
         out: report folder.
         bev_frames: frames drawn in bird's-eye view.
         progress: show progress bars.
+        startup_timeout_s: live: how long the node may take to become active before the replay gives up (a node
+            that exits fails it at once).
+        answer_timeout_s: live, lockstep: how long to wait for the answer to one cloud before it counts as dropped.
     """
 
     bag: Path
@@ -95,6 +99,8 @@ class ReplayConfig:
     out: Path = Path("replay_report")
     bev_frames: int = 4
     progress: bool = True
+    startup_timeout_s: float = 120.0
+    answer_timeout_s: float = 30.0
 
 
 @dataclass
@@ -467,16 +473,19 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
     }
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(node)
-    spin = threading.Thread(target=lambda: _spin(executor, ctx), daemon=True)
+    stop_spin = threading.Event()
+    spin = threading.Thread(target=lambda: _spin(executor, ctx, stop_spin), daemon=True)
     spin.start()
     sent: list[tuple[int, float]] = []
     base: dict[str, int] = {}  # the node's skip counters when the newest cloud was sent
     skipped: dict[int, str] = {}  # stamp -> why the node did not answer (lockstep only)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + cfg.startup_timeout_s
         while not (labels and pubs["cloud"].get_subscription_count() > 0):
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise ReplayError(f"the node did not start (exit {proc.poll()}); its log: {log_path}\n"
+                why = (f"exit {proc.poll()}" if proc.poll() is not None
+                       else f"not active after {cfg.startup_timeout_s:g} s")
+                raise ReplayError(f"the node did not start ({why}); its log: {log_path}\n"
                                   + log_path.read_text()[-2000:])
             time.sleep(0.05)
         stream = bag.reader.messages([cfg.cloud_topic, *bag.tf_topics], decode=False)
@@ -493,7 +502,7 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
             if t_start is None:
                 t_start, bag_start = time.monotonic(), m.timestamp_ns
             if cfg.lockstep and m.topic == cfg.cloud_topic and sent:
-                why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, 30.0)
+                why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, cfg.answer_timeout_s)
                 if why == "died":
                     raise node_died()
                 if why:
@@ -517,7 +526,7 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
         if bar is not None:
             bar.close()
         if cfg.lockstep and sent:
-            why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, 30.0)
+            why = _wait_answer(sent[-1][0], got, counters, base, lock, proc, cfg.answer_timeout_s)
             if why == "died":
                 raise node_died()
             if why:
@@ -530,6 +539,10 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
                     last_count, last_change = len(got), time.monotonic()
             time.sleep(0.05)
     finally:
+        # The spin thread first (joined: no thread may outlive the context, or the interpreter's exit aborts), then
+        # the executor, the node and the context, in that order.
+        stop_spin.set()
+        spin.join()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
@@ -539,6 +552,7 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
     records = []
     for stamp, t_pub in sent:
         rec = FrameRecord(stamp, t_sent=t_pub)
@@ -580,8 +594,8 @@ def _wait_answer(stamp: int, got: dict, counters: dict, base: dict, lock: thread
     return ""
 
 
-def _spin(executor: Any, ctx: Any) -> None:
-    while ctx.ok():
+def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:
+    while not stop.is_set() and ctx.ok():
         try:
             executor.spin_once(timeout_sec=0.05)
         except Exception:  # noqa: BLE001 - shutting down

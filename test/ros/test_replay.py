@@ -34,7 +34,13 @@ from sr3d_ros.replay import (  # noqa: E402
 )
 from training import make_bag as mb  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from children import PATIENCE_S  # noqa: E402
+
 FRAMES = 5
+# The live replays' node: as long as it needs to start and to answer on a busy machine (one that exits fails the
+# replay at once); only a stuck node reaches these.
+PATIENT = dict(startup_timeout_s=PATIENCE_S, answer_timeout_s=PATIENCE_S)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +114,7 @@ def test_offline_oracle_scores_one_and_gt_is_carried_by_tf(bag, ckpt, tmp_path):
 
 def test_offline_and_live_agree(bag, ckpt, tmp_path):
     off = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "off", progress=False))
-    live = replay(ReplayConfig(bag, ckpt, "live", out=tmp_path / "live", lockstep=True, progress=False))
+    live = replay(ReplayConfig(bag, ckpt, "live", out=tmp_path / "live", lockstep=True, progress=False, **PATIENT))
     assert off["frames"] == live["frames"] == FRAMES
     assert live["frames_dropped"] == 0 and live["frames_answered"] == FRAMES, (tmp_path / "live" / "node.log")
     assert live["mAP_0.25"] == pytest.approx(off["mAP_0.25"], abs=1e-6)
@@ -375,30 +381,24 @@ def test_help_shows_the_defaults(capsys):
 
 
 def test_live_missing_transform_is_an_error_before_the_node_starts(bag, ckpt, tmp_path, capsys):
-    import time
-
-    t0 = time.monotonic()
     code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--mode", "live", "--lockstep", "--target-frame",
                         "map", "--out", str(tmp_path), capsys=capsys)
     assert code == 2 and "to the target frame 'map'" in err and "camera_color_optical_frame" in err, err
-    assert str(bag) in err and time.monotonic() - t0 < 30 and not (tmp_path / "node.log").exists()
+    assert str(bag) in err and not (tmp_path / "node.log").exists()  # the node never started (no wall-clock bound)
 
 
 def test_live_lockstep_marks_a_frame_the_node_skips_without_waiting(ckpt, tmp_path):
     """A cloud without z: offline marks it malformed; live, the node skips it and counts it, and the lockstep
-    replay marks it so at once instead of waiting 30 s for an answer that never comes."""
-    import time
-
+    replay marks it so at once instead of waiting for an answer that never comes (a wait that ran out would count
+    it as dropped instead: no wall-clock bound needed, however slow the machine)."""
     path = _small_bag(tmp_path / "holes", [(1, _cloud(1)), (2, _cloud(2, fields="xy")), (3, _cloud(3))])
     off = replay(ReplayConfig(path, ckpt, "offline", cloud_topic="/points", target_frame="", out=tmp_path / "off",
                               progress=False))
     assert off["frames_malformed"] == 1 and off["frames_answered"] == 2
-    t0 = time.monotonic()
     live = replay(ReplayConfig(path, ckpt, "live", cloud_topic="/points", target_frame="", lockstep=True,
-                               out=tmp_path / "live", progress=False))
+                               out=tmp_path / "live", progress=False, **PATIENT))
     assert live["frames_malformed"] == 1 and live["frames_answered"] == 2 and live["frames_dropped"] == 0, \
         (tmp_path / "live" / "node.log").read_text()
-    assert time.monotonic() - t0 < 90  # node start-up included; a 30 s wait per skipped frame is gone
 
 
 # ---------------------------------------------------------------- the report's rate and pictures
