@@ -182,7 +182,8 @@ def test_detection3darray_pubsub_between_processes(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             if sub.poll() is not None:
                 sub_rc = sub.returncode
-                pub_rc = wait_exit(pub) if sub_rc == 0 else pub.poll()  # a failed subscriber never leaves it
+                # After a failed subscriber the publisher may still be waiting for one: not waited for.
+                pub_rc = wait_exit(pub) if sub_rc == 0 else pub.poll()
                 break
             if pub.poll() is not None:
                 pub_rc = pub.returncode
