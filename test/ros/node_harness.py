@@ -95,6 +95,7 @@ class Client:
         self.diagnostics: list[DiagnosticArray] = []
         self.processing: list[float] = []
         self._stop = threading.Event()
+        self._closed = False
         self._thread: threading.Thread | None = None
         self.node: Node | None = None
         self.executor: SingleThreadedExecutor | None = None
@@ -249,6 +250,9 @@ class Client:
         In this order: the executor is idle once the thread is joined, so nothing uses the node while it is destroyed,
         and no thread is left for the interpreter's exit.
         """
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         try:
             if self._thread is not None:
