@@ -107,9 +107,11 @@ class PartList:
         """Append the parts of another list (same local frame)."""
         v, f, c = other.finish()
         if len(f):
-            self._add(v, f, np.zeros(3))
-            self._c[-1] = c
-            self._m[-1] = other.materials()
+            self._v.append(v)
+            self._f.append(f + self._nv)
+            self._c.append(c)
+            self._m.append(other.materials())
+            self._nv += len(v)
 
     def materials(self) -> np.ndarray:
         """(F,) int8 material of each triangle (see MATTE, GLASS, MIRROR, SCREEN, METAL)."""
