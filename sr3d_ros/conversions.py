@@ -156,7 +156,8 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
     if native is not None and n:
         # The common layout in one compiled pass (gather, finite filter, transform, colour); the same bits as below.
         out = native.decode_records(
-            np.frombuffer(buf, np.uint8), width, step, row_stride, rows, n if rows is None else len(rows),
+            np.frombuffer(buf, np.uint8), width, step, row_stride,
+            None if rows is None else np.ascontiguousarray(rows), n if rows is None else len(rows),
             tuple(offsets[:3]), offsets[3] if color_names else -1, (1, 2, 3) if msg.is_bigendian else (2, 1, 0),
             np.float32(1.0 / 255.0),
             None if transform is None else np.asarray(transform, np.float64)[:3, :4].astype(np.float32))
@@ -212,10 +213,10 @@ _HOST_F4 = ("<" if sys.byteorder == "little" else ">") + "f4"
 
 
 def _native_decoder() -> Any:
-    """``sr3d_core.sparse.native`` when its compiled library is usable (and not switched off), else None."""
-    from sr3d_core.sparse import native
+    """``sr3d_ros.native_records`` when its compiled library is usable (and not switched off), else None."""
+    from sr3d_ros import native_records
 
-    return native if native.available() else None
+    return native_records if native_records.available() else None
 
 
 def _records(buf: Any, height: int, width: int, step: int, row_stride: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from sr3d_core.boxes import ArrayLike, as_tensor, bev_corners, boxes_to_minmax, check_boxes, to_kind, with_yaw
-from sr3d_core.sparse import native
+from sr3d_core.geometry import native
 
 #: Pairs of boxes clipped at once; bounds the peak memory of pairwise rotated IoU (about 1 kB per pair).
 DEFAULT_CHUNK_PAIRS = 1 << 16

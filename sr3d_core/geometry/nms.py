@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from sr3d_core.boxes import ArrayLike, as_tensor, boxes_to_minmax, check_boxes, with_yaw
+from sr3d_core.geometry import native
 from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff
-from sr3d_core.sparse import native
 
 # Up to this many boxes the compiled greedy loop (every same-label pair after a kept box, footprints first) runs the
 # rotated NMS; beyond it the sweep over sorted footprints below, which only visits overlapping pairs.

@@ -202,7 +202,7 @@ class KernelMap:
             if self.symmetric:
                 return self.cols.flip(0)
             if native.available(self.cols):
-                return native.transpose_map(self.cols, self.n_in)
+                return native.transpose_map(self.cols.contiguous(), self.n_in)
             kvol = self.kernel_volume
             t = torch.full((kvol * self.n_in,), self.n_out, dtype=torch.long, device=self.cols.device)
             k, o = (self.cols < self.n_in).nonzero(as_tuple=True)
@@ -233,7 +233,7 @@ class KernelMap:
         at ``[starts[k], starts[k + 1])``, out rows ascending within k (cached; see ``native.pair_list``)."""
         def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             if native.available(self.cols):
-                return native.pair_list(self.cols, self.n_in)
+                return native.pair_list(self.cols.contiguous(), self.n_in)
             # One nonzero over the (K, N_out) columns lists pairs grouped by k, out rows ascending within k.
             index_k, rows_out = (self.cols < self.n_in).nonzero(as_tuple=True)
             counts = torch.tensor([0] + self.counts(), device=self.cols.device)

@@ -11,7 +11,7 @@ from .coords import AXIS_BITS, COORD_LIMIT, OFFSET, CoordSet, KernelMap, check_c
 def _unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted unique keys and the row of every key among them (compiled on the CPU when available)."""
     if native.available(keys):
-        return native.unique(keys, AXIS_BITS)
+        return native.unique(keys.contiguous(), AXIS_BITS)
     return torch.unique(keys, sorted=True, return_inverse=True)
 
 
@@ -166,7 +166,8 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: tor
         onto_parents = (parent is not None and dst.stride == 2 * src.stride and src.stride & (src.stride - 1) == 0
                         and src.stride <= OFFSET)
         if onto_parents and kernel_size == 3:
-            pairs = native.kernel_pairs_down(src.keys, dst.keys, parent, src.stride, AXIS_BITS)
+            pairs = native.kernel_pairs_down(src.keys.contiguous(), dst.keys.contiguous(), parent.contiguous(),
+                                             src.stride, AXIS_BITS)
         elif onto_parents and kernel_size == 1:
             # A 1 x 1 x 1 kernel onto the parents: the inputs on the parents' grid (the bit of stride s clear in
             # every field), each to its parent; ascending inputs there have ascending parents.
@@ -175,7 +176,9 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: tor
             starts = torch.tensor([0, rows_in.numel()], dtype=torch.long)
             pairs = (starts, rows_in, parent.index_select(0, rows_in))
         else:
-            pairs = native.kernel_pairs(src.keys, dst.keys, [offset_key(*o) for o in offs], symmetric)
+            src_keys = src.keys.contiguous()
+            dst_keys = src_keys if src is dst else dst.keys.contiguous()
+            pairs = native.kernel_pairs(src_keys, dst_keys, [offset_key(*o) for o in offs], symmetric)
         return KernelMap(None, n_in, n_out, symmetric, pair_list=pairs)
     cols = _grid_lookup(src, dst, offs)
     if cols is None:

@@ -27,7 +27,8 @@ _GATHER_ALL_MAX = 1 << 20
 _SCATTER_COST = 32
 _DENSE_FRACTION: float | None = None
 # "auto" runs the compiled fused convolution up to this many channels, the widest measured: forward + backward it
-# beats the per-offset GEMMs 1.6-2x at 16-128 channels and 1.15x at 256 (training/benchmark_conv.py).
+# beats the per-offset GEMMs 1.6-2x at 16-128 channels and 1.15x at 256 (training/benchmark_conv.py). It runs on
+# torch's thread count, with the bits of a one-thread run, so it is chosen at any thread count.
 _NATIVE_MAX_CHANNELS = 256
 
 
@@ -57,7 +58,7 @@ def _use_native(feats: torch.Tensor, weight: torch.Tensor, input_grad: bool) -> 
     if _conv_algorithm not in ("auto", "native"):
         return False
     c_in, c_out = weight.shape[1], weight.shape[2]
-    if _conv_algorithm == "auto" and (torch.get_num_threads() != 1 or max(c_in, c_out) > _NATIVE_MAX_CHANNELS):
+    if _conv_algorithm == "auto" and max(c_in, c_out) > _NATIVE_MAX_CHANNELS:
         return False
     return (weight.dtype == torch.float32 and native.conv_supported(feats, c_out)
             and (c_in % 8 == 0 or not input_grad))
@@ -118,7 +119,7 @@ def _conv_forward(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, us
                   gather: bool) -> torch.Tensor:
     """The convolution over a kernel map by the chosen algorithm (`_SparseConvFunction`'s forward)."""
     if use_native:
-        return native.conv_forward(feats, kmap.pair_list(), kmap.n_out, weight)
+        return native.conv_forward(feats.contiguous(), kmap.pair_list(), kmap.n_out, weight.contiguous())
     if gather:
         return _gather_mm(feats, kmap.table(), weight.reshape(-1, weight.shape[2]))
     return _offsets_mm(feats, kmap, weight, transpose=False)
@@ -154,9 +155,9 @@ class _SparseConvFunction(torch.autograd.Function):
         grad_x = grad_w = None
         if ctx.native:
             if need_x:
-                grad_x = native.conv_input_grad(grad_out, kmap.pair_list(), kmap.n_in, weight)
+                grad_x = native.conv_input_grad(grad_out, kmap.pair_list(), kmap.n_in, weight.contiguous())
             if need_w:
-                grad_w = native.conv_weight_grad(feats, kmap.pair_list(), grad_out)
+                grad_w = native.conv_weight_grad(feats.contiguous(), kmap.pair_list(), grad_out)
             return grad_x, grad_w, None
         if ctx.gather:
             if need_x:
@@ -344,7 +345,7 @@ class _MaxPoolFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, feats: torch.Tensor, parent: torch.Tensor, n_out: int) -> torch.Tensor:
-        out, arg = native.max_pool(feats, parent, n_out)
+        out, arg = native.max_pool(feats.contiguous(), parent.contiguous(), n_out)
         ctx.save_for_backward(arg)
         ctx.n_in = feats.shape[0]
         return out
@@ -352,7 +353,7 @@ class _MaxPoolFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (arg,) = ctx.saved_tensors
-        return native.max_pool_grad(grad_out, arg, ctx.n_in), None, None
+        return native.max_pool_grad(grad_out.contiguous(), arg, ctx.n_in), None, None
 
 
 def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:

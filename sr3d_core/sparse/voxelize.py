@@ -101,7 +101,7 @@ def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: f
         keys = native.voxel_keys(xyzs, voxel_size, AXIS_BITS, COORD_LIMIT, QUANTIZE_DTYPES[quantize_dtype])
         if keys is not None:
             prio = _priorities(keys.shape[0], seed, feats.device)
-            keys, inverse, pick = native.unique_pick(keys, prio, AXIS_BITS)
+            keys, inverse, pick = native.unique_pick(keys, prio.contiguous(), AXIS_BITS)
             return keys, feats.index_select(0, pick), inverse  # 3x faster than feats[pick] on a view
     coords_all = []
     for b, (xyz, _) in enumerate(points):

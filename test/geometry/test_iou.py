@@ -281,9 +281,9 @@ def test_rotated_nograd_matches_shapely_and_the_differentiable_path():
 
 
 def _clip_with(compiled: bool, p1: torch.Tensor, p2: torch.Tensor, weight: torch.Tensor):
-    from sr3d_core.sparse import native
+    from sr3d_core.geometry import native
 
-    was = native._enabled
+    was = native.extension._enabled
     native.set_enabled(compiled)
     try:
         a, b = p1.clone().requires_grad_(True), p2.clone().requires_grad_(True)
@@ -297,7 +297,7 @@ def _clip_with(compiled: bool, p1: torch.Tensor, p2: torch.Tensor, weight: torch
 def test_compiled_clip_matches_the_pytorch_clip_and_finite_differences():
     """The compiled intersection area (rotated IoU's overlap) and its gradient, walked back through the clipping:
     equal to the PyTorch polygon code's autograd, and to central differences."""
-    from sr3d_core.sparse import native
+    from sr3d_core.geometry import native
 
     if not native.available(torch.zeros(1)):
         pytest.skip("no C compiler: the PyTorch clipping only")

@@ -51,12 +51,11 @@ def _clustered(rng, n, n_classes=3):
 def iou_path(request, monkeypatch):
     """Run with the compiled greedy NMS (the CPU default for rotated boxes, where it builds), with the sweep over
     footprints and the compiled rotated IoU (beyond the compiled loop's box count), and with PyTorch alone."""
-    from sr3d_core.geometry import nms
-    from sr3d_core.sparse import native
+    from sr3d_core.geometry import native, nms
 
     if request.param != "torch" and not native.available(torch.zeros(1)):
         pytest.skip("no C compiler: pure-PyTorch path only")
-    monkeypatch.setattr(native, "_enabled", request.param != "torch")
+    monkeypatch.setattr(native.extension, "_enabled", request.param != "torch")
     if request.param == "compiled-sweep":
         monkeypatch.setattr(nms, "_COMPILED_NMS_MAX", 0)
     return request.param
@@ -175,11 +174,11 @@ def test_bounds_never_drop_a_suppressing_pair(dtype, monkeypatch):
     # The pre-filters (footprint overlap, areas, projections onto each box's axes) of the PyTorch path must keep
     # every pair whose exact IoU exceeds the threshold. Clustered, jittered, rotated boxes put many pairs right at
     # the threshold.
+    from sr3d_core.geometry import native
     from sr3d_core.geometry.iou import rotated_iou_aligned_diff
     from sr3d_core.geometry.nms import _suppression_pairs
-    from sr3d_core.sparse import native
 
-    monkeypatch.setattr(native, "_enabled", False)
+    monkeypatch.setattr(native.extension, "_enabled", False)
 
     g = torch.Generator().manual_seed(0)
     n = 600
@@ -205,11 +204,11 @@ def test_bounds_never_drop_a_suppressing_pair(dtype, monkeypatch):
 def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
     # Same-yaw pairs shifted along their heading so that the IoU is 0.5 to within 5e-7: there the projection bound
     # equals the exact intersection, and only the rounding slack keeps float32 pairs whose IoU is a hair above.
+    from sr3d_core.geometry import native
     from sr3d_core.geometry.iou import rotated_iou_aligned_diff
     from sr3d_core.geometry.nms import _suppression_pairs
-    from sr3d_core.sparse import native
 
-    monkeypatch.setattr(native, "_enabled", False)  # the bounds belong to the PyTorch path
+    monkeypatch.setattr(native.extension, "_enabled", False)  # the bounds belong to the PyTorch path
 
     g = torch.Generator().manual_seed(1)
     m = 3000
@@ -233,7 +232,7 @@ def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
 def test_compiled_nms_compares_the_iou_in_the_boxes_dtype():
     """float32 boxes: an IoU whose float64 value lies just above a float32 threshold, but rounds to it, does not
     suppress (as the PyTorch path, which holds the IoU in float32); float64 boxes compare in float64."""
-    from sr3d_core.sparse import native
+    from sr3d_core.geometry import native
 
     if not native.available(torch.zeros(1)):
         pytest.skip("no C compiler")

@@ -105,7 +105,7 @@ def test_rows_decode_exactly_the_selected_points(name: str) -> None:
 def test_compiled_decoding_gives_the_same_bits(name: str, monkeypatch) -> None:
     # The compiled pass (float32 xyz in the host's order, packed or no colour) against the numpy path: every
     # layout, NaN holes, padded rows, selected rows, and a transform applied while decoding.
-    from sr3d_core.sparse import native
+    from sr3d_ros import native_records as native
 
     if not native.available():
         pytest.skip("compiled helpers not built")

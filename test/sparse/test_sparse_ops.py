@@ -224,21 +224,21 @@ def test_kernel_map_paths_agree(monkeypatch, ks, in_stride, down):
     src = x.manager.get_set(x.set_id)
     dst = km.downsample(src, 2)[0] if down else src
     maps = {}
-    monkeypatch.setattr(native, "_enabled", False)
+    monkeypatch.setattr(native.extension, "_enabled", False)
     maps["grid"] = km.build_kernel_map(src, dst, ks)
     monkeypatch.setattr(km, "_GRID_MAX_CELLS", 0)
     maps["search"] = km.build_kernel_map(src, dst, ks)
     if native.available(src.keys):
-        monkeypatch.setattr(native, "_enabled", True)
+        monkeypatch.setattr(native.extension, "_enabled", True)
         maps["native"] = km.build_kernel_map(src, dst, ks)
     ref = maps["grid"]
     assert 0 < sum(ref.counts()) < ref.kernel_volume * ref.n_out
     for name, kmap in maps.items():
         assert kmap.symmetric == ref.symmetric and torch.equal(kmap.cols, ref.cols), name
         transposed = kmap.transposed_cols()
-        monkeypatch.setattr(native, "_enabled", False)
+        monkeypatch.setattr(native.extension, "_enabled", False)
         ref_t = km.build_kernel_map(src, dst, ks).transposed_cols()
-        monkeypatch.setattr(native, "_enabled", name == "native")
+        monkeypatch.setattr(native.extension, "_enabled", name == "native")
         assert torch.equal(transposed, ref_t), name
 
 

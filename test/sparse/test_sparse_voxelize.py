@@ -107,7 +107,7 @@ def test_quantize_dtype_arithmetic_on_a_millimetre_grid(monkeypatch, voxel, comp
     from sr3d_core.sparse import native
     from sr3d_core.sparse.voxelize import voxelize_coords
 
-    monkeypatch.setattr(native, "_enabled", compiled)
+    monkeypatch.setattr(native.extension, "_enabled", compiled)
     xyz, rgb = _millimetre_grid()
     want = {
         "float64": np.floor(xyz.astype(np.float64) / voxel),

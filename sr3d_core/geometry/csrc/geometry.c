@@ -1,0 +1,106 @@
+/* The exported box geometry: the instruction-set choice, the thread split (pairs are independent: each one's result
+ * is written by one thread, in the bits of a one-thread run) and the size checks. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+typedef void (*IouFn)(const double *, const double *, int64_t, double *);
+typedef int64_t (*NmsFn)(const double *, const int64_t *, int64_t, double, int, uint8_t *);
+typedef int (*ClipFn)(const double *, int64_t, const double *, int64_t, int64_t, double, double *, const double *,
+                      double *, double *);
+
+#define SR3D_DECLARE(isa)                                                                                     \
+    void sr3d_geom_rotated_iou_bev_##isa(const double *, const double *, int64_t, double *);                  \
+    int64_t sr3d_geom_nms_rotated_bev_##isa(const double *, const int64_t *, int64_t, double, int, uint8_t *); \
+    int sr3d_geom_convex_clip_##isa(const double *, int64_t, const double *, int64_t, int64_t, double, double *, \
+                                    const double *, double *, double *);
+SR3D_DECLARE(base)
+#if defined(__x86_64__) || defined(__i386__)
+#define SR3D_HAVE_AVX2_VARIANT 1
+SR3D_DECLARE(avx2)
+#endif
+
+static IouFn iou_fn = NULL;
+static NmsFn nms_fn = NULL;
+static ClipFn clip_fn = NULL;
+static int isa_chosen = -1;
+
+static int cpu_has_avx2_fma(void) {
+#if defined(SR3D_HAVE_AVX2_VARIANT) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+/* As the sparse engine's sr3d_select_isa: want < 0 the best, 0 the baseline, 1 AVX2 + FMA; returns the one in use
+ * or -1 when the one asked for is not available here. */
+SR3D_API int sr3d_select_isa(int want) {
+    const int best = cpu_has_avx2_fma() ? 1 : 0;
+    const int isa = want < 0 ? best : want;
+    if (isa > best) return -1;
+#ifdef SR3D_HAVE_AVX2_VARIANT
+    if (isa == 1) {
+        iou_fn = sr3d_geom_rotated_iou_bev_avx2;
+        nms_fn = sr3d_geom_nms_rotated_bev_avx2;
+        clip_fn = sr3d_geom_convex_clip_avx2;
+        return isa_chosen = 1;
+    }
+#endif
+    iou_fn = sr3d_geom_rotated_iou_bev_base;
+    nms_fn = sr3d_geom_nms_rotated_bev_base;
+    clip_fn = sr3d_geom_convex_clip_base;
+    return isa_chosen = 0;
+}
+
+SR3D_API int sr3d_isa(void) {
+    if (isa_chosen < 0) sr3d_select_isa(-1);
+    return isa_chosen;
+}
+
+enum { CHUNK = 256 }; /* pairs per task */
+
+/* Bird's-eye-view IoU of the aligned box pairs (b1[p], b2[p]), boxes (x, y, z, dx, dy, dz, yaw) as 7 doubles. */
+SR3D_API int sr3d_rotated_iou_bev(const double *b1, const double *b2, int64_t n, int nthreads, double *iou) {
+    if (n < 0) return SR3D_ERR_SIZE;
+    if (iou_fn == NULL) sr3d_select_isa(-1);
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && tasks > 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t p = t * CHUNK, m = n - p < CHUNK ? n - p : CHUNK;
+        iou_fn(b1 + 7 * p, b2 + 7 * p, m, iou + p);
+    }
+    return SR3D_OK;
+}
+
+/* Greedy per-class NMS of boxes in descending score order (one thread: each decision depends on the earlier ones).
+ * keep[i] = 1 for the kept boxes; returns their number, or -1 when out of memory. */
+SR3D_API int64_t sr3d_nms_rotated_bev(const double *b, const int64_t *labels, int64_t k, double thr, int single,
+                                      uint8_t *keep) {
+    if (k < 0) return -1;
+    if (nms_fn == NULL) sr3d_select_isa(-1);
+    return nms_fn(b, labels, k, thr, single, keep);
+}
+
+/* Intersection areas of convex polygon pairs (and with grad, their gradient), pairs split over the threads.
+ * Returns 0, 1 when a polygon has no corners or more than 8, 2 when a clipped polygon outgrows the kernel's vertex
+ * slots (the caller's PyTorch path then). */
+SR3D_API int sr3d_convex_clip(const double *p1, int64_t n, const double *p2, int64_t m, int64_t k_pairs, double eps,
+                              int nthreads, double *area, const double *grad, double *g1, double *g2) {
+    if (n < 1 || m < 1 || n > 8 || m > 8 || k_pairs < 0) return 1;
+    if (clip_fn == NULL) sr3d_select_isa(-1);
+    const int64_t tasks = (k_pairs + CHUNK - 1) / CHUNK;
+    int rc = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(max : rc) if (nthreads > 1 && tasks > 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t p = t * CHUNK, c = k_pairs - p < CHUNK ? k_pairs - p : CHUNK;
+        const int r = clip_fn(p1 + p * n * 2, n, p2 + p * m * 2, m, c, eps, area + p, grad ? grad + p : NULL,
+                              g1 ? g1 + p * n * 2 : NULL, g2 ? g2 + p * m * 2 : NULL);
+        rc = r > rc ? r : rc;
+    }
+    return rc;
+}
+
+SR3D_DEFINE_HANDSHAKE

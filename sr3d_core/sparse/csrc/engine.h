@@ -1,0 +1,59 @@
+/* What every compiled library of SR3D shares: the export macro, the ABI handshake and the thread helpers.
+ *
+ * The libraries are plain C shared objects loaded with ctypes (no Python or torch headers), built at install time
+ * by setup.py. Python refuses a library whose ABI version differs from the one its bindings were written for
+ * (SR3D_ABI_VERSION), and warns that a build is stale when its source digest (SR3D_SOURCE_DIGEST, set by the build)
+ * differs from the sources next to it. */
+#ifndef SR3D_ENGINE_H
+#define SR3D_ENGINE_H
+
+#include <stdint.h>
+
+#define SR3D_API __attribute__((visibility("default")))
+
+/* Bump on any change of an exported function's arguments or meaning: the Python bindings check it. */
+#define SR3D_ABI_VERSION 2
+
+#ifndef SR3D_SOURCE_DIGEST
+#define SR3D_SOURCE_DIGEST "unknown"
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* The ABI handshake every library exports (each library is loaded privately, so the names may repeat). */
+#define SR3D_DEFINE_HANDSHAKE                                                                                 \
+    SR3D_API int sr3d_abi_version(void) { return SR3D_ABI_VERSION; }                                          \
+    SR3D_API const char *sr3d_source_digest(void) { return SR3D_SOURCE_DIGEST; }                              \
+    SR3D_API int sr3d_openmp(void) { return sr3d_openmp_version(); }
+
+/* The OpenMP version the library was built with (0: built without OpenMP, every call runs on one thread). */
+static inline int sr3d_openmp_version(void) {
+#ifdef _OPENMP
+    return _OPENMP;
+#else
+    return 0;
+#endif
+}
+
+/* The first index p in [lo, hi) with a[p] >= v (hi when none); a ascending on [lo, hi). */
+static inline int64_t sr3d_lower_bound(const int64_t *a, int64_t lo, int64_t hi, int64_t v) {
+    while (lo < hi) {
+        const int64_t mid = lo + ((hi - lo) >> 1);
+        if (a[mid] < v) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+/* Error codes of the exported functions (the bindings turn them into Python exceptions). */
+enum {
+    SR3D_OK = 0,
+    SR3D_ERR_CHANNELS = 1,   /* output channels not a multiple of 8 */
+    SR3D_ERR_NOMEM = 2,      /* out of memory */
+    SR3D_ERR_STARTS = 3,     /* a pair list's starts are not 0 .. n_pairs ascending */
+    SR3D_ERR_INDEX = 4,      /* a row index outside its set */
+    SR3D_ERR_SIZE = 5        /* a negative or inconsistent size */
+};
+
+#endif

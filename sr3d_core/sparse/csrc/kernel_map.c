@@ -1,0 +1,402 @@
+/* Kernel maps and voxelization of the sparse engine (sr3d_core.sparse.native): the pair lists of a convolution
+ * straight from the sorted keys, the tables derived from them, and voxelization's sort-unique.
+ *
+ * Coordinate sets are stored sorted by packed int64 key, and adding a kernel offset's key delta to every output
+ * key keeps the queries sorted. So the input rows of every output's neighbours are found by walking the input
+ * keys once per (x, y) column of the kernel, in O(N_in + N_out), with no temporaries: the work the pure-PyTorch
+ * path spreads over a dozen full-size tensor passes (or binary searches) happens in one loop that stays in cache.
+ * The search runs on several threads (columns x ranges of output rows); what each thread writes is fixed by the
+ * partition, and the pack concatenates the ranges in order, so the pair list is the same at any thread count. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+/* The first index p' >= p with src[p'] >= q (n_in when none): gallop from p, then bisect, so a far jump (a sparse
+ * output set, a new scene) costs log steps and a near one a step or two. */
+static inline int64_t seek(const int64_t *src, int64_t n_in, int64_t p, int64_t q) {
+    if (p >= n_in || src[p] >= q) return p;
+    int64_t step = 1, lo = p, hi = p + 1;
+    while (hi < n_in && src[hi] < q) {
+        lo = hi;
+        step <<= 1;
+        hi = p + step;
+    }
+    if (hi > n_in) hi = n_in;
+    while (hi - lo > 1) {
+        const int64_t mid = lo + ((hi - lo) >> 1);
+        if (src[mid] < q) lo = mid; else hi = mid;
+    }
+    return hi;
+}
+
+
+/* The pair list of a kernel map straight from the keys, without the (kvol, n_out) table, in two steps:
+ * sr3d_kernel_pairs_search finds the pairs, sr3d_kernel_pairs_pack writes them as the convolution kernels read
+ * them: offset k's pairs (i, o) with src[i] == dst[o] + delta[k] at [starts[k], starts[k + 1]) of rows_in /
+ * rows_out, output rows ascending (the order sr3d_pair_fill gives).
+ *
+ * The offsets of a ks^3 kernel are k = c + iz * ks^2 (z slowest), and a z step changes only a key's lowest field,
+ * so the ks offsets of one (x, y) column c reach keys in [q, q + (ks - 1) * zstep] with q = dst[o] + delta[c]:
+ * consecutive input keys (ks of them at most when the inputs lie on the offsets' grid, as a layer's do). One
+ * search per column and output finds all of them (ks^2 searches per output instead of ks^3).
+ *
+ * The outputs are split into `ranges` equal ranges (range r: [r n_out / ranges, (r + 1) n_out / ranges)), and
+ * every (column, range) is one task of the thread team: it writes offset k's pairs of its range to the slots
+ * [k n_out + lo_r, ...) of seg_in / seg_out (kvol * n_out slots each, scratch the caller reuses) and their number
+ * to count[k * ranges + r]. A range holds at most one pair per output and offset, so the slots never overlap.
+ * Returns the number of pairs; the pack copies the segments, range by range, into exact-size arrays.
+ * symmetric: src is dst and delta[kvol - 1 - k] == -delta[k] (an odd kernel on its own set), so offset
+ * kvol - 1 - k's pairs are offset k's with in and out swapped, in the same order (a pair's input row ascends with
+ * its output row): only the columns up to the centre one are searched, and the pack mirrors the others. */
+static inline int64_t range_lo(int64_t r, int64_t ranges, int64_t n) { return r * n / ranges; }
+
+SR3D_API int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
+                                          const int64_t *delta, int64_t ks, int symmetric, int64_t ranges,
+                                          int nthreads, int64_t *count, int64_t *seg_in, int64_t *seg_out) {
+    const int64_t plane = ks * ks, kvol = plane * ks;
+    const int64_t zstep = ks > 1 ? delta[plane] - delta[0] : 1;
+    const int64_t searched = symmetric ? plane / 2 + 1 : plane;
+    memset(count, 0, (size_t)(kvol * ranges) * sizeof(int64_t));
+    const int64_t tasks = searched * ranges;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && tasks > 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t c = t / ranges, r = t % ranges;
+        const int64_t o_lo = range_lo(r, ranges, n_out), o_hi = range_lo(r + 1, ranges, n_out);
+        int64_t local[64]; /* this task's count per z step of its column (ks <= 64) */
+        for (int64_t iz = 0; iz < ks; ++iz) local[iz] = 0;
+        int64_t p = 0;
+        for (int64_t o = o_lo; o < o_hi; ++o) {
+            const int64_t q = dst[o] + delta[c];
+            p = seek(src, n_in, p, q);
+            int64_t j = p;
+            for (int64_t iz = 0; iz < ks; ++iz) { /* no division: the column's targets in order */
+                const int64_t target = q + iz * zstep;
+                while (j < n_in && src[j] < target) ++j;
+                if (j == n_in) break;
+                if (src[j] == target) {
+                    const int64_t k = c + iz * plane, slot = k * n_out + o_lo + local[iz]++;
+                    seg_in[slot] = j;
+                    seg_out[slot] = o;
+                }
+            }
+        }
+        for (int64_t iz = 0; iz < ks; ++iz) count[(c + iz * plane) * ranges + r] = local[iz];
+    }
+    int64_t total = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t from = symmetric && k % plane >= searched ? kvol - 1 - k : k;
+        for (int64_t r = 0; r < ranges; ++r) {
+            count[k * ranges + r] = count[from * ranges + r];
+            total += count[k * ranges + r];
+        }
+    }
+    return total;
+}
+
+/* sr3d_kernel_pairs_search for a stride-2 convolution with a 3 x 3 x 3 kernel onto the parents of its input, from
+ * the parent map instead of a search per kernel column and output. src (stride s = 2^log_s) and dst (its parents,
+ * stride 2s) are ascending packed keys (axis_bits per coordinate field), parent[i] the row of input i's parent. An
+ * input i at parent p sits at p + s * pos (pos in {0, 1}^3) and feeds exactly the outputs p + 2s * e for e within
+ * pos (d = s * pos - 2s * e): p itself (its parent row) and up to seven neighbours of p, looked up once per parent
+ * (three column searches, the z neighbour is the next key). Parents are walked in order and each offset's (pos, e)
+ * is fixed, so each offset's outputs come out ascending, as the search gives them. Writes count / seg_in / seg_out
+ * as the search does (for sr3d_kernel_pairs_pack with symmetric = 0, one range) and returns the number of pairs,
+ * -1 when out of memory, or -2 when a parent row lies outside [0, n_out). */
+static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x on its parent's odd half, 1: y, 2: z */
+    return (int)((key >> (2 * axis_bits + log_s)) & 1) | (int)(((key >> (axis_bits + log_s)) & 1) << 1) |
+           (int)(((key >> log_s) & 1) << 2);
+}
+
+SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
+                                const int64_t *parent, int log_s, int axis_bits, int64_t *count, int64_t *seg_in,
+                                int64_t *seg_out) {
+    int64_t *first = calloc((size_t)n_out + 1, sizeof(int64_t)); /* children of row r: child[first[r] ..] */
+    int64_t *child = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int64_t));
+    int64_t *nbr = malloc((size_t)(n_out > 0 ? n_out : 1) * 8 * sizeof(int64_t)); /* row of p + 2s e, or -1 */
+    uint8_t *need = calloc((size_t)(n_out > 0 ? n_out : 1), 1); /* the union of a parent's children's pos */
+    if (!first || !child || !nbr || !need) {
+        free(first);
+        free(child);
+        free(nbr);
+        free(need);
+        return -1;
+    }
+    for (int64_t i = 0; i < n_in; ++i) {
+        if ((uint64_t)parent[i] >= (uint64_t)n_out) {
+            free(first);
+            free(child);
+            free(nbr);
+            free(need);
+            return -2;
+        }
+        ++first[parent[i] + 1];
+        need[parent[i]] |= (uint8_t)child_pos(src[i], log_s, axis_bits);
+    }
+    for (int64_t r = 0; r < n_out; ++r) first[r + 1] += first[r];
+    for (int64_t i = 0; i < n_in; ++i) child[first[parent[i]]++] = i; /* first[r] now ends row r's children */
+    for (int64_t r = n_out; r > 0; --r) first[r] = first[r - 1];
+    first[0] = 0;
+    const int64_t step = (int64_t)2 << log_s, R = (int64_t)1 << axis_bits;
+    for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
+        const int64_t dcol = step * ((c & 1) * R * R + (c >> 1) * R);
+        int64_t p = 0;
+        for (int64_t r = 0; r < n_out; ++r) {
+            if ((need[r] & c) != c) continue; /* no child reaches this column: never read */
+            const int64_t t = dst[r] + dcol;
+            p = c ? seek(dst, n_out, p, t) : r;
+            const int hit = p < n_out && dst[p] == t;
+            const int64_t j = hit ? p + 1 : p; /* the z neighbour, if any, is the next key */
+            nbr[8 * r + c] = hit ? p : -1;
+            nbr[8 * r + c + 4] = j < n_out && dst[j] == t + step ? j : -1;
+        }
+    }
+    memset(count, 0, 27 * sizeof(int64_t));
+    int64_t total = 0;
+    for (int64_t r = 0; r < n_out; ++r) {
+        for (int64_t q = first[r]; q < first[r + 1]; ++q) {
+            const int64_t i = child[q];
+            const int pos = child_pos(src[i], log_s, axis_bits);
+            for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
+                const int64_t o = nbr[8 * r + e];
+                if (o >= 0) {
+                    /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy + 9 iz */
+                    const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
+                    const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
+                    const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
+                    const int64_t slot = k * n_out + count[k]++;
+                    seg_in[slot] = i;
+                    seg_out[slot] = o;
+                    ++total;
+                }
+                if (e == 0) break;
+            }
+        }
+    }
+    free(first);
+    free(child);
+    free(nbr);
+    free(need);
+    return total;
+}
+
+/* The exact-size pair list of a search (see sr3d_kernel_pairs_search): offset by offset, range by range; offsets in
+ * parallel (each writes its own run of the output). */
+SR3D_API void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symmetric, int64_t n_out, int64_t ranges,
+                                     int nthreads, const int64_t *seg_in, const int64_t *seg_out, int64_t *starts,
+                                     int64_t *rows_in, int64_t *rows_out) {
+    const int64_t plane = ks * ks, kvol = plane * ks, searched = symmetric ? plane / 2 + 1 : plane;
+    int64_t m = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        starts[k] = m;
+        for (int64_t r = 0; r < ranges; ++r) m += count[k * ranges + r];
+    }
+    starts[kvol] = m;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && kvol > 1)
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int mirror = symmetric && k % plane >= searched;
+        const int64_t from = mirror ? kvol - 1 - k : k;
+        int64_t at = starts[k];
+        for (int64_t r = 0; r < ranges; ++r) {
+            const int64_t slot = from * n_out + range_lo(r, ranges, n_out), n = count[k * ranges + r];
+            memcpy(rows_in + at, (mirror ? seg_out : seg_in) + slot, (size_t)n * sizeof(int64_t));
+            memcpy(rows_out + at, (mirror ? seg_in : seg_out) + slot, (size_t)n * sizeof(int64_t));
+            at += n;
+        }
+    }
+}
+
+/* The table of a pair list (the inverse of sr3d_pair_starts / sr3d_pair_fill): cols[k * n_out + o] = i for every
+ * pair (i, o) of offset k, n_in elsewhere. Offsets in parallel (each owns its row of the table). Returns SR3D_OK,
+ * SR3D_ERR_STARTS for starts that do not ascend from 0, or SR3D_ERR_INDEX for a row outside its set. */
+SR3D_API int sr3d_pairs_to_table(const int64_t *starts, const int64_t *rows_in, const int64_t *rows_out,
+                                 int64_t kvol, int64_t n_in, int64_t n_out, int nthreads, int64_t *cols) {
+    if (starts[0] != 0) return SR3D_ERR_STARTS;
+    for (int64_t k = 0; k < kvol; ++k)
+        if (starts[k + 1] < starts[k]) return SR3D_ERR_STARTS;
+    int bad = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(| : bad) if (nthreads > 1 && kvol > 1)
+    for (int64_t k = 0; k < kvol; ++k) {
+        int64_t *row = cols + k * n_out;
+        for (int64_t o = 0; o < n_out; ++o) row[o] = n_in;
+        for (int64_t p = starts[k]; p < starts[k + 1]; ++p) {
+            if ((uint64_t)rows_out[p] >= (uint64_t)n_out) {
+                bad = 1;
+                continue;
+            }
+            row[rows_out[p]] = rows_in[p];
+        }
+    }
+    return bad ? SR3D_ERR_INDEX : SR3D_OK;
+}
+
+/* The transposed table: t[k * n_in + cols[k * n_out + o]] = o for every existing pair, n_out elsewhere. Offsets
+ * in parallel. */
+SR3D_API void sr3d_transpose_map(const int64_t *cols, int64_t n_in, int64_t n_out, int64_t kvol, int nthreads,
+                                 int64_t *t) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && kvol > 1)
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *row = cols + k * n_out;
+        int64_t *trow = t + k * n_in;
+        for (int64_t i = 0; i < n_in; ++i) trow[i] = n_out;
+        for (int64_t o = 0; o < n_out; ++o) {
+            if ((uint64_t)row[o] < (uint64_t)n_in) trow[row[o]] = o; /* negative: no pair either */
+        }
+    }
+}
+
+/* The existing pairs of a neighbour table, offset by offset (the convolution kernels' input): starts[k] is the
+ * first pair of offset k, starts[kvol] the total, which is returned. */
+SR3D_API int64_t sr3d_pair_starts(const int64_t *cols, int64_t kvol, int64_t n_out, int64_t n_in, int64_t *starts) {
+    int64_t total = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        starts[k] = total;
+        const int64_t *col = cols + k * n_out;
+        for (int64_t o = 0; o < n_out; ++o) total += col[o] < n_in;
+    }
+    starts[kvol] = total;
+    return total;
+}
+
+/* rows_in / rows_out of every pair, offset-major, output rows ascending within an offset. Written without
+ * branches (the empty sites of a sparse offset would cost a mispredicted branch each), so both arrays need one
+ * slot more than the number of pairs. */
+SR3D_API void sr3d_pair_fill(const int64_t *cols, int64_t kvol, int64_t n_out, int64_t n_in, int64_t *rows_in,
+                    int64_t *rows_out) {
+    int64_t m = 0;
+    for (int64_t k = 0; k < kvol; ++k) {
+        const int64_t *col = cols + k * n_out;
+        for (int64_t o = 0; o < n_out; ++o) {
+            rows_in[m] = col[o];
+            rows_out[m] = o;
+            m += col[o] < n_in;
+        }
+    }
+}
+
+/* Voxelization's sort-unique with its random in-voxel pick, in one pass over radix-sorted keys.
+ * keys (n): any int64 keys, typically packed voxel keys (a batch field above three axis_bits-wide coordinate
+ * fields); prio (n): distinct priorities (a permutation).
+ * Writes the ascending unique keys (m of them), inverse[i] = unique row of point i, and pick[v] = the point of
+ * highest priority in voxel v; returns m. order, tmp and dense are n-element scratch buffers. */
+static inline int64_t key_field(int64_t key, int f, int axis_bits) {
+    /* Field 0: the bits above the three coordinate fields, signed (so any int64 keeps its order); 1-3: x, y, z. */
+    if (f == 0) return key >> (3 * axis_bits); /* arithmetic shift */
+    return (int64_t)(((uint64_t)key >> ((3 - f) * axis_bits)) & (((uint64_t)1 << axis_bits) - 1));
+}
+
+SR3D_API int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits, int64_t *order,
+                         int64_t *tmp, int64_t *dense, int64_t *ukeys, int64_t *inverse, int64_t *pick) {
+    if (n <= 0) return 0;
+    /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits that
+     * are zero in all of them (a stride), in mixed radix (at most 64 bits: the field widths never sum to more). A
+     * frame's keys then span ~24 bits instead of reaching the top field: two passes of 12-bit digits where the
+     * packed keys needed three or four. */
+    int64_t lo[4], hi[4];
+    uint64_t spread[4] = {0, 0, 0, 0};
+    for (int f = 0; f < 4; ++f) {
+        lo[f] = INT64_MAX;
+        hi[f] = INT64_MIN;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        for (int f = 0; f < 4; ++f) {
+            const int64_t v = key_field(keys[i], f, axis_bits);
+            lo[f] = v < lo[f] ? v : lo[f];
+            hi[f] = v > hi[f] ? v : hi[f];
+        }
+    }
+    for (int64_t i = 0; i < n; ++i) /* the low bits every field's offset from its minimum leaves zero */
+        for (int f = 0; f < 4; ++f) spread[f] |= (uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]);
+    int shift[4];
+    uint64_t width[4];
+    for (int f = 0; f < 4; ++f) {
+        shift[f] = spread[f] ? __builtin_ctzll(spread[f]) : 0;
+        width[f] = ((uint64_t)(hi[f] - lo[f]) >> shift[f]) + 1;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        uint64_t d = 0;
+        for (int f = 0; f < 4; ++f)
+            d = d * width[f] + ((uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]) >> shift[f]);
+        dense[i] = (int64_t)d;
+        order[i] = i;
+    }
+    uint64_t top = 0;
+    for (int64_t i = 0; i < n; ++i) top |= (uint64_t)dense[i];
+    const int used = top ? 64 - __builtin_clzll(top) : 0;
+    /* LSD radix sort of the indices by dense key, in as few passes of at most 12 bits as cover the used bits. */
+    enum { MAX_BITS = 12 };
+    const int passes = (used + MAX_BITS - 1) / MAX_BITS, digit = passes ? (used + passes - 1) / passes : 0;
+    int64_t count[1 << MAX_BITS];
+    int64_t *src = order, *dst = tmp;
+    for (int pass = 0; pass < passes; ++pass) {
+        const int sh = pass * digit;
+        const uint64_t dmask = ((uint64_t)1 << digit) - 1;
+        for (int b = 0; b <= (int)dmask; ++b) count[b] = 0;
+        for (int64_t i = 0; i < n; ++i) ++count[((uint64_t)dense[i] >> sh) & dmask];
+        int64_t sum = 0;
+        for (int b = 0; b <= (int)dmask; ++b) {
+            const int64_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t j = src[i];
+            dst[count[((uint64_t)dense[j] >> sh) & dmask]++] = j;
+        }
+        int64_t *swap = src;
+        src = dst;
+        dst = swap;
+    }
+    int64_t m = -1, last = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t j = src[i];
+        if (m < 0 || dense[j] != last) {
+            ++m;
+            last = dense[j];
+            ukeys[m] = keys[j];
+            pick[m] = j;
+        } else if (prio[j] > prio[pick[m]]) {
+            pick[m] = j;
+        }
+        inverse[j] = m;
+    }
+    return m + 1;
+}
+
+/* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF, R = 2^axis_bits,
+ * OFF = 2^(axis_bits - 1), with x = floor of px over the voxel size computed as the PyTorch path does for `mode`
+ * (SR3D_QUANTIZE_*): in double; as a float32 quotient; or as a float32 product with the float32 reciprocal.
+ * Point i's x, y, z are xyz[row_stride * i + 0, 1, 2] (a cloud's xyz columns read in place).
+ * Returns 0, or 1 when a point is not finite or a coordinate lies outside [-limit, limit] (the caller then runs the
+ * checked PyTorch path, which names the problem). */
+enum { SR3D_QUANTIZE_FLOAT64 = 0, SR3D_QUANTIZE_FLOAT32 = 1, SR3D_QUANTIZE_FLOAT32_RECIPROCAL = 2 };
+
+SR3D_API int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode, int64_t batch,
+                    int axis_bits, int64_t limit, int64_t *keys) {
+    const int64_t radix = (int64_t)1 << axis_bits, off = (int64_t)1 << (axis_bits - 1);
+    const double lim = (double)limit;
+    /* Both rounded to float32 as PyTorch rounds a Python number for a float32 tensor; no -ffast-math, so the
+     * compiler keeps a float32 division a division. */
+    const float voxel32 = (float)voxel, inverse32 = 1.0f / voxel32;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t key = batch;
+        for (int a = 0; a < 3; ++a) {
+            const float p = xyz[row_stride * i + a];
+            double q;
+            if (mode == SR3D_QUANTIZE_FLOAT32)
+                q = (double)floorf(p / voxel32);
+            else if (mode == SR3D_QUANTIZE_FLOAT32_RECIPROCAL)
+                q = (double)floorf(p * inverse32);
+            else
+                q = floor((double)p / voxel);
+            if (!(q >= -lim && q <= lim)) return 1; /* also catches NaN */
+            key = key * radix + (int64_t)q + off;
+        }
+        keys[i] = key;
+    }
+    return 0;
+}
+
+SR3D_DEFINE_HANDSHAKE
