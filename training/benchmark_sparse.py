@@ -213,9 +213,9 @@ int main(void) {
 def fma_peak_gflops(threads: int) -> float | None:
     """This CPU's float32 multiply-add peak on ``threads`` cores (twelve independent 8-wide FMA chains per
     thread, one process per thread at once, the best of five 0.2 s runs), or None without a C compiler."""
-    from sr3d_core.sparse import native
+    from sr3d_core.sparse.build_spec import compiler
 
-    cc = native._compiler()
+    cc = compiler()
     if cc is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,13 +56,22 @@ class PairList(tuple):
     the row indices. A plain 3-tuple works too and is checked on every use."""
 
     checked = False
+    n_in = n_out = -1  # the sizes of its sets, where it is trusted
 
     @classmethod
-    def trusted(cls, starts: torch.Tensor, rows_in: torch.Tensor, rows_out: torch.Tensor) -> "PairList":
-        """A pair list built by this module (valid by construction)."""
+    def trusted(cls, starts: torch.Tensor, rows_in: torch.Tensor, rows_out: torch.Tensor, n_in: int, n_out: int
+                ) -> "PairList":
+        """A pair list built by this module between sets of ``n_in`` and ``n_out`` rows (valid by construction)."""
         out = cls((starts, rows_in, rows_out))
-        out.checked = True
+        out.checked, out.n_in, out.n_out = True, n_in, n_out
         return out
+
+
+def _check_sets(fn: str, pairs: PairList, n_in: int, n_out: int) -> None:
+    """A trusted pair list is used only between the sets it was built for (its rows are not checked again)."""
+    if getattr(pairs, "checked", False):
+        require(fn, pairs.n_in == n_in and pairs.n_out == n_out,
+                lambda: f"the pair list joins sets of {pairs.n_in} and {pairs.n_out} rows, not {n_in} and {n_out}")
 
 
 def _library() -> ctypes.CDLL:
@@ -132,18 +141,18 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
     total = lib.sr3d_kernel_pairs_search(src_keys.data_ptr(), src_keys.shape[0], dst_keys.data_ptr(), n_out,
                                          delta.data_ptr(), ks, int(symmetric), ranges, nt, count.data_ptr(),
                                          seg[0].data_ptr(), seg[1].data_ptr())
-    return _pack_pairs(count, ks, symmetric, n_out, ranges, seg, total)
+    return _pack_pairs(count, ks, symmetric, src_keys.shape[0], n_out, ranges, seg, total)
 
 
-def _pack_pairs(count: torch.Tensor, ks: int, symmetric: bool, n_out: int, ranges: int, seg: torch.Tensor,
-                total: int) -> PairList:
+def _pack_pairs(count: torch.Tensor, ks: int, symmetric: bool, n_in: int, n_out: int, ranges: int,
+                seg: torch.Tensor, total: int) -> PairList:
     """The exact-size pair list from a search's per-offset, per-range segments (``sr3d_kernel_pairs_pack``)."""
     starts = torch.empty(ks**3 + 1, dtype=torch.int64)
     rows = torch.empty((2, total), dtype=torch.int64)
     _library().sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, ranges, threads(),
                                       seg[0].data_ptr(), seg[1].data_ptr(), starts.data_ptr(), rows[0].data_ptr(),
                                       rows[1].data_ptr())
-    return PairList.trusted(starts, rows[0], rows[1])
+    return PairList.trusted(starts, rows[0], rows[1], n_in, n_out)
 
 
 def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: torch.Tensor, stride: int,
@@ -168,7 +177,7 @@ def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: to
         raise ValueError(f"{fn}: a parent row lies outside [0, {n_out})")
     if total < 0:
         raise MemoryError(f"{fn}: out of memory")
-    return _pack_pairs(count, 3, False, n_out, 1, seg, total)
+    return _pack_pairs(count, 3, False, src_keys.shape[0], n_out, 1, seg, total)
 
 
 _scratch = threading.local()
@@ -188,6 +197,7 @@ def pairs_to_table(pairs: PairList, n_in: int, n_out: int) -> torch.Tensor:
     """The ``(K, N_out)`` neighbour table of a pair list (`KernelMap.cols`): N_in where a site is empty."""
     fn = "pairs_to_table"
     starts, rows_in, rows_out = _check_pairs(fn, pairs)
+    _check_sets(fn, pairs, n_in, n_out)
     kvol = starts.shape[0] - 1
     cols = torch.empty((kvol, n_out), dtype=torch.int64)
     rc = _library().sr3d_pairs_to_table(starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(), kvol, n_in,
@@ -307,7 +317,7 @@ def pair_list(cols: torch.Tensor, n_in: int) -> PairList:
     total = lib.sr3d_pair_starts(cols.data_ptr(), kvol, n_out, n_in, starts.data_ptr())
     rows = torch.empty((2, total + 1), dtype=torch.int64)  # one slot of slack: the branchless fill writes one past
     lib.sr3d_pair_fill(cols.data_ptr(), kvol, n_out, n_in, rows[0].data_ptr(), rows[1].data_ptr())
-    return PairList.trusted(starts, rows[0, :total], rows[1, :total])
+    return PairList.trusted(starts, rows[0, :total], rows[1, :total], n_in, n_out)
 
 
 def _check_conv(fn: str, x: torch.Tensor, pairs: PairList, weight: torch.Tensor, x_rows: int, x_name: str
@@ -349,8 +359,8 @@ def conv_forward(x: torch.Tensor, pairs: PairList, n_out: int, weight: torch.Ten
         ``(N_out, C_out)`` float32.
     """
     fn = "conv_forward"
-    starts, rows_in, rows_out = _check_conv(fn, x, pairs, weight, x.shape[0] if isinstance(x, torch.Tensor) else 0,
-                                            "x")
+    _check_conv(fn, x, pairs, weight, x.shape[0] if isinstance(x, torch.Tensor) else 0, "x")
+    _check_sets(fn, pairs, x.shape[0], n_out)
     return _conv_pairs(fn, x, pairs, x.shape[0], n_out, weight, transpose=False)
 
 
@@ -360,6 +370,7 @@ def conv_input_grad(grad_out: torch.Tensor, pairs: PairList, n_in: int, weight: 
     fn = "conv_input_grad"
     _check_conv(fn, grad_out, pairs, weight, grad_out.shape[0] if isinstance(grad_out, torch.Tensor) else 0,
                 "grad_out")
+    _check_sets(fn, pairs, n_in, grad_out.shape[0])
     kvol, c_in, c_out = weight.shape
     require(fn, grad_out.shape[1] == c_out and c_in % 8 == 0,
             lambda: f"gradient of {grad_out.shape[1]} channels against weights {tuple(weight.shape)} (input "
@@ -375,6 +386,7 @@ def conv_weight_grad(x: torch.Tensor, pairs: PairList, grad_out: torch.Tensor) -
     check_tensor(fn, "x", x, _F32, 2)
     check_tensor(fn, "grad_out", grad_out, _F32, 2)
     starts, rows_in, rows_out = _check_pairs(fn, pairs)
+    _check_sets(fn, pairs, x.shape[0], grad_out.shape[0])
     kvol, c_in, c_out = starts.shape[0] - 1, x.shape[1], grad_out.shape[1]
     require(fn, c_out % 8 == 0 and c_out > 0 and c_in > 0,
             lambda: f"{c_in} input and {c_out} output channels (output channels must be a multiple of 8)")
