@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -92,3 +94,77 @@ class FrameStats:
                 problems.append("no input")
             self._period = (now, self.received, self.tf_failures, malformed, self.errors, self.processed)
         return values, problems, silent
+
+
+@dataclass
+class InputWatch:
+    """Why no cloud arrives, said in the log and in /diagnostics: nobody publishes on the input, or somebody does
+    and nothing arrives (QoS, DDS segment size).
+
+    The node's graph is queried through the two functions, so this runs without ROS in tests.
+
+    Attributes:
+        topic: the resolved input topic.
+        count_publishers: publishers on a topic.
+        cloud_topics: the other ``PointCloud2`` topics that have a publisher.
+        warn: logs a warning.
+        profile: the Fast DDS profile for large clouds that the node ships (named in the warning).
+    """
+
+    topic: str
+    count_publishers: Callable[[str], int]
+    cloud_topics: Callable[[], list[str]]
+    warn: Callable[[str], None]
+    profile: str
+    silent_since: Optional[float] = None  # a publisher exists on the input but nothing arrives
+    silence_logged: bool = False
+    unpublished_since: Optional[float] = None  # subscribed, and nobody publishes on the input
+    unpublished_warned: Optional[float] = None
+
+    def subscribed(self, now: float) -> None:
+        """The node subscribed at ``now``: the no-publisher wait starts over."""
+        self.unpublished_since, self.unpublished_warned = now, None
+
+    def silence_problem(self, now: float, silent: bool, period_s: float, warn_after_s: float, qos: str) -> str:
+        """A publisher exists on the input topic but nothing arrived this period: say why once in the log, and
+        each period in /diagnostics (returns the diagnostics text, or "")."""
+        publishers = self.count_publishers(self.topic) if silent else 0
+        if not publishers:
+            self.silent_since, self.silence_logged = None, False
+            return ""
+        if self.silent_since is None:
+            self.silent_since = now - period_s  # this period was already silent
+        waited = now - self.silent_since
+        if waited < warn_after_s:
+            return ""
+        if not self.silence_logged:
+            self.silence_logged = True
+            self.warn(
+                f"{publishers} publisher(s) on {self.topic} but no cloud arrived for {waited:.0f} s. Likely causes: "
+                f"(1) clouds larger than Fast DDS's default 512 kB shared-memory segment, sent best effort, are "
+                f"fragmented over UDP and lost whole: start the camera driver and this node with "
+                f"FASTDDS_DEFAULT_PROFILES_FILE={self.profile} (scripts/env.sh and the launch file set it for the "
+                f"node), or publish reliably and set input_qos:=reliable; (2) incompatible QoS: this node subscribes "
+                f"with input_qos={qos}, and a reliable subscription gets nothing from a best-effort publisher")
+        return f"publisher on the input but no data for {waited:.0f} s (QoS or DDS segment size, see the log)"
+
+    def watch_publishers(self, now: float, subscribed: bool, warn_after_s: float) -> None:
+        """Warn while the input topic has no publisher: after ``warn_after_s`` subscribed, then every
+        ``warn_after_s``, naming the PointCloud2 topics that have one (the remap probably missed)."""
+        if not subscribed or self.count_publishers(self.topic):
+            self.unpublished_since = now if subscribed else None
+            self.unpublished_warned = None
+            return
+        if self.unpublished_since is None:
+            self.unpublished_since = now
+        waited = now - self.unpublished_since
+        if waited < warn_after_s or (
+                self.unpublished_warned is not None and now - self.unpublished_warned < warn_after_s):
+            return
+        self.unpublished_warned = now
+        clouds = sorted(self.cloud_topics())
+        found = (f"PointCloud2 topics with a publisher: {', '.join(clouds)}; remap the input onto one, e.g. "
+                 f"-r '~/input/points:={clouds[0]}' (quoted: bash expands an unquoted ~ to your home directory)"
+                 if clouds else "no PointCloud2 topic has a publisher yet (is the camera driver running, in this "
+                 "ROS_DOMAIN_ID, and discoverable: ROS_AUTOMATIC_DISCOVERY_RANGE?)")
+        self.warn(f"no publisher on the input {self.topic} for {waited:.0f} s; {found}")

@@ -1,55 +1,150 @@
-"""The detector node's input: clouds taken by the inference thread when it is ready, newest first.
+"""The detector node's input: clouds taken by the frame thread when it is ready, newest first.
 
 A subscription served by the node's executor takes every cloud the moment it arrives: for a 640x480 RGB-D cloud
 that is three copies of 4.9 MB (DDS, rmw, Python), made while holding the interpreter lock, 30 times a second,
-also for the clouds that are then dropped because the network is still busy with an earlier one. The inference
+also for the clouds that are then dropped because the network is still busy with an earlier one. The frame
 thread needs the lock between its operations, so it stalls for all of that. Here the input subscription lives on
-a helper node that no executor spins (``<node name>_input``, in the node's namespace): the inference thread takes
-from it itself when it is ready for the next frame, and meanwhile DDS keeps only the newest clouds
-(``input_qos_depth``, keep-last). A cloud replaced there is never copied; it is counted from its publisher's
-sequence numbers.
+a helper node that the node's executor never spins (``<node name>_input``, in the node's namespace): the frame
+thread takes from it itself when it is ready for the next frame, and meanwhile DDS keeps only the newest clouds
+(``input_qos_depth``, keep-last). The subscription is raw (serialized bytes; ``sr3d_ros.cdr`` reads them in
+place), so a taken cloud costs one copy less than a deserialized message.
 
-The subscription is raw (serialized bytes; ``sr3d_ros.cdr`` reads them in place), so a taken cloud costs one copy
-less than a deserialized message.
+Two ways to take, behind one class (``CloudInbox``):
+
+- ``_DirectTake`` (the default where rclpy has it): a wait set and ``take_message`` on the subscription's handle,
+  rclpy's internal API. A cloud replaced in DDS's history is never copied, and it is counted from its publisher's
+  sequence numbers.
+- ``_SpinTake`` (the fallback when that internal API is missing or changed): an ordinary subscription on the helper
+  node, spun by a private executor from the frame thread. Each cloud in DDS's history is copied once, and only the
+  clouds that reached the callback are counted as skipped.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import rclpy
-from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import PointCloud2
 
+try:  # rclpy's internal C extension: only _DirectTake uses it
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+except ImportError:  # pragma: no cover - an rclpy without it takes through _SpinTake
+    _rclpy = None
+
+#: ``(serialized cloud, message info or None)`` per taken cloud, oldest first.
+Taken = list[tuple[bytes, Optional[dict]]]
+
+
+class _Take(Protocol):
+    """One way to take clouds from the helper node's subscription."""
+
+    def take_all(self) -> Taken:
+        """Every cloud available now, oldest first (no waiting)."""
+
+    def wait(self, timeout_s: float) -> None:
+        """Sleep until a cloud is available or ``timeout_s`` passed."""
+
+    def destroy(self) -> None:
+        """Release what the take holds (the helper node is destroyed by its owner)."""
+
+
+def direct_take_available() -> bool:
+    """Whether this rclpy has the internal API ``_DirectTake`` needs."""
+    return _rclpy is not None and hasattr(_rclpy, "WaitSet")
+
+
+class _DirectTake:
+    """Takes from the subscription's handle itself: one wait set to sleep, one ``take_message`` per cloud."""
+
+    def __init__(self, node: Any, topic: str, qos: QoSProfile, context: Any) -> None:
+        # Never called: the clouds are taken from the handle below, not dispatched by an executor.
+        self._sub = node.create_subscription(PointCloud2, topic, lambda _raw: None, qos, raw=True)
+        if not hasattr(self._sub.handle, "take_message"):
+            node.destroy_subscription(self._sub)
+            raise AttributeError("this rclpy's subscription handle has no take_message")
+        self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, context.handle)
+
+    def take_all(self) -> Taken:
+        taken = []
+        with self._sub.handle:
+            while (got := self._sub.handle.take_message(PointCloud2, True)) is not None:
+                taken.append(got)
+        return taken
+
+    def wait(self, timeout_s: float) -> None:
+        with self._sub.handle:
+            self._wait_set.clear_entities()
+            self._wait_set.add_subscription(self._sub.handle)
+            self._wait_set.wait(int(timeout_s * 1e9))
+
+    def destroy(self) -> None:
+        self._wait_set.destroy_when_not_in_use()
+
+
+class _SpinTake:
+    """An ordinary raw subscription, its callback run by a private executor that only the frame thread spins."""
+
+    def __init__(self, node: Any, topic: str, qos: QoSProfile, context: Any) -> None:
+        self._arrived: Taken = []
+        node.create_subscription(PointCloud2, topic, lambda raw: self._arrived.append((raw, None)), qos, raw=True)
+        self._executor = SingleThreadedExecutor(context=context)
+        self._executor.add_node(node)
+
+    def take_all(self) -> Taken:
+        idle = 0
+        while idle < 2:  # one callback per spin, and every other spin only starts a new wait: two idle spins
+            before = len(self._arrived)
+            self._executor.spin_once(timeout_sec=0.0)
+            idle = idle + 1 if len(self._arrived) == before else 0
+        taken, self._arrived = self._arrived, []
+        return taken
+
+    def wait(self, timeout_s: float) -> None:
+        self._executor.spin_once(timeout_sec=timeout_s)
+
+    def destroy(self) -> None:
+        self._executor.shutdown(timeout_sec=0.0)
+
 
 class CloudInbox:
-    """A raw ``PointCloud2`` subscription that only its owner's inference thread takes from.
-
-    The thread takes from the subscription's handle itself (a wait set to sleep until a cloud arrives, then one
-    take per cloud in DDS's history): an executor would add a wait, a task and a callback per cloud in Python.
+    """A raw ``PointCloud2`` subscription that only its owner's frame thread takes from.
 
     Args:
         owner: the detector node: the helper node gets its context, namespace and name (+ ``_input``).
         topic: the input topic, resolved by the owner (its remappings applied).
         qos: the input QoS (its depth is how many clouds DDS keeps while the thread is busy).
+        direct: take through rclpy's internal API (``_DirectTake``) or an ordinary subscription (``_SpinTake``);
+            None takes directly where this rclpy allows it and falls back otherwise.
     """
 
-    def __init__(self, owner: Any, topic: str, qos: QoSProfile) -> None:
+    def __init__(self, owner: Any, topic: str, qos: QoSProfile, direct: Optional[bool] = None) -> None:
         self._node = rclpy.create_node(
             f"{owner.get_name()}_input", namespace=owner.get_namespace(), context=owner.context,
             use_global_arguments=False, enable_rosout=False, start_parameter_services=False,
             parameter_overrides=[Parameter("start_type_description_service", value=False)])
         self._context = owner.context
-        # Never called: the clouds are taken from the handle below, not dispatched by an executor.
-        self._sub = self._node.create_subscription(PointCloud2, topic, lambda _raw: None, qos, raw=True)
-        self._wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self._context.handle)
+        self._take: _Take
+        if direct is None:
+            direct = direct_take_available()
+        try:
+            self._take = (_DirectTake if direct else _SpinTake)(self._node, topic, qos, self._context)
+        except (AttributeError, TypeError):  # the internal API changed: take through public API instead
+            if not direct:
+                raise
+            self._take = _SpinTake(self._node, topic, qos, self._context)
         self._last_seq: dict[bytes, int] = {}  # publisher gid -> last publication sequence number seen
         self._lock = threading.Lock()  # take_newest against close
         self._closed = False
+
+    @property
+    def direct(self) -> bool:
+        """Whether clouds are taken through rclpy's internal API (else through an ordinary subscription)."""
+        return isinstance(self._take, _DirectTake)
 
     def _skipped(self, info: Any) -> int:
         """Clouds of this cloud's publisher that were never taken since the last one (sequence number gap)."""
@@ -62,21 +157,6 @@ class CloudInbox:
         last = self._last_seq.get(key)
         self._last_seq[key] = max(seq, last or 0)
         return seq - last - 1 if last is not None and seq > last + 1 else 0
-
-    def _take_all(self) -> list[tuple[bytes, Any]]:
-        """Every cloud in DDS's history, oldest first (one take each, no waiting)."""
-        taken = []
-        with self._sub.handle:
-            while (got := self._sub.handle.take_message(PointCloud2, True)) is not None:
-                taken.append(got)
-        return taken
-
-    def _wait(self, timeout_s: float) -> None:
-        """Sleep until the subscription has a cloud or ``timeout_s`` passed."""
-        with self._sub.handle:
-            self._wait_set.clear_entities()
-            self._wait_set.add_subscription(self._sub.handle)
-            self._wait_set.wait(int(timeout_s * 1e9))
 
     def take_newest(self, timeout_s: float) -> Optional[tuple[bytes, int, float]]:
         """Wait up to ``timeout_s`` for a cloud and take the newest one available.
@@ -92,11 +172,11 @@ class CloudInbox:
                 return None
             start_ns = time.time_ns()
             try:
-                taken = self._take_all()
+                taken = self._take.take_all()
                 if not taken:
-                    self._wait(timeout_s)
+                    self._take.wait(timeout_s)
                     start_ns = time.time_ns()  # (where the middleware gives no reception time)
-                    taken = self._take_all()
+                    taken = self._take.take_all()
             except Exception:  # the context shut down meanwhile: no cloud, no error
                 if self._context.ok():
                     raise
@@ -117,8 +197,8 @@ class CloudInbox:
             if self._closed:
                 return
             self._closed = True
-            self._wait_set.destroy_when_not_in_use()
+            self._take.destroy()
             self._node.destroy_node()
 
 
-__all__ = ["CloudInbox"]
+__all__ = ["CloudInbox", "direct_take_available"]

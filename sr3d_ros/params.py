@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +44,6 @@ class NodeParams:
                      "unavailable.")
     torch_threads: int = _p("CPU threads of torch; 0 = all usable cores but one (the executor and DDS need one; "
                              "an oversubscribed OpenMP pool runs several times slower).")
-    pipeline_stages: int = _p("1: one thread decodes, voxelizes and runs the network, frame after frame; 2: one "
-                              "thread prepares the next frame (decoding, TF, voxelization) while another runs the "
-                              "network on the current one (same detections; can raise the frame rate when spare "
-                              "cores exist; on 2 cores it did not, and it doubled the latency).")
     input_qos: str = _p("QoS preset of `~/input/points`: " + ", ".join(f"`{q}`" for q in QOS_PRESETS) + ".")
     input_qos_depth: int = _p("History depth of the input subscription: how many clouds DDS keeps while the node "
                               "is busy (it infers on the newest; more only costs copies).")
@@ -86,7 +83,6 @@ class NodeParams:
         _check(dev in ("cpu", "cuda", "auto") or (dev.startswith("cuda:") and dev[5:].isdigit()), "device",
                f"must be cpu, cuda, cuda:N or auto, got {dev!r}")
         _check(self.torch_threads >= 0, "torch_threads", f"must be >= 0, got {self.torch_threads}")
-        _check(self.pipeline_stages in (1, 2), "pipeline_stages", f"must be 1 or 2, got {self.pipeline_stages}")
         _check(self.input_qos in QOS_PRESETS, "input_qos", f"must be one of {QOS_PRESETS}, got {self.input_qos!r}")
         _check(self.input_qos_depth >= 1, "input_qos_depth", f"must be >= 1, got {self.input_qos_depth}")
         _check(_finite(self.tf_timeout_s) and self.tf_timeout_s >= 0, "tf_timeout_s", "must be >= 0")
@@ -368,6 +364,43 @@ def check_command_line(argv: Sequence[str], node_name: str, node_fqn: str) -> No
            if v.name in types and not _accepts(types[v.name], v.kind)]
     if bad:
         raise ParameterError("; ".join(bad))
+
+
+def expanded_remaps(argv: Sequence[str], home: str | None = None) -> list[str]:
+    """Warnings for remap rules that start with the home directory: an unquoted ``~`` the shell expanded, so the
+    rule matches no topic of the node (``home``: default the user's)."""
+    home = (os.path.expanduser("~") if home is None else home).rstrip("/")
+    if not home or home == "~":
+        return []
+    warnings = []
+    for i, arg in enumerate(argv[:-1]):
+        rule = argv[i + 1]
+        if arg in ("-r", "--remap") and rule.startswith(home + "/") and ":=" in rule:
+            fixed = "~" + rule[len(home):]
+            warnings.append(f"remap rule '{rule}' starts with your home directory {home}: the shell expanded an "
+                            f"unquoted '~', so the rule matches no topic of this node. Quote it: -r '{fixed}'")
+    return warnings
+
+
+def input_qos(preset: str, depth: int) -> Any:
+    """The input subscription's ``rclpy.qos.QoSProfile`` for a preset of ``QOS_PRESETS`` (``sensor_data`` = best
+    effort, volatile); keep-last ``depth``. Imports rclpy when called, so the rest of this module needs no ROS."""
+    from rclpy.qos import (
+        DurabilityPolicy,
+        HistoryPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+        qos_profile_sensor_data,
+        qos_profile_system_default,
+    )
+
+    base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(preset)
+    if base is not None:
+        return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=base.reliability,
+                          durability=base.durability)
+    reliability = ReliabilityPolicy.BEST_EFFORT if preset == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
+                      durability=DurabilityPolicy.VOLATILE)
 
 
 if __name__ == "__main__":  # regenerate the README parameter table

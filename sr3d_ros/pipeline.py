@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 import numpy as np
 
@@ -20,6 +20,10 @@ from sr3d_core.detections import Detections
 from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
 from sr3d_ros.conversions import MalformedCloudError, color_fields, pointcloud2_to_array, stamp_ns
 from sr3d_ros.params import MISSING_COLOR_MODES
+
+if TYPE_CHECKING:  # torch loads with the model, not when the node or the replay tool imports this module
+    from sr3d_core.inference import Detector
+    from sr3d_core.sparse.tensor import SparseTensor
 
 
 class Lookup(Protocol):
@@ -64,7 +68,7 @@ class PreparedFrame:
         input_ms: time spent in ``Detector.network_input`` (part of the model time).
     """
 
-    batch: Any
+    batch: Optional[SparseTensor]
     header_stamp: Any
     frame: str
     stamp_ns: int
@@ -88,8 +92,8 @@ class FramePipeline:
             ``NEUTRAL_COLOR``; accuracy may drop).
     """
 
-    def __init__(self, detector: Any, target_frame: str = "", tf: Optional[Lookup] = None, tf_timeout_s: float = 0.05,
-                 classes: tuple[str, ...] = (), missing_color: str = "refuse") -> None:
+    def __init__(self, detector: Detector, target_frame: str = "", tf: Optional[Lookup] = None,
+                 tf_timeout_s: float = 0.05, classes: tuple[str, ...] = (), missing_color: str = "refuse") -> None:
         if missing_color not in MISSING_COLOR_MODES:
             raise ValueError(f"missing_color must be one of {MISSING_COLOR_MODES}, got {missing_color!r}")
         self.detector = detector

@@ -53,7 +53,6 @@ class BenchConfig:
     markers: bool
     bare_repeats: int
     torch_threads: int
-    pipeline_stages: int = 1
 
 
 @dataclass
@@ -147,8 +146,8 @@ def run(cfg: BenchConfig) -> None:
 
     from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
     from sr3d_core.inference import Detector, write_random_checkpoint
+    from sr3d_core.runtime import set_torch_threads
     from sr3d_ros.conversions import make_pointcloud2, msg_to_detections
-    from sr3d_ros.detector_node import set_torch_threads
     from sr3d_ros.pipeline import FramePipeline
     from sr3d_ros.tf_lookup import matrix_to_quaternion
 
@@ -167,7 +166,7 @@ def run(cfg: BenchConfig) -> None:
            "--params-file", str(REPO / "config" / "node.yaml"), "-p", f"checkpoint:={ckpt}",
            "-p", f"device:={cfg.device}", "-p", "target_frame:=base_link", "-p", f"input_qos:={cfg.input_qos}",
            "-p", f"score_threshold:={cfg.score_threshold}", "-p", f"max_detections:={cfg.max_detections}",
-           "-p", f"torch_threads:={cfg.torch_threads}", "-p", f"pipeline_stages:={cfg.pipeline_stages}",
+           "-p", f"torch_threads:={cfg.torch_threads}",
            "-r", "~/input/points:=/bench/points"]
     log = open(tmp / "node.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
@@ -311,7 +310,7 @@ def run(cfg: BenchConfig) -> None:
           f"{np.mean(n_points):.0f} valid points on average; model cap max_points = {det.contract.max_points}) "
           f"at {cfg.rate_hz:.0f} Hz for "
           f"{send_s:.1f} s; model {Path(ckpt).name} ({cfg.model_config if not cfg.checkpoint else 'given'}), "
-          f"device {cfg.device}, torch threads {threads} (node and bare), pipeline stages {cfg.pipeline_stages}, "
+          f"device {cfg.device}, torch threads {threads} (node and bare), "
           f"score_threshold {cfg.score_threshold}, max_detections {cfg.max_detections}, "
           f"markers {'on' if cfg.markers else 'off'}, input QoS {cfg.input_qos}")
     rows = [
@@ -372,11 +371,10 @@ def main() -> None:
     ap.add_argument("--no-markers", action="store_true", help="do not subscribe to ~/markers")
     ap.add_argument("--bare-repeats", type=int, default=16)
     ap.add_argument("--torch-threads", type=int, default=0, help="node parameter torch_threads (0 = auto)")
-    ap.add_argument("--pipeline-stages", type=int, default=1, choices=[1, 2], help="node parameter pipeline_stages")
     a = ap.parse_args()
     run(BenchConfig(a.checkpoint, a.config, a.seconds, a.rate, a.preset, a.seed, a.frames, a.device,
                     a.score_threshold, a.max_detections, a.input_qos, not a.no_markers, a.bare_repeats,
-                    a.torch_threads, a.pipeline_stages))
+                    a.torch_threads))
 
 
 if __name__ == "__main__":

@@ -141,3 +141,55 @@ def test_each_publisher_is_counted_on_its_own(ros) -> None:
         assert (stamp_of(raw), skipped) == (6, 2)
     finally:
         inbox.close()
+
+
+def test_direct_take_is_the_default_where_rclpy_has_it(ros) -> None:
+    from rclpy.qos import QoSProfile
+
+    from sr3d_ros.inbox import CloudInbox, direct_take_available
+
+    inbox = CloudInbox(ros[0], "/inbox_test/points", QoSProfile(depth=1))
+    try:
+        assert inbox.direct == direct_take_available()
+    finally:
+        inbox.close()
+
+
+@pytest.mark.parametrize("how", ["asked", "internal API missing"])
+def test_fallback_takes_through_an_ordinary_subscription(ros, monkeypatch, how: str) -> None:
+    """Without rclpy's internal API the inbox takes through a subscription its own executor spins: the newest cloud,
+    the superseded ones counted (those replaced in DDS's history before they reached it are not)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from sr3d_ros import inbox as inbox_module
+
+    owner, driver = ros
+    if how == "asked":
+        inbox = inbox_module.CloudInbox(owner, "/inbox_test/points",
+                                        QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE), direct=False)
+    else:
+        monkeypatch.setattr(inbox_module, "_rclpy", None)
+        inbox = inbox_module.CloudInbox(owner, "/inbox_test/points",
+                                        QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        assert not inbox.direct
+        pub = driver.create_publisher(PointCloud2, "/inbox_test/points",
+                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        connected(pub)
+        assert inbox.take_newest(0.05) is None
+        publish(pub, [1])
+        got = None
+        deadline = time.monotonic() + PATIENCE_S
+        while got is None and time.monotonic() < deadline:
+            got = inbox.take_newest(1.0)
+        assert got is not None and (stamp_of(got[0]), got[1]) == (1, 0)
+        publish(pub, [2, 3, 4, 5, 6])
+        raw, skipped, take_ms = inbox.take_newest(1.0)
+        assert stamp_of(raw) == 6 and skipped == 2 and take_ms >= 0.0  # 4, 5 superseded; 2, 3 replaced by DDS
+        assert "det_input" in owner.get_node_names()
+        inbox.close()
+        inbox.close()
+        assert inbox.take_newest(0.05) is None
+    finally:
+        inbox.close()

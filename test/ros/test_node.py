@@ -68,12 +68,12 @@ def detector(ckpt: Path):
     return d
 
 
-@pytest.fixture(scope="module", params=[2, 1], ids=["two_stages", "one_stage"])
-def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
-    """The node in its own process, with each threading of the frame path (every test runs against both)."""
+@pytest.fixture(scope="module")
+def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The node in its own process."""
     params = {"checkpoint": ckpt, "device": "cpu", "target_frame": "base_link", "score_threshold": 0.0,
               "max_detections": MAX_DET, "diagnostics_period_s": 0.5, "tf_timeout_s": 0.2,
-              "tf_fallback_latest": False, "pipeline_stages": request.param}
+              "tf_fallback_latest": False}
     log = tmp_path_factory.mktemp("log") / "node.log"
     tf = TransformStamped(header=Header(frame_id="base_link"), child_frame_id="camera")
     tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = CAM_T

@@ -63,7 +63,7 @@ def test_publish_on_a_shut_down_context_is_a_clean_stop(monkeypatch, context_up:
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
 
-    from sr3d_ros import detector_node
+    from sr3d_ros import spin
 
     calls = []
 
@@ -80,23 +80,21 @@ def test_publish_on_a_shut_down_context_is_a_clean_stop(monkeypatch, context_up:
             raise RCLError("Failed to publish: publisher's context is invalid")
 
     class FakeNode:
-        def _log_counters(self) -> None:
-            calls.append("counters")
-
-        def _cleanup(self) -> None:
-            calls.append("cleanup")
+        def stop(self) -> None:
+            calls.extend(["counters", "cleanup"])
 
         def destroy_node(self) -> None:
             calls.append("destroyed")
 
-    monkeypatch.setattr(detector_node, "SingleThreadedExecutor", Executor)
+    monkeypatch.setattr(spin, "SingleThreadedExecutor", Executor)
+    node = FakeNode()
     rclpy.init()
     try:
         if context_up:
             with pytest.raises(RCLError):
-                detector_node._spin(FakeNode(), None)
+                spin.spin(node, node.stop)
         else:
-            detector_node._spin(FakeNode(), None)
+            spin.spin(node, node.stop)
     finally:
         rclpy.try_shutdown()
     assert calls == ["counters", "cleanup", "destroyed"]
