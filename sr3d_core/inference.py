@@ -18,10 +18,17 @@ import torch
 from sr3d_core.config import Config, PostprocessConfig, load_config
 from sr3d_core.detections import Detections
 from sr3d_core.model.checkpoint import CheckpointError, config_of, load_checkpoint, make_checkpoint, save_atomic
-from sr3d_core.postprocess import PostprocessCounts, with_overrides
-from sr3d_core.preprocess import InputContract, PrepareStats, prepare_points_with_stats, to_sparse_batch
+from sr3d_core.postprocess import PostprocessCounts, postprocess_scene, with_overrides
+from sr3d_core.preprocess import (
+    InputContract,
+    PrepareStats,
+    prepare_points_with_stats,
+    sparse_to,
+    to_sparse_batch,
+)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the network and the sparse package load with a model, not at import
+    from sr3d_core.model.network import TR3DNetwork
     from sr3d_core.sparse import SparseTensor
 
 # Fixed seed for the random in-voxel point choice at inference: detect() is deterministic.
@@ -112,7 +119,7 @@ class Detector:
             CheckpointError: corrupt file, wrong format, or weights that do not fit the stored config.
             ValueError: class names differ from ``config``.
         """
-        from sr3d_core.model.detector import build_network
+        from sr3d_core.model.network import build_network
 
         ckpt = load_checkpoint(path)
         cfg = config_of(ckpt, source=f"{path}:config")
@@ -213,8 +220,6 @@ class Detector:
 
         ``detect`` is ``network_input`` followed by this; a pipeline can run the two on different threads.
         """
-        from sr3d_core.model.detector import predict
-
         if x is None:
             return Detections.empty(self.class_names)
         return predict(self.inference_network(), x, self._post, self.class_names, self._counts)[0]
@@ -231,13 +236,36 @@ class Detector:
         Returns:
             The batch (None when preprocessing leaves no point) and the preprocessing counts.
         """
-        from sr3d_core.model.detector import sparse_to
-
         prepared, stats = prepare_points_with_stats(points, self._contract, rng=rng)
         if len(prepared) == 0:
             return None, stats
         x, _ = to_sparse_batch([prepared], self._contract, reduce="random", seed=voxel_seed)
         return sparse_to(x, self.device), stats
+
+
+@torch.no_grad()
+def predict(
+    model: TR3DNetwork, x: SparseTensor, post_cfg: PostprocessConfig, class_names: tuple[str, ...],
+    counts: Optional[PostprocessCounts] = None,
+) -> list[Detections]:
+    """Run the network and post-process every scene of the batch; anchors with non-finite outputs are dropped
+    and added to ``counts`` (``postprocess_scene``)."""
+    from sr3d_core.model.head import decode_boxes
+
+    out = model(x)
+    results = []
+    for idx in out.scene_indices():
+        if len(idx) == len(out.batch):  # one scene (the node's case): every row, no gathers
+            anchors, reg, cls = out.anchors, out.reg, out.cls_logits
+        else:
+            anchors, reg, cls = (t.index_select(0, idx) for t in (out.anchors, out.reg, out.cls_logits))
+
+        def decode(keep: torch.Tensor, anchors=anchors, reg=reg) -> torch.Tensor:
+            return decode_boxes(anchors[keep], reg[keep], model.cfg.tr3d_height_quirk)
+
+        rotated = model.cfg.box_type == "rotated"
+        results.append(postprocess_scene(cls, decode, post_cfg, rotated, class_names, counts))
+    return results
 
 
 def write_random_checkpoint(
@@ -253,7 +281,7 @@ def write_random_checkpoint(
     Returns:
         The path written.
     """
-    from sr3d_core.model.detector import build_network
+    from sr3d_core.model.network import build_network
 
     cfg = config_name_or_path if isinstance(config_name_or_path, Config) else load_config(config_name_or_path)
     with torch.random.fork_rng(devices=[]):
@@ -263,4 +291,4 @@ def write_random_checkpoint(
     return Path(path)
 
 
-__all__ = ["CheckpointError", "Detector", "resolve_device", "write_random_checkpoint"]
+__all__ = ["CheckpointError", "Detector", "predict", "resolve_device", "write_random_checkpoint"]

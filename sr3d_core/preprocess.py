@@ -11,10 +11,13 @@ RGB in [0, 1] (colours in 0-255 are rescaled here, by the one rule in `scale_col
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:  # the sparse package loads a backend: imported when used
+    from sr3d_core.sparse import SparseTensor
 
 
 @dataclass(frozen=True)
@@ -255,3 +258,12 @@ def to_sparse_batch(
             feats = torch.ones((len(p), 1), dtype=torch.float32)
         items.append((xyz, feats))
     return voxelize(items, contract.voxel_size, reduce=reduce, seed=seed, quantize_dtype=contract.quantize_dtype)
+
+
+def sparse_to(x: SparseTensor, device: torch.device | str) -> SparseTensor:
+    """Move a stride-1 sparse batch to ``device`` (rebuilt there, since the coordinate maps live per device)."""
+    if x.feats.device == torch.device(device):
+        return x
+    from sr3d_core.sparse import from_coords
+
+    return from_coords(x.coords.to(device), x.feats.to(device), batch_size=x.batch_size, stride=x.stride)[0]

@@ -63,12 +63,10 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
     import torch
 
     from sr3d_core.config import load_config
-    from sr3d_core.model.criterion import Criterion
+    from sr3d_core.engine.criterion import Criterion
+    from sr3d_core.engine.schedule import make_optimizer
+    from sr3d_core.model.network import build_network
     from sr3d_core.sparse import from_coords
-    try:
-        from sr3d_core.model.detector import build_network
-    except ImportError:  # checkouts before the rename
-        from sr3d_core.model.detector import build_detector as build_network
 
     overrides = [f"data.root={data_root}"] if data_root else []
     overrides += [f"train.batch_size={batch_size}"] if batch_size else []
@@ -76,12 +74,7 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
     torch.manual_seed(0)
     model = build_network(cfg).train()
     criterion = Criterion(cfg)
-    try:  # the optimizer training uses
-        from sr3d_core.engine.schedule import make_optimizer
-
-        opt = make_optimizer(model, cfg.train)
-    except ImportError:  # checkouts before it existed
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    opt = make_optimizer(model, cfg.train)  # the optimizer training uses
     batches = _step_batches(cfg, 8)
     state = {"i": 0}
 
@@ -92,7 +85,7 @@ def _train_iteration(config: str, data_root: str | None, batch_size: int | None 
         # instead of being served from the cache of the batch's previous visit.
         x, _ = from_coords(b.x.coords, b.x.feats, batch_size=b.x.batch_size)
         out = model(x)
-        losses = criterion(out, model.decode(out), b.gt_boxes, b.gt_labels)
+        losses = criterion(out, b.gt_boxes, b.gt_labels)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()

@@ -70,9 +70,9 @@ def train_workload(config: str, steps: int) -> Callable[[], None]:
     from sr3d_core.config import load_config
     from sr3d_core.data.loader import StepDataset
     from sr3d_core.data.sources import build_source
+    from sr3d_core.engine.criterion import Criterion
     from sr3d_core.engine.schedule import make_optimizer
-    from sr3d_core.model.criterion import Criterion
-    from sr3d_core.model.detector import build_network
+    from sr3d_core.model.network import build_network
 
     cfg = load_config(config, [])
     torch.manual_seed(cfg.train.seed)
@@ -84,7 +84,7 @@ def train_workload(config: str, steps: int) -> Callable[[], None]:
     def run() -> None:
         for batch in batches:
             out = model(batch.x)
-            losses = criterion(out, model.decode(out), batch.gt_boxes, batch.gt_labels)
+            losses = criterion(out, batch.gt_boxes, batch.gt_labels)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             opt.step()

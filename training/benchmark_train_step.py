@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sr3d_core.config import load_config  # noqa: E402
 from sr3d_core.data.loader import StepDataset  # noqa: E402
 from sr3d_core.data.sources import build_source  # noqa: E402
+from sr3d_core.engine.criterion import Criterion  # noqa: E402
 from sr3d_core.engine.schedule import make_optimizer  # noqa: E402
-from sr3d_core.model.criterion import Criterion  # noqa: E402
-from sr3d_core.model.detector import build_network  # noqa: E402
+from sr3d_core.model.network import build_network  # noqa: E402
 from sr3d_core.runtime import keep_freed_memory  # noqa: E402
 
 
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             batch = r["data"][i]
             t0 = time.perf_counter()
             out = r["model"](batch.x)
-            pred = r["model"].decode(out)
             t1 = time.perf_counter()
-            losses = r["criterion"](out, pred, batch.gt_boxes, batch.gt_labels)
+            losses = r["criterion"](out, batch.gt_boxes, batch.gt_labels)  # decoding included
             t2 = time.perf_counter()
             r["opt"].zero_grad(set_to_none=True)
             losses["loss"].backward()

@@ -67,11 +67,6 @@ class DistContext:
             dist.barrier()
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The module inside DDP."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def parameter_digest(model: torch.nn.Module) -> float:
     """A position-weighted sum of every parameter: equal on every rank when DDP kept them in step."""
     return float(sum(p.detach().double().sum() * (i + 1) for i, p in enumerate(model.parameters())))

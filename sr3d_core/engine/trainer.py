@@ -22,13 +22,14 @@ import torch
 from sr3d_core.config import Config
 from sr3d_core.data.loader import StepDataset, step_loader
 from sr3d_core.data.sources import SceneSource, build_source
+from sr3d_core.engine.criterion import Criterion
 from sr3d_core.engine.csvlog import CsvLog, plot_curves
-from sr3d_core.engine.distributed import DistContext, parameter_digest, unwrap
+from sr3d_core.engine.distributed import DistContext, parameter_digest
 from sr3d_core.engine.rng import rng_state, seed_everything, set_rng_state
 from sr3d_core.engine.schedule import make_optimizer, make_scheduler
 from sr3d_core.model.checkpoint import load_checkpoint, make_checkpoint, save_atomic
-from sr3d_core.model.criterion import Criterion
-from sr3d_core.model.detector import build_network, sparse_to
+from sr3d_core.model.network import build_network
+from sr3d_core.preprocess import sparse_to
 
 TRAIN_LOG = "train_log.csv"
 VAL_LOG = "val_log.csv"
@@ -163,8 +164,7 @@ class Trainer:
             x = sparse_to(batch.x, dev)
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = net(x)
-                pred = unwrap(net).decode(out)
-            losses = self.criterion(out, pred.float(), batch.gt_boxes, batch.gt_labels)
+            losses = self.criterion(out, batch.gt_boxes, batch.gt_labels)
             self.opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
             if cfg.train.grad_clip > 0:

@@ -12,7 +12,7 @@ import torch
 
 from sr3d_core.assign.costs import paired_iou, points_in_boxes
 from sr3d_core.detections import Detections
-from sr3d_core.model.detector import TR3DNetwork
+from sr3d_core.model.network import TR3DNetwork
 from sr3d_core.postprocess import postprocess_scene
 from sr3d_core.sparse import SparseTensor
 

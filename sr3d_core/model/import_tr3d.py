@@ -46,7 +46,7 @@ import torch
 from sr3d_core.config import Config, load_config
 from sr3d_core.data.classes import CLASS_LISTS, MMDET3D_SPELLINGS
 from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
-from sr3d_core.model.detector import TR3DNetwork, build_network
+from sr3d_core.model.network import TR3DNetwork, build_network
 from sr3d_core.sparse import SparseConv3d, SparseGenerativeConvTranspose3d
 
 PROG = "sr3d-import-tr3d"

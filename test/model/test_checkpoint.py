@@ -17,7 +17,7 @@ from sr3d_core.model.checkpoint import (
     save_atomic,
 )
 from sr3d_core.model.checkpoint import main as checkpoint_main
-from sr3d_core.model.detector import build_network
+from sr3d_core.model.network import build_network
 
 
 class Payload:

@@ -91,7 +91,7 @@ def test_trained_state_round_trip_matches_in_memory_model(tmp_path):
     """Non-trivial BN statistics and weights survive save → load bit-exactly, and so does detect()."""
     from sr3d_core.config import load_config
     from sr3d_core.model.checkpoint import make_checkpoint, save_atomic
-    from sr3d_core.model.detector import build_network
+    from sr3d_core.model.network import build_network
     from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
     cfg = load_config("toy_tiny")
@@ -165,7 +165,7 @@ def _randomize_batch_norms(model, seed):
 def test_detect_runs_the_folded_network_and_follows_weight_changes(ckpt):
     """``detect`` runs a copy with the batch norms folded in: the same raw outputs as the network as loaded (to
     float rounding), and a new copy once the loaded network's weights change in place."""
-    from sr3d_core.model.detector import predict
+    from sr3d_core.inference import predict
     from sr3d_core.sparse import FoldedConv
 
     det = Detector.from_checkpoint(ckpt)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sr3d_core.config import load_config
-from sr3d_core.model.detector import build_network, count_parameters
 from sr3d_core.model.head import decode_boxes
+from sr3d_core.model.network import build_network, count_parameters
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 

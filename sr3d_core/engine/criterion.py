@@ -1,5 +1,8 @@
 """Training objective: assignment + classification loss + box loss, each picked by name from the config.
 
+It takes the network's raw outputs and decodes the boxes itself, so a trainer needs nothing of the network but
+its forward pass (also through a ``DistributedDataParallel`` wrapper).
+
 The assigner and the classification loss are looked up in ``sr3d_core.assign.ASSIGNERS`` and
 ``sr3d_core.losses.CLS_LOSSES``, so SPOTA and RAS are config switches. The classification loss receives a typed
 positive-anchor context (IoU with its GT, GT grouping) that IoU- and rank-aware losses need.
@@ -16,7 +19,8 @@ from sr3d_core.boxes import with_yaw
 from sr3d_core.config import Config
 from sr3d_core.geometry.iou import rotated_iou_aligned_diff
 from sr3d_core.losses import ClsLossContext, build_cls_loss
-from sr3d_core.model.detector import RawOutputs
+from sr3d_core.model.head import decode_boxes
+from sr3d_core.model.network import RawOutputs
 
 # The union floor of the rotated DIoU loss; the criterion computes its positives' IoU with it once for both the
 # classification targets and the loss.
@@ -49,19 +53,27 @@ class Criterion(nn.Module):
         self.rotated = cfg.model.box_type == "rotated"
         self.cls_weight = cfg.loss.cls_weight
         self.box_weight = cfg.loss.box_weight
+        self.height_quirk = cfg.model.tr3d_height_quirk
+        self.amp = cfg.train.amp
+
+    def decode(self, out: RawOutputs) -> torch.Tensor:
+        """``(N, 7)`` boxes of every anchor, with grad, in float32; decoded under the autocast the forward pass ran
+        in (bfloat16 with ``train.amp`` on CUDA), as the network's own decoding would be."""
+        use_amp = self.amp and out.reg.device.type == "cuda"
+        with torch.autocast(device_type=out.reg.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            boxes = decode_boxes(out.anchors, out.reg, self.height_quirk)
+        return boxes.float()
 
     def forward(
         self,
         out: RawOutputs,
-        pred_boxes: torch.Tensor,
         gt_boxes: list[torch.Tensor],
         gt_labels: list[torch.Tensor],
     ) -> dict[str, torch.Tensor]:
         """Compute the losses of a batch.
 
         Args:
-            out: raw network outputs.
-            pred_boxes: ``(N, 7)`` decoded boxes of every anchor (with grad).
+            out: raw network outputs (their boxes are decoded here).
             gt_boxes: per scene ``(M_b, 6 or 7)`` GT boxes (gravity centre).
             gt_labels: per scene ``(M_b,)`` int64 labels.
 
@@ -70,12 +82,13 @@ class Criterion(nn.Module):
             (IoU of positive predictions with their GT) and ``aic`` (mean |p − IoU| over positives), and any
             further terms the classification loss reports; all but ``loss`` detached.
         """
+        pred_boxes = self.decode(out)
         n = len(out.anchors)
         device = out.anchors.device
         gt_global = torch.full((n,), -1, dtype=torch.long, device=device)
         scenes, indices, all_gt_boxes, all_gt_labels = [], [], [], []
         for b, idx in enumerate(out.scene_indices()):
-            gb = _as7(gt_boxes[b].to(device=device, dtype=pred_boxes.dtype))
+            gb = with_yaw(gt_boxes[b].to(device=device, dtype=pred_boxes.dtype)[:, :7])
             gl = gt_labels[b].to(device=device, dtype=torch.long)
 
             def take(t: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
@@ -143,9 +156,3 @@ class Criterion(nn.Module):
             **{k: v.detach() for k, v in cls_terms.items()},
         }
 
-
-def _as7(boxes: torch.Tensor) -> torch.Tensor:
-    """Pad axis-aligned ``(M, 6)`` boxes with yaw 0."""
-    if boxes.shape[1] == 6:
-        return torch.cat([boxes, boxes.new_zeros(len(boxes), 1)], dim=1)
-    return boxes[:, :7]

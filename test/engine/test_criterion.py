@@ -8,8 +8,8 @@ import torch
 
 from sr3d_core.assign import SpotaAssigner
 from sr3d_core.config import load_config
-from sr3d_core.model.criterion import Criterion
-from sr3d_core.model.detector import build_network
+from sr3d_core.engine.criterion import Criterion
+from sr3d_core.model.network import build_network
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
 
 
@@ -21,6 +21,14 @@ def random_batch(cfg, scenes: int, seed: int):
     return to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)[0]
 
 
+def test_the_criterion_decodes_as_the_network_does():
+    cfg = load_config("toy_tiny")
+    torch.manual_seed(0)
+    model = build_network(cfg)
+    out = model(random_batch(cfg, 2, 0))
+    assert torch.equal(Criterion(cfg).decode(out), model.decode(out).float())
+
+
 def test_losses_finite_with_empty_scene_and_grads_flow():
     cfg = load_config("toy_tiny")
     torch.manual_seed(0)
@@ -29,7 +37,7 @@ def test_losses_finite_with_empty_scene_and_grads_flow():
     out = model(x)
     gt = [torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.4, 0.4, 0.0], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]), torch.zeros(0, 7)]
     labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long)]
-    losses = Criterion(cfg)(out, model.decode(out), gt, labels)
+    losses = Criterion(cfg)(out, gt, labels)
     assert 0 < losses["num_pos"].item() <= 2 * 6
     assert 0 <= losses["mean_iou"].item() <= 1 and 0 <= losses["aic"].item() <= 1
     assert torch.isfinite(losses["loss"])
@@ -37,7 +45,7 @@ def test_losses_finite_with_empty_scene_and_grads_flow():
     assert all(p.grad is not None for p in model.parameters())
     # No GT anywhere: focal over negatives only, box loss 0, still differentiable.
     out = model(x)
-    losses = Criterion(cfg)(out, model.decode(out), [torch.zeros(0, 7)] * 2, [torch.zeros(0, dtype=torch.long)] * 2)
+    losses = Criterion(cfg)(out, [torch.zeros(0, 7)] * 2, [torch.zeros(0, dtype=torch.long)] * 2)
     assert losses["num_pos"].item() == 0 and losses["loss_box"].item() == 0
     losses["loss"].backward()
 
@@ -52,7 +60,7 @@ def test_rotated_config_losses():
     out = model(x)
     assert out.reg.shape[1] == 8
     gt = [torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.8, 0.4, 0.7], [2.0, 2.0, 0.5, 1.2, 1.4, 1.0, -0.3]])]
-    losses = Criterion(cfg)(out, model.decode(out), gt, [torch.tensor([0, 1])])
+    losses = Criterion(cfg)(out, gt, [torch.tensor([0, 1])])
     assert losses["num_pos"].item() > 0 and torch.isfinite(losses["loss"])
     losses["loss"].backward()
 
@@ -70,7 +78,7 @@ def test_every_plugin_trains_a_real_batch(overrides):
     x = random_batch(cfg, 1, 0)
     out = model(x)
     gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]])]
-    losses = Criterion(cfg)(out, model.decode(out), gt, [torch.tensor([0, 1])])
+    losses = Criterion(cfg)(out, gt, [torch.tensor([0, 1])])
     assert losses["num_pos"].item() > 0 and torch.isfinite(losses["loss"])
     if cfg.loss.cls.name == "ras":
         assert {"ras_rdl", "ras_r_cls"} <= set(losses)  # the extra terms reach the training log
@@ -98,10 +106,9 @@ def test_assigner_ious_equal_the_criterions_own(box_type):
           torch.tensor([[1.5, 0.5, 0.4, 0.8, 1.4, 0.8, -0.6]])]
     labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
     crit = Criterion(cfg)
-    pred = model.decode(out).detach()
-    reused = crit(out, pred, gt, labels)
+    reused = crit(out, gt, labels)
     crit.assigner = _IouDroppingSpota(crit.assigner.cfg, rotated=crit.rotated)
-    recomputed = crit(out, pred, gt, labels)
+    recomputed = crit(out, gt, labels)
     assert reused["num_pos"].item() > 0 and reused.keys() == recomputed.keys()
     for key in reused:
         assert torch.allclose(reused[key], recomputed[key], rtol=1e-6, atol=1e-7), key
@@ -111,7 +118,7 @@ def test_assigner_ious_equal_the_criterions_own(box_type):
 def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypatch, cls_loss):
     """With a rotated box type, the positives' IoU is computed once for the classification targets and the DIoU
     loss: every term and every gradient equal computing it twice (the diagnostics' IoU, then the loss's own)."""
-    import sr3d_core.model.criterion as criterion_module
+    import sr3d_core.engine.criterion as criterion_module
     from sr3d_core.assign import costs
     from sr3d_core.geometry import iou as geometry_iou
     from sr3d_core.losses import iou as loss_iou
@@ -137,7 +144,7 @@ def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypat
         model.zero_grad()
         out = model(x)
         calls.clear()
-        losses = Criterion(cfg)(out, model.decode(out), gt, labels)
+        losses = Criterion(cfg)(out, gt, labels)
         losses["loss"].backward()
         results.append((losses, [p.grad.clone() for p in model.parameters()], len(calls)))
     (new, new_grads, new_calls), (ref, ref_grads, ref_calls) = results

@@ -1,9 +1,9 @@
-"""The TR3D detector: backbone → neck → head, plus decoding and post-processing."""
+"""The TR3D network: backbone → neck → head, and the decoding of its box outputs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import nn
@@ -13,6 +13,9 @@ from sr3d_core.model.backbone import MinkResNet, init_sparse_module
 from sr3d_core.model.head import TR3DHead, decode_boxes
 from sr3d_core.model.neck import TR3DNeck
 from sr3d_core.sparse import SparseTensor
+
+if TYPE_CHECKING:  # config imports no torch model
+    from sr3d_core.config import Config
 
 
 @dataclass
@@ -90,53 +93,12 @@ class TR3DNetwork(nn.Module):
         anchors, reg = (out.anchors, out.reg) if mask is None else (out.anchors[mask], out.reg[mask])
         return decode_boxes(anchors, reg, self.cfg.tr3d_height_quirk)
 
-    def predict(
-        self, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...],  # noqa: F821
-        counts: Optional["PostprocessCounts"] = None,  # noqa: F821
-    ) -> list["Detections"]:  # noqa: F821
-        """Decode and post-process every scene of the batch (see ``predict``)."""
-        return predict(self, x, post_cfg, class_names, counts)
-
-
-@torch.no_grad()
-def predict(
-    model: TR3DNetwork, x: SparseTensor, post_cfg: "PostprocessConfig", class_names: tuple[str, ...],  # noqa: F821
-    counts: Optional["PostprocessCounts"] = None,  # noqa: F821
-) -> list["Detections"]:  # noqa: F821
-    """Run the network and post-process every scene of the batch; anchors with non-finite outputs are dropped
-    and added to ``counts`` (``postprocess_scene``)."""
-    from sr3d_core.postprocess import postprocess_scene
-
-    out = model(x)
-    results = []
-    for idx in out.scene_indices():
-        if len(idx) == len(out.batch):  # one scene (the node's case): every row, no gathers
-            anchors, reg, cls = out.anchors, out.reg, out.cls_logits
-        else:
-            anchors, reg, cls = (t.index_select(0, idx) for t in (out.anchors, out.reg, out.cls_logits))
-
-        def decode(keep: torch.Tensor, anchors=anchors, reg=reg) -> torch.Tensor:
-            return decode_boxes(anchors[keep], reg[keep], model.cfg.tr3d_height_quirk)
-
-        rotated = model.cfg.box_type == "rotated"
-        results.append(postprocess_scene(cls, decode, post_cfg, rotated, class_names, counts))
-    return results
-
-
-def sparse_to(x: SparseTensor, device: torch.device) -> SparseTensor:
-    """Move a stride-1 sparse batch to ``device`` (rebuilt there, since the coordinate maps live per device)."""
-    if x.feats.device == torch.device(device):
-        return x
-    from sr3d_core.sparse import from_coords
-
-    return from_coords(x.coords.to(device), x.feats.to(device), batch_size=x.batch_size, stride=x.stride)[0]
-
 
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def build_network(cfg: "Config") -> TR3DNetwork:  # noqa: F821 (forward ref; config imports no torch model)
+def build_network(cfg: Config) -> TR3DNetwork:
     """Build the network (untrained) described by a full experiment config."""
     return TR3DNetwork(cfg.model, cfg.num_classes, cfg.data.voxel_size, cfg.contract.in_channels)
