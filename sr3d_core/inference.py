@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -26,6 +25,7 @@ from sr3d_core.preprocess import (
     sparse_to,
     to_sparse_batch,
 )
+from sr3d_core.runtime import resolve_device
 
 if TYPE_CHECKING:  # the network and the sparse package load with a model, not at import
     from sr3d_core.model.network import TR3DNetwork
@@ -33,30 +33,6 @@ if TYPE_CHECKING:  # the network and the sparse package load with a model, not a
 
 # Fixed seed for the random in-voxel point choice at inference: detect() is deterministic.
 INFERENCE_VOXEL_SEED = 0
-
-
-def choose_device(requested: Union[str, torch.device]) -> tuple[torch.device, Optional[str]]:
-    """The one rule for device names: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` → the device to use.
-
-    Returns:
-        ``(device, warning)``: CUDA that is unavailable (``auto`` included) falls back to the CPU and a missing
-        ``cuda:N`` to ``cuda:0``, each with a warning text; otherwise the warning is None.
-    """
-    req = str(requested)
-    dev = torch.device("cuda" if req == "auto" else req)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        return torch.device("cpu"), f"device '{req}' requested but CUDA is not available: running on the CPU (slow)"
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        return torch.device("cuda:0"), f"device '{req}' does not exist: using cuda:0"
-    return dev, None
-
-
-def resolve_device(device: Union[str, torch.device]) -> torch.device:
-    """``choose_device``, with its fallback warning raised as a Python warning."""
-    dev, warning = choose_device(device)
-    if warning:
-        warnings.warn(warning, stacklevel=3)
-    return dev
 
 
 class Detector:

@@ -6,6 +6,11 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -60,3 +65,35 @@ def set_torch_threads(requested: int) -> int:
     n = requested or min(torch.get_num_threads(), max(1, cores - 1))
     torch.set_num_threads(n)
     return n
+
+
+def choose_device(requested: str | torch.device, local_rank: int = 0) -> tuple[torch.device, str | None]:
+    """The one rule for device names (node, evaluation, training): ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+
+    Args:
+        requested: the name.
+        local_rank: the process's GPU in a multi-process run: plain ``cuda`` means ``cuda:<local_rank>`` there.
+
+    Returns:
+        ``(device, warning)``: CUDA that is unavailable (``auto`` included) falls back to the CPU and a missing
+        ``cuda:N`` to ``cuda:0``, each with a warning text; otherwise the warning is None.
+    """
+    import torch
+
+    req = str(requested)
+    dev = torch.device("cuda" if req == "auto" else req)
+    if dev.type == "cuda" and dev.index is None and local_rank:
+        dev = torch.device(f"cuda:{local_rank}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu"), f"device '{req}' requested but CUDA is not available: running on the CPU (slow)"
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        return torch.device("cuda:0"), f"device '{req}' does not exist: using cuda:0"
+    return dev, None
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``choose_device``, with its fallback warning raised as a Python warning."""
+    dev, warning = choose_device(device)
+    if warning:
+        warnings.warn(warning, stacklevel=3)
+    return dev

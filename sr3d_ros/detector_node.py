@@ -118,8 +118,8 @@ class _DetectorLogic:
             raise ParameterError("parameter 'checkpoint' is empty: pass -p checkpoint:=/path/to/model.pt")
         if not Path(p.checkpoint).is_file():
             raise ParameterError(f"parameter 'checkpoint': no such file {p.checkpoint}")
-        from sr3d_core.inference import Detector, choose_device  # torch loads with the model, not at import
-        from sr3d_core.runtime import keep_freed_memory, set_torch_threads
+        from sr3d_core.inference import Detector  # torch loads with the model, not at import
+        from sr3d_core.runtime import choose_device, keep_freed_memory, set_torch_threads
 
         chosen, warning = choose_device(p.device)
         device = str(chosen)

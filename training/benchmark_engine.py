@@ -42,19 +42,11 @@ GEMM_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm")
 
 # ----------------------------------------------------------------------------------------------- worker side
 def _step_batches(cfg, count: int) -> list:
-    """The first ``count`` training batches of a config, from whichever data path this checkout has."""
-    try:
-        from sr3d_core.data.loader import StepDataset  # the library's data path
-        from sr3d_core.data.sources import build_source
+    """The first ``count`` training batches of a config."""
+    from sr3d_core.data.loader import StepDataset
+    from sr3d_core.data.sources import build_source
 
-        data = StepDataset.from_config(build_source(cfg, "train"), cfg)
-    except ImportError:  # checkouts before the engine moved into the library
-        import math
-
-        from training.train import StepDataset, build_source
-
-        source = build_source(cfg, "train")
-        data = StepDataset(source, cfg, max(1, math.ceil(len(source) * cfg.data.repeat / cfg.train.batch_size)), 0, 1)
+    data = StepDataset.from_config(build_source(cfg, "train"), cfg)
     return [data[i] for i in range(count)]
 
 
@@ -140,10 +132,7 @@ def worker(a: argparse.Namespace) -> None:
                 with profile(activities=[ProfilerActivity.CPU]) as p:
                     for _ in range(3):
                         run()
-                try:
-                    from sr3d_core.sparse.native import CONV_GEMM_EVENTS
-                except ImportError:  # checkouts before the compiled convolution
-                    CONV_GEMM_EVENTS = ()
+                from sr3d_core.sparse.native import CONV_GEMM_EVENTS
                 gemm_ops = GEMM_OPS + tuple(CONV_GEMM_EVENTS)
                 events = p.key_averages()
                 total = sum(e.self_cpu_time_total for e in events)

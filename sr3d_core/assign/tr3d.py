@@ -12,7 +12,6 @@ from sr3d_core.assign.base import AnchorSet, Assigner, AssignerConfig, AssignRes
 # level 1 is the 32-cm level used for large classes.
 SCANNET_LABEL2LEVEL: tuple[int, ...] = (0, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0)
 SUNRGBD_LABEL2LEVEL: tuple[int, ...] = (1, 1, 1, 0, 0, 1, 0, 0, 1, 0)
-LABEL2LEVEL: dict[str, tuple[int, ...]] = {"scannet": SCANNET_LABEL2LEVEL, "sunrgbd": SUNRGBD_LABEL2LEVEL}
 
 # Masked distances use this value, as TR3D does; real squared distances are far below it.
 _FAR = 1e8

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from sr3d_core.data.classes import SCANNET_CLASSES
 from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
@@ -40,5 +39,3 @@ def load_scannet_sample(info: dict[str, Any], data_root: str | Path, lut: np.nda
     boxes = np.concatenate([boxes6, np.zeros((len(boxes6), 1), np.float32)], 1)
     return Sample(pts, boxes, labels, sample_id(info))
 
-
-CLASS_NAMES = SCANNET_CLASSES

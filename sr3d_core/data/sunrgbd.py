@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from sr3d_core.data.classes import SUNRGBD_CLASSES
 from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
@@ -22,5 +21,3 @@ def load_sunrgbd_sample(info: dict[str, Any], data_root: str | Path, lut: np.nda
     boxes, labels = instances(info, 7, lut)
     return Sample(pts, boxes, labels, sample_id(info))
 
-
-CLASS_NAMES = SUNRGBD_CLASSES

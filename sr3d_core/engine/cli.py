@@ -54,7 +54,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--allow-config-change", action="store_true",
                     help="resume although the config differs from the checkpoint's (the differences are printed)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun, cuda is each rank's "
+                    "local GPU)")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (simulates a kill)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -107,11 +108,14 @@ def _run(args: argparse.Namespace, prog: str) -> dict:
 
 
 def _check_device(requested: str) -> None:
-    """Refuse ``--device cuda`` where there is no CUDA (``auto`` falls back to the CPU)."""
-    if requested == "cuda" and not torch.cuda.is_available():
+    """Refuse a device name that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:N``, and CUDA where there is none
+    (``auto`` falls back to the CPU)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested):
+        raise Refusal(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
         why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise Refusal(f"--device cuda: CUDA is not available ({why}; torch {torch.__version__}); use --device cpu, "
-                      "or --device auto to take a GPU when there is one")
+        raise Refusal(f"--device {requested}: CUDA is not available ({why}; torch {torch.__version__}); use "
+                      "--device cpu, or --device auto to take a GPU when there is one")
 
 
 def _resume_path(resume: Optional[str], work_dir: Path) -> Optional[Path]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from sr3d_core.runtime import choose_device
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,14 @@ class DistContext:
         return self.rank == 0
 
     def device(self, requested: str) -> torch.device:
-        """The device of this process: ``auto`` picks CUDA when present; CUDA means this process's local GPU."""
-        if requested == "auto":
-            requested = "cuda" if torch.cuda.is_available() else "cpu"
-        return torch.device(f"cuda:{self.local_rank}" if requested == "cuda" else requested)
+        """The device of this process (``sr3d_core.runtime.choose_device``; ``cuda`` means this process's local GPU):
+        ``auto`` without CUDA is the CPU; CUDA asked for but missing falls back to the CPU with a warning."""
+        if requested == "auto" and not torch.cuda.is_available():
+            return torch.device("cpu")
+        dev, warning = choose_device(requested, self.local_rank)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+        return dev
 
     def init(self, device: torch.device) -> None:
         """Join the process group of a multi-process run (once)."""

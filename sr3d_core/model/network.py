@@ -94,11 +94,6 @@ class TR3DNetwork(nn.Module):
         return decode_boxes(anchors, reg, self.cfg.tr3d_height_quirk)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 def build_network(cfg: Config) -> TR3DNetwork:
     """Build the network (untrained) described by a full experiment config."""
     return TR3DNetwork(cfg.model, cfg.num_classes, cfg.data.voxel_size, cfg.contract.in_channels)

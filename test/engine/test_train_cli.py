@@ -189,3 +189,8 @@ def test_help_example_runs_from_the_command_line(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
     assert r.stderr.startswith("train.py: error: no train and val data: ") and "make_synthetic.py" in r.stderr
+
+
+def test_an_unknown_device_name_is_refused(tmp_path: Path, capsys) -> None:
+    msg = refused(capsys, "--config", "toy_tiny", "--work-dir", str(tmp_path), "--device", "gpu")
+    assert msg == "--device gpu: expected auto, cpu, cuda or cuda:N"

@@ -46,9 +46,10 @@ def test_overrides():
 
 
 def test_preset_tables_match_spec():
-    from sr3d_core.assign.tr3d import LABEL2LEVEL
+    from sr3d_core.assign.tr3d import SCANNET_LABEL2LEVEL, SUNRGBD_LABEL2LEVEL
     from sr3d_core.data.classes import CLASS_LISTS
 
+    LABEL2LEVEL = {"scannet": SCANNET_LABEL2LEVEL, "sunrgbd": SUNRGBD_LABEL2LEVEL}
     for preset, ds in (("tr3d_scannet", "scannet"), ("tr3d_sunrgbd", "sunrgbd"), ("synth_scannet_small", "scannet"),
                        ("synth_sunrgbd_small", "sunrgbd")):
         cfg = load_config(preset)

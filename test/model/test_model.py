@@ -8,8 +8,13 @@ import torch
 
 from sr3d_core.config import load_config
 from sr3d_core.model.head import decode_boxes
-from sr3d_core.model.network import build_network, count_parameters
+from sr3d_core.model.network import build_network
 from sr3d_core.preprocess import prepare_points, to_sparse_batch
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def test_scannet_parameter_count_matches_spec():
