@@ -13,15 +13,13 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch
 
-import torch  # noqa: E402
-
-from sr3d_core.data.augment import AUGMENTS  # noqa: E402
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
-from sr3d_core.data.infos import load_infos  # noqa: E402
-from sr3d_core.data.loader import StepDataset, step_loader  # noqa: E402
-from sr3d_core.preprocess import InputContract  # noqa: E402
+from sr3d_core.data.augment import AUGMENTS
+from sr3d_core.data.dataset import DatasetConfig, InfoScenes
+from sr3d_core.data.infos import load_infos
+from sr3d_core.data.loader import StepDataset, step_loader
+from sr3d_core.preprocess import InputContract
 
 
 def measure(data: StepDataset, workers: int, epochs: int) -> float:
@@ -46,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--voxel-size", type=float, default=0.01)
     ap.add_argument("--epochs", type=int, default=2)
     a = ap.parse_args(argv)
+    # One thread in this process and in the loader workers it starts (they read OpenMP's setting at start-up):
+    # set here, when the benchmark runs, not when the library is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     names = load_infos(f"{a.data_root}/{a.info}").class_names
     source = InfoScenes(DatasetConfig(a.data_root, a.info, names), AUGMENTS[a.augment])
