@@ -291,6 +291,10 @@ def test_colcon_build_of_repository(tmp_path: Path) -> None:
     site = next((inst / "lib").glob("python3*/site-packages"))
     for pkg in ("sr3d_core", "sr3d_ros"):
         assert (site / pkg / "__init__.py").is_file(), f"{pkg} not installed by colcon"
+    # colcon build compiles the engine ahead of time: the installed package never compiles at run time.
+    for lib in ("sr3d_core/sparse/libsr3d_sparse.so", "sr3d_core/geometry/libsr3d_geometry.so",
+                "sr3d_ros/libsr3d_records.so"):
+        assert (site / lib).is_file(), f"{lib} not built by colcon build"
     # The same globs as setup.py's data_files: files added later must be installed too.
     for sub, patterns in (("config", ("*.yaml", "*.rviz", "*.xml")), ("config/models", ("*.yaml",)),
                           ("launch", ("*.launch.py",))):
