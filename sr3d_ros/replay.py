@@ -853,7 +853,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="live: send each cloud only after the previous one was answered or skipped by the node "
                          "(no drops)")
     ap.add_argument("--max-frames", type=int, default=None, help="replay only the first clouds (default: all)")
-    ap.add_argument("--device", default="cpu", help="torch device")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (offline mode and the live node)")
     ap.add_argument("--out", type=Path, default=Path("replay_report"), help="report folder")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)

@@ -41,7 +41,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--checkpoint", required=True, nargs="+", type=Path, help="one or more (e.g. 5 trainings)")
     ap.add_argument("--split", default="val", choices=["train", "val"])
     ap.add_argument("--repeats", type=int, default=1, help="test runs per checkpoint (paper: 5)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu, cuda, cuda:N or auto (default: cuda when there is a GPU, else cpu)")
     ap.add_argument("--max-scenes", type=int, default=None, help="evaluate only the first N scenes (N >= 1)")
     ap.add_argument("--data-root", type=Path, default=None,
                     help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)")
