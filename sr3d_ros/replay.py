@@ -10,11 +10,13 @@ and the node's published detections are recorded: dropped frames and latency are
 
 Ground truth comes from a ``vision_msgs/Detection3DArray`` topic of the bag (``--gt-topic``) or a sidecar file
 (``--gt-file``, YAML or JSON, see docs/REPLAY.md); it is matched to detections by stamp and transformed into the
-detection frame with the bag's TF. mAP@0.25/0.5 uses the evaluator of ``sr3d-evaluate``
-(``sr3d_core.evaluation``) and, unless --score-threshold / --max-detections say otherwise, the same post-processing:
-the checkpoint's own (its score threshold, NMS IoU and detection cap), so both report the same numbers on the same
-frames. The report (Markdown + JSON), a latency histogram and bird's-eye views of frames that have ground truth or
-boxes the node publishes by default are written to ``--out``. Its rate is the answered frames' own: their number
+detection frame with the bag's TF. The frames are scored under ``sr3d-evaluate``'s protocol
+(``sr3d_core.evaluation.protocol.EvaluationProtocol``, written to ``report.json`` as ``protocol``): mAP@0.25/0.5
+without the classes that have no ground truth, precision / recall of the boxes the node publishes by default and,
+unless --score-threshold / --max-detections say otherwise, the checkpoint's own post-processing (its score
+threshold, NMS IoU and detection cap), so both report the same numbers on the same frames. The report (Markdown
++ JSON), a latency histogram and bird's-eye views of frames that have ground truth or boxes the node publishes by
+default are written to ``--out``. Its rate is the answered frames' own: their number
 over the time from the first one's publication (offline: the start of its processing) to the last answer, so the
 node's start-up and the model's loading are not in it.
 """
@@ -39,6 +41,7 @@ import numpy as np
 
 from sr3d_core.boxes import wrap_angle
 from sr3d_core.detections import Detections
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_ros.bags import BagError, BagReader
 from sr3d_ros.cdr import parse_pointcloud2
 from sr3d_ros.conversions import MalformedCloudError, msg_to_detections, stamp_ns
@@ -67,8 +70,8 @@ class ReplayConfig:
             which the bag must have; empty = no ground truth from the bag.
         gt_file: sidecar ground truth instead of a topic.
         target_frame: frame to infer in (empty: the cloud's frame).
-        score_threshold / max_detections: post-processing (the same for offline and live); None = the checkpoint's
-            own ``postprocess`` values, which ``sr3d-evaluate`` uses too.
+        protocol: how detections are made and scored, as ``sr3d-evaluate`` does: its ``score_threshold`` /
+            ``max_detections`` set the post-processing (the same offline and live; None = the checkpoint's own).
         rate: live playback speed factor (1 = recorded rate).
         lockstep: live: send the next cloud only when the node has answered the previous one (or skipped it, or
             ``answer_timeout_s`` passed), whatever the rate: nothing is dropped, so offline and live can be compared
@@ -90,8 +93,7 @@ class ReplayConfig:
     gt_topic: Optional[str] = None
     gt_file: Optional[Path] = None
     target_frame: str = "base_link"
-    score_threshold: Optional[float] = None
-    max_detections: Optional[int] = None
+    protocol: EvaluationProtocol = EvaluationProtocol()
     rate: float = 1.0
     lockstep: bool = False
     max_frames: Optional[int] = None
@@ -603,13 +605,14 @@ def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:
 
 
 # --------------------------------------------------------------------------------------------- report
-def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...]) -> Optional[Any]:
+def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
+             protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
     """mAP over the answered frames that have ground truth (None without ground truth)."""
-    from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
+    from sr3d_core.evaluation.indoor_map import SceneGroundTruth
 
     if not bag.has_gt:
         return None
-    ev = IndoorMapEvaluator(class_names, skip_classes_without_gt=True)
+    ev = protocol.map_evaluator(class_names)
     n = 0
     for rec in records:
         if rec.detections is None:
@@ -622,16 +625,16 @@ def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str,
     return ev.compute() if n else None
 
 
-def precision_recall(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...]) -> Optional[Any]:
-    """Precision / recall of the boxes a user sees (scored at or above the node's default threshold) over the
-    answered frames with ground truth (None without ground truth)."""
-    from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+def precision_recall(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
+                     protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
+    """Precision / recall of the boxes a user sees (scored at or above the protocol's ``pr_score_threshold``, by
+    default the node's default threshold) over the answered frames with ground truth (None without ground truth
+    or without a ``pr_score_threshold``)."""
     from sr3d_core.evaluation.indoor_map import SceneGroundTruth
-    from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
 
-    if not bag.has_gt:
+    counter = protocol.pr_counter(class_names)
+    if not bag.has_gt or counter is None:
         return None
-    counter = PrecisionRecallCounter(class_names, DEPLOY_SCORE_THRESHOLD)
     n = 0
     for rec in records:
         gt = bag.gt_at(rec.stamp_ns, rec.frame) if rec.detections is not None else None
@@ -659,16 +662,16 @@ def answered_rate(records: list[FrameRecord]) -> tuple[Optional[float], Optional
 def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float,
               post: Any = None, pr: Any = None) -> dict[str, Any]:
     """The numbers of the report; ``post`` is the post-processing the detections were made with, ``pr`` the
-    precision / recall at the node's default threshold. ``wall_s`` is the whole replay (live: the node's start-up
+    precision / recall at the protocol's threshold. ``wall_s`` is the whole replay (live: the node's start-up
     included); ``rate_hz`` is the answered frames' own rate (`answered_rate`) over ``rate_span_s``."""
     lat = np.array([r.latency_ms for r in records if r.latency_ms is not None])
     answered = [r for r in records if r.detections is not None]
     rate, span = answered_rate(records)
     out: dict[str, Any] = {
         "bag": str(cfg.bag), "mode": cfg.mode, "checkpoint": str(cfg.checkpoint), "target_frame": cfg.target_frame,
-        "score_threshold": post.score_threshold if post is not None else cfg.score_threshold,
+        "score_threshold": post.score_threshold if post is not None else cfg.protocol.score_threshold,
         "nms_iou": post.nms_iou if post is not None else None,
-        "max_detections": post.max_detections if post is not None else cfg.max_detections,
+        "max_detections": post.max_detections if post is not None else cfg.protocol.max_detections,
         "frames": len(records), "frames_answered": len(answered),
         "frames_dropped": sum(r.error.startswith("dropped") for r in records),
         "frames_malformed": sum(r.error.startswith("malformed") for r in records),
@@ -678,6 +681,7 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
         "wall_s": round(wall_s, 2), "rate_hz": round(rate, 2) if rate is not None else None,
         "rate_span_s": round(span, 3) if span is not None else None,
         "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if len(lat) else {},
+        "protocol": cfg.protocol.to_dict(),
     }
     if cfg.mode == "offline" and answered:
         out["model_ms_p50"] = float(np.median([r.extra["model_ms"] for r in answered]))
@@ -686,8 +690,9 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
         out["per_class_AP_0.25"] = {n: (None if np.isnan(v) else float(v))
                                     for n, v in zip(result.class_names, result.ap[0])}
     if pr is not None:
-        row = pr.rows(0.25)["all classes"]
-        out["user_view"] = {"score_threshold": pr.score_threshold, "iou": 0.25,
+        iou = pr.iou_thresholds[0]
+        row = pr.rows(iou)["all classes"]
+        out["user_view"] = {"score_threshold": pr.score_threshold, "iou": iou,
                             **{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}}
     return out
 
@@ -777,7 +782,8 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
                      f"{DEPLOY_SCORE_THRESHOLD:g}")
     if "user_view" in summary:
         u = summary["user_view"]
-        lines.append(f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), IoU >= 0.25: "
+        lines.append(f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), "
+                     f"IoU >= {u['iou']:g}: "
                      f"precision {_ratio_text(u['precision'])}, recall {_ratio_text(u['recall'])} "
                      f"(TP {u['tp']}, FP {u['fp']}, FN {u['fn']})")
     if "mAP_0.25" in summary:
@@ -799,9 +805,8 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
     if cfg.mode not in ("offline", "live"):
         raise ReplayError(f"mode must be offline or live, got {cfg.mode!r}")
     detector = Detector.from_checkpoint(cfg.checkpoint, device=cfg.device)
-    # Only what was asked for changes: by default the checkpoint's post-processing, as sr3d-evaluate runs it.
-    overrides = {k: v for k, v in (("score_threshold", cfg.score_threshold), ("max_detections", cfg.max_detections))
-                 if v is not None}
+    # Only what the protocol asks for changes: by default the checkpoint's post-processing, as sr3d-evaluate runs it.
+    overrides = cfg.protocol.postprocess_overrides()
     if overrides:
         detector.set_postprocess(**overrides)
     bag = ReplayBag(cfg, detector.class_names)
@@ -812,9 +817,9 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
         records = run_live(cfg, detector.class_names, bag, detector.postprocess)
     wall = time.monotonic() - t0
     bag.check_gt_matches(records)
-    result = evaluate(records, bag, detector.class_names)
+    result = evaluate(records, bag, detector.class_names, cfg.protocol)
     summary = summarize(cfg, records, result, wall, detector.postprocess,
-                        precision_recall(records, bag, detector.class_names))
+                        precision_recall(records, bag, detector.class_names, cfg.protocol))
     write_report(cfg, summary, records, bag, result)
     return summary
 
@@ -865,9 +870,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--score-threshold must lie in [0, 1), got {a.score_threshold}")
     if a.max_detections is not None and a.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {a.max_detections}")
-    cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame,
-                       a.score_threshold, a.max_detections, a.rate, a.lockstep, a.max_frames, a.device, a.out,
-                       progress=not a.no_progress)
+    protocol = EvaluationProtocol(score_threshold=a.score_threshold, max_detections=a.max_detections)
+    cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame, protocol,
+                       a.rate, a.lockstep, a.max_frames, a.device, a.out, progress=not a.no_progress)
     try:
         s = replay(cfg)
     except (BagError, ReplayError, FileNotFoundError) as e:

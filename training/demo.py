@@ -29,6 +29,7 @@ BAG_PRESET = "sunrgbd-real"  # the world the shipped model was trained in, seen 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit status 0 when every step worked."""
     from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+    from sr3d_core.evaluation.protocol import EvaluationProtocol
     from sr3d_ros.replay import ReplayConfig, replay
     from training.make_bag import make_bag
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     # The node as a user runs it: its default score threshold, so the report shows what a robot would see
     # (mAP over those boxes only, and the precision / recall of them).
     s = replay(ReplayConfig(bag, a.model, "live", target_frame="base_link", out=a.out,
-                            score_threshold=DEPLOY_SCORE_THRESHOLD))
+                            protocol=EvaluationProtocol(score_threshold=DEPLOY_SCORE_THRESHOLD)))
     print("\n".join(line for line in (a.out / "report.md").read_text().splitlines() if line.startswith("- ")))
     print(f"[demo] done in {time.monotonic() - t0:.0f} s; report: {a.out / 'report.md'}, pictures: "
           + ", ".join(sorted(p.name for p in a.out.glob("*.png"))))

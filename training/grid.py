@@ -118,7 +118,6 @@ def run_job(run: Run) -> dict[str, Any]:
     from sr3d_core.engine.trainer import train
     from sr3d_core.evaluation.alignment import prediction_consistency_error, prediction_consistency_errors
     from sr3d_core.evaluation.evaluate import evaluate_detector
-    from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
     from sr3d_core.inference import Detector
     from sr3d_core.runtime import keep_freed_memory
 
@@ -136,7 +135,7 @@ def run_job(run: Run) -> dict[str, Any]:
     res = evaluate_detector(det, build_source(det.config, "val"), keep_scenes=True)
     halves = []
     for parity in (0, 1):
-        ev = IndoorMapEvaluator(det.config.class_names, skip_classes_without_gt=True)
+        ev = res.protocol.map_evaluator(det.config.class_names)
         for gt, d in res.scenes[parity::2]:
             ev.add(gt, d)
         r = ev.compute()
@@ -153,7 +152,7 @@ def run_job(run: Run) -> dict[str, Any]:
         "pce": prediction_consistency_error(rec.scores, rec.ious, rec.labels, 30),
         "pce_hist": np.histogram(errors, bins=12, range=(0.0, 0.6))[0].tolist(),
         "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
-        "val_scenes": len(res.scenes),
+        "val_scenes": len(res.scenes), "protocol": res.protocol.to_dict(),
     }
     tmp = run.work_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))

@@ -64,6 +64,7 @@ def _evaluate(ckpt: Path, data_root: Path, cap: Optional[int]) -> dict[str, Any]
     from sr3d_core.data.sources import build_source
     from sr3d_core.evaluation.evaluate import evaluate_detector
     from sr3d_core.evaluation.precision_recall import ALL_CLASSES
+    from sr3d_core.evaluation.protocol import EvaluationProtocol
     from sr3d_core.inference import Detector
 
     det = Detector.from_checkpoint(ckpt, device="cpu")
@@ -73,7 +74,7 @@ def _evaluate(ckpt: Path, data_root: Path, cap: Optional[int]) -> dict[str, Any]
         data = dataclasses.replace(data, max_points=cap)
         det = Detector(det.model, dataclasses.replace(cfg, data=data), det.device)
     cfg = dataclasses.replace(cfg, data=data)
-    res = evaluate_detector(det, build_source(cfg, "val"), score_threshold=SCORE_THRESHOLD)
+    res = evaluate_detector(det, build_source(cfg, "val"), EvaluationProtocol(pr_score_threshold=SCORE_THRESHOLD))
     out = {"mAP_0.25": res.result.map_at(0.25), "mAP_0.5": res.result.map_at(0.5)}
     for iou in (0.25, 0.5):
         row = res.precision_recall.rows(iou)[ALL_CLASSES]

@@ -1,5 +1,5 @@
-"""sr3d_core.evaluation: indoor mAP (VoteNet / mmdet3d protocol), precision / recall at one score threshold and
-the AIC / PCE alignment metrics."""
+"""sr3d_core.evaluation: indoor mAP (VoteNet / mmdet3d protocol), precision / recall at one score threshold, the
+AIC / PCE alignment metrics and the evaluation protocol that sr3d-evaluate and sr3d-replay share."""
 
 from sr3d_core.evaluation.alignment import (
     average_inconsistency_coefficient,
@@ -17,10 +17,12 @@ from sr3d_core.evaluation.indoor_map import (
     indoor_eval,
 )
 from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter, PrecisionRecallResult
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 
 __all__ = [
     "DEFAULT_IOU_THRESHOLDS",
     "DetectionIous",
+    "EvaluationProtocol",
     "IndoorMapEvaluator",
     "IndoorMapResult",
     "PrecisionRecallCounter",

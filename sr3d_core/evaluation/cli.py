@@ -6,7 +6,9 @@ score threshold (``sr3d-evaluate``; ``python training/evaluate.py`` runs the sam
 mAP ranks every box down to the checkpoint's low ``postprocess.score_threshold`` and leaves out classes without
 ground truth; precision / recall count what a user of the node sees: every box of every class scored at or above
 ``--score-threshold`` (default: the node's ``score_threshold``), matched to the ground truth at IoU >= 0.25 and
-0.5. ``--bev-dir`` draws each scene from above with its ground truth and those boxes.
+0.5. ``--bev-dir`` draws each scene from above with its ground truth and those boxes. These rules are one
+``EvaluationProtocol`` (``sr3d_core.evaluation.protocol``), the one ``sr3d-replay`` scores with; ``--json`` writes
+it as ``protocol`` next to the numbers.
 
 ``--repeats`` re-runs the test pass (the random test-time sampling of SUN RGB-D differs per run) and reports the
 best and the mean, as in TR3D/SR3D's 5 trainings × 5 test runs protocol (pass several checkpoints for the 5
@@ -31,6 +33,7 @@ from sr3d_core.detections import Detections
 from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
 from sr3d_core.evaluation.evaluate import ORACLES, SceneCallback, evaluate_detector
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
 from sr3d_core.runtime import keep_freed_memory, resolve_device
 
@@ -47,6 +50,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--data-root", type=Path, default=None,
                     help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)")
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
+    ap.add_argument("--max-detections", type=int, default=None,
+                    help="detections kept per scene (default: the checkpoint's postprocess.max_detections)")
     ap.add_argument("--oracle", choices=ORACLES, default=None,
                     help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
     ap.add_argument("--neutral-color", action="store_true",
@@ -70,6 +75,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
     if not 0.0 <= args.score_threshold < 1.0:
         ap.error(f"--score-threshold must lie in [0, 1), got {args.score_threshold}")
+    if args.max_detections is not None and args.max_detections < 1:
+        ap.error(f"--max-detections must be >= 1, got {args.max_detections}")
+    protocol = EvaluationProtocol(skip_classes_without_gt=not args.strict_mmdet3d,
+                                  max_detections=args.max_detections, pr_score_threshold=args.score_threshold)
     device = resolve_device(args.device)
     runs = []
     for i, ckpt in enumerate(args.checkpoint):
@@ -93,9 +102,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         for r in range(args.repeats):
             draw = _bev_writer(bev_dir, det.class_names, args.score_threshold, args.bev_color,
                                f"{ckpt.name}, {args.split}") if bev_dir is not None and r == 0 else None
-            res = evaluate_detector(det, source, r, args.max_scenes, args.strict_mmdet3d, oracle=args.oracle,
-                                    neutral_color=args.neutral_color, score_threshold=args.score_threshold,
-                                    on_scene=draw)
+            res = evaluate_detector(det, source, protocol, repeat_index=r, max_scenes=args.max_scenes,
+                                    oracle=args.oracle, neutral_color=args.neutral_color, on_scene=draw)
             numbers = res.metrics()
             print(f"== {ckpt} run {r}: mAP@0.25 {numbers['mAP_0.25']:.4f}  mAP@0.5 {numbers['mAP_0.5']:.4f}  "
                   f"mAR@0.25 {numbers['mAR_0.25']:.4f}  mAR@0.5 {numbers['mAR_0.5']:.4f}  "
@@ -118,7 +126,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         summary[key] = {"best": float(vals.max()), "mean": float(vals.mean()), "n": len(vals)}
         print(f"{key}: best {vals.max():.4f} (mean {vals.mean():.4f}) over {len(vals)} runs")
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+        args.json.write_text(json.dumps({"protocol": protocol.to_dict(), "runs": runs, "summary": summary}, indent=2))
     return 0
 
 

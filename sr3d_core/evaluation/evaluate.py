@@ -2,9 +2,9 @@
 
 Each scene goes through ``Detector.detect``, the path the ROS node takes, so the numbers measure what is
 deployed. Repeats (``repeat_index`` > 0) re-draw the test-time sampling: a random ``max_points`` cap and in-voxel
-point choice seeded by the repeat, as in TR3D/SR3D's protocol of several test runs per training. Given a score
-threshold, the same detections are also counted as a user sees them: precision and recall of the boxes at or above
-it (``sr3d_core.evaluation.precision_recall``).
+point choice seeded by the repeat, as in TR3D/SR3D's protocol of several test runs per training. The rules that
+score the detections (classes without GT, IoU thresholds, the cap per frame, the threshold of precision / recall)
+are an ``EvaluationProtocol``, the one ``sr3d-replay`` uses too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from sr3d_core.data.sources import SceneSource
 from sr3d_core.detections import Detections
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, IndoorMapResult, SceneGroundTruth
 from sr3d_core.evaluation.oracle import predict_with_gt_iou
-from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter, PrecisionRecallResult
+from sr3d_core.evaluation.precision_recall import PrecisionRecallResult
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
 from sr3d_core.preprocess import NEUTRAL_COLOR
 
@@ -41,14 +42,17 @@ class Evaluation:
 
     Attributes:
         result: Per-class AP / AR and their means.
+        protocol: The rules the numbers were made under.
         evaluator: The filled evaluator (for other metrics over the same detections, e.g. PCE).
         latency_ms: Mean time per scene in ``detect`` (preprocessing + network + post-processing), the first
             scene (warm-up) left out when there are several.
         scenes: ``(ground truth, detections)`` per scene, when asked for.
-        precision_recall: TP / FP / FN, precision and recall at the score threshold, when one was given.
+        precision_recall: TP / FP / FN, precision and recall at the protocol's ``pr_score_threshold`` (None when
+            it has none).
     """
 
     result: IndoorMapResult
+    protocol: EvaluationProtocol
     evaluator: IndoorMapEvaluator
     latency_ms: float
     scenes: tuple[tuple[SceneGroundTruth, Detections], ...] = ()
@@ -64,41 +68,38 @@ class Evaluation:
 def evaluate_detector(
     detector: Detector,
     source: SceneSource,
+    protocol: EvaluationProtocol = EvaluationProtocol(),
+    *,
     repeat_index: int = 0,
     max_scenes: Optional[int] = None,
-    strict_mmdet3d: bool = False,
     keep_scenes: bool = False,
     oracle: Optional[str] = None,
     neutral_color: bool = False,
-    score_threshold: Optional[float] = None,
     on_scene: Optional[SceneCallback] = None,
 ) -> Evaluation:
     """Run ``detector`` over the scenes of ``source`` (unaugmented) and compute the indoor mAP.
 
-    The detector's model is left in eval mode; a caller that trains it restores train mode.
+    The detector's model is left in eval mode (a caller that trains it restores train mode), with the
+    post-processing the protocol sets (``EvaluationProtocol.postprocess_overrides``).
 
     Args:
         detector: The detector (its config's ``train.seed`` seeds the test-time sampling).
         source: The scenes.
+        protocol: How detections are made and scored; the default is what ``sr3d-evaluate`` and ``sr3d-replay``
+            run by default.
         repeat_index: 0 for the deterministic test pass ``detect`` makes; each other value draws a different
             test-time sampling.
         max_scenes: Evaluate only the first scenes.
-        strict_mmdet3d: Keep classes without GT in the means (mmdet3d: a class with detections but no GT makes
-            mAP nan). The default drops them, which only matters on small (synthetic) sets; on the real val sets
-            every class has GT and the two agree.
         keep_scenes: Also return each scene's ground truth and detections, so other metrics (subsets, PCE) can be
             computed without running the model again.
         oracle: ``"gt_iou"``: score foreground anchors by their box's true IoU with the GT
             (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
         neutral_color: Replace every colour by ``NEUTRAL_COLOR`` (what the node feeds a colour model for a cloud
             without colour), to measure what missing colour costs.
-        score_threshold: Also count precision and recall of the detections scored at or above it (every class,
-            see ``sr3d_core.evaluation.precision_recall``); below the detector's own ``score_threshold`` nothing
-            more is counted, since ``detect`` never returns those boxes.
         on_scene: Called after each scene (e.g. to draw it); its time is not counted in the latency.
 
     Raises:
-        ValueError: Nothing to evaluate, an unknown oracle or a score threshold outside [0, 1).
+        ValueError: Nothing to evaluate or an unknown oracle.
     """
     n = len(source) if max_scenes is None else min(max_scenes, len(source))
     if n < 1:
@@ -106,9 +107,12 @@ def evaluate_detector(
     if oracle is not None and oracle not in ORACLES:
         raise ValueError(f"oracle must be one of {ORACLES} or None, got {oracle!r}")
     detector.model.eval()
+    overrides = protocol.postprocess_overrides()
+    if overrides:
+        detector.set_postprocess(**overrides)
     seed = detector.config.train.seed
-    ev = IndoorMapEvaluator(detector.class_names, skip_classes_without_gt=not strict_mmdet3d)
-    pr = None if score_threshold is None else PrecisionRecallCounter(detector.class_names, score_threshold)
+    ev = protocol.map_evaluator(detector.class_names)
+    pr = protocol.pr_counter(detector.class_names)
     times, scenes = [], []
     for i in range(n):
         rng = np.random.default_rng([seed, _EVAL_STREAM, repeat_index, i])
@@ -134,7 +138,7 @@ def evaluate_detector(
         if on_scene is not None:
             on_scene(i, scene, det)
     latency = 1000 * float(np.mean(times[1:] if len(times) > 1 else times))
-    return Evaluation(ev.compute(), ev, latency, tuple(scenes), None if pr is None else pr.compute())
+    return Evaluation(ev.compute(), protocol, ev, latency, tuple(scenes), None if pr is None else pr.compute())
 
 
 def _neutral_colored(points: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from sr3d_core.evaluation.cli import main
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import write_random_checkpoint
 
 
@@ -15,6 +16,7 @@ def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
     assert main(["--checkpoint", str(ck), str(ck), "--repeats", "2", "--device", "cpu", "--json", str(out),
                  "--alignment-plot", str(plot)]) == 0
     res = json.loads(out.read_text())
+    assert res["protocol"] == EvaluationProtocol().to_dict()  # the rules, saved with the numbers
     assert len(res["runs"]) == 4
     assert list(res["runs"][0]) == ["mAP_0.25", "mAP_0.5", "mAR_0.25", "mAR_0.5", "latency_ms", "checkpoint",
                                     "precision_recall"]
@@ -33,8 +35,11 @@ def test_precision_recall_and_bev_images(tmp_path, capsys):
     ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
     out, bev = tmp_path / "res.json", tmp_path / "bev"
     assert main(["--checkpoint", str(ck), "--device", "cpu", "--json", str(out), "--score-threshold", "0.05",
-                 "--bev-dir", str(bev)]) == 0
-    pr = json.loads(out.read_text())["runs"][0]["precision_recall"]
+                 "--bev-dir", str(bev), "--strict-mmdet3d", "--max-detections", "50"]) == 0
+    res = json.loads(out.read_text())
+    assert res["protocol"] == EvaluationProtocol(skip_classes_without_gt=False, max_detections=50,
+                                                 pr_score_threshold=0.05).to_dict()
+    pr = res["runs"][0]["precision_recall"]
     assert pr["score_threshold"] == 0.05 and pr["num_scenes"] == 2
     for key in ("iou_0.25", "iou_0.50"):
         total = pr[key]["all classes"]

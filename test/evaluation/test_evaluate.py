@@ -8,6 +8,7 @@ from sr3d_core.data.sources import build_source
 from sr3d_core.evaluation.evaluate import evaluate_detector
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
 from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
+from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector, write_random_checkpoint
 
 
@@ -66,7 +67,7 @@ def test_oracle_and_neutral_colour_passes(toy_detector):
 def test_precision_recall_counts_the_same_detections(toy_detector):
     source = build_source(toy_detector.config, "val")
     seen = []
-    res = evaluate_detector(toy_detector, source, keep_scenes=True, score_threshold=0.2,
+    res = evaluate_detector(toy_detector, source, EvaluationProtocol(pr_score_threshold=0.2), keep_scenes=True,
                             on_scene=lambda i, scene, det: seen.append((i, len(scene.points), len(det))))
     pr = PrecisionRecallCounter(toy_detector.class_names, 0.2)
     for gt, det in res.scenes:
@@ -76,4 +77,6 @@ def test_precision_recall_counts_the_same_detections(toy_detector):
                  (res.precision_recall.fn, expected.fn)):
         assert np.array_equal(a, b)
     assert [s[0] for s in seen] == [0, 1] and [s[2] for s in seen] == [len(d) for _, d in res.scenes]
-    assert evaluate_detector(toy_detector, source, max_scenes=1).precision_recall is None  # only when asked
+    assert res.protocol.pr_score_threshold == 0.2
+    no_pr = EvaluationProtocol(pr_score_threshold=None)
+    assert evaluate_detector(toy_detector, source, no_pr, max_scenes=1).precision_recall is None

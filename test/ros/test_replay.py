@@ -253,6 +253,7 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     which is what sr3d-evaluate runs."""
     from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
     from sr3d_core.evaluation.evaluate import evaluate_detector
+    from sr3d_core.evaluation.protocol import EvaluationProtocol
     from sr3d_core.inference import Detector
 
     off = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "off", progress=False))
@@ -261,7 +262,8 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     assert off["score_threshold"] == detector.score_threshold and off["nms_iou"] == detector.nms_iou
     assert off["detections_per_frame"] > 100  # a cap of 100 would have changed the numbers
     rb = ReplayBag(ReplayConfig(bag, ckpt, progress=False), detector.class_names)
-    full = evaluate_detector(detector, BagScenes(rb, detector), score_threshold=DEPLOY_SCORE_THRESHOLD)
+    full = evaluate_detector(detector, BagScenes(rb, detector))  # the default protocol, as the replay's
+    assert off["protocol"] == full.protocol.to_dict() == EvaluationProtocol().to_dict()
     ev = full.metrics()
     assert off["mAP_0.25"] == pytest.approx(ev["mAP_0.25"], abs=1e-9)
     assert off["mAP_0.5"] == pytest.approx(ev["mAP_0.5"], abs=1e-9)
@@ -271,7 +273,9 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     assert got["score_threshold"] == DEPLOY_SCORE_THRESHOLD
     assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
     assert "precision" in (tmp_path / "off" / "report.md").read_text()
-    capped = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "cap", max_detections=100, progress=False))
+    capped = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "cap",
+                                 protocol=EvaluationProtocol(max_detections=100), progress=False))
+    assert capped["protocol"]["max_detections"] == 100
     assert capped["max_detections"] == 100 and capped["detections_per_frame"] <= 100 < off["detections_per_frame"]
 
 

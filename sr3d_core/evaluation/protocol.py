@@ -1,0 +1,91 @@
+"""The evaluation protocol: how detections are made and scored against ground truth.
+
+One frozen object holds every rule that changes the numbers, so ``sr3d-evaluate`` (``evaluate_detector``) and
+``sr3d-replay`` score the same way and write the rules next to the numbers (``to_dict``). The defaults are what
+both tools run by default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+from sr3d_core.evaluation.indoor_map import DEFAULT_IOU_THRESHOLDS, IndoorMapEvaluator
+from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
+
+
+@dataclass(frozen=True)
+class EvaluationProtocol:
+    """Every rule an evaluation's numbers depend on.
+
+    Attributes:
+        iou_thresholds: IoU thresholds of mAP / mAR (strict) and of precision / recall (inclusive).
+        skip_classes_without_gt: Classes without ground truth leave mAP / mAR. False is mmdet3d's rule (a class
+            with detections but no ground truth makes the means nan); the two differ only on small sets, since on
+            the real val sets every class has ground truth.
+        score_threshold: Post-processing's minimum score; None keeps the checkpoint's ``postprocess``.
+        max_detections: Detections kept per frame; None keeps the checkpoint's ``postprocess`` (TR3D's: no cap).
+        pr_score_threshold: Precision / recall count the boxes scored at or above it (the node's default
+            ``score_threshold``: what a user sees); None counts none.
+
+    Raises:
+        ValueError: A threshold out of range or ``max_detections`` below 1.
+    """
+
+    iou_thresholds: tuple[float, ...] = DEFAULT_IOU_THRESHOLDS
+    skip_classes_without_gt: bool = True
+    score_threshold: Optional[float] = None
+    max_detections: Optional[int] = None
+    pr_score_threshold: Optional[float] = DEPLOY_SCORE_THRESHOLD
+
+    def __post_init__(self) -> None:
+        thrs = tuple(float(t) for t in self.iou_thresholds)
+        if not thrs or not all(0.0 < t < 1.0 for t in thrs):
+            raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1), got {thrs}")
+        object.__setattr__(self, "iou_thresholds", thrs)  # a list from YAML / JSON keeps the object hashable
+        for name in ("score_threshold", "pr_score_threshold"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and 0.0 <= v < 1.0):
+                raise ValueError(f"{name} must lie in [0, 1) or be None, got {v}")
+        if self.max_detections is not None and self.max_detections < 1:
+            raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
+
+    def postprocess_overrides(self) -> dict[str, Any]:
+        """The post-processing values this protocol sets (``Detector.set_postprocess`` keywords); the checkpoint
+        keeps the others."""
+        return {k: v for k, v in (("score_threshold", self.score_threshold), ("max_detections", self.max_detections))
+                if v is not None}
+
+    def map_evaluator(self, class_names: Sequence[str]) -> IndoorMapEvaluator:
+        """An empty mAP / mAR evaluator under this protocol."""
+        return IndoorMapEvaluator(class_names, self.iou_thresholds,
+                                  skip_classes_without_gt=self.skip_classes_without_gt)
+
+    def pr_counter(self, class_names: Sequence[str]) -> Optional[PrecisionRecallCounter]:
+        """An empty precision / recall counter under this protocol (None when it counts none)."""
+        if self.pr_score_threshold is None:
+            return None
+        return PrecisionRecallCounter(class_names, self.pr_score_threshold, self.iou_thresholds)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The protocol as JSON-ready values (written next to the numbers it produced)."""
+        d = asdict(self)
+        d["iou_thresholds"] = list(self.iou_thresholds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EvaluationProtocol":
+        """The inverse of ``to_dict``; a missing key keeps its default.
+
+        Raises:
+            ValueError: An unknown key or an invalid value.
+        """
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown evaluation protocol keys {sorted(unknown)}")
+        return cls(**d)
+
+
+__all__ = ["EvaluationProtocol"]

@@ -1,0 +1,60 @@
+"""The evaluation protocol: one object of rules, shared by sr3d-evaluate and sr3d-replay and saved with results."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from sr3d_core.config import DEPLOY_SCORE_THRESHOLD, load_config
+from sr3d_core.data.sources import build_source
+from sr3d_core.evaluation.evaluate import evaluate_detector
+from sr3d_core.evaluation.indoor_map import DEFAULT_IOU_THRESHOLDS
+from sr3d_core.evaluation.protocol import EvaluationProtocol
+from sr3d_core.inference import Detector, write_random_checkpoint
+
+
+def test_defaults_are_what_both_tools_run():
+    p = EvaluationProtocol()
+    assert p.iou_thresholds == DEFAULT_IOU_THRESHOLDS and p.skip_classes_without_gt
+    assert p.score_threshold is None and p.max_detections is None  # the checkpoint's post-processing
+    assert p.pr_score_threshold == DEPLOY_SCORE_THRESHOLD
+    assert p.postprocess_overrides() == {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.max_detections = 3
+
+
+def test_round_trip_through_json():
+    p = EvaluationProtocol(iou_thresholds=(0.25,), skip_classes_without_gt=False, score_threshold=0.05,
+                           max_detections=7, pr_score_threshold=None)
+    back = EvaluationProtocol.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert back == p and hash(back) == hash(p)
+    assert p.postprocess_overrides() == {"score_threshold": 0.05, "max_detections": 7}
+    with pytest.raises(ValueError, match="unknown"):
+        EvaluationProtocol.from_dict({"max_dets": 3})
+
+
+@pytest.mark.parametrize("bad", [{"iou_thresholds": ()}, {"iou_thresholds": (0.0,)}, {"iou_thresholds": (1.0,)},
+                                 {"score_threshold": 1.0}, {"pr_score_threshold": -0.1}, {"max_detections": 0}])
+def test_invalid_values_are_refused(bad):
+    with pytest.raises(ValueError):
+        EvaluationProtocol(**bad)
+
+
+def test_the_evaluator_applies_every_rule(tmp_path):
+    cfg = load_config("toy_tiny", ["postprocess.score_threshold=0.0"])
+    ck = write_random_checkpoint(tmp_path / "toy.pt", cfg, seed=3)
+    source = build_source(cfg, "val")
+    plain = evaluate_detector(Detector.from_checkpoint(ck), source, keep_scenes=True)
+    assert plain.protocol == EvaluationProtocol() and plain.precision_recall is not None
+    assert max(len(d) for _, d in plain.scenes) > 2
+    capped = evaluate_detector(Detector.from_checkpoint(ck), source, EvaluationProtocol(max_detections=2),
+                               keep_scenes=True)
+    for (_, d), (_, full) in zip(capped.scenes, plain.scenes):  # the cap keeps the best-scored boxes
+        assert len(d) == min(2, len(full))
+        assert np.array_equal(d.scores, np.sort(full.scores)[::-1][:len(d)])
+    strict = evaluate_detector(Detector.from_checkpoint(ck), source, EvaluationProtocol(
+        skip_classes_without_gt=False, iou_thresholds=(0.25,)))
+    assert np.array_equal(strict.result.in_mean, strict.result.evaluated)  # mmdet3d: every evaluated class
+    assert strict.result.iou_thresholds == (0.25,) and strict.precision_recall.iou_thresholds == (0.25,)
+    assert strict.evaluator.skip_classes_without_gt is False
