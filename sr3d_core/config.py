@@ -84,9 +84,19 @@ class ModelConfig:
                      bn_momentum=(self.bn_momentum, 1e-6, 1.0), cls_prior_prob=(self.cls_prior_prob, 1e-6, 1 - 1e-6))
 
 
+#: The input contract of a config that sets none of its keys (TR3D's 1 cm grid with colour).
+DEFAULT_CONTRACT = InputContract(voxel_size=0.01, use_color=True)
+_CONTRACT_KEYS = tuple(f.name for f in dataclasses.fields(InputContract))
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Dataset and input contract.
+
+    In YAML the contract is the section ``data.contract`` (``voxel_size``, ``use_color``, ``point_range``,
+    ``max_points``, ``quantize_dtype``; the keys left out keep ``DEFAULT_CONTRACT``'s values). Configs,
+    overrides (``data.max_points=...``) and checkpoints written before the section existed keep those keys directly
+    under ``data``; they still load, as the same keys of ``data.contract``.
 
     Attributes:
         format: ``"scannet"`` or ``"sunrgbd"`` (mmdet3d v1.1 info layout), or ``"toy"``: tiny in-process
@@ -94,14 +104,9 @@ class DataConfig:
         root: data directory (relative paths are resolved against the working directory).
         train_info / val_info: info pickle names inside ``root``.
         class_names: class names, in label order (required).
-        voxel_size: voxel edge in metres.
-        use_color: feed colour channels (else a constant 1 feature).
-        point_range: optional crop ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in metres.
-        max_points: optional cap on a scene's input rows (``InputContract.max_points``): evenly strided at
-            inference, random in training; the ROS node applies it before decoding a cloud.
-        quantize_dtype: the arithmetic of ``floor(xyz / voxel_size)`` (``InputContract.quantize_dtype``):
-            ``"float64"`` (SR3D's models), ``"float32"`` or ``"float32_reciprocal"`` (TR3D's weights, as
-            ``sr3d-import-tr3d`` writes them).
+        contract: what the network expects as input (``InputContract``: voxel size, colour use, crop, point cap,
+            quantization arithmetic), saved with each checkpoint. Its ``max_points`` is evenly strided at
+            inference and random in training; the ROS node applies it before decoding a cloud.
         train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
         repeat: dataset repeat factor per epoch (TR3D: ScanNet x15, SUN RGB-D x5; default 1).
@@ -116,11 +121,7 @@ class DataConfig:
     train_info: str = "scannet_infos_train.pkl"
     val_info: str = "scannet_infos_val.pkl"
     class_names: tuple[str, ...] = ()
-    voxel_size: float = 0.01
-    use_color: bool = True
-    point_range: Optional[tuple[float, ...]] = None
-    max_points: Optional[int] = None
-    quantize_dtype: str = "float64"
+    contract: InputContract = field(default_factory=lambda: DEFAULT_CONTRACT)
     train_points: Optional[int] = None
     train_point_fraction: Optional[float] = 0.33
     repeat: int = 1
@@ -132,9 +133,6 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.format not in ("scannet", "sunrgbd", "toy"):
             raise ConfigError(f"data.format must be 'scannet', 'sunrgbd' or 'toy', got {self.format!r}")
-        # The input-contract fields are checked by InputContract itself (one set of rules for configs,
-        # checkpoints and the node).
-        InputContract(self.voxel_size, self.use_color, self.point_range, self.max_points, self.quantize_dtype)
         check_ranges("data", train_points=(self.train_points, 1, None),
                      train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
                      rot_range=(self.rot_range, 0.0, 3.14159266),
@@ -270,14 +268,8 @@ class Config:
     @property
     def contract(self) -> InputContract:
         """The input contract (voxel size, colour use, crop, point cap, quantization arithmetic) shared by training
-        and inference."""
-        return InputContract(
-            voxel_size=self.data.voxel_size,
-            use_color=self.data.use_color,
-            point_range=self.data.point_range,
-            max_points=self.data.max_points,
-            quantize_dtype=self.data.quantize_dtype,
-        )
+        and inference: ``data.contract``."""
+        return self.data.contract
 
     @property
     def num_classes(self) -> int:
@@ -298,7 +290,8 @@ class Config:
             overrides: Dotted keys set by overrides → the override's text, named instead of ``source`` in the
                 errors about those keys.
         """
-        return _build(Config, _upgrade_legacy(d), _Sources(source, overrides), "")
+        d = _complete_contract(_nest_flat_contract(_upgrade_legacy(d)))
+        return _build(Config, d, _Sources(source, overrides), "")
 
 
 # Plug-in sections: the base config class → (registry of classes whose ``config_class`` is the schema).
@@ -321,6 +314,28 @@ def _upgrade_legacy(d: dict[str, Any]) -> dict[str, Any]:
     if isinstance(d.get("assigner"), dict):
         d["assigner"] = {k: v for k, v in d["assigner"].items() if k != "center_prior"}
     return d
+
+
+def _nest_flat_contract(d: dict[str, Any]) -> dict[str, Any]:
+    """Move the input-contract keys that configs and checkpoints written before ``data.contract`` existed keep
+    directly under ``data`` into that section (a flat key wins over the same key in the section)."""
+    data = d.get("data")
+    if not isinstance(data, dict) or not any(k in data for k in _CONTRACT_KEYS):
+        return d
+    nested = data.get("contract", {})
+    if not isinstance(nested, dict):
+        return d  # _build names the key
+    data = dict(data)
+    data["contract"] = {**nested, **{k: data.pop(k) for k in _CONTRACT_KEYS if k in data}}
+    return {**d, "data": data}
+
+
+def _complete_contract(d: dict[str, Any]) -> dict[str, Any]:
+    """``data.contract`` with the keys it leaves out taken from ``DEFAULT_CONTRACT``."""
+    data = d.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("contract", {}), dict):
+        return d
+    return {**d, "data": {**data, "contract": {**DEFAULT_CONTRACT.to_dict(), **data.get("contract", {})}}}
 
 
 class _Sources:
@@ -514,6 +529,7 @@ def _read_with_base(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
             raise ConfigError(f"{path}: not valid YAML: {_one_line(e)}") from None
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    d = _nest_flat_contract(d)  # before merging, so that a file's keys win over its base's however spelled
     if "base" not in d:
         return d
     base_name = d.pop("base")
@@ -570,6 +586,8 @@ def load_config(name_or_path: Union[str, Path], overrides: Optional[list[str]] =
         parts = key.strip().split(".")
         if "=" not in item or not all(parts):
             raise ConfigError(f"{path}: override {item!r} must look like section.key=value")
+        if len(parts) == 2 and parts[0] == "data" and parts[1] in _CONTRACT_KEYS:
+            parts.insert(1, "contract")  # the spelling from before data.contract existed
         try:
             value = yaml.safe_load(val)
         except yaml.YAMLError as e:

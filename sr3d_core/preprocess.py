@@ -124,6 +124,30 @@ def cap_rows(num_rows: int, contract: InputContract, rng: np.random.Generator | 
 NEUTRAL_COLOR = (0.5, 0.5, 0.5)
 
 
+def with_neutral_color(points: np.ndarray) -> np.ndarray:
+    """``points`` coloured ``NEUTRAL_COLOR``, the one place that colour is applied (the node's ``missing_color:
+    neutral``, ``sr3d-evaluate --neutral-color``).
+
+    Args:
+        points: ``(N, 3)`` xyz, which gains three colour columns, or ``(N, 6 + C)``, whose colour columns 3:6 are
+            overwritten in a copy.
+
+    Returns:
+        A new ``(N, 6)`` or ``(N, 6 + C)`` array of ``points``' dtype.
+
+    Raises:
+        ValueError: ``points`` has 4 or 5 columns (a partial colour).
+    """
+    if points.ndim != 2 or points.shape[1] in (4, 5) or points.shape[1] < 3:
+        raise ValueError(f"points must be (N, 3) or (N, 6 + C), got shape {points.shape}")
+    if points.shape[1] == 3:
+        grey = np.broadcast_to(np.asarray(NEUTRAL_COLOR, points.dtype), (len(points), 3))
+        return np.concatenate([points, grey], axis=1)
+    out = points.copy()
+    out[:, 3:6] = NEUTRAL_COLOR
+    return out
+
+
 @dataclass(frozen=True)
 class PrepareStats:
     """What `prepare_points` removed from one cloud.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Protocol
 import numpy as np
 
 from sr3d_core.detections import Detections
-from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows
+from sr3d_core.preprocess import NEUTRAL_COLOR, PrepareStats, cap_rows, with_neutral_color
 from sr3d_ros.conversions import MalformedCloudError, color_fields, pointcloud2_to_array, stamp_ns
 from sr3d_ros.params import MISSING_COLOR_MODES
 
@@ -164,8 +164,7 @@ class FramePipeline:
             self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "
                          f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
                          "and may be less accurate")
-            points = np.concatenate([points, np.broadcast_to(np.asarray(NEUTRAL_COLOR, np.float32),
-                                                             (len(points), 3))], axis=1)
+            points = with_neutral_color(points)
         if "optical" in frame:
             # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
             # lie on their side.

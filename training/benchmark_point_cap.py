@@ -33,7 +33,8 @@ from sr3d_core.inference import Detector  # noqa: E402
 def with_cap(det: Detector, cap: int | None) -> Detector:
     """A detector sharing ``det``'s weights whose input contract has ``max_points = cap``."""
     cfg = det.config
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_points=cap))
+    contract = dataclasses.replace(cfg.contract, max_points=cap)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, contract=contract))
     return Detector(det.model, cfg, det.device)
 
 

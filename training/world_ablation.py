@@ -71,7 +71,7 @@ def _evaluate(ckpt: Path, data_root: Path, cap: Optional[int]) -> dict[str, Any]
     cfg = det.config
     data = dataclasses.replace(cfg.data, root=str(data_root))
     if cap is not None:
-        data = dataclasses.replace(data, max_points=cap)
+        data = dataclasses.replace(data, contract=dataclasses.replace(data.contract, max_points=cap))
         det = Detector(det.model, dataclasses.replace(cfg, data=data), det.device)
     cfg = dataclasses.replace(cfg, data=data)
     res = evaluate_detector(det, build_source(cfg, "val"), EvaluationProtocol(pr_score_threshold=SCORE_THRESHOLD))

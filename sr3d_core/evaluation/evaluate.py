@@ -24,7 +24,7 @@ from sr3d_core.evaluation.oracle import predict_with_gt_iou
 from sr3d_core.evaluation.precision_recall import PrecisionRecallResult
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
-from sr3d_core.preprocess import NEUTRAL_COLOR
+from sr3d_core.preprocess import with_neutral_color
 
 # Second seed word of the evaluation generators, apart from every training draw (those use the epoch there).
 _EVAL_STREAM = 1_000_003
@@ -94,8 +94,8 @@ def evaluate_detector(
             computed without running the model again.
         oracle: ``"gt_iou"``: score foreground anchors by their box's true IoU with the GT
             (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
-        neutral_color: Replace every colour by ``NEUTRAL_COLOR`` (what the node feeds a colour model for a cloud
-            without colour), to measure what missing colour costs.
+        neutral_color: Colour every point ``NEUTRAL_COLOR`` (``preprocess.with_neutral_color``: what the node feeds a
+            colour model for a cloud without colour), to measure what missing colour costs.
         on_scene: Called after each scene (e.g. to draw it); its time is not counted in the latency.
 
     Raises:
@@ -117,7 +117,7 @@ def evaluate_detector(
     for i in range(n):
         rng = np.random.default_rng([seed, _EVAL_STREAM, repeat_index, i])
         scene = source.get(i, rng, train=False)
-        points = _neutral_colored(scene.points) if neutral_color else scene.points
+        points = with_neutral_color(scene.points) if neutral_color else scene.points
         # Repeat 0 is the deterministic pass detect() makes by default; later ones draw the cap from the scene's
         # generator and seed the in-voxel choice with the repeat.
         sampling = rng if repeat_index else None
@@ -139,15 +139,6 @@ def evaluate_detector(
             on_scene(i, scene, det)
     latency = 1000 * float(np.mean(times[1:] if len(times) > 1 else times))
     return Evaluation(ev.compute(), protocol, ev, latency, tuple(scenes), None if pr is None else pr.compute())
-
-
-def _neutral_colored(points: np.ndarray) -> np.ndarray:
-    """A copy of ``points`` whose colour columns hold ``NEUTRAL_COLOR`` (colourless clouds pass unchanged)."""
-    if points.shape[1] < 6:
-        return points
-    points = points.copy()
-    points[:, 3:6] = NEUTRAL_COLOR
-    return points
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ MinkowskiEngine gives it, and nothing else may be in the state dict; otherwise t
 tensor. The dataset is told by the head's shapes (ScanNet v2: 18 classes and 6 regression channels, SUN RGB-D: 10
 and 8) and, when the file's ``meta`` records class names, by those too: they must be that dataset's, in its order,
 or the file is refused, naming both. The written checkpoint takes the config, class names and input contract of the
-matching preset, with TR3D's quantization arithmetic (``data.quantize_dtype: float32_reciprocal``: the float32
+matching preset, with TR3D's quantization arithmetic (``data.contract.quantize_dtype: float32_reciprocal``: the float32
 product with the reciprocal that PyTorch computes for TR3D's ``points / voxel_size`` on the GPU).
 
 Opening a file never runs code from it: ``torch.load(weights_only=True)`` first; if the training state holds other
@@ -522,7 +522,7 @@ def import_tr3d(src: Union[str, Path], dst: Union[str, Path]) -> ImportReport:
     check_meta_classes(classes, dataset, str(src))
     # The preset describes TR3D's model and input; only the quantization arithmetic is TR3D's own, not the preset's
     # (which SR3D trains with).
-    cfg = load_config(dataset.preset, overrides=[f"data.quantize_dtype={TR3D_QUANTIZE_DTYPE}"])
+    cfg = load_config(dataset.preset, overrides=[f"data.contract.quantize_dtype={TR3D_QUANTIZE_DTYPE}"])
     if cfg.class_names != dataset.class_names:  # a preset edited out of step with the class lists: our bug
         raise RuntimeError(f"preset {dataset.preset!r} lists classes {cfg.class_names}, not {dataset.class_names}")
     model = build_network(cfg)

@@ -96,4 +96,4 @@ class TR3DNetwork(nn.Module):
 
 def build_network(cfg: Config) -> TR3DNetwork:
     """Build the network (untrained) described by a full experiment config."""
-    return TR3DNetwork(cfg.model, cfg.num_classes, cfg.data.voxel_size, cfg.contract.in_channels)
+    return TR3DNetwork(cfg.model, cfg.num_classes, cfg.contract.voxel_size, cfg.contract.in_channels)

@@ -157,3 +157,19 @@ def test_prepare_equals_row_by_row_definition():
         np.testing.assert_allclose(got, want, rtol=1e-6)
         assert (stats.non_finite, stats.out_of_range) == (n - len(finite), len(finite) - len(kept))
         assert stats.colors_rescaled == rescale
+
+
+def test_with_neutral_color_is_the_one_place_the_grey_is_applied():
+    from sr3d_core.preprocess import NEUTRAL_COLOR, with_neutral_color
+
+    xyz = np.arange(12, dtype=np.float32).reshape(4, 3)
+    grey = with_neutral_color(xyz)  # a cloud without colour gains it (the node's missing_color: neutral)
+    assert grey.dtype == np.float32 and grey.shape == (4, 6)
+    assert np.array_equal(grey[:, :3], xyz) and (grey[:, 3:] == np.float32(NEUTRAL_COLOR[0])).all()
+    rgb = np.concatenate([xyz, np.full((4, 4), 0.9, np.float32)], axis=1)  # xyz, rgb, one more column
+    out = with_neutral_color(rgb)  # colours replaced in a copy (sr3d-evaluate --neutral-color)
+    assert out is not rgb and (rgb[:, 3:] == np.float32(0.9)).all()
+    assert np.array_equal(out[:, 3:6], np.broadcast_to(np.float32(NEUTRAL_COLOR), (4, 3)))
+    assert (out[:, 6] == np.float32(0.9)).all()
+    with pytest.raises(ValueError, match="shape"):
+        with_neutral_color(rgb[:, :4])

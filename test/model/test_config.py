@@ -1,5 +1,7 @@
 """Config loading: presets, unknown keys, type errors, round trip."""
 
+import dataclasses
+
 import pytest
 
 from sr3d_core.config import Config, ConfigError, load_config
@@ -111,6 +113,56 @@ def test_legacy_checkpoint_config_still_loads():
     assert cfg == load_config("synth_scannet_small")
 
 
+def test_flat_contract_keys_of_older_configs_still_load(tmp_path):
+    """Configs written before data.contract existed keep its keys directly under data: same config either way."""
+    from sr3d_core.config import DEFAULT_CONTRACT
+
+    nested = write(tmp_path, "nested", "base: toy_tiny\ndata:\n  contract: {voxel_size: 0.05, max_points: 900}\n")
+    flat = write(tmp_path, "flat", "base: toy_tiny\ndata:\n  voxel_size: 0.05\n  max_points: 900\n")
+    cfg = load_config(nested)
+    assert cfg.contract.voxel_size == 0.05 and cfg.contract.max_points == 900 and cfg.contract.use_color
+    assert dataclasses.replace(load_config(flat), name="nested") == cfg and cfg.contract is cfg.data.contract
+    assert "voxel_size" not in cfg.to_dict()["data"] and cfg.to_dict()["data"]["contract"]["voxel_size"] == 0.05
+    # a flat file over a nested base (and the reverse) wins as any file over its base does
+    child = write(tmp_path, "child", f"base: {nested}\ndata: {{max_points: 10}}\n")
+    assert load_config(child).contract.max_points == 10
+    assert load_config(write(tmp_path, "child2", f"base: {flat}\ndata: {{contract: {{max_points: 11}}}}\n")
+                       ).contract.max_points == 11
+    # overrides in either spelling; errors name the override
+    for key in ("data.max_points", "data.contract.max_points"):
+        assert load_config(nested, [f"{key}=77"]).contract.max_points == 77
+        with pytest.raises(ConfigError, match=f"override '{key}=-1'"):
+            load_config(nested, [f"{key}=-1"])
+    with pytest.raises(ConfigError, match="data.contract.voxel_sise"):
+        load_config(write(tmp_path, "typo", "base: toy_tiny\ndata: {contract: {voxel_sise: 0.1}}\n"))
+    # a section that leaves keys out keeps the defaults'
+    mine = load_config(write(tmp_path, "mine", "data: {class_names: [mug], contract: {max_points: 5}}\n"))
+    assert mine.contract == dataclasses.replace(DEFAULT_CONTRACT, max_points=5)
+
+
+def test_checkpoints_with_a_flat_contract_still_load(tmp_path):
+    """A checkpoint written before data.contract existed (its config keeps the contract keys under data) loads to
+    the same config and the same detections."""
+    import numpy as np
+    import torch
+
+    from sr3d_core.inference import Detector, write_random_checkpoint
+    from sr3d_core.model.checkpoint import config_of, load_checkpoint
+
+    cfg = load_config("toy_tiny", ["data.max_points=700"])
+    new = write_random_checkpoint(tmp_path / "new.pt", cfg, seed=2)
+    ckpt = load_checkpoint(new)
+    data = ckpt["config"]["data"]
+    data.update(data.pop("contract"))  # the old layout
+    torch.save(ckpt, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert "contract" not in old["config"]["data"] and old["config"]["data"]["max_points"] == 700
+    assert config_of(old) == cfg
+    points = np.random.default_rng(0).uniform(0, 1, (2000, 6)).astype(np.float32)
+    a, b = Detector.from_checkpoint(new).detect(points), Detector.from_checkpoint(tmp_path / "old.pt").detect(points)
+    assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+
+
 def test_new_configs_inherit_no_data_set_defaults(tmp_path):
     from sr3d_core.config import ConfigError
 
@@ -131,7 +183,7 @@ def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path, text, 
                  f"loss:\n  cls: {{name: ras, tau: {text}}}\ndata:\n  point_range: [-1, -1, -1, {text}, 1, 1]\n")
     cfg = load_config(p)
     assert cfg.train.lr == want and cfg.train.weight_decay == want and cfg.loss.cls.tau == want
-    assert cfg.data.point_range == (-1.0, -1.0, -1.0, want, 1.0, 1.0)
+    assert cfg.contract.point_range == (-1.0, -1.0, -1.0, want, 1.0, 1.0)
     assert load_config("toy_tiny", [f"train.lr={text}"]).train.lr == want
 
 

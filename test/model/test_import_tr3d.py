@@ -202,7 +202,7 @@ def test_convert_and_load_strictly(converted, layout):
     assert ckpt["contract"]["voxel_size"] == 0.01 and ckpt["contract"]["use_color"] is True
     # TR3D's arithmetic: float32 points times the float32 reciprocal of the voxel size (a CUDA tensor / a number)
     assert ckpt["contract"]["quantize_dtype"] == "float32_reciprocal"
-    assert ckpt["config"]["data"]["quantize_dtype"] == "float32_reciprocal"
+    assert ckpt["config"]["data"]["contract"]["quantize_dtype"] == "float32_reciprocal"
     assert "quantized as float32_reciprocal" in out and "classes recorded in the file (they agree)" in out
     assert ckpt["config"]["model"]["box_type"] == ("aligned" if n_reg == 6 else "rotated")
     # every TR3D tensor is used exactly once

@@ -54,9 +54,9 @@ def test_forward_levels_strides_and_anchors():
     assert (out.levels[:n0] == 0).all() and (out.levels[n0:] == 1).all()
     assert set(out.batch.tolist()) == {0, 1}
     # Anchors are integer coordinates × voxel size: multiples of stride × voxel size (min corner).
-    cell = out.anchors[:n0] / (16 * cfg.data.voxel_size)
+    cell = out.anchors[:n0] / (16 * cfg.contract.voxel_size)
     assert torch.allclose(cell, cell.round(), atol=1e-4)
-    assert torch.allclose(out.anchors[:n0], levels[0].coords[:, 1:].float() * cfg.data.voxel_size)
+    assert torch.allclose(out.anchors[:n0], levels[0].coords[:, 1:].float() * cfg.contract.voxel_size)
 
 
 def test_decode_aligned():

@@ -54,7 +54,8 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A point cap below the test clouds' 1,500 points, so the node's decode-only-the-capped-rows path is what
     # the comparisons with Detector.detect below check.
     cfg = load_config("toy_tiny")
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_points=CAP))
+    contract = dataclasses.replace(cfg.contract, max_points=CAP)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, contract=contract))
     return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", cfg, seed=1)
 
 
