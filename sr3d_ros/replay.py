@@ -605,8 +605,8 @@ def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:
 
 
 # --------------------------------------------------------------------------------------------- report
-def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
-             protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
+def map_over_frames(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
+                    protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
     """mAP over the answered frames that have ground truth (None without ground truth)."""
     from sr3d_core.evaluation.indoor_map import SceneGroundTruth
 
@@ -625,8 +625,8 @@ def evaluate(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str,
     return ev.compute() if n else None
 
 
-def precision_recall(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
-                     protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
+def precision_recall_over_frames(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
+                                 protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
     """Precision / recall of the boxes a user sees (scored at or above the protocol's ``pr_score_threshold``, by
     default the node's default threshold) over the answered frames with ground truth (None without ground truth
     or without a ``pr_score_threshold``)."""
@@ -817,9 +817,9 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
         records = run_live(cfg, detector.class_names, bag, detector.postprocess)
     wall = time.monotonic() - t0
     bag.check_gt_matches(records)
-    result = evaluate(records, bag, detector.class_names, cfg.protocol)
+    result = map_over_frames(records, bag, detector.class_names, cfg.protocol)
     summary = summarize(cfg, records, result, wall, detector.postprocess,
-                        precision_recall(records, bag, detector.class_names, cfg.protocol))
+                        precision_recall_over_frames(records, bag, detector.class_names, cfg.protocol))
     write_report(cfg, summary, records, bag, result)
     return summary
 

@@ -117,7 +117,7 @@ def run_job(run: Run) -> dict[str, Any]:
     from sr3d_core.data.sources import build_source
     from sr3d_core.engine.trainer import train
     from sr3d_core.evaluation.alignment import prediction_consistency_error, prediction_consistency_errors
-    from sr3d_core.evaluation.evaluate import evaluate_detector
+    from sr3d_core.evaluation.detector_pass import evaluate_detector
     from sr3d_core.inference import Detector
     from sr3d_core.runtime import keep_freed_memory
 

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sr3d_core.boxes import box_corners  # noqa: E402
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes  # noqa: E402
+from sr3d_core.data.info_scenes import DatasetConfig, InfoScenes  # noqa: E402
 from sr3d_core.data.infos import load_infos  # noqa: E402
 from sr3d_core.evaluation.bev import draw_boxes, save_png, scatter_points  # noqa: E402
 

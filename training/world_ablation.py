@@ -62,7 +62,7 @@ def make_data(workers: int) -> None:
 
 def _evaluate(ckpt: Path, data_root: Path, cap: Optional[int]) -> dict[str, Any]:
     from sr3d_core.data.sources import build_source
-    from sr3d_core.evaluation.evaluate import evaluate_detector
+    from sr3d_core.evaluation.detector_pass import evaluate_detector
     from sr3d_core.evaluation.precision_recall import ALL_CLASSES
     from sr3d_core.evaluation.protocol import EvaluationProtocol
     from sr3d_core.inference import Detector

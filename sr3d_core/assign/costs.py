@@ -12,17 +12,17 @@ import math
 import torch
 
 from sr3d_core.boxes import box_corners
-from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff, rotated_iou_aligned_nograd
+from sr3d_core.geometry.iou import axis_aligned_iou_paired_diff, rotated_iou_paired_diff, rotated_iou_paired_nograd
 
 
 def paired_iou(pred: torch.Tensor, gt: torch.Tensor, rotated: bool) -> torch.Tensor:
     """3-D IoU of ``(K, 7)`` box pairs (yaw ignored unless ``rotated``); differentiable when a gradient is needed
     (rotated pairs otherwise take the faster compiled path: the assigners' candidate costs)."""
     if not rotated:
-        return axis_aligned_iou_aligned_diff(pred[:, :6], gt[:, :6])
+        return axis_aligned_iou_paired_diff(pred[:, :6], gt[:, :6])
     if torch.is_grad_enabled() and (pred.requires_grad or gt.requires_grad):
-        return rotated_iou_aligned_diff(pred, gt)
-    return rotated_iou_aligned_nograd(pred, gt)
+        return rotated_iou_paired_diff(pred, gt)
+    return rotated_iou_paired_nograd(pred, gt)
 
 
 def opposite_corners(boxes: torch.Tensor, rotated: bool) -> torch.Tensor:

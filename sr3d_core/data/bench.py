@@ -16,7 +16,7 @@ import time
 import torch
 
 from sr3d_core.data.augment import AUGMENTS
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes
+from sr3d_core.data.info_scenes import DatasetConfig, InfoScenes
 from sr3d_core.data.infos import load_infos
 from sr3d_core.data.loader import StepDataset, step_loader
 from sr3d_core.preprocess import InputContract

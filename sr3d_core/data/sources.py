@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from sr3d_core.config import Config
-from sr3d_core.data.dataset import InfoScenes
+from sr3d_core.data.info_scenes import InfoScenes
 from sr3d_core.data.infos import Sample
 from sr3d_core.data.toy import ToyScenes
 

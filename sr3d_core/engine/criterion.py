@@ -17,7 +17,7 @@ from sr3d_core.assign import AnchorSet, GroundTruth, Predictions, build_assigner
 from sr3d_core.assign.costs import paired_iou
 from sr3d_core.boxes import with_yaw
 from sr3d_core.config import Config
-from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+from sr3d_core.geometry.iou import rotated_iou_paired_diff
 from sr3d_core.losses import ClsLossContext, build_cls_loss
 from sr3d_core.model.head import decode_boxes
 from sr3d_core.model.network import RawOutputs
@@ -126,7 +126,7 @@ class Criterion(nn.Module):
         if iou_global is None and num_pos and self.rotated:
             # The rotated IoU is a large part of the criterion: computed once, with its graph, for the
             # classification targets (detached) and the box loss.
-            box_iou = rotated_iou_aligned_diff(with_yaw(pos_pred.float()), with_yaw(pos_gt.float()),
+            box_iou = rotated_iou_paired_diff(with_yaw(pos_pred.float()), with_yaw(pos_gt.float()),
                                                eps=_ROTATED_IOU_EPS)
         with torch.no_grad():
             if iou_global is not None:

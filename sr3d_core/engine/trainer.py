@@ -206,7 +206,7 @@ class Trainer:
         """
         metrics = None
         if self.dist.is_main:
-            from sr3d_core.evaluation.evaluate import evaluate_detector
+            from sr3d_core.evaluation.detector_pass import evaluate_detector
             from sr3d_core.inference import Detector
 
             if self._val_source is None:

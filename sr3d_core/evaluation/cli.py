@@ -32,7 +32,7 @@ from sr3d_core.data.sources import build_source
 from sr3d_core.detections import Detections
 from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
-from sr3d_core.evaluation.evaluate import ORACLES, SceneCallback, evaluate_detector
+from sr3d_core.evaluation.detector_pass import ORACLES, SceneCallback, evaluate_detector
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
 from sr3d_core.runtime import keep_freed_memory, resolve_device

@@ -1,4 +1,5 @@
-"""Exact IoU of 3D boxes: axis-aligned and yaw-rotated, pairwise and aligned, bird's-eye view and 3D.
+"""Exact IoU of 3D boxes: axis-aligned and yaw-rotated, bird's-eye view and 3D; pairwise (every box of one set with
+every box of the other, ``(N, M)``) or paired (``boxes1[i]`` with ``boxes2[i]``, ``(N,)``; ``paired=True``).
 
 Boxes follow ``sr3d_core.boxes``: ``(x, y, z, dx, dy, dz, yaw)`` with the centre of gravity and full extents.
 
@@ -145,8 +146,8 @@ def _z_overlap(b1: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
     return _interval_overlap(b1[..., 2], b1[..., 5], b2[..., 2], b2[..., 5])
 
 
-def _rotated_overlap_aligned(b1: torch.Tensor, b2: torch.Tensor, bev: bool) -> torch.Tensor:
-    """Intersection area (``bev``) or volume of aligned ``(K, 7)`` box pairs (differentiable)."""
+def _rotated_overlap_paired(b1: torch.Tensor, b2: torch.Tensor, bev: bool) -> torch.Tensor:
+    """Intersection area (``bev``) or volume of ``K`` box pairs ``(K, 7)`` (differentiable)."""
     # Corners relative to the pair's mid-centre: world-frame corners would lose the small boxes' precision.
     mid = 0.5 * (b1[:, 0:2] + b2[:, 0:2])
     local1 = torch.cat([b1[:, 0:2] - mid, b1[:, 2:]], dim=1)
@@ -173,10 +174,11 @@ def _iou_from_overlap(inter: torch.Tensor, m1: torch.Tensor, m2: torch.Tensor, e
     return torch.where(positive, inter / torch.where(positive, union, torch.ones_like(union)), torch.zeros_like(union))
 
 
-def rotated_iou_aligned_diff(
+def rotated_iou_paired_diff(
     boxes1: torch.Tensor, boxes2: torch.Tensor, *, bev: bool = False, eps: float = 0.0
 ) -> torch.Tensor:
-    """Differentiable rotated IoU of aligned box pairs, with no input checks (for losses and assigners).
+    """Differentiable rotated IoU of box pairs (``boxes1[i]`` with ``boxes2[i]``), with no input checks (for losses
+    and assigners).
 
     Args:
         boxes1: ``(K, 7)`` boxes.
@@ -188,12 +190,12 @@ def rotated_iou_aligned_diff(
         ``(K,)`` IoU in [0, 1].
     """
     dims = 2 if bev else 3
-    inter = _rotated_overlap_aligned(boxes1, boxes2, bev)
+    inter = _rotated_overlap_paired(boxes1, boxes2, bev)
     return _iou_from_overlap(inter, _measure(boxes1, dims), _measure(boxes2, dims), eps)
 
 
-def rotated_iou_aligned_nograd(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """``rotated_iou_aligned_diff(boxes1, boxes2)`` (3D, exact) without a gradient: on the CPU by the compiled
+def rotated_iou_paired_nograd(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
+    """``rotated_iou_paired_diff(boxes1, boxes2)`` (3D, exact) without a gradient: on the CPU by the compiled
     bird's-eye-view IoU in float64 (the BEV intersection is ``iou · (a1 + a2) / (1 + iou)``, times the z overlap),
     several times faster than the differentiable polygon clipping; elsewhere that clipping.
 
@@ -207,7 +209,7 @@ def rotated_iou_aligned_nograd(boxes1: torch.Tensor, boxes2: torch.Tensor) -> to
 
     if not native.available(boxes1, boxes2):
         with torch.no_grad():
-            return rotated_iou_aligned_diff(boxes1, boxes2)
+            return rotated_iou_paired_diff(boxes1, boxes2)
     a, b = boxes1.detach().double(), boxes2.detach().double()
     iou_bev = native.rotated_iou_bev(a, b)
     area1, area2 = a[:, 3] * a[:, 4], b[:, 3] * b[:, 4]
@@ -215,10 +217,11 @@ def rotated_iou_aligned_nograd(boxes1: torch.Tensor, boxes2: torch.Tensor) -> to
     return _iou_from_overlap(inter, area1 * a[:, 5], area2 * b[:, 5], 0.0).to(boxes1.dtype)
 
 
-def axis_aligned_iou_aligned_diff(
+def axis_aligned_iou_paired_diff(
     boxes1: torch.Tensor, boxes2: torch.Tensor, *, bev: bool = False, eps: float = 0.0
 ) -> torch.Tensor:
-    """Differentiable axis-aligned IoU of aligned box pairs (yaw ignored), with no input checks.
+    """Differentiable axis-aligned IoU of box pairs (``boxes1[i]`` with ``boxes2[i]``; yaw ignored), with no input
+    checks.
 
     Args:
         boxes1: ``(K, 6)`` or ``(K, 7)`` boxes.
@@ -234,12 +237,12 @@ def axis_aligned_iou_aligned_diff(
     return _iou_from_overlap(inter, _measure(boxes1, dims), _measure(boxes2, dims), eps)
 
 
-def _prepare(boxes1: Any, boxes2: Any, aligned: bool, rotated: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _prepare(boxes1: Any, boxes2: Any, paired: bool, rotated: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
     check_boxes(boxes1, "boxes1", allow_no_yaw=not rotated)
     check_boxes(boxes2, "boxes2", allow_no_yaw=not rotated)
-    if aligned and boxes1.shape[0] != boxes2.shape[0]:
+    if paired and boxes1.shape[0] != boxes2.shape[0]:
         raise ValueError(
-            f"boxes1 and boxes2 must have the same length when aligned=True, got {boxes1.shape[0]} and "
+            f"boxes1 and boxes2 must have the same length when paired=True, got {boxes1.shape[0]} and "
             f"{boxes2.shape[0]}"
         )
     t1, np1 = as_tensor(boxes1)
@@ -271,7 +274,7 @@ def _pairwise_rotated(b1: torch.Tensor, b2: torch.Tensor, bev: bool, eps: float,
     vals = []
     for c0 in range(0, ii.numel(), chunk):
         bi, bj = b1[ii[c0 : c0 + chunk]], b2[jj[c0 : c0 + chunk]]
-        inter = _rotated_overlap_aligned(bi, bj, bev)
+        inter = _rotated_overlap_paired(bi, bj, bev)
         vals.append(_iou_from_overlap(inter, _measure(bi, dims), _measure(bj, dims), eps))
     if vals:
         out = out.index_put((ii, jj), torch.cat(vals))
@@ -293,31 +296,31 @@ def _pairwise_axis_aligned(b1: torch.Tensor, b2: torch.Tensor, dims: int, eps: f
 
 
 def _iou(
-    boxes1: Any, boxes2: Any, aligned: bool, rotated: bool, bev: bool, eps: float, chunk_pairs: int
+    boxes1: Any, boxes2: Any, paired: bool, rotated: bool, bev: bool, eps: float, chunk_pairs: int
 ) -> ArrayLike:
-    b1, b2, was_numpy = _prepare(boxes1, boxes2, aligned, rotated)
+    b1, b2, was_numpy = _prepare(boxes1, boxes2, paired, rotated)
     dims = 2 if bev else 3
     if rotated:
-        if aligned:
-            out = rotated_iou_aligned_diff(b1, b2, bev=bev, eps=eps)
+        if paired:
+            out = rotated_iou_paired_diff(b1, b2, bev=bev, eps=eps)
         else:
             out = _pairwise_rotated(b1, b2, bev, eps, chunk_pairs)
-    elif aligned:
-        out = axis_aligned_iou_aligned_diff(b1, b2, bev=bev, eps=eps)
+    elif paired:
+        out = axis_aligned_iou_paired_diff(b1, b2, bev=bev, eps=eps)
     else:
         out = _pairwise_axis_aligned(b1, b2, dims, eps, chunk_pairs)
     return to_kind(out, was_numpy)
 
 
 def rotated_iou_3d(
-    boxes1: Any, boxes2: Any, aligned: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
+    boxes1: Any, boxes2: Any, paired: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
 ) -> ArrayLike:
     """3D IoU of yaw-rotated boxes: BEV polygon intersection times z overlap, over the union of volumes.
 
     Args:
         boxes1: ``(N, 7)`` boxes (tensor or numpy).
-        boxes2: ``(M, 7)`` boxes; ``M == N`` when ``aligned``.
-        aligned: IoU of ``boxes1[i]`` with ``boxes2[i]`` (``(N,)``) instead of all pairs (``(N, M)``).
+        boxes2: ``(M, 7)`` boxes; ``M == N`` when ``paired``.
+        paired: IoU of ``boxes1[i]`` with ``boxes2[i]`` (``(N,)``) instead of all pairs (``(N, M)``).
         eps: lower bound of the union; the default 0 gives the exact ratio (and 0 for an empty union), which keeps
             millimetre boxes right.
         chunk_pairs: box pairs clipped at once in the pairwise case (memory bound).
@@ -326,27 +329,27 @@ def rotated_iou_3d(
         ``(N, M)`` or ``(N,)`` IoU, same kind as ``boxes1``. Differentiable with respect to tensor inputs.
 
     Raises:
-        ValueError: bad shape, NaN/inf, negative sizes, or mismatched lengths when ``aligned``.
+        ValueError: bad shape, NaN/inf, negative sizes, or mismatched lengths when ``paired``.
     """
-    return _iou(boxes1, boxes2, aligned, True, False, eps, chunk_pairs)
+    return _iou(boxes1, boxes2, paired, True, False, eps, chunk_pairs)
 
 
 def rotated_bev_iou(
-    boxes1: Any, boxes2: Any, aligned: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
+    boxes1: Any, boxes2: Any, paired: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
 ) -> ArrayLike:
     """Bird's-eye-view IoU of yaw-rotated boxes (z ignored); arguments as in ``rotated_iou_3d``."""
-    return _iou(boxes1, boxes2, aligned, True, True, eps, chunk_pairs)
+    return _iou(boxes1, boxes2, paired, True, True, eps, chunk_pairs)
 
 
 def axis_aligned_iou_3d(
-    boxes1: Any, boxes2: Any, aligned: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
+    boxes1: Any, boxes2: Any, paired: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
 ) -> ArrayLike:
     """3D IoU of axis-aligned boxes; yaw is ignored and six-number boxes are accepted.
 
     Args:
         boxes1: ``(N, 6)`` or ``(N, 7)`` boxes (tensor or numpy).
-        boxes2: ``(M, 6)`` or ``(M, 7)`` boxes; ``M == N`` when ``aligned``.
-        aligned: IoU of ``boxes1[i]`` with ``boxes2[i]`` (``(N,)``) instead of all pairs (``(N, M)``).
+        boxes2: ``(M, 6)`` or ``(M, 7)`` boxes; ``M == N`` when ``paired``.
+        paired: IoU of ``boxes1[i]`` with ``boxes2[i]`` (``(N,)``) instead of all pairs (``(N, M)``).
         eps: lower bound of the union; 0 (default) is exact, with 0 for an empty union.
         chunk_pairs: bounds the memory of the pairwise case.
 
@@ -354,25 +357,25 @@ def axis_aligned_iou_3d(
         ``(N, M)`` or ``(N,)`` IoU, same kind as ``boxes1``.
 
     Raises:
-        ValueError: bad shape, NaN/inf, negative sizes, or mismatched lengths when ``aligned``.
+        ValueError: bad shape, NaN/inf, negative sizes, or mismatched lengths when ``paired``.
     """
-    return _iou(boxes1, boxes2, aligned, False, False, eps, chunk_pairs)
+    return _iou(boxes1, boxes2, paired, False, False, eps, chunk_pairs)
 
 
 def axis_aligned_bev_iou(
-    boxes1: Any, boxes2: Any, aligned: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
+    boxes1: Any, boxes2: Any, paired: bool = False, eps: float = 0.0, chunk_pairs: int = DEFAULT_CHUNK_PAIRS
 ) -> ArrayLike:
     """Bird's-eye-view IoU of axis-aligned boxes (yaw and z ignored); arguments as in ``axis_aligned_iou_3d``."""
-    return _iou(boxes1, boxes2, aligned, False, True, eps, chunk_pairs)
+    return _iou(boxes1, boxes2, paired, False, True, eps, chunk_pairs)
 
 
-def iou_3d(boxes1: Any, boxes2: Any, aligned: bool = False, rotated: bool = True) -> ArrayLike:
+def iou_3d(boxes1: Any, boxes2: Any, paired: bool = False, rotated: bool = True) -> ArrayLike:
     """3D IoU, rotated (``rotated_iou_3d``) or axis-aligned with yaw ignored (``axis_aligned_iou_3d``)."""
     fn = rotated_iou_3d if rotated else axis_aligned_iou_3d
-    return fn(boxes1, boxes2, aligned=aligned)
+    return fn(boxes1, boxes2, paired=paired)
 
 
-def bev_iou(boxes1: Any, boxes2: Any, aligned: bool = False, rotated: bool = True) -> ArrayLike:
+def bev_iou(boxes1: Any, boxes2: Any, paired: bool = False, rotated: bool = True) -> ArrayLike:
     """BEV IoU, rotated (``rotated_bev_iou``) or axis-aligned with yaw ignored (``axis_aligned_bev_iou``)."""
     fn = rotated_bev_iou if rotated else axis_aligned_bev_iou
-    return fn(boxes1, boxes2, aligned=aligned)
+    return fn(boxes1, boxes2, paired=paired)

@@ -57,7 +57,7 @@ def _boxes(fn: str, arg: str, boxes: torch.Tensor) -> torch.Tensor:
 
 
 def rotated_iou_bev(boxes1: torch.Tensor, boxes2: torch.Tensor) -> torch.Tensor:
-    """Bird's-eye-view IoU of aligned rotated box pairs, as ``rotated_iou_aligned_diff(..., bev=True)`` but without
+    """Bird's-eye-view IoU of rotated box pairs, as ``rotated_iou_paired_diff(..., bev=True)`` but without
     a gradient, computed pair by pair in float64.
 
     Args:

@@ -18,7 +18,7 @@ import torch
 
 from sr3d_core.boxes import ArrayLike, as_tensor, boxes_to_minmax, check_boxes, with_yaw
 from sr3d_core.geometry import native
-from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff
+from sr3d_core.geometry.iou import axis_aligned_iou_paired_diff, rotated_iou_paired_diff
 
 # Up to this many boxes the compiled greedy loop (every same-label pair after a kept box, footprints first) runs the
 # rotated NMS; beyond it the sweep over sorted footprints below, which only visits overlapping pairs.
@@ -147,9 +147,9 @@ def _suppression_pairs(
         if compiled:
             iou = native.rotated_iou_bev(bi, bj)
         elif rotated:
-            iou = rotated_iou_aligned_diff(bi, bj, bev=True)
+            iou = rotated_iou_paired_diff(bi, bj, bev=True)
         else:
-            iou = axis_aligned_iou_aligned_diff(bi, bj, bev=True)
+            iou = axis_aligned_iou_paired_diff(bi, bj, bev=True)
         keep.append(p[iou > iou_threshold])
     if not keep:
         return pairs

@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 
 from sr3d_core.boxes import bev_corners, with_yaw
-from sr3d_core.geometry.iou import axis_aligned_iou_aligned_diff, rotated_iou_aligned_diff
+from sr3d_core.geometry.iou import axis_aligned_iou_paired_diff, rotated_iou_paired_diff
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -80,7 +80,7 @@ def axis_aligned_iou_loss(
         The loss, ``(N,)`` or a scalar.
     """
     _check(pred, target, weight, (6, 7))
-    iou = axis_aligned_iou_aligned_diff(pred, target, eps=eps)
+    iou = axis_aligned_iou_paired_diff(pred, target, eps=eps)
     return _reduce(1.0 - iou, weight, reduction, avg_factor)
 
 
@@ -106,7 +106,7 @@ def axis_aligned_diou_loss(
         The loss, ``(N,)`` or a scalar.
     """
     _check(pred, target, weight, (6, 7))
-    iou = axis_aligned_iou_aligned_diff(pred, target, eps=eps)
+    iou = axis_aligned_iou_paired_diff(pred, target, eps=eps)
     lo1, hi1 = pred[:, :3] - 0.5 * pred[:, 3:6], pred[:, :3] + 0.5 * pred[:, 3:6]
     lo2, hi2 = target[:, :3] - 0.5 * target[:, 3:6], target[:, :3] + 0.5 * target[:, 3:6]
     rho2 = ((pred[:, :3] - target[:, :3]) ** 2).sum(dim=-1)
@@ -136,7 +136,7 @@ def rotated_iou_loss(
         The loss, ``(N,)`` or a scalar.
     """
     _check(pred, target, weight, (7,))
-    iou = rotated_iou_aligned_diff(pred, target, eps=eps)
+    iou = rotated_iou_paired_diff(pred, target, eps=eps)
     return _reduce(1.0 - iou, weight, reduction, avg_factor)
 
 
@@ -163,7 +163,7 @@ def rotated_diou_loss(
         eps: lower bound of the union and of ``c²``.
         tr3d_quirk: compute ρ² from ``(Δx, Δy, Δdx)`` as TR3D does, instead of the centre distance
             ``(Δx, Δy, Δz)``.
-        iou: ``rotated_iou_aligned_diff(pred, target, eps=eps)`` when the caller has it already (the criterion
+        iou: ``rotated_iou_paired_diff(pred, target, eps=eps)`` when the caller has it already (the criterion
             needs the IoU of its positives before the box loss); gradients flow through it as through the loss's own.
 
     Returns:
@@ -172,7 +172,7 @@ def rotated_diou_loss(
     _check(pred, target, weight, (7,))
     pred, target = with_yaw(pred), with_yaw(target)
     if iou is None:
-        iou = rotated_iou_aligned_diff(pred, target, eps=eps)
+        iou = rotated_iou_paired_diff(pred, target, eps=eps)
     c1, c2 = bev_corners(pred), bev_corners(target)  # (N, 4, 2)
     lo_xy = torch.minimum(c1.amin(dim=1), c2.amin(dim=1))
     hi_xy = torch.maximum(c1.amax(dim=1), c2.amax(dim=1))

@@ -9,7 +9,7 @@ import pytest
 from data_test_helpers import points_in_box
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes
+from sr3d_core.data.info_scenes import DatasetConfig, InfoScenes
 
 
 def test_class_lists_order():

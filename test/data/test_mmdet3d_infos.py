@@ -10,7 +10,7 @@ from data_test_helpers import points_in_box
 from mmdet3d_layouts import SCANNET_SCANS, SUNRGBD_FRAMES, write_scannet, write_sunrgbd
 
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes
+from sr3d_core.data.info_scenes import DatasetConfig, InfoScenes
 from sr3d_core.data.infos import load_infos
 
 

@@ -131,16 +131,16 @@ def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypat
           torch.tensor([[1.5, 1.2, 0.6, 0.9, 0.5, 0.7, 1.2]])]
     labels = [torch.tensor([0, 1]), torch.tensor([1])]
     calls = []
-    real = geometry_iou.rotated_iou_aligned_diff
+    real = geometry_iou.rotated_iou_paired_diff
     counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
     for module in (costs, loss_iou):  # the diagnostics' IoU and the loss's own
-        monkeypatch.setattr(module, "rotated_iou_aligned_diff", counted)
-    real_nograd = costs.rotated_iou_aligned_nograd
-    monkeypatch.setattr(costs, "rotated_iou_aligned_nograd", lambda *a: calls.append(1) or real_nograd(*a))
+        monkeypatch.setattr(module, "rotated_iou_paired_diff", counted)
+    real_nograd = costs.rotated_iou_paired_nograd
+    monkeypatch.setattr(costs, "rotated_iou_paired_nograd", lambda *a: calls.append(1) or real_nograd(*a))
     results = []
     for once in (True, False):
         # The reference path: no shared IoU, so the criterion's diagnostics and the loss each compute their own.
-        monkeypatch.setattr(criterion_module, "rotated_iou_aligned_diff", counted if once else lambda *a, **k: None)
+        monkeypatch.setattr(criterion_module, "rotated_iou_paired_diff", counted if once else lambda *a, **k: None)
         model.zero_grad()
         out = model(x)
         calls.clear()

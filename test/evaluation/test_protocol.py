@@ -8,7 +8,7 @@ import pytest
 
 from sr3d_core.config import DEPLOY_SCORE_THRESHOLD, load_config
 from sr3d_core.data.sources import build_source
-from sr3d_core.evaluation.evaluate import evaluate_detector
+from sr3d_core.evaluation.detector_pass import evaluate_detector
 from sr3d_core.evaluation.indoor_map import DEFAULT_IOU_THRESHOLDS
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector, write_random_checkpoint

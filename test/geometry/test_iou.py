@@ -117,31 +117,31 @@ def test_rotated_matches_shapely_random(seed):
     b1, b2 = _rand_boxes(rng, 3000, spread=1.0), _rand_boxes(rng, 3000, spread=1.0)
     ref = _shapely_iou(b1, b2)
     assert (ref > 0).mean() > 0.2  # the test exercises real overlaps
-    np.testing.assert_allclose(rotated_iou_3d(b1, b2, aligned=True), ref, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(rotated_bev_iou(b1, b2, aligned=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
+    np.testing.assert_allclose(rotated_iou_3d(b1, b2, paired=True), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(rotated_bev_iou(b1, b2, paired=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
 
 
 def test_rotated_matches_shapely_special_cases():
     b1, b2 = _special_pairs(np.random.default_rng(2))
     ref = _shapely_iou(b1, b2)
-    got = rotated_iou_3d(b1, b2, aligned=True)
+    got = rotated_iou_3d(b1, b2, paired=True)
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
     np.testing.assert_allclose(got[:200], 1.0, atol=1e-12)  # identical
     np.testing.assert_allclose(got[600:800], 0.0, atol=0)  # far apart
     # the swapped order gives the same result (clipping is not symmetric in the code)
-    np.testing.assert_allclose(rotated_iou_3d(b2, b1, aligned=True), ref, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(rotated_bev_iou(b1, b2, aligned=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
+    np.testing.assert_allclose(rotated_iou_3d(b2, b1, paired=True), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(rotated_bev_iou(b1, b2, paired=True), _shapely_iou(b1, b2, bev=True), atol=1e-5)
 
 
 def test_rotated_float32_and_far_from_origin():
     rng = np.random.default_rng(3)
     b1, b2 = _rand_boxes(rng, 1000), _rand_boxes(rng, 1000)
     ref = _shapely_iou(b1, b2)
-    got32 = rotated_iou_3d(torch.from_numpy(b1).float(), torch.from_numpy(b2).float(), aligned=True)
+    got32 = rotated_iou_3d(torch.from_numpy(b1).float(), torch.from_numpy(b2).float(), paired=True)
     assert got32.dtype == torch.float32
     np.testing.assert_allclose(got32.numpy(), ref, atol=1e-4)
     shift = np.array([1000.0, -500.0, 20.0, 0, 0, 0, 0])
-    np.testing.assert_allclose(rotated_iou_3d(b1 + shift, b2 + shift, aligned=True), ref, atol=1e-5)
+    np.testing.assert_allclose(rotated_iou_3d(b1 + shift, b2 + shift, paired=True), ref, atol=1e-5)
 
 
 def test_convex_intersection_area_general_polygons():
@@ -160,16 +160,16 @@ def test_pairwise_matches_aligned_and_chunking():
     assert full.shape == (40, 30)
     ii, jj = np.meshgrid(np.arange(40), np.arange(30), indexing="ij")
     np.testing.assert_allclose(
-        full.ravel(), rotated_iou_3d(b1[ii.ravel()], b2[jj.ravel()], aligned=True), atol=1e-12, rtol=0
+        full.ravel(), rotated_iou_3d(b1[ii.ravel()], b2[jj.ravel()], paired=True), atol=1e-12, rtol=0
     )
     np.testing.assert_allclose(rotated_iou_3d(b1, b2, chunk_pairs=7), full, atol=1e-12, rtol=0)
     np.testing.assert_allclose(full, _shapely_iou(b1[ii.ravel()], b2[jj.ravel()]).reshape(40, 30), atol=1e-5)
     bev = rotated_bev_iou(b1, b2)
     np.testing.assert_allclose(
-        bev.ravel(), rotated_bev_iou(b1[ii.ravel()], b2[jj.ravel()], aligned=True), atol=1e-12, rtol=0
+        bev.ravel(), rotated_bev_iou(b1[ii.ravel()], b2[jj.ravel()], paired=True), atol=1e-12, rtol=0
     )
     aa = axis_aligned_iou_3d(b1, b2, chunk_pairs=5)
-    np.testing.assert_allclose(aa.ravel(), axis_aligned_iou_3d(b1[ii.ravel()], b2[jj.ravel()], aligned=True))
+    np.testing.assert_allclose(aa.ravel(), axis_aligned_iou_3d(b1[ii.ravel()], b2[jj.ravel()], paired=True))
 
 
 def test_axis_aligned_matches_brute_force():
@@ -212,7 +212,7 @@ def test_kinds_devices_and_empty():
     assert isinstance(rotated_iou_3d(t, t), torch.Tensor)
     assert rotated_iou_3d(np.zeros((0, 7)), b).shape == (0, 5)
     assert rotated_iou_3d(b, np.zeros((0, 7))).shape == (5, 0)
-    assert rotated_iou_3d(np.zeros((0, 7)), np.zeros((0, 7)), aligned=True).shape == (0,)
+    assert rotated_iou_3d(np.zeros((0, 7)), np.zeros((0, 7)), paired=True).shape == (0,)
     assert axis_aligned_iou_3d(np.zeros((0, 6)), b).shape == (0, 5)
     assert rotated_bev_iou(torch.zeros(0, 7), torch.zeros(3, 7)).shape == (0, 3)
     # all pairs disjoint: no candidate survives the footprint test
@@ -248,7 +248,7 @@ def test_bad_inputs_name_the_argument(fn):
     with pytest.raises(ValueError, match="boxes1 has negative sizes"):
         fn(neg, good)
     with pytest.raises(ValueError, match="same length"):
-        fn(good, good[:2], aligned=True)
+        fn(good, good[:2], paired=True)
 
 
 def test_rotated_rejects_six_numbers():
@@ -260,7 +260,7 @@ def test_rotated_nograd_matches_shapely_and_the_differentiable_path():
     """The assigners' no-gradient rotated IoU (compiled BEV IoU x z overlap) against shapely on random and special
     pairs, against the differentiable clipping, and `paired_iou` keeps the gradient when one is needed."""
     from sr3d_core.assign.costs import paired_iou
-    from sr3d_core.geometry.iou import rotated_iou_aligned_diff, rotated_iou_aligned_nograd
+    from sr3d_core.geometry.iou import rotated_iou_paired_diff, rotated_iou_paired_nograd
 
     rng = np.random.default_rng(3)
     s1, s2 = _special_pairs(np.random.default_rng(2))
@@ -268,13 +268,13 @@ def test_rotated_nograd_matches_shapely_and_the_differentiable_path():
     b2 = np.concatenate([_rand_boxes(rng, 2000, spread=1.0), s2])
     b1[:5, 3:6] = 0.0  # degenerate boxes: IoU 0, not NaN
     t1, t2 = torch.from_numpy(b1), torch.from_numpy(b2)
-    got = rotated_iou_aligned_nograd(t1, t2)
+    got = rotated_iou_paired_nograd(t1, t2)
     assert got.dtype == torch.float64 and torch.isfinite(got).all()
     np.testing.assert_allclose(got.numpy(), _shapely_iou(b1, b2), atol=1e-9, rtol=0)
-    torch.testing.assert_close(got, rotated_iou_aligned_diff(t1, t2), atol=1e-9, rtol=0)
+    torch.testing.assert_close(got, rotated_iou_paired_diff(t1, t2), atol=1e-9, rtol=0)
     f1 = t1.float().requires_grad_()
     with torch.no_grad():  # no gradient wanted: the compiled path
-        assert torch.equal(paired_iou(f1, t2.float(), True), rotated_iou_aligned_nograd(f1, t2.float()))
+        assert torch.equal(paired_iou(f1, t2.float(), True), rotated_iou_paired_nograd(f1, t2.float()))
     iou = paired_iou(f1, t2.float(), True)  # a gradient is wanted: the differentiable path
     iou.sum().backward()
     assert iou.grad_fn is not None and f1.grad.abs().sum() > 0

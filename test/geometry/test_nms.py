@@ -175,7 +175,7 @@ def test_bounds_never_drop_a_suppressing_pair(dtype, monkeypatch):
     # every pair whose exact IoU exceeds the threshold. Clustered, jittered, rotated boxes put many pairs right at
     # the threshold.
     from sr3d_core.geometry import native
-    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+    from sr3d_core.geometry.iou import rotated_iou_paired_diff
     from sr3d_core.geometry.nms import _suppression_pairs
 
     monkeypatch.setattr(native.extension, "_enabled", False)
@@ -195,7 +195,7 @@ def test_bounds_never_drop_a_suppressing_pair(dtype, monkeypatch):
     for thr in (0.25, 0.5):
         got = _suppression_pairs(boxes, labels, thr, rotated=True)
         i, j = torch.triu_indices(n, n, 1)
-        iou = rotated_iou_aligned_diff(boxes[i], boxes[j], bev=True)
+        iou = rotated_iou_paired_diff(boxes[i], boxes[j], bev=True)
         want = torch.stack([i, j], 1)[iou > thr]
         assert len(want) > 1000  # the case is not vacuous
         assert torch.equal(got, want[torch.argsort(want[:, 0] * n + want[:, 1])])
@@ -205,7 +205,7 @@ def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
     # Same-yaw pairs shifted along their heading so that the IoU is 0.5 to within 5e-7: there the projection bound
     # equals the exact intersection, and only the rounding slack keeps float32 pairs whose IoU is a hair above.
     from sr3d_core.geometry import native
-    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+    from sr3d_core.geometry.iou import rotated_iou_paired_diff
     from sr3d_core.geometry.nms import _suppression_pairs
 
     monkeypatch.setattr(native.extension, "_enabled", False)  # the bounds belong to the PyTorch path
@@ -222,7 +222,7 @@ def test_bounds_keep_float32_pairs_at_the_threshold(monkeypatch):
     b[:, 0] += torch.cos(a[:, 6]) * shift
     b[:, 1] += torch.sin(a[:, 6]) * shift
     boxes = torch.stack([a, b], 1).reshape(-1, 7).float()  # box 2p and 2p + 1 form pair p
-    iou = rotated_iou_aligned_diff(boxes[0::2], boxes[1::2], bev=True)
+    iou = rotated_iou_paired_diff(boxes[0::2], boxes[1::2], bev=True)
     want = torch.nonzero(iou > 0.5).squeeze(1)
     assert 0.3 * m < len(want) < 0.7 * m
     got = _suppression_pairs(boxes, torch.arange(m).repeat_interleave(2), 0.5, rotated=True)

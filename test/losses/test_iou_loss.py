@@ -155,7 +155,7 @@ def test_rotated_diou_equals_axis_aligned_at_zero_yaw():
     torch.testing.assert_close(
         rotated_diou_loss(p, t, reduction="none"), axis_aligned_diou_loss(p, t, reduction="none"), atol=1e-10, rtol=0
     )
-    iou = torch.from_numpy(axis_aligned_iou_3d(p.numpy(), t.numpy(), aligned=True))
+    iou = torch.from_numpy(axis_aligned_iou_3d(p.numpy(), t.numpy(), paired=True))
     torch.testing.assert_close(axis_aligned_iou_loss(p, t, reduction="none"), 1 - iou, atol=1e-6, rtol=0)
 
 

@@ -25,8 +25,8 @@ from sr3d_ros.replay import (  # noqa: E402
     ReplayBag,
     ReplayConfig,
     bev_frames,
-    evaluate,
     main,
+    map_over_frames,
     replay,
     run_offline,
     summarize,
@@ -98,7 +98,7 @@ def test_offline_oracle_scores_one_and_gt_is_carried_by_tf(bag, ckpt, tmp_path):
     assert rb.gt_frame == "odom" and len(rb.gt) == FRAMES
     records = run_offline(cfg, OracleDetector(rb.gt, SUNRGBD_CLASSES), rb)
     assert [r.frame for r in records] == ["base_link"] * FRAMES
-    result = evaluate(records, rb, SUNRGBD_CLASSES)
+    result = map_over_frames(records, rb, SUNRGBD_CLASSES)
     assert result.map_at(0.25) == pytest.approx(1.0) and result.map_at(0.5) == pytest.approx(1.0)
     # The same boxes left in odom coordinates do not match: the GT really is carried into base_link.
     untransformed = OracleDetector(rb.gt, SUNRGBD_CLASSES)
@@ -109,7 +109,7 @@ def test_offline_oracle_scores_one_and_gt_is_carried_by_tf(bag, ckpt, tmp_path):
         records = run_offline(cfg, untransformed, rb)
     finally:
         mb.robot_pose = untransformed_pose
-    assert evaluate(records, rb, SUNRGBD_CLASSES).map_at(0.25) < 0.5
+    assert map_over_frames(records, rb, SUNRGBD_CLASSES).map_at(0.25) < 0.5
 
 
 def test_offline_and_live_agree(bag, ckpt, tmp_path):
@@ -252,7 +252,7 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     """Same frames, same numbers: the replay keeps the checkpoint's post-processing (no cap of 100 boxes a frame),
     which is what sr3d-evaluate runs."""
     from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
-    from sr3d_core.evaluation.evaluate import evaluate_detector
+    from sr3d_core.evaluation.detector_pass import evaluate_detector
     from sr3d_core.evaluation.protocol import EvaluationProtocol
     from sr3d_core.inference import Detector
 

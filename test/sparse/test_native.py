@@ -451,7 +451,7 @@ def test_rotated_iou_bev_matches_torch_and_hand_values():
     import math
 
     from sr3d_core.geometry import native
-    from sr3d_core.geometry.iou import rotated_iou_aligned_diff
+    from sr3d_core.geometry.iou import rotated_iou_paired_diff
 
     g = torch.Generator().manual_seed(3)
     n = 4000
@@ -464,7 +464,7 @@ def test_rotated_iou_bev_matches_torch_and_hand_values():
     b[:, 6] += (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 3
     b[::7, 6] = a[::7, 6]  # parallel edges
     b[::11] = a[::11]  # identical
-    want = rotated_iou_aligned_diff(a, b, bev=True)
+    want = rotated_iou_paired_diff(a, b, bev=True)
     got = native.rotated_iou_bev(a, b)
     assert got.dtype == torch.float64 and 0.2 < (want > 0).double().mean() < 0.9
     assert torch.allclose(got, want, rtol=0, atol=1e-12)

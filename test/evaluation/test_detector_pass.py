@@ -5,7 +5,7 @@ import pytest
 
 from sr3d_core.config import load_config
 from sr3d_core.data.sources import build_source
-from sr3d_core.evaluation.evaluate import evaluate_detector
+from sr3d_core.evaluation.detector_pass import evaluate_detector
 from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator
 from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
 from sr3d_core.evaluation.protocol import EvaluationProtocol

@@ -8,7 +8,7 @@ import torch
 from sr3d_core.config import load_config
 from sr3d_core.data.augment import AUGMENTS, training_augment
 from sr3d_core.data.classes import SCANNET_CLASSES, SUNRGBD_CLASSES
-from sr3d_core.data.dataset import DatasetConfig, InfoScenes
+from sr3d_core.data.info_scenes import DatasetConfig, InfoScenes
 from sr3d_core.data.loader import StepDataset, iters_per_epoch, step_loader
 from sr3d_core.data.sources import build_source
 from sr3d_core.data.toy import ToyScenes
