@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sr3d_core.engine.grid import load_grid
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from training.grid import load_grid  # noqa: E402
 
 GRID = """
 description: toy grid
-set: [train.max_iters=30, train.ckpt_interval=10, train.log_interval=5]
+set: [train.max_iters=30, train.ckpt_interval=10, train.log_interval=5, train.val_interval=10]
 seeds: [0]
 rows:
   - {name: tr3d, config: toy_tiny}
@@ -47,6 +47,9 @@ def test_grid_runs_skips_and_resumes(tmp_path):
         assert res["steps"] == 30 and 0 <= res["mAP_0.25"] <= 1 and len(res["halves"]) == 2
         assert len(res["pce_hist"]) == 12 and not (run_.work_dir / "latest.pt").exists()
         assert (run_.result_dir / "train_log.csv").is_file() and (run_.work_dir / "final.pt").is_file()
+        with open(run_.result_dir / "val_log.csv") as f:  # the learning curve, stored with the result
+            assert [int(row["step"]) for row in csv.DictReader(f)] == [10, 20]
+        assert res["protocol"]["skip_classes_without_gt"] is True
     # The resumed run logged each step once: 5, 10 (before the kill), then 15 .. 30.
     with open(k3 / "train_log.csv") as f:
         assert [int(row["step"]) for row in csv.DictReader(f)] == [5, 10, 15, 20, 25, 30]
