@@ -31,4 +31,4 @@ test: setup
 
 ## demo: setup, then a synthetic RGB-D bag replayed live through the node with the shipped model (report in DEMO_OUT)
 demo: setup
-	$(ENV) && python training/demo.py --out $(DEMO_OUT) --frames $(DEMO_FRAMES)
+	$(ENV) && python -m sr3d_ros.demo --out $(DEMO_OUT) --frames $(DEMO_FRAMES)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_core.preprocess import InputContract, PrepareStats  # noqa: E402
+from sr3d_ros import make_bag as mb  # noqa: E402
 from sr3d_ros.replay import (  # noqa: E402
     FrameRecord,
     ReplayBag,
@@ -32,7 +33,6 @@ from sr3d_ros.replay import (  # noqa: E402
     summarize,
     write_report,
 )
-from training import make_bag as mb  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from children import PATIENCE_S  # noqa: E402

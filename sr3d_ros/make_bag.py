@@ -1,6 +1,6 @@
 """Record a synthetic RGB-D robot bag: a camera on a moving robot in a furnished room, with ground truth.
 
-    python training/make_bag.py --out bags/synth_room --frames 50 --rate 10
+    python -m sr3d_ros.make_bag --out bags/synth_room --frames 50 --rate 10
 
 What a real RGB-D robot records, as a rosbag2 (mcap by default, ``--storage sqlite3`` on request) that
 ``ros2 bag info`` / ``ros2 bag play`` accept (message definitions and type hashes included):

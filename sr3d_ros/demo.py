@@ -1,7 +1,7 @@
 """The demo: a synthetic RGB-D robot bag replayed live through the detector node with the shipped model.
 
-    make demo                       # = python training/demo.py --out demo_output
-    python training/demo.py --out demo_output --frames 50 --model models/sr3d_synth_sunrgbd_real.pt
+    make demo                       # = python -m sr3d_ros.demo --out demo_output
+    python -m sr3d_ros.demo --out demo_output --frames 50 --model models/sr3d_synth_sunrgbd_real.pt
 
 Steps: write the bag (50 frames at 10 Hz of a robot turning in a furnished room, ground truth included) unless
 ``--out`` already holds one of the same length; start the node (its console script, its own process) with the
@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
+REPO = Path(__file__).resolve().parent.parent  # the checkout (make setup installs sr3d_ros from it in place)
 SHIPPED = REPO / "models" / "sr3d_synth_sunrgbd_real.pt"
 BAG_PRESET = "sunrgbd-real"  # the world the shipped model was trained in, seen by a RealSense D435
 
@@ -30,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo; exit status 0 when every step worked."""
     from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
     from sr3d_core.evaluation.protocol import EvaluationProtocol
+    from sr3d_ros.make_bag import make_bag
     from sr3d_ros.replay import ReplayConfig, replay
-    from training.make_bag import make_bag
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("demo_output"))
