@@ -20,17 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
+from benchmark_sparse import make_indoor  # a sibling script: python puts this script's folder first
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sr3d_core.sparse import SparseConv3d, native, voxelize  # noqa: E402
-from sr3d_core.sparse import torch_backend as tb  # noqa: E402
-from training.benchmark_sparse import make_indoor  # noqa: E402
+from sr3d_core.sparse import SparseConv3d, native, voxelize
+from sr3d_core.sparse import torch_backend as tb
 
 ALGORITHMS = ("gather", "offsets", "native")
 

@@ -9,16 +9,14 @@ see every candidate, the node's default 0.3 shows what a robot pays per frame.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sr3d_core.inference import Detector  # noqa: E402
-from sr3d_core.runtime import keep_freed_memory  # noqa: E402
+from sr3d_core.inference import Detector
+from sr3d_core.runtime import keep_freed_memory
 
 
 def load_frames(points_dir: Path, count: int, num_feats: int) -> list[np.ndarray]:

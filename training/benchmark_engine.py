@@ -3,7 +3,7 @@
     python training/benchmark_engine.py --ref 2ef1b20                 # every workload, one thread
     python training/benchmark_engine.py --ref 2ef1b20 --workloads train_small detect --threads 1 2
 
-Each side runs in its own process with its own checkout on ``sys.path`` (the revision is exported to a temporary
+Each side runs in its own process with its own checkout first on ``PYTHONPATH`` (the revision is exported to a temporary
 folder with ``git archive``); the parent alternates them, one iteration of A then one of B, so a busy machine slows
 both alike. Both sides see the same inputs (same seeds, same data).
 
@@ -104,7 +104,7 @@ def _detect_iteration(checkpoint: str, points_dir: str):
 
 def worker(a: argparse.Namespace) -> None:
     """Prepare one workload, then time one iteration per ``go`` line on stdin; ``profile`` reports GEMM share."""
-    sys.path.insert(0, a.root)
+    # The side's checkout is first on PYTHONPATH (Side sets it), so its sr3d_core is the one imported here.
     os.chdir(REPO)  # configs' relative data roots resolve against the working tree's data
     import torch
 

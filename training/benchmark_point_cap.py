@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sr3d_core.data.synthetic.presets import PRESETS  # noqa: E402
-from sr3d_core.data.synthetic.scene import generate_scene  # noqa: E402
-from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth  # noqa: E402
-from sr3d_core.inference import Detector  # noqa: E402
+from sr3d_core.data.synthetic.presets import PRESETS
+from sr3d_core.data.synthetic.scene import generate_scene
+from sr3d_core.evaluation.indoor_map import IndoorMapEvaluator, SceneGroundTruth
+from sr3d_core.inference import Detector
 
 
 def with_cap(det: Detector, cap: int | None) -> Detector:

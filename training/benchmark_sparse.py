@@ -235,7 +235,6 @@ def fma_peak_gflops(threads: int) -> float | None:
 def worker(args) -> None:
     """One measurement in this process; prints a JSON line."""
     import torch
-    sys.path.insert(0, REPO)
     torch.set_num_threads(args.threads)
     from sr3d_core.sparse import SparseConv3d, voxelize
 
@@ -324,7 +323,6 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    sys.path.insert(0, REPO)
     from sr3d_core.sparse import available_backends
     backends = available_backends()
     peak = fma_peak_gflops(args.threads) if args.device == "cpu" else None

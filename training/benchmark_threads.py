@@ -14,7 +14,6 @@ where other processes hold the cores.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,10 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sr3d_core.runtime import keep_freed_memory
 
-from sr3d_core.runtime import keep_freed_memory  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_frames(count: int, points: int, seed: int = 0) -> list[np.ndarray]:

@@ -11,22 +11,18 @@ p90 of the whole step (forward, assignment + losses, backward, optimizer) and of
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sr3d_core.config import load_config  # noqa: E402
-from sr3d_core.data.loader import StepDataset  # noqa: E402
-from sr3d_core.data.sources import build_source  # noqa: E402
-from sr3d_core.engine.criterion import Criterion  # noqa: E402
-from sr3d_core.engine.schedule import make_optimizer  # noqa: E402
-from sr3d_core.model.network import build_network  # noqa: E402
-from sr3d_core.runtime import keep_freed_memory  # noqa: E402
+from sr3d_core.config import load_config
+from sr3d_core.data.loader import StepDataset
+from sr3d_core.data.sources import build_source
+from sr3d_core.engine.criterion import Criterion
+from sr3d_core.engine.schedule import make_optimizer
+from sr3d_core.model.network import build_network
+from sr3d_core.runtime import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:

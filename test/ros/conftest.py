@@ -12,10 +12,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import children  # test/ros holds no package: pytest.ini puts it on the path
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-import children  # noqa: E402 - test/ros holds no package
 
 
 def _prepend(var: str, entry: str) -> None:

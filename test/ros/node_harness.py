@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import rclpy
+from children import PATIENCE_S, died, output_of, stop, track  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -26,9 +27,6 @@ from std_msgs.msg import Float64
 from tf2_msgs.msg import TFMessage
 from vision_msgs.msg import Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
-
-sys.path.insert(0, str(Path(__file__).parent))
-from children import PATIENCE_S, died, output_of, stop, track  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from clouds import LAYOUTS, layout, scene  # noqa: E402
 
 from sr3d_ros.cdr import parse_pointcloud2  # noqa: E402

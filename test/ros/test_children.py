@@ -5,6 +5,7 @@ spinning executor thread at the interpreter's exit aborts the process)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,8 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from children import SlowPopen, slowed, track, wait_until  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -73,14 +72,13 @@ def test_close_all_lets_the_interpreter_exit_cleanly(tmp_path: Path) -> None:
     """What test/ros/conftest.py does after each module for the clients a failed test left open: the process then
     exits with its own status, not "terminate called without an active exception" (SIGABRT)."""
     script = tmp_path / "leave_open.py"
-    script.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(HERE)!r})
+    script.write_text(textwrap.dedent("""
         import node_harness
         node_harness.Client("/sr3d_harness/left_open", "/sr3d_harness/points")  # never closed by its test
         assert node_harness.close_all() == 1 and node_harness.close_all() == 0
         print("exiting", flush=True)
     """))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0 and "exiting" in proc.stdout, proc.stdout + proc.stderr
     assert "terminate called" not in proc.stderr, proc.stderr

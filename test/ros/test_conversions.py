@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from clouds import LAYOUTS, fake_cloud, layout, scene  # noqa: E402
 
 from sr3d_core.config import DEPLOY_SCORE_THRESHOLD  # noqa: E402

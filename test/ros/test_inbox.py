@@ -5,14 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from children import PATIENCE_S  # noqa: E402
 
 pytestmark = pytest.mark.skipif(

@@ -16,7 +16,6 @@ pytestmark = pytest.mark.ros
 if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None:
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
 from children import PATIENCE_S, track  # noqa: E402
 from node_harness import REPO, Client, node_command, start_node, stop_node  # noqa: E402
 
@@ -120,8 +119,7 @@ def test_realsense_hd_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
 # A camera driver: publishes one cloud every 0.2 s until the test kills it, its parent is gone, or (stuck) the
 # patience runs out; no fixed run time that a slow start of the node could outlast.
 PUBLISHER = """
-import os, sys, time
-sys.path.insert(0, {here!r})
+import os, time
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import PointCloud2
@@ -140,7 +138,9 @@ while time.monotonic() < end and os.getppid() == parent:
 
 
 def start_driver(topic: str, qos: str, env: dict) -> subprocess.Popen:
-    code = PUBLISHER.format(here=str(Path(__file__).parent), topic=topic, qos=qos, patience=PATIENCE_S)
+    code = PUBLISHER.format(topic=topic, qos=qos, patience=PATIENCE_S)
+    here = str(Path(__file__).parent)  # test/ros: the child imports this module
+    env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")])))
     return track(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.STDOUT))
 

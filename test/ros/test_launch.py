@@ -57,7 +57,6 @@ def test_launch_description_loads() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None,
                     reason="rclpy / vision_msgs not installed")
 def test_node_as_the_launch_file_starts_it(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
     from node_harness import Client, start_node, stop_node
 
     from sr3d_core.inference import write_random_checkpoint

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ pytestmark = pytest.mark.ros
 if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None:
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
 from children import PATIENCE_S  # noqa: E402
 from clouds import LAYOUTS, layout, scene  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402

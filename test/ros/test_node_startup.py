@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ pytestmark = pytest.mark.ros
 if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision_msgs") is None:
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
 from children import wait_exit  # noqa: E402
 from node_harness import Client, node_command, start_node, stop_node  # noqa: E402
 

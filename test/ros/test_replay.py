@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ if importlib.util.find_spec("rclpy") is None or importlib.util.find_spec("vision
     pytest.skip("rclpy / vision_msgs not installed (scripts/setup.sh)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+
+from children import PATIENCE_S  # noqa: E402
 
 from sr3d_core.detections import Detections  # noqa: E402
 from sr3d_core.preprocess import InputContract, PrepareStats  # noqa: E402
@@ -33,9 +33,6 @@ from sr3d_ros.replay import (  # noqa: E402
     summarize,
     write_report,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from children import PATIENCE_S  # noqa: E402
 
 FRAMES = 5
 # The live replays' node: as long as it needs to start and to answer on a busy machine (one that exits fails the

@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from children import PATIENCE_S, track, wait_exit  # noqa: E402
 
 pytestmark = pytest.mark.ros
