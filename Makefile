@@ -19,9 +19,9 @@ setup:
 check: setup
 	$(ENV) && python -m sr3d_core.sparse.doctor
 
-## lint: setup, then ruff (settings in ruff.toml)
+## lint: setup, then ruff's checks and its formatter's check (settings in ruff.toml; `ruff format .` fixes the latter)
 lint: setup
-	$(ENV) && ruff check .
+	$(ENV) && ruff check . && ruff format --check .
 
 ## test: setup, then the whole pytest suite (test/) with DDS kept on loopback
 # OMP_WAIT_POLICY=PASSIVE: OpenMP threads that spin after each parallel region make a two-thread torch run crawl

@@ -48,8 +48,11 @@ class BuildLibraries(build_ext):
         try:
             openmp = BUILD_SPEC.build(lib, Path(HERE), target, Path(self.build_temp) / "sr3d")
         except RuntimeError as exc:
-            print(f"WARNING: sr3d: the compiled {lib.name} library was not built; the pure-PyTorch path will be "
-                  f"used.\n{exc}", file=sys.stderr)
+            print(
+                f"WARNING: sr3d: the compiled {lib.name} library was not built; the pure-PyTorch path will be "
+                f"used.\n{exc}",
+                file=sys.stderr,
+            )
             return
         print(f"sr3d: built {target}" + ("" if openmp else " (no OpenMP: one thread)"))
 
@@ -86,14 +89,19 @@ setup(
     # The compiled engine (built by BuildLibraries), with its sources: a build is checked against them at run time.
     ext_modules=_extensions(),
     cmdclass={"build_ext": BuildLibraries},
-    package_data={"sr3d_core.sparse": ["csrc/*.c", "csrc/*.h"], "sr3d_core.geometry": ["csrc/*.c", "csrc/*.h"],
-                  "sr3d_ros": ["csrc/*.c"]},
+    package_data={
+        "sr3d_core.sparse": ["csrc/*.c", "csrc/*.h"],
+        "sr3d_core.geometry": ["csrc/*.c", "csrc/*.h"],
+        "sr3d_ros": ["csrc/*.c"],
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE_NAME]),
         ("share/" + PACKAGE_NAME, ["package.xml"]),
         ("share/" + PACKAGE_NAME + "/launch", _files("launch/*.launch.py")),
-        ("share/" + PACKAGE_NAME + "/config",
-         _files("config/*.yaml") + _files("config/*.rviz") + _files("config/*.xml")),
+        (
+            "share/" + PACKAGE_NAME + "/config",
+            _files("config/*.yaml") + _files("config/*.rviz") + _files("config/*.xml"),
+        ),
         ("share/" + PACKAGE_NAME + "/config/models", _files("config/models/*.yaml")),
     ],
     # Runtime dependencies are pinned and installed by scripts/setup.sh (torch needs a

@@ -26,8 +26,11 @@ ARGUMENTS = {  # name: (default, description)
     "target_frame": ("", "Gravity-aligned z-up frame for inference; empty = the params file's value."),
     "use_rviz": ("false", "Start RViz with config/sr3d.rviz."),
     "use_sim_time": ("false", "Use /clock (bag replay with --clock)."),
-    "dds_profile": ("", "Fast DDS XML profile for the node; empty = the caller's FASTDDS_DEFAULT_PROFILES_FILE, "
-                        "else the installed config/fastdds_large_messages.xml; 'none' = Fast DDS defaults."),
+    "dds_profile": (
+        "",
+        "Fast DDS XML profile for the node; empty = the caller's FASTDDS_DEFAULT_PROFILES_FILE, "
+        "else the installed config/fastdds_large_messages.xml; 'none' = Fast DDS defaults.",
+    ),
 }
 DDS_PROFILE = "fastdds_large_messages.xml"
 
@@ -60,16 +63,29 @@ def _setup(context, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003 - launch O
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     share = FindPackageShare(PACKAGE).perform(context)
     params_file = values["params_file"] or f"{share}/config/node.yaml"
-    actions = [Node(
-        package=PACKAGE, executable=EXECUTABLE, name=NODE_NAME, namespace=values["namespace"], output="screen",
-        parameters=[params_file, parameter_overrides(values)],
-        remappings=[(INPUT_REMAP, values["input_topic"])],
-        additional_env=dds_environment(values["dds_profile"], share, dict(os.environ)),
-    )]
+    actions = [
+        Node(
+            package=PACKAGE,
+            executable=EXECUTABLE,
+            name=NODE_NAME,
+            namespace=values["namespace"],
+            output="screen",
+            parameters=[params_file, parameter_overrides(values)],
+            remappings=[(INPUT_REMAP, values["input_topic"])],
+            additional_env=dds_environment(values["dds_profile"], share, dict(os.environ)),
+        )
+    ]
     if values["use_rviz"].lower() == "true":
-        actions.append(Node(package="rviz2", executable="rviz2", name="sr3d_rviz", namespace=values["namespace"],
-                            arguments=["-d", f"{share}/config/sr3d.rviz"],
-                            parameters=[{"use_sim_time": values["use_sim_time"].lower() == "true"}]))
+        actions.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="sr3d_rviz",
+                namespace=values["namespace"],
+                arguments=["-d", f"{share}/config/sr3d.rviz"],
+                parameters=[{"use_sim_time": values["use_sim_time"].lower() == "true"}],
+            )
+        )
     return actions
 
 
@@ -78,7 +94,13 @@ def generate_launch_description():  # noqa: ANN201 - returns launch.LaunchDescri
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    declared = [DeclareLaunchArgument(name, default_value=default, description=desc,
-                                      **({"choices": ["true", "false"]} if name.startswith("use_") else {}))
-                for name, (default, desc) in ARGUMENTS.items()]
+    declared = [
+        DeclareLaunchArgument(
+            name,
+            default_value=default,
+            description=desc,
+            **({"choices": ["true", "false"]} if name.startswith("use_") else {}),
+        )
+        for name, (default, desc) in ARGUMENTS.items()
+    ]
     return LaunchDescription([*declared, OpaqueFunction(function=_setup)])

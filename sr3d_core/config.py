@@ -79,9 +79,15 @@ class ModelConfig:
         if self.planes[1] != self.planes[2] or self.planes[2] != self.planes[3]:
             # The TR3D neck adds layer3/layer2 to upsampled features: the channels must agree.
             raise ConfigError("model.planes[1:] must be equal (the TR3D neck adds stage outputs)")
-        check_ranges("model", stem_channels=(self.stem_channels, 1, None), neck_channels=(self.neck_channels, 1, None),
-                     planes=(min(self.planes), 1, None), depths=(min(self.depths), 1, None),
-                     bn_momentum=(self.bn_momentum, 1e-6, 1.0), cls_prior_prob=(self.cls_prior_prob, 1e-6, 1 - 1e-6))
+        check_ranges(
+            "model",
+            stem_channels=(self.stem_channels, 1, None),
+            neck_channels=(self.neck_channels, 1, None),
+            planes=(min(self.planes), 1, None),
+            depths=(min(self.depths), 1, None),
+            bn_momentum=(self.bn_momentum, 1e-6, 1.0),
+            cls_prior_prob=(self.cls_prior_prob, 1e-6, 1 - 1e-6),
+        )
 
 
 #: The input contract of a config that sets none of its keys (TR3D's 1 cm grid with colour).
@@ -133,13 +139,18 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.format not in ("scannet", "sunrgbd", "toy"):
             raise ConfigError(f"data.format must be 'scannet', 'sunrgbd' or 'toy', got {self.format!r}")
-        check_ranges("data", train_points=(self.train_points, 1, None),
-                     train_point_fraction=(self.train_point_fraction, 1e-6, 1.0), repeat=(self.repeat, 1, None),
-                     rot_range=(self.rot_range, 0.0, 3.14159266),
-                     toy_scenes=(self.toy_scenes, 1, None))
+        check_ranges(
+            "data",
+            train_points=(self.train_points, 1, None),
+            train_point_fraction=(self.train_point_fraction, 1e-6, 1.0),
+            repeat=(self.repeat, 1, None),
+            rot_range=(self.rot_range, 0.0, 3.14159266),
+            toy_scenes=(self.toy_scenes, 1, None),
+        )
         if not self.class_names:
-            raise ConfigError("data.class_names is required: the classes, in label order (no data set's list is "
-                              "assumed)")
+            raise ConfigError(
+                "data.class_names is required: the classes, in label order (no data set's list is " "assumed)"
+            )
         if len(set(self.class_names)) != len(self.class_names):
             raise ConfigError("data.class_names must be unique")
 
@@ -232,12 +243,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_ranges(
-            "train", batch_size=(self.batch_size, 1, None), lr=(self.lr, 1e-12, 10.0),
-            weight_decay=(self.weight_decay, 0.0, None), epochs=(self.epochs, 1, None),
-            lr_decay=(self.lr_decay, 1e-12, 1.0), warmup_iters=(self.warmup_iters, 0, None),
-            warmup_ratio=(self.warmup_ratio, 1e-12, 1.0), grad_clip=(self.grad_clip, 0.0, None),
-            max_iters=(self.max_iters, 1, None), val_interval=(self.val_interval, 0, None),
-            ckpt_interval=(self.ckpt_interval, 0, None), log_interval=(self.log_interval, 0, None),
+            "train",
+            batch_size=(self.batch_size, 1, None),
+            lr=(self.lr, 1e-12, 10.0),
+            weight_decay=(self.weight_decay, 0.0, None),
+            epochs=(self.epochs, 1, None),
+            lr_decay=(self.lr_decay, 1e-12, 1.0),
+            warmup_iters=(self.warmup_iters, 0, None),
+            warmup_ratio=(self.warmup_ratio, 1e-12, 1.0),
+            grad_clip=(self.grad_clip, 0.0, None),
+            max_iters=(self.max_iters, 1, None),
+            val_interval=(self.val_interval, 0, None),
+            ckpt_interval=(self.ckpt_interval, 0, None),
+            log_interval=(self.log_interval, 0, None),
             num_workers=(self.num_workers, 0, None),
         )
 
@@ -444,8 +462,9 @@ def _build(cls: type, d: dict[str, Any], sources: _Sources, prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in d:
         if key not in names:
-            raise ConfigError(f"{sources.of(prefix + key)}: unknown key '{prefix}{key}' "
-                              f"(allowed: {', '.join(sorted(names))})")
+            raise ConfigError(
+                f"{sources.of(prefix + key)}: unknown key '{prefix}{key}' " f"(allowed: {', '.join(sorted(names))})"
+            )
     kwargs = {k: _coerce(hints[k], v, sources, prefix + k) for k, v in d.items()}
     try:
         return cls(**kwargs)
@@ -554,8 +573,12 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
         b = out.get(k)
-        renamed = (isinstance(v, dict) and isinstance(b, dict) and "name" in v
-                   and v["name"] != b.get("name", _DEFAULT_PLUGIN_NAMES.get(k)))
+        renamed = (
+            isinstance(v, dict)
+            and isinstance(b, dict)
+            and "name" in v
+            and v["name"] != b.get("name", _DEFAULT_PLUGIN_NAMES.get(k))
+        )
         out[k] = _merge(b, v) if isinstance(v, dict) and isinstance(b, dict) and not renamed else v
     return out
 

@@ -161,8 +161,9 @@ class Detector:
     def max_detections(self, v: Optional[int]) -> None:
         self.set_postprocess(max_detections=None if v is None else int(v))
 
-    def detect(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
-               voxel_seed: int = INFERENCE_VOXEL_SEED) -> Detections:
+    def detect(
+        self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None, voxel_seed: int = INFERENCE_VOXEL_SEED
+    ) -> Detections:
         """Detect objects in one cloud.
 
         Args:
@@ -184,8 +185,9 @@ class Detector:
         return self.detect_with_stats(points, rng=rng, voxel_seed=voxel_seed)[0]
 
     @torch.no_grad()
-    def detect_with_stats(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
-                          voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Detections, PrepareStats]:
+    def detect_with_stats(
+        self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None, voxel_seed: int = INFERENCE_VOXEL_SEED
+    ) -> tuple[Detections, PrepareStats]:
         """``detect``, plus the counts of what preprocessing removed or rescaled."""
         x, stats = self.network_input(points, rng=rng, voxel_seed=voxel_seed)
         return self.detect_input(x), stats
@@ -200,8 +202,9 @@ class Detector:
             return Detections.empty(self.class_names)
         return predict(self.inference_network(), x, self._post, self.class_names, self._counts)[0]
 
-    def network_input(self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None,
-                      voxel_seed: int = INFERENCE_VOXEL_SEED) -> tuple[Optional[SparseTensor], PrepareStats]:
+    def network_input(
+        self, points: np.ndarray, *, rng: Optional[np.random.Generator] = None, voxel_seed: int = INFERENCE_VOXEL_SEED
+    ) -> tuple[Optional[SparseTensor], PrepareStats]:
         """The one-scene sparse batch ``detect`` feeds the network, on the detector's device.
 
         Args:
@@ -221,7 +224,10 @@ class Detector:
 
 @torch.no_grad()
 def predict(
-    model: TR3DNetwork, x: SparseTensor, post_cfg: PostprocessConfig, class_names: tuple[str, ...],
+    model: TR3DNetwork,
+    x: SparseTensor,
+    post_cfg: PostprocessConfig,
+    class_names: tuple[str, ...],
     counts: Optional[PostprocessCounts] = None,
 ) -> list[Detections]:
     """Run the network and post-process every scene of the batch; anchors with non-finite outputs are dropped

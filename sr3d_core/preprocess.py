@@ -54,8 +54,9 @@ class InputContract:
         if self.point_range is not None:
             pr = tuple(float(v) for v in self.point_range)
             if len(pr) != 6 or any(pr[i] >= pr[i + 3] for i in range(3)):
-                raise ValueError("point_range must be (x0, y0, z0, x1, y1, z1) with x0 < x1 etc., "
-                                 f"got {self.point_range}")
+                raise ValueError(
+                    "point_range must be (x0, y0, z0, x1, y1, z1) with x0 < x1 etc., " f"got {self.point_range}"
+                )
             object.__setattr__(self, "point_range", pr)
         if self.max_points is not None and self.max_points <= 0:
             raise ValueError(f"max_points must be positive or None, got {self.max_points}")
@@ -187,9 +188,7 @@ def scale_colors(rgb: np.ndarray) -> bool:
     return rescale
 
 
-def prepare_points(
-    points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None
-) -> np.ndarray:
+def prepare_points(points: np.ndarray, contract: InputContract, rng: np.random.Generator | None = None) -> np.ndarray:
     """Validate, subsample, clean and crop one cloud (see `prepare_points_with_stats`)."""
     return prepare_points_with_stats(points, contract, rng)[0]
 
@@ -216,12 +215,15 @@ def prepare_points_with_stats(
         ValueError: If `points` has the wrong rank, too few columns or a non-float dtype.
     """
     if not isinstance(points, np.ndarray) or points.ndim != 2:
-        raise ValueError(f"points must be a 2-D numpy array (N, 3 + C), got {type(points).__name__} "
-                         f"with shape {getattr(points, 'shape', None)}")
+        raise ValueError(
+            f"points must be a 2-D numpy array (N, 3 + C), got {type(points).__name__} "
+            f"with shape {getattr(points, 'shape', None)}"
+        )
     need = 6 if contract.use_color else 3
     if points.shape[1] < need:
-        raise ValueError(f"points has {points.shape[1]} columns but the contract needs {need} "
-                         f"(use_color={contract.use_color})")
+        raise ValueError(
+            f"points has {points.shape[1]} columns but the contract needs {need} " f"(use_color={contract.use_color})"
+        )
     if not np.issubdtype(points.dtype, np.floating):
         raise ValueError(f"points must be a float array, got dtype {points.dtype}")
     rows = cap_rows(len(points), contract, rng)

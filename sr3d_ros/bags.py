@@ -37,11 +37,17 @@ def _qos(durability_transient_local: bool) -> Any:
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     never = QosTime(sec=0, nsec=0)
-    return Qos(history=QosHistory.KEEP_LAST, depth=1 if durability_transient_local else 10,
-               reliability=QosReliability.RELIABLE,
-               durability=QosDurability.TRANSIENT_LOCAL if durability_transient_local else QosDurability.VOLATILE,
-               deadline=never, lifespan=never, liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=never,
-               avoid_ros_namespace_conventions=False)
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=1 if durability_transient_local else 10,
+        reliability=QosReliability.RELIABLE,
+        durability=QosDurability.TRANSIENT_LOCAL if durability_transient_local else QosDurability.VOLATILE,
+        deadline=never,
+        lifespan=never,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=never,
+        avoid_ros_namespace_conventions=False,
+    )
 
 
 class BagWriter:
@@ -72,7 +78,8 @@ class BagWriter:
         if topic not in self._conns:
             msgtype = type(msg).__module__.split(".")[0] + "/msg/" + type(msg).__name__
             self._conns[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=self._store, offered_qos_profiles=[_qos(latched)])
+                topic, msgtype, typestore=self._store, offered_qos_profiles=[_qos(latched)]
+            )
         self._writer.write(self._conns[topic], int(stamp_ns), serialize_message(msg))
 
     def close(self) -> None:
@@ -148,13 +155,16 @@ class BagReader:
         """The type of ``topic``, checked against ``types``; a clear error when it is missing or decodes to none."""
         t = self.topics
         if topic not in t:
-            raise BagError(f"bag {self.path} has no topic {topic!r}; it has: "
-                           + ", ".join(f"{k} ({v})" for k, v in sorted(t.items())))
+            raise BagError(
+                f"bag {self.path} has no topic {topic!r}; it has: "
+                + ", ".join(f"{k} ({v})" for k, v in sorted(t.items()))
+            )
         if t[topic] not in types:
             raise BagError(f"topic {topic!r} in {self.path} is {t[topic]}, expected {' or '.join(types)}")
         if t[topic] not in self.store.fielddefs:
-            raise BagError(f"topic {topic!r} in {self.path} has type {t[topic]} and the bag carries no definition "
-                           "for it")
+            raise BagError(
+                f"topic {topic!r} in {self.path} has type {t[topic]} and the bag carries no definition " "for it"
+            )
         return t[topic]
 
     def messages(self, topics: list[str], decode: bool = True) -> Iterator[BagMessage]:

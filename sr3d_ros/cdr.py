@@ -77,8 +77,11 @@ class _Reader:
 
     def _need(self, n: int, what: str) -> None:
         if self.pos + n > len(self.buf):
-            raise MalformedCloudError("serialization", f"the serialized cloud ends at byte {len(self.buf)} inside "
-                                      f"'{what}' (needs {n} B at byte {self.pos}): truncated, or not a PointCloud2")
+            raise MalformedCloudError(
+                "serialization",
+                f"the serialized cloud ends at byte {len(self.buf)} inside "
+                f"'{what}' (needs {n} B at byte {self.pos}): truncated, or not a PointCloud2",
+            )
 
     def _word(self, fmt: struct.Struct, what: str) -> int:
         self.pos += -(self.pos - 4) % 4
@@ -102,7 +105,7 @@ class _Reader:
     def bytes_(self, what: str) -> memoryview:
         n = self.uint32(what)
         self._need(n, what)
-        out = self.buf[self.pos:self.pos + n]
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -131,8 +134,10 @@ def parse_pointcloud2(serialized: bytes | bytearray | memoryview) -> SerializedC
     kind = (buf[0] << 8) | buf[1]
     order = ENCAPSULATIONS.get(kind)
     if order is None:
-        raise MalformedCloudError("serialization", f"unsupported CDR encapsulation 0x{kind:04x} (supported: "
-                                  f"{', '.join(_ENCAPSULATION_NAMES.values())})")
+        raise MalformedCloudError(
+            "serialization",
+            f"unsupported CDR encapsulation 0x{kind:04x} (supported: " f"{', '.join(_ENCAPSULATION_NAMES.values())})",
+        )
     r = _Reader(buf, order)
     stamp = Stamp(r.int32("header.stamp.sec"), r.uint32("header.stamp.nanosec"))
     header = CloudHeader(stamp, r.string("header.frame_id"))
@@ -143,8 +148,11 @@ def parse_pointcloud2(serialized: bytes | bytearray | memoryview) -> SerializedC
     fields = []
     for i in range(n_fields):
         name = r.string(f"fields[{i}].name")
-        fields.append(CloudField(name, r.uint32(f"fields[{i}].offset"), r.byte(f"fields[{i}].datatype"),
-                                 r.uint32(f"fields[{i}].count")))
+        fields.append(
+            CloudField(
+                name, r.uint32(f"fields[{i}].offset"), r.byte(f"fields[{i}].datatype"), r.uint32(f"fields[{i}].count")
+            )
+        )
     is_bigendian = bool(r.byte("is_bigendian"))
     point_step, row_step = r.uint32("point_step"), r.uint32("row_step")
     data = r.bytes_("data")

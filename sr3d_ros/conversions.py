@@ -25,14 +25,30 @@ POINTFIELD_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f
 MALFORMED_KINDS = ("data_size", "missing_xyz", "unsupported_datatype", "field_bounds", "missing_color", "serialization")
 
 # Tableau-10: a fixed, colour-blind-friendly palette; class i always gets PALETTE[i % 10].
-PALETTE = np.array(
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
-     [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.float32) / 255.0
+PALETTE = (
+    np.array(
+        [
+            [31, 119, 180],
+            [255, 127, 14],
+            [44, 160, 44],
+            [214, 39, 40],
+            [148, 103, 189],
+            [140, 86, 75],
+            [227, 119, 194],
+            [127, 127, 127],
+            [188, 189, 34],
+            [23, 190, 207],
+        ],
+        np.float32,
+    )
+    / 255.0
+)
 
 # The 12 edges of a box as index pairs into the 8 corners of ``_UNIT_CORNERS``.
 _UNIT_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], np.float64)
-_EDGES = np.array([[a, b] for a in range(8) for b in range(a + 1, 8)
-                   if np.abs(_UNIT_CORNERS[a] - _UNIT_CORNERS[b]).sum() == 1.0])
+_EDGES = np.array(
+    [[a, b] for a in range(8) for b in range(a + 1, 8) if np.abs(_UNIT_CORNERS[a] - _UNIT_CORNERS[b]).sum() == 1.0]
+)
 
 
 class MalformedCloudError(ValueError):
@@ -76,8 +92,9 @@ def color_fields(names: Any) -> tuple[str, ...]:
     return ("r", "g", "b") if all(c in names for c in "rgb") else ()
 
 
-def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | None = None,
-                         transform: np.ndarray | None = None) -> tuple[np.ndarray, CloudInfo]:
+def pointcloud2_to_array(
+    msg: Any, want_color: bool = True, rows: np.ndarray | None = None, transform: np.ndarray | None = None
+) -> tuple[np.ndarray, CloudInfo]:
     """Convert a PointCloud2 into float32 points, vectorized, for every common driver layout.
 
     Handles xyz as float32 or float64, packed ``rgb``/``rgba`` (FLOAT32 or UINT32 bit patterns), separate
@@ -123,13 +140,15 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
             raise MalformedCloudError("unsupported_datatype", f"field '{name}' has datatype {f.datatype}")
         if name in ("rgb", "rgba"):
             if base not in ("f4", "u4", "i4"):
-                raise MalformedCloudError("unsupported_datatype",
-                                          f"packed field '{name}' must be 4 bytes (FLOAT32/UINT32), got {f.datatype}")
+                raise MalformedCloudError(
+                    "unsupported_datatype", f"packed field '{name}' must be 4 bytes (FLOAT32/UINT32), got {f.datatype}"
+                )
             base = "u4"  # the float's bit pattern is the packed colour: read the bytes as an integer
         size = np.dtype(base).itemsize
         if int(f.offset) < 0 or int(f.offset) + size > step:
-            raise MalformedCloudError("field_bounds",
-                                      f"field '{name}' (offset {f.offset}, {size} B) exceeds point_step {step}")
+            raise MalformedCloudError(
+                "field_bounds", f"field '{name}' (offset {f.offset}, {size} B) exceeds point_step {step}"
+            )
         names.append(name)
         formats.append(order + base)
         offsets.append(int(f.offset))
@@ -143,24 +162,35 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
         row_stride = row_step  # rows padded at their ends
     else:
         raise MalformedCloudError(
-            "data_size", f"data has {nbytes} B but width*height*point_step = {width}*{height}*{step} = {n * step}"
-            f" (row_step {row_step})")
+            "data_size",
+            f"data has {nbytes} B but width*height*point_step = {width}*{height}*{step} = {n * step}"
+            f" (row_step {row_step})",
+        )
     n_total, organized = n, height > 1
     if rows is not None:
         rows = np.asarray(rows, np.int64)
         if rows.ndim != 1 or (len(rows) and (rows.min() < 0 or rows.max() >= n)):
-            raise ValueError(f"rows must be a 1-D array of point indices in [0, {n}), got shape {rows.shape}"
-                             + (f" with range [{rows.min()}, {rows.max()}]" if rows.ndim == 1 and len(rows) else ""))
+            raise ValueError(
+                f"rows must be a 1-D array of point indices in [0, {n}), got shape {rows.shape}"
+                + (f" with range [{rows.min()}, {rows.max()}]" if rows.ndim == 1 and len(rows) else "")
+            )
     source = ",".join(color_names) if len(color_names) == 3 else (color_names[0] if color_names else "")
     native = _native_decoder() if formats[:3] == [_HOST_F4] * 3 and len(color_names) <= 1 else None
     if native is not None and n:
         # The common layout in one compiled pass (gather, finite filter, transform, colour); the same bits as below.
         out = native.decode_records(
-            np.frombuffer(buf, np.uint8), width, step, row_stride,
-            None if rows is None else np.ascontiguousarray(rows), n if rows is None else len(rows),
-            tuple(offsets[:3]), offsets[3] if color_names else -1, (1, 2, 3) if msg.is_bigendian else (2, 1, 0),
+            np.frombuffer(buf, np.uint8),
+            width,
+            step,
+            row_stride,
+            None if rows is None else np.ascontiguousarray(rows),
+            n if rows is None else len(rows),
+            tuple(offsets[:3]),
+            offsets[3] if color_names else -1,
+            (1, 2, 3) if msg.is_bigendian else (2, 1, 0),
             np.float32(1.0 / 255.0),
-            None if transform is None else np.asarray(transform, np.float64)[:3, :4].astype(np.float32))
+            None if transform is None else np.asarray(transform, np.float64)[:3, :4].astype(np.float32),
+        )
         return out, CloudInfo(n_total, len(out), source, organized)
     if rows is not None:
         # Gather the selected point records (whole point_step bytes, one copy), then read them as a 1 x m cloud.
@@ -172,8 +202,13 @@ def pointcloud2_to_array(msg: Any, want_color: bool = True, rows: np.ndarray | N
 
     def view(offset: int, fmt: str, count: int = 1, stride: int = 0) -> np.ndarray:
         """A strided ``(n, count)`` view over the buffer: no copy where rows are not padded."""
-        arr = np.ndarray((height, width, count), np.dtype(fmt), buffer=buf, offset=offset,
-                         strides=(row_stride, step, stride or np.dtype(fmt).itemsize))
+        arr = np.ndarray(
+            (height, width, count),
+            np.dtype(fmt),
+            buffer=buf,
+            offset=offset,
+            strides=(row_stride, step, stride or np.dtype(fmt).itemsize),
+        )
         return arr.reshape(n, count)
 
     xyz = [view(offsets[i], formats[i])[:, 0] for i in range(3)]
@@ -225,9 +260,12 @@ def _records(buf: Any, height: int, width: int, step: int, row_stride: int) -> n
     return arr.reshape(height * width, step)
 
 
-def pack_cloud(columns: Sequence[tuple[str, np.ndarray, int]], point_step: int | None = None,
-               is_bigendian: bool = False, offsets: Sequence[int] | None = None
-               ) -> tuple[list[tuple[str, int, int]], int, bytes]:
+def pack_cloud(
+    columns: Sequence[tuple[str, np.ndarray, int]],
+    point_step: int | None = None,
+    is_bigendian: bool = False,
+    offsets: Sequence[int] | None = None,
+) -> tuple[list[tuple[str, int, int]], int, bytes]:
     """Pack per-point columns into PointCloud2 ``data`` bytes (vectorized): the inverse of the parser.
 
     Args:
@@ -248,8 +286,7 @@ def pack_cloud(columns: Sequence[tuple[str, np.ndarray, int]], point_step: int |
             offsets.append(pos)
             pos += np.dtype(fmt).itemsize
     step = point_step or max(o + np.dtype(f).itemsize for o, f in zip(offsets, formats))
-    dtype = np.dtype({"names": [c[0] for c in columns], "formats": formats, "offsets": list(offsets),
-                      "itemsize": step})
+    dtype = np.dtype({"names": [c[0] for c in columns], "formats": formats, "offsets": list(offsets), "itemsize": step})
     n = len(columns[0][1]) if columns else 0
     arr = np.zeros(n, dtype)
     for (name, values, dt), fmt in zip(columns, formats):
@@ -261,15 +298,27 @@ def pack_cloud(columns: Sequence[tuple[str, np.ndarray, int]], point_step: int |
     return [(c[0], int(o), int(c[2])) for c, o in zip(columns, offsets)], int(step), arr.tobytes()
 
 
-def make_pointcloud2(header: Any, height: int, width: int, columns: Sequence[tuple[str, np.ndarray, int]],
-                     point_step: int | None = None, is_bigendian: bool = False,
-                     offsets: Sequence[int] | None = None) -> Any:
+def make_pointcloud2(
+    header: Any,
+    height: int,
+    width: int,
+    columns: Sequence[tuple[str, np.ndarray, int]],
+    point_step: int | None = None,
+    is_bigendian: bool = False,
+    offsets: Sequence[int] | None = None,
+) -> Any:
     """Build a ``sensor_msgs/PointCloud2`` from columns (see ``pack_cloud``); NaN-free clouds are dense."""
     from sensor_msgs.msg import PointCloud2, PointField
 
     fields, step, data = pack_cloud(columns, point_step, is_bigendian, offsets)
-    msg = PointCloud2(header=header, height=int(height), width=int(width), is_bigendian=bool(is_bigendian),
-                      point_step=step, row_step=step * int(width))
+    msg = PointCloud2(
+        header=header,
+        height=int(height),
+        width=int(width),
+        is_bigendian=bool(is_bigendian),
+        point_step=step,
+        row_step=step * int(width),
+    )
     msg.fields = [PointField(name=nm, offset=o, datatype=dt, count=1) for nm, o, dt in fields]
     msg.is_dense = bool(all(np.isfinite(np.asarray(c[1], np.float64)).all() for c in columns[:3]))
     msg.data = data
@@ -328,8 +377,9 @@ class MessagePool:
         self.deletes: dict[tuple[str, int], Any] = {}
 
 
-def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name",
-                      pool: MessagePool | None = None) -> Any:
+def detections_to_msg(
+    det: Detections, header: Any, class_id_format: str = "name", pool: MessagePool | None = None
+) -> Any:
     """Build a ``vision_msgs/Detection3DArray``.
 
     Args:
@@ -349,8 +399,9 @@ def detections_to_msg(det: Detections, header: Any, class_id_format: str = "name
         return out
     boxes = det.boxes.astype(np.float64)
     # Python floats once for all boxes (tolist): per-element numpy scalars cost more than the messages' setters
-    rows = np.concatenate([boxes[:, :6], yaw_to_quaternion(boxes[:, 6]),
-                           np.asarray(det.scores, np.float64)[:, None]], axis=1).tolist()
+    rows = np.concatenate(
+        [boxes[:, :6], yaw_to_quaternion(boxes[:, 6]), np.asarray(det.scores, np.float64)[:, None]], axis=1
+    ).tolist()
     ids = class_id_strings(det, class_id_format)
     for k, ((x, y, z, dx, dy, dz, qx, qy, qz, qw, score), class_id) in enumerate(zip(rows, ids)):
         if pool is not None and k < len(pool.detections):
@@ -420,8 +471,15 @@ def box_edge_points(size: np.ndarray) -> np.ndarray:
     return _UNIT_CORNERS[_EDGES.reshape(-1)] * np.asarray(size, np.float64)[..., None, :]
 
 
-def detections_to_markers(det: Detections, header: Any, previous_count: int = 0, lifetime_s: float = 0.3,
-                          line_width: float = 0.02, text_height: float = 0.12, pool: MessagePool | None = None) -> Any:
+def detections_to_markers(
+    det: Detections,
+    header: Any,
+    previous_count: int = 0,
+    lifetime_s: float = 0.3,
+    line_width: float = 0.02,
+    text_height: float = 0.12,
+    pool: MessagePool | None = None,
+) -> Any:
     """Build a ``visualization_msgs/MarkerArray``: wireframe boxes and text labels.
 
     Box ``k`` is marker id ``k`` in namespace ``boxes`` (LINE_LIST, pose = box centre with the yaw quaternion,

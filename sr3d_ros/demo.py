@@ -56,11 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[demo] replaying it live at 10 Hz through the node with {a.model}", flush=True)
     # The node as a user runs it: its default score threshold, so the report shows what a robot would see
     # (mAP over those boxes only, and the precision / recall of them).
-    s = replay(ReplayConfig(bag, a.model, "live", target_frame="base_link", out=a.out,
-                            protocol=EvaluationProtocol(score_threshold=DEPLOY_SCORE_THRESHOLD)))
+    s = replay(
+        ReplayConfig(
+            bag,
+            a.model,
+            "live",
+            target_frame="base_link",
+            out=a.out,
+            protocol=EvaluationProtocol(score_threshold=DEPLOY_SCORE_THRESHOLD),
+        )
+    )
     print("\n".join(line for line in (a.out / "report.md").read_text().splitlines() if line.startswith("- ")))
-    print(f"[demo] done in {time.monotonic() - t0:.0f} s; report: {a.out / 'report.md'}, pictures: "
-          + ", ".join(sorted(p.name for p in a.out.glob("*.png"))))
+    print(
+        f"[demo] done in {time.monotonic() - t0:.0f} s; report: {a.out / 'report.md'}, pictures: "
+        + ", ".join(sorted(p.name for p in a.out.glob("*.png")))
+    )
     return 0 if s["frames_answered"] > 0 else 1
 
 

@@ -78,10 +78,17 @@ class _DetectorLogic:
         self._stats = FrameStats()
         topic = self.resolve_topic_name("~/input/points")
         self._runner = FrameRunner(self._stats, self.get_logger(), topic, self._publish_frame)
-        self._watch = InputWatch(topic, self.count_publishers, lambda: [
-            name for name, types in self.get_topic_names_and_types()
-            if "sensor_msgs/msg/PointCloud2" in types and name != topic and self.count_publishers(name)],
-            self.get_logger().warning, str(default_params_path().parent / "fastdds_large_messages.xml"))
+        self._watch = InputWatch(
+            topic,
+            self.count_publishers,
+            lambda: [
+                name
+                for name, types in self.get_topic_names_and_types()
+                if "sensor_msgs/msg/PointCloud2" in types and name != topic and self.count_publishers(name)
+            ],
+            self.get_logger().warning,
+            str(default_params_path().parent / "fastdds_large_messages.xml"),
+        )
         self._marker_count = 0
         self._messages = MessagePool()  # output messages refilled frame after frame (one publishing thread)
         self._model_params: list[str] = []
@@ -96,8 +103,9 @@ class _DetectorLogic:
             # Dynamically typed, so that a value of the wrong type reaches the set-parameters callback, which refuses
             # it naming the parameter, the type and the value (rclpy's own type check names none of them); doubles
             # take integers too (`-p score_threshold:=1`).
-            self.declare_parameter(name, value, ParameterDescriptor(
-                description=desc, read_only=name not in runtime, dynamic_typing=True))
+            self.declare_parameter(
+                name, value, ParameterDescriptor(description=desc, read_only=name not in runtime, dynamic_typing=True)
+            )
         self._read_params()  # an override of the wrong type or out of range: refused at start, not at configure
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -139,8 +147,9 @@ class _DetectorLogic:
         self._declare_model_parameters(detector)
 
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
         self._pubs = {
             "detections": self.create_publisher(Detection3DArray, "~/detections", reliable),
             "label_info": self.create_publisher(LabelInfo, "~/label_info", latched),
@@ -156,9 +165,11 @@ class _DetectorLogic:
         self._pipeline = FramePipeline(detector, p.target_frame, self._tf, p.tf_timeout_s, p.classes, p.missing_color)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
         self._stats.start_period(time.monotonic())
-        log.info(f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
-                 f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
-                 + (f", TF via {self._tf.backend}" if self._tf else ""))
+        log.info(
+            f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
+            f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
+            + (f", TF via {self._tf.backend}" if self._tf else "")
+        )
 
     def _activate(self) -> None:
         """Publish the latched label info, start the frame thread and subscribe to the input."""
@@ -168,15 +179,18 @@ class _DetectorLogic:
         self._active = True
         if self._enabled:
             self._subscribe()
-        self.get_logger().info(f"active: listening on {self.resolve_topic_name('~/input/points')} ({p.input_qos}, "
-                               f"depth {p.input_qos_depth})" + ("" if self._enabled else "; disabled by ~/enable"))
+        self.get_logger().info(
+            f"active: listening on {self.resolve_topic_name('~/input/points')} ({p.input_qos}, "
+            f"depth {p.input_qos_depth})" + ("" if self._enabled else "; disabled by ~/enable")
+        )
 
     def _subscribe(self) -> None:
         """Subscribe to the input (idempotent)."""
         p = self._params
         if self._inbox is None:
-            inbox = CloudInbox(self, self.resolve_topic_name("~/input/points"),
-                               input_qos(p.input_qos, p.input_qos_depth))
+            inbox = CloudInbox(
+                self, self.resolve_topic_name("~/input/points"), input_qos(p.input_qos, p.input_qos_depth)
+            )
             self._watch.subscribed(time.monotonic())
             self._inbox = inbox
             self._runner.attach(inbox)
@@ -199,7 +213,8 @@ class _DetectorLogic:
         word = "enabled" if self._enabled else "disabled"
         response.success = True
         response.message = (f"already {word}" if was == self._enabled else word) + (
-            "" if self._active else " (takes effect when the node is activated)")
+            "" if self._active else " (takes effect when the node is activated)"
+        )
         self.get_logger().info(f"~/enable: {response.message}")
         return response
 
@@ -254,16 +269,20 @@ class _DetectorLogic:
         for name, value in values.items():
             # Not rclpy read_only (those can never be undeclared, which cleanup needs): the set-parameters
             # callback refuses every change instead.
-            self.declare_parameter(name, value, ParameterDescriptor(
-                description="from the checkpoint's input contract (0 / zeros = none); read-only"),
-                ignore_override=True)
+            self.declare_parameter(
+                name,
+                value,
+                ParameterDescriptor(description="from the checkpoint's input contract (0 / zeros = none); read-only"),
+                ignore_override=True,
+            )
             self._model_params.append(name)
 
     def _check_classes(self, classes: tuple[str, ...]) -> None:
         unknown = [c for c in classes if c not in self._class_names]
         if unknown:
-            raise ParameterError(f"parameter 'class_filter': unknown classes {unknown}; the model has "
-                                 f"{list(self._class_names)}")
+            raise ParameterError(
+                f"parameter 'class_filter': unknown classes {unknown}; the model has " f"{list(self._class_names)}"
+            )
 
     def _apply_postprocess(self, p: NodeParams) -> None:
         for name in ("score_threshold", "nms_iou", "max_detections"):
@@ -317,8 +336,11 @@ class _DetectorLogic:
         header = Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=res.frame)
         self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format, self._messages))
         if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
-            self._pubs["markers"].publish(detections_to_markers(det, header, self._marker_count, p.marker_lifetime_s,
-                                                                p.marker_line_width, pool=self._messages))
+            self._pubs["markers"].publish(
+                detections_to_markers(
+                    det, header, self._marker_count, p.marker_lifetime_s, p.marker_line_width, pool=self._messages
+                )
+            )
             self._marker_count = len(det)
         t3 = time.perf_counter()
         latency_ms = (self.get_clock().now().nanoseconds - res.stamp_ns) * 1e-6
@@ -356,12 +378,15 @@ class _DetectorLogic:
             problems.append(silence)
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
-            name=f"{self.get_fully_qualified_name()}: detector", hardware_id=Path(p.checkpoint).name,
-            message="; ".join(problems) or ("active" if self._inbox is not None else
-                                             "disabled by ~/enable" if self._active else "inactive"),
-            values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                          status=[status]))
+            name=f"{self.get_fully_qualified_name()}: detector",
+            hardware_id=Path(p.checkpoint).name,
+            message="; ".join(problems)
+            or ("active" if self._inbox is not None else "disabled by ~/enable" if self._active else "inactive"),
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        self._pubs["diagnostics"].publish(
+            DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status])
+        )
 
 
 class DetectorLifecycleNode(_DetectorLogic, LifecycleNode):
@@ -431,8 +456,10 @@ def main(args: list[str] | None = None) -> None:
         else:
             # Under `ros2 launch` an idle node would look healthy: with autostart nobody else will configure it,
             # so exit non-zero (configure already logged the reason, naming the parameter).
-            node.get_logger().fatal("autostart: configure failed (see the error above); exiting. Set "
-                                    "autostart:=false to leave the node unconfigured for a lifecycle manager.")
+            node.get_logger().fatal(
+                "autostart: configure failed (see the error above); exiting. Set "
+                "autostart:=false to leave the node unconfigured for a lifecycle manager."
+            )
             node.destroy_node()
             rclpy.try_shutdown()
             raise SystemExit(1)

@@ -38,19 +38,31 @@ class FrameStats:
     def start_period(self, now: float) -> None:
         """Begin the first diagnostics period at ``now`` (monotonic seconds)."""
         with self.lock:
-            self._period = (now, self.received, self.tf_failures, sum(self.malformed.values()), self.errors,
-                            self.processed)
+            self._period = (
+                now,
+                self.received,
+                self.tf_failures,
+                sum(self.malformed.values()),
+                self.errors,
+                self.processed,
+            )
 
     def counters(self) -> dict[str, int]:
         """The frame counters (logged at shutdown as ``key=value``; tools parse the line)."""
         with self.lock:
-            return {"frames_received": self.received, "frames_processed": self.processed,
-                    "frames_dropped": self.dropped, "malformed_inputs": sum(self.malformed.values()),
-                    "tf_failures": self.tf_failures, "errors": self.errors,
-                    "points_out_of_range": self.points_out_of_range}
+            return {
+                "frames_received": self.received,
+                "frames_processed": self.processed,
+                "frames_dropped": self.dropped,
+                "malformed_inputs": sum(self.malformed.values()),
+                "tf_failures": self.tf_failures,
+                "errors": self.errors,
+                "points_out_of_range": self.points_out_of_range,
+            }
 
-    def assess(self, now: float, max_processing_time_ms: float, max_input_age_ms: float,
-               subscribed: bool) -> tuple[dict[str, str], list[str], bool]:
+    def assess(
+        self, now: float, max_processing_time_ms: float, max_input_age_ms: float, subscribed: bool
+    ) -> tuple[dict[str, str], list[str], bool]:
         """Close the current period: its key/values, its problems, and whether no cloud arrived in it.
 
         Args:
@@ -67,10 +79,16 @@ class FrameStats:
             model = float(np.mean(self.model_ms)) if self.model_ms else 0.0
             lat = float(np.percentile(self.latency_ms, 50)) if self.latency_ms else 0.0
             values = {
-                "input_rate_hz": f"{rate:.2f}", "processing_time_ms": f"{proc:.1f}", "model_time_ms": f"{model:.1f}",
-                "pipeline_latency_ms_p50": f"{lat:.1f}", "frames_received": str(self.received),
-                "frames_processed": str(self.processed), "frames_dropped": str(self.dropped),
-                "malformed_inputs": str(malformed), "tf_failures": str(self.tf_failures), "errors": str(self.errors),
+                "input_rate_hz": f"{rate:.2f}",
+                "processing_time_ms": f"{proc:.1f}",
+                "model_time_ms": f"{model:.1f}",
+                "pipeline_latency_ms_p50": f"{lat:.1f}",
+                "frames_received": str(self.received),
+                "frames_processed": str(self.processed),
+                "frames_dropped": str(self.dropped),
+                "malformed_inputs": str(malformed),
+                "tf_failures": str(self.tf_failures),
+                "errors": str(self.errors),
                 "points_out_of_range": str(self.points_out_of_range),
                 **{f"malformed.{k}": str(v) for k, v in sorted(self.malformed.items())},
             }
@@ -87,8 +105,10 @@ class FrameStats:
             new = min(self.processed - done_prev, len(self.latency_ms))
             age = float(np.median(list(self.latency_ms)[-new:])) if new > 0 else 0.0
             if age > max_input_age_ms:
-                problems.append(f"input stale: {age:.0f} ms old at publication > {max_input_age_ms:.0f} ms "
-                                "(clock or use_sim_time mismatch, or a slow link)")
+                problems.append(
+                    f"input stale: {age:.0f} ms old at publication > {max_input_age_ms:.0f} ms "
+                    "(clock or use_sim_time mismatch, or a slow link)"
+                )
             silent = subscribed and self.received == rec_prev
             if silent:
                 problems.append("no input")
@@ -145,7 +165,8 @@ class InputWatch:
                 f"fragmented over UDP and lost whole: start the camera driver and this node with "
                 f"FASTDDS_DEFAULT_PROFILES_FILE={self.profile} (scripts/env.sh and the launch file set it for the "
                 f"node), or publish reliably and set input_qos:=reliable; (2) incompatible QoS: this node subscribes "
-                f"with input_qos={qos}, and a reliable subscription gets nothing from a best-effort publisher")
+                f"with input_qos={qos}, and a reliable subscription gets nothing from a best-effort publisher"
+            )
         return f"publisher on the input but no data for {waited:.0f} s (QoS or DDS segment size, see the log)"
 
     def watch_publishers(self, now: float, subscribed: bool, warn_after_s: float) -> None:
@@ -159,12 +180,16 @@ class InputWatch:
             self.unpublished_since = now
         waited = now - self.unpublished_since
         if waited < warn_after_s or (
-                self.unpublished_warned is not None and now - self.unpublished_warned < warn_after_s):
+            self.unpublished_warned is not None and now - self.unpublished_warned < warn_after_s
+        ):
             return
         self.unpublished_warned = now
         clouds = sorted(self.cloud_topics())
-        found = (f"PointCloud2 topics with a publisher: {', '.join(clouds)}; remap the input onto one, e.g. "
-                 f"-r '~/input/points:={clouds[0]}' (quoted: bash expands an unquoted ~ to your home directory)"
-                 if clouds else "no PointCloud2 topic has a publisher yet (is the camera driver running, in this "
-                 "ROS_DOMAIN_ID, and discoverable: ROS_AUTOMATIC_DISCOVERY_RANGE?)")
+        found = (
+            f"PointCloud2 topics with a publisher: {', '.join(clouds)}; remap the input onto one, e.g. "
+            f"-r '~/input/points:={clouds[0]}' (quoted: bash expands an unquoted ~ to your home directory)"
+            if clouds
+            else "no PointCloud2 topic has a publisher yet (is the camera driver running, in this "
+            "ROS_DOMAIN_ID, and discoverable: ROS_AUTOMATIC_DISCOVERY_RANGE?)"
+        )
         self.warn(f"no publisher on the input {self.topic} for {waited:.0f} s; {found}")

@@ -124,9 +124,14 @@ class CloudInbox:
 
     def __init__(self, owner: Any, topic: str, qos: QoSProfile, direct: Optional[bool] = None) -> None:
         self._node = rclpy.create_node(
-            f"{owner.get_name()}_input", namespace=owner.get_namespace(), context=owner.context,
-            use_global_arguments=False, enable_rosout=False, start_parameter_services=False,
-            parameter_overrides=[Parameter("start_type_description_service", value=False)])
+            f"{owner.get_name()}_input",
+            namespace=owner.get_namespace(),
+            context=owner.context,
+            use_global_arguments=False,
+            enable_rosout=False,
+            start_parameter_services=False,
+            parameter_overrides=[Parameter("start_type_description_service", value=False)],
+        )
         self._context = owner.context
         self._take: _Take
         if direct is None:

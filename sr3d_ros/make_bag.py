@@ -69,8 +69,15 @@ def transform_msg(parent: str, child: str, stamp_ns: int, rotation: np.ndarray, 
 ROBOT_SENSOR = "realsense_d435"  # the camera of bags from a world with real sensor models
 
 
-def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, storage: str = "mcap",
-             preset_name: str = "sunrgbd-like", progress: bool = True) -> dict:
+def make_bag(
+    out: Path,
+    frames: int = 50,
+    rate: float = 10.0,
+    seed: int = 0,
+    storage: str = "mcap",
+    preset_name: str = "sunrgbd-like",
+    progress: bool = True,
+) -> dict:
     """Render and write the bag; returns a summary (frames, GT boxes, bytes)."""
     from std_msgs.msg import Header
     from tf2_msgs.msg import TFMessage
@@ -109,9 +116,17 @@ def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, sto
     writer = BagWriter(out, storage)
     n_boxes = 0
     try:
-        writer.write("/tf_static", TFMessage(transforms=[
-            transform_msg(BASE, CAMERA, START_NS, r_base_link, CAMERA_XYZ),
-            transform_msg(CAMERA, OPTICAL, START_NS, LINK_TO_OPTICAL, np.zeros(3))]), START_NS, latched=True)
+        writer.write(
+            "/tf_static",
+            TFMessage(
+                transforms=[
+                    transform_msg(BASE, CAMERA, START_NS, r_base_link, CAMERA_XYZ),
+                    transform_msg(CAMERA, OPTICAL, START_NS, LINK_TO_OPTICAL, np.zeros(3)),
+                ]
+            ),
+            START_NS,
+            latched=True,
+        )
         it = range(frames)
         if progress:
             from tqdm import tqdm
@@ -128,14 +143,19 @@ def make_bag(out: Path, frames: int = 50, rate: float = 10.0, seed: int = 0, sto
             world_pts = shot["points_cam"] @ r_world_opt.T + cam_pos
             boxes, labels = labelled_boxes(room, world_pts, shot["object_id"], preset)
             n_boxes += len(boxes)
-            writer.write("/tf", TFMessage(transforms=[transform_msg(WORLD, BASE, stamp, r_world_base, base_xyz)]),
-                         stamp)
+            writer.write(
+                "/tf", TFMessage(transforms=[transform_msg(WORLD, BASE, stamp, r_world_base, base_xyz)]), stamp
+            )
             c = rgb.astype(np.uint32)
             packed = (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
             header = Header(frame_id=OPTICAL)
             header.stamp.sec, header.stamp.nanosec = divmod(stamp, 10**9)
-            cloud = make_pointcloud2(header, cam.height, cam.width, [
-                ("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7), ("rgb", packed, 7)])
+            cloud = make_pointcloud2(
+                header,
+                cam.height,
+                cam.width,
+                [("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7), ("rgb", packed, 7)],
+            )
             writer.write(CLOUD_TOPIC, cloud, stamp)
             gt = Detections(boxes.astype(np.float32), np.ones(len(boxes), np.float32), labels, preset.class_names)
             writer.write(GT_TOPIC, detections_to_msg(gt, Header(stamp=header.stamp, frame_id=WORLD)), stamp)
@@ -160,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.out.exists():
         ap.error(f"{a.out} exists; choose a new folder")
     info = make_bag(a.out, a.frames, a.rate, a.seed, a.storage, a.preset)
-    print(f"wrote {a.out}: {info['frames']} frames at {a.rate:g} Hz, {info['gt_boxes']} GT boxes in all "
-          f"({info['room']}), {info['bytes'] / 1e6:.0f} MB")
+    print(
+        f"wrote {a.out}: {info['frames']} frames at {a.rate:g} Hz, {info['gt_boxes']} GT boxes in all "
+        f"({info['room']}), {info['bytes'] / 1e6:.0f} MB"
+    )
     return 0
 
 

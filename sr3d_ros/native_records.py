@@ -15,9 +15,12 @@ from sr3d_core.sparse.extension import check_array, require, set_enabled
 __all__ = ["available", "set_enabled", "decode_records"]
 
 _P, _I64, _I32, _F32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
-LIBRARY = extension.CompiledLibrary("records", {
-    "sr3d_decode_records": ([_P, _I64, _I64, _I64, _I64, _P, _I64, _P, _I32, _P, _F32, _P, _P], _I64),
-})
+LIBRARY = extension.CompiledLibrary(
+    "records",
+    {
+        "sr3d_decode_records": ([_P, _I64, _I64, _I64, _I64, _P, _I64, _P, _I32, _P, _F32, _P, _P], _I64),
+    },
+)
 
 
 def available() -> bool:
@@ -25,9 +28,19 @@ def available() -> bool:
     return extension._enabled and (LIBRARY._lib is not None or LIBRARY.get() is not None)
 
 
-def decode_records(data: np.ndarray, width: int, step: int, row_stride: int, rows: Optional[np.ndarray], n: int,
-                   xyz_offsets: tuple[int, int, int], color_offset: int, color_bytes: tuple[int, int, int],
-                   scale: float, affine: Optional[np.ndarray]) -> np.ndarray:
+def decode_records(
+    data: np.ndarray,
+    width: int,
+    step: int,
+    row_stride: int,
+    rows: Optional[np.ndarray],
+    n: int,
+    xyz_offsets: tuple[int, int, int],
+    color_offset: int,
+    color_bytes: tuple[int, int, int],
+    scale: float,
+    affine: Optional[np.ndarray],
+) -> np.ndarray:
     """Points of a cloud's raw records in one pass: gathered, non-finite ones dropped, transformed, colour unpacked.
 
     The compiled twin of ``sr3d_ros.conversions.pointcloud2_to_array`` (+ ``transform_points``) for the common
@@ -52,13 +65,22 @@ def decode_records(data: np.ndarray, width: int, step: int, row_stride: int, row
     """
     fn = "decode_records"
     check_array(fn, "data", data, np.uint8, 1)
-    require(fn, width > 0 and step > 0 and row_stride >= width * step and n >= 0,
-            lambda: f"width {width}, point_step {step}, row stride {row_stride}, n {n}")
+    require(
+        fn,
+        width > 0 and step > 0 and row_stride >= width * step and n >= 0,
+        lambda: f"width {width}, point_step {step}, row stride {row_stride}, n {n}",
+    )
     n_records = (data.shape[0] // row_stride) * width + min(width, (data.shape[0] % row_stride) // step)
-    require(fn, all(0 <= o <= step - 4 for o in xyz_offsets) and len(xyz_offsets) == 3,
-            lambda: f"xyz offsets {xyz_offsets} do not fit a {step}-byte record")
-    require(fn, color_offset < 0 or (color_offset <= step - 4 and all(0 <= c < 4 for c in color_bytes)),
-            lambda: f"colour offset {color_offset} (bytes {color_bytes}) does not fit a {step}-byte record")
+    require(
+        fn,
+        all(0 <= o <= step - 4 for o in xyz_offsets) and len(xyz_offsets) == 3,
+        lambda: f"xyz offsets {xyz_offsets} do not fit a {step}-byte record",
+    )
+    require(
+        fn,
+        color_offset < 0 or (color_offset <= step - 4 and all(0 <= c < 4 for c in color_bytes)),
+        lambda: f"colour offset {color_offset} (bytes {color_bytes}) does not fit a {step}-byte record",
+    )
     if rows is not None:
         check_array(fn, "rows", rows, np.int64, 1)
         require(fn, rows.shape[0] >= n, lambda: f"{rows.shape[0]} rows for {n} points")
@@ -74,10 +96,21 @@ def decode_records(data: np.ndarray, width: int, step: int, row_stride: int, row
     out = np.empty((n, cols), np.float32)
     off = np.asarray(xyz_offsets, np.int32)
     cb = np.asarray(color_bytes, np.int32)
-    kept = lib.sr3d_decode_records(data.ctypes.data, width, step, row_stride, n_records,
-                                   None if rows is None else rows.ctypes.data, n, off.ctypes.data, color_offset,
-                                   cb.ctypes.data, scale, None if affine is None else affine.ctypes.data,
-                                   out.ctypes.data)
+    kept = lib.sr3d_decode_records(
+        data.ctypes.data,
+        width,
+        step,
+        row_stride,
+        n_records,
+        None if rows is None else rows.ctypes.data,
+        n,
+        off.ctypes.data,
+        color_offset,
+        cb.ctypes.data,
+        scale,
+        None if affine is None else affine.ctypes.data,
+        out.ctypes.data,
+    )
     if kept < 0:
         raise ValueError(f"{fn}: a row lies outside the {n_records} records")
     return out[:kept]

@@ -38,74 +38,102 @@ class NodeParams:
     """Every parameter of ``sr3d_detector_node``; no defaults here (see ``config/node.yaml``)."""
 
     autostart: bool = _p("Configure and activate the lifecycle node on start.")
-    checkpoint: str = _p("Path of the model checkpoint (required); its input contract fixes voxel size, "
-                         "colour use, point range, max points and class names.")
-    device: str = _p("`cuda`, `cuda:N`, `cpu` or `auto`; falls back to CPU with a warning when CUDA is "
-                     "unavailable.")
-    torch_threads: int = _p("CPU threads of torch; 0 = all usable cores but one (the executor and DDS need one; "
-                             "an oversubscribed OpenMP pool runs several times slower).")
+    checkpoint: str = _p(
+        "Path of the model checkpoint (required); its input contract fixes voxel size, "
+        "colour use, point range, max points and class names."
+    )
+    device: str = _p("`cuda`, `cuda:N`, `cpu` or `auto`; falls back to CPU with a warning when CUDA is " "unavailable.")
+    torch_threads: int = _p(
+        "CPU threads of torch; 0 = all usable cores but one (the executor and DDS need one; "
+        "an oversubscribed OpenMP pool runs several times slower)."
+    )
     input_qos: str = _p("QoS preset of `~/input/points`: " + ", ".join(f"`{q}`" for q in QOS_PRESETS) + ".")
-    input_qos_depth: int = _p("History depth of the input subscription: how many clouds DDS keeps while the node "
-                              "is busy (it infers on the newest; more only costs copies).")
-    target_frame: str = _p("Gravity-aligned z-up frame to infer and publish in; empty = use the cloud's "
-                           "frame as it is.")
+    input_qos_depth: int = _p(
+        "History depth of the input subscription: how many clouds DDS keeps while the node "
+        "is busy (it infers on the newest; more only costs copies)."
+    )
+    target_frame: str = _p(
+        "Gravity-aligned z-up frame to infer and publish in; empty = use the cloud's " "frame as it is."
+    )
     tf_timeout_s: float = _p("How long to wait for the transform at the cloud's stamp.")
     tf_fallback_latest: bool = _p("Use the latest transform when none exists at the stamp (else skip).")
-    missing_color: str = _p("What a colour model does with a cloud without colour: `neutral` feeds mid-grey "
-                            "(0.5, 0.5, 0.5) with a one-time warning (accuracy may drop, see the README), `refuse` "
-                            "skips it as malformed.")
+    missing_color: str = _p(
+        "What a colour model does with a cloud without colour: `neutral` feeds mid-grey "
+        "(0.5, 0.5, 0.5) with a one-time warning (accuracy may drop, see the README), `refuse` "
+        "skips it as malformed."
+    )
     score_threshold: float = _p("Minimum detection score.", runtime=True)
     nms_iou: float = _p("IoU threshold of the per-class NMS.", runtime=True)
     max_detections: int = _p("Maximum detections per frame.", runtime=True)
-    class_filter: tuple[str, ...] = _p("Class names to publish; empty (`[\"\"]`) = all classes.",
-                                        runtime=True)
+    class_filter: tuple[str, ...] = _p('Class names to publish; empty (`[""]`) = all classes.', runtime=True)
     class_id_format: str = _p("`name` or `index`: what `ObjectHypothesis.class_id` holds.", runtime=True)
-    marker_lifetime_s: float = _p("Lifetime of RViz markers (safety net; stale ids are deleted anyway); "
-                                  "0 = forever.", runtime=True)
+    marker_lifetime_s: float = _p(
+        "Lifetime of RViz markers (safety net; stale ids are deleted anyway); " "0 = forever.", runtime=True
+    )
     marker_line_width: float = _p("Line width of the wireframe boxes in metres.", runtime=True)
     diagnostics_period_s: float = _p("Period of `/diagnostics` messages.")
-    max_processing_time_ms: float = _p("Diagnostics turn WARN above this mean processing time.",
-                                       runtime=True)
-    max_input_age_ms: float = _p("Diagnostics turn WARN (input stale) when the median age of the inputs at "
-                                 "publication (node clock - cloud stamp) exceeds this; a clock or "
-                                 "`use_sim_time` mismatch shows here.", runtime=True)
-    no_data_warn_s: float = _p("Warn (log once and `/diagnostics`) when a publisher exists on the input topic "
-                               "but no cloud has arrived for this long: a QoS mismatch, or clouds too large for "
-                               "the DDS transport.", runtime=True)
-    no_publisher_warn_s: float = _p("Warn when the input topic has had no publisher for this long after "
-                                    "activation, and again every this many seconds while none appears, naming the "
-                                    "PointCloud2 topics that have one (a remap that matches nothing).",
-                                    runtime=True)
+    max_processing_time_ms: float = _p("Diagnostics turn WARN above this mean processing time.", runtime=True)
+    max_input_age_ms: float = _p(
+        "Diagnostics turn WARN (input stale) when the median age of the inputs at "
+        "publication (node clock - cloud stamp) exceeds this; a clock or "
+        "`use_sim_time` mismatch shows here.",
+        runtime=True,
+    )
+    no_data_warn_s: float = _p(
+        "Warn (log once and `/diagnostics`) when a publisher exists on the input topic "
+        "but no cloud has arrived for this long: a QoS mismatch, or clouds too large for "
+        "the DDS transport.",
+        runtime=True,
+    )
+    no_publisher_warn_s: float = _p(
+        "Warn when the input topic has had no publisher for this long after "
+        "activation, and again every this many seconds while none appears, naming the "
+        "PointCloud2 topics that have one (a remap that matches nothing).",
+        runtime=True,
+    )
 
     def __post_init__(self) -> None:
         _check(isinstance(self.checkpoint, str), "checkpoint", "must be a string")
         dev = self.device
-        _check(dev in ("cpu", "cuda", "auto") or (dev.startswith("cuda:") and dev[5:].isdigit()), "device",
-               f"must be cpu, cuda, cuda:N or auto, got {dev!r}")
+        _check(
+            dev in ("cpu", "cuda", "auto") or (dev.startswith("cuda:") and dev[5:].isdigit()),
+            "device",
+            f"must be cpu, cuda, cuda:N or auto, got {dev!r}",
+        )
         _check(self.torch_threads >= 0, "torch_threads", f"must be >= 0, got {self.torch_threads}")
         _check(self.input_qos in QOS_PRESETS, "input_qos", f"must be one of {QOS_PRESETS}, got {self.input_qos!r}")
         _check(self.input_qos_depth >= 1, "input_qos_depth", f"must be >= 1, got {self.input_qos_depth}")
         _check(_finite(self.tf_timeout_s) and self.tf_timeout_s >= 0, "tf_timeout_s", "must be >= 0")
-        _check(self.missing_color in MISSING_COLOR_MODES, "missing_color",
-               f"must be one of {MISSING_COLOR_MODES}, got {self.missing_color!r}")
+        _check(
+            self.missing_color in MISSING_COLOR_MODES,
+            "missing_color",
+            f"must be one of {MISSING_COLOR_MODES}, got {self.missing_color!r}",
+        )
         _check(_finite(self.no_data_warn_s) and self.no_data_warn_s > 0, "no_data_warn_s", "must be > 0")
-        _check(_finite(self.no_publisher_warn_s) and self.no_publisher_warn_s > 0, "no_publisher_warn_s",
-               "must be > 0")
+        _check(_finite(self.no_publisher_warn_s) and self.no_publisher_warn_s > 0, "no_publisher_warn_s", "must be > 0")
         for name in ("score_threshold", "nms_iou"):
             _check(_finite(getattr(self, name)), name, f"must be a finite number, got {getattr(self, name)}")
         try:  # the library's own rule for these values (configs and Detector.set_postprocess use it too)
-            PostprocessConfig(score_threshold=self.score_threshold, nms_iou=self.nms_iou,
-                              max_detections=self.max_detections)
+            PostprocessConfig(
+                score_threshold=self.score_threshold, nms_iou=self.nms_iou, max_detections=self.max_detections
+            )
         except ValueError as e:
             raise ParameterError(str(e).replace("postprocess.", "", 1)) from None
-        _check(self.class_id_format in CLASS_ID_FORMATS, "class_id_format",
-               f"must be one of {CLASS_ID_FORMATS}, got {self.class_id_format!r}")
+        _check(
+            self.class_id_format in CLASS_ID_FORMATS,
+            "class_id_format",
+            f"must be one of {CLASS_ID_FORMATS}, got {self.class_id_format!r}",
+        )
         _check(_finite(self.marker_lifetime_s) and self.marker_lifetime_s >= 0, "marker_lifetime_s", "must be >= 0")
         _check(_finite(self.marker_line_width) and self.marker_line_width > 0, "marker_line_width", "must be > 0")
-        _check(_finite(self.diagnostics_period_s) and self.diagnostics_period_s > 0, "diagnostics_period_s",
-               "must be > 0")
-        _check(_finite(self.max_processing_time_ms) and self.max_processing_time_ms > 0, "max_processing_time_ms",
-               "must be > 0")
+        _check(
+            _finite(self.diagnostics_period_s) and self.diagnostics_period_s > 0, "diagnostics_period_s", "must be > 0"
+        )
+        _check(
+            _finite(self.max_processing_time_ms) and self.max_processing_time_ms > 0,
+            "max_processing_time_ms",
+            "must be > 0",
+        )
         _check(_finite(self.max_input_age_ms) and self.max_input_age_ms > 0, "max_input_age_ms", "must be > 0")
 
     @property
@@ -170,8 +198,10 @@ def markdown_table(defaults: Mapping[str, Any]) -> str:
         value = defaults[f.name]
         shown = json.dumps(value)  # YAML flow syntax for these types
         kind = {"bool": "bool", "str": "string", "int": "int", "float": "double"}.get(f.type, "string[]")
-        rows.append(f"| `{f.name}` | {kind} | `{shown}` | {'yes' if f.metadata['runtime'] else 'no'} "
-                    f"| {f.metadata['description']} |")
+        rows.append(
+            f"| `{f.name}` | {kind} | `{shown}` | {'yes' if f.metadata['runtime'] else 'no'} "
+            f"| {f.metadata['description']} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -206,8 +236,11 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     if type_name == "str":
         _check(isinstance(value, str), name, f"must be {kind}, got {value!r}")
         return value
-    _check(isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value), name,
-           f"must be {kind}, got {value!r}")
+    _check(
+        isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+        name,
+        f"must be {kind}, got {value!r}",
+    )
     return tuple(value)
 
 
@@ -273,8 +306,11 @@ def _value_kind(text: str) -> str:
 
 def _node_key_matches(key: str, node_fqn: str) -> bool:
     """Whether a params-file node key (``/**``, ``name``, ``/ns/name``, ``/**/name``, ``/*``) applies to the node."""
-    pattern = "".join("(/[^/]+)*" if t == "**" else "/[^/]+" if t == "*" else "/" + re.escape(t)
-                      for t in key.strip("/").split("/") if t)
+    pattern = "".join(
+        "(/[^/]+)*" if t == "**" else "/[^/]+" if t == "*" else "/" + re.escape(t)
+        for t in key.strip("/").split("/")
+        if t
+    )
     return re.fullmatch(pattern, node_fqn) is not None
 
 
@@ -303,13 +339,17 @@ def _file_values(path: str, node_fqn: str) -> Iterator[GivenValue]:
             if isinstance(v, yaml.ScalarNode):
                 kind = ros_scalar_kind(v.value, quoted=v.style in ("'", '"'))
             elif isinstance(v, yaml.SequenceNode):
-                kinds = {ros_scalar_kind(i.value, i.style in ("'", '"')) for i in v.value
-                         if isinstance(i, yaml.ScalarNode)}
+                kinds = {
+                    ros_scalar_kind(i.value, i.style in ("'", '"')) for i in v.value if isinstance(i, yaml.ScalarNode)
+                }
                 kind = f"list[{kinds.pop()}]" if len(kinds) == 1 else "list[str]"
             else:
                 continue  # a parameter namespace (nested names): none of ours
-            text = v.value if isinstance(v, yaml.ScalarNode) else "[" + ", ".join(
-                getattr(i, "value", "?") for i in v.value) + "]"
+            text = (
+                v.value
+                if isinstance(v, yaml.ScalarNode)
+                else "[" + ", ".join(getattr(i, "value", "?") for i in v.value) + "]"
+            )
             yield GivenValue(k.value, kind, text, path)
 
 
@@ -359,9 +399,11 @@ def check_command_line(argv: Sequence[str], node_name: str, node_fqn: str) -> No
         ParameterError: naming each such parameter, the type it takes, the value given and where.
     """
     types = {f.name: f.type for f in dataclasses.fields(NodeParams)}
-    bad = [f"parameter '{v.name}' must be {_KINDS.get(types[v.name], _LIST_KIND)}, got {v.text} ({v.where})"
-           for v in command_line_values(argv, node_name, node_fqn)
-           if v.name in types and not _accepts(types[v.name], v.kind)]
+    bad = [
+        f"parameter '{v.name}' must be {_KINDS.get(types[v.name], _LIST_KIND)}, got {v.text} ({v.where})"
+        for v in command_line_values(argv, node_name, node_fqn)
+        if v.name in types and not _accepts(types[v.name], v.kind)
+    ]
     if bad:
         raise ParameterError("; ".join(bad))
 
@@ -376,9 +418,11 @@ def expanded_remaps(argv: Sequence[str], home: str | None = None) -> list[str]:
     for i, arg in enumerate(argv[:-1]):
         rule = argv[i + 1]
         if arg in ("-r", "--remap") and rule.startswith(home + "/") and ":=" in rule:
-            fixed = "~" + rule[len(home):]
-            warnings.append(f"remap rule '{rule}' starts with your home directory {home}: the shell expanded an "
-                            f"unquoted '~', so the rule matches no topic of this node. Quote it: -r '{fixed}'")
+            fixed = "~" + rule[len(home) :]
+            warnings.append(
+                f"remap rule '{rule}' starts with your home directory {home}: the shell expanded an "
+                f"unquoted '~', so the rule matches no topic of this node. Quote it: -r '{fixed}'"
+            )
     return warnings
 
 
@@ -396,11 +440,13 @@ def input_qos(preset: str, depth: int) -> Any:
 
     base = {"sensor_data": qos_profile_sensor_data, "system_default": qos_profile_system_default}.get(preset)
     if base is not None:
-        return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=base.reliability,
-                          durability=base.durability)
+        return QoSProfile(
+            depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=base.reliability, durability=base.durability
+        )
     reliability = ReliabilityPolicy.BEST_EFFORT if preset == "best_effort" else ReliabilityPolicy.RELIABLE
-    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
-                      durability=DurabilityPolicy.VOLATILE)
+    return QoSProfile(
+        depth=depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability, durability=DurabilityPolicy.VOLATILE
+    )
 
 
 if __name__ == "__main__":  # regenerate the README parameter table

@@ -92,8 +92,15 @@ class FramePipeline:
             ``NEUTRAL_COLOR``; accuracy may drop).
     """
 
-    def __init__(self, detector: Detector, target_frame: str = "", tf: Optional[Lookup] = None,
-                 tf_timeout_s: float = 0.05, classes: tuple[str, ...] = (), missing_color: str = "refuse") -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        target_frame: str = "",
+        tf: Optional[Lookup] = None,
+        tf_timeout_s: float = 0.05,
+        classes: tuple[str, ...] = (),
+        missing_color: str = "refuse",
+    ) -> None:
         if missing_color not in MISSING_COLOR_MODES:
             raise ValueError(f"missing_color must be one of {MISSING_COLOR_MODES}, got {missing_color!r}")
         self.detector = detector
@@ -138,17 +145,28 @@ class FramePipeline:
             self._cap_key, self._cap = key, cap_rows(n_rows, contract)
         rows = self._cap
         if rows is not None:
-            self._notice(notices, "capped", "info", f"input clouds have {n_rows} points; the checkpoint's input "
-                         f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded")
+            self._notice(
+                notices,
+                "capped",
+                "info",
+                f"input clouds have {n_rows} points; the checkpoint's input "
+                f"contract uses max_points={len(rows)} of them (evenly strided), the rest are never decoded",
+            )
         source = msg.header.frame_id
         frame = source
         stamp = stamp_ns(msg.header.stamp)
         if stamp == 0:
-            self._notice(notices, "zero_stamp", "warn", "input clouds have a zero header.stamp; TF at the stamp and "
-                         "message synchronization cannot work; fix the driver")
+            self._notice(
+                notices,
+                "zero_stamp",
+                "warn",
+                "input clouds have a zero header.stamp; TF at the stamp and "
+                "message synchronization cannot work; fix the driver",
+            )
         if not source:  # RViz and TF cannot place such output
-            self._notice(notices, "empty_frame_id", "warn", "input clouds have an empty header.frame_id; fix the "
-                         "driver")
+            self._notice(
+                notices, "empty_frame_id", "warn", "input clouds have an empty header.frame_id; fix the " "driver"
+            )
         matrix = None
         if self.target_frame and self.target_frame.lstrip("/") != source.lstrip("/"):
             if self.tf is None:
@@ -161,23 +179,34 @@ class FramePipeline:
         neutral = want_color and self.missing_color == "neutral" and not color_fields({f.name for f in msg.fields})
         points, _ = pointcloud2_to_array(msg, want_color=want_color and not neutral, rows=rows, transform=matrix)
         if neutral:
-            self._notice(notices, "neutral_color", "warn", "input clouds have no colour; the model was trained "
-                         f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
-                         "and may be less accurate")
+            self._notice(
+                notices,
+                "neutral_color",
+                "warn",
+                "input clouds have no colour; the model was trained "
+                f"with colour, so it is fed the neutral colour {NEUTRAL_COLOR} (missing_color: neutral) "
+                "and may be less accurate",
+            )
             points = with_neutral_color(points)
         if "optical" in frame:
             # An optical frame has z forward and y down; the model expects z up, so boxes would look valid but
             # lie on their side.
-            self._notice(notices, "optical_frame", "warn", f"inferring in '{frame}', an optical frame (z forward, y "
-                         "down), but the model expects a gravity-aligned z-up frame: set target_frame to one "
-                         "(base_link, or camera_link of a level camera)")
+            self._notice(
+                notices,
+                "optical_frame",
+                "warn",
+                f"inferring in '{frame}', an optical frame (z forward, y "
+                "down), but the model expects a gravity-aligned z-up frame: set target_frame to one "
+                "(base_link, or camera_link of a level camera)",
+            )
         t2 = time.perf_counter()
         batch, prep = None, None
         if len(points):
             batch, prep = self.detector.network_input(points)
         t3 = time.perf_counter()
-        return PreparedFrame(batch, msg.header.stamp, frame, stamp, (t2 - t1) * 1e3, (t1 - t0) * 1e3,
-                             (t3 - t2) * 1e3, prep, notices)
+        return PreparedFrame(
+            batch, msg.header.stamp, frame, stamp, (t2 - t1) * 1e3, (t1 - t0) * 1e3, (t3 - t2) * 1e3, prep, notices
+        )
 
     def infer(self, frame: PreparedFrame) -> FrameResult:
         """The network, post-processing and class filter on a prepared frame."""
@@ -187,8 +216,9 @@ class FramePipeline:
             keep = np.isin(det.labels, [det.class_names.index(c) for c in self.classes])
             det = Detections(det.boxes[keep], det.scores[keep], det.labels[keep], det.class_names)
         model_ms = frame.input_ms + (time.perf_counter() - t0) * 1e3
-        return FrameResult(det, frame.frame, frame.stamp_ns, frame.decode_ms, frame.tf_ms, model_ms, frame.prep,
-                           frame.notices)
+        return FrameResult(
+            det, frame.frame, frame.stamp_ns, frame.decode_ms, frame.tf_ms, model_ms, frame.prep, frame.notices
+        )
 
 
 __all__ = ["FramePipeline", "FrameResult", "Lookup", "MISSING_COLOR_MODES", "MalformedCloudError", "PreparedFrame"]

@@ -146,8 +146,10 @@ def load_gt_file(path: Path) -> tuple[str, dict[int, tuple[np.ndarray, list[str]
             boxes = np.array([o["box"] for o in objs], np.float64).reshape(-1, 7)
             names = [str(o["class"]) for o in objs]
         except (KeyError, ValueError, TypeError) as e:
-            raise ReplayError(f"ground-truth file {path}, {where}: each object needs 'class' and a 7-number 'box' "
-                              f"(x, y, z, dx, dy, dz, yaw) ({e})") from None
+            raise ReplayError(
+                f"ground-truth file {path}, {where}: each object needs 'class' and a 7-number 'box' "
+                f"(x, y, z, dx, dy, dz, yaw) ({e})"
+            ) from None
         return boxes, names
 
     frames = {}
@@ -164,8 +166,10 @@ def load_gt_file(path: Path) -> tuple[str, dict[int, tuple[np.ndarray, list[str]
 def planar_yaw(m: np.ndarray, what: str) -> float:
     """The yaw of a 4x4 transform between two z-up frames; refuse one that tilts z."""
     if abs(m[2, 2] - 1.0) > 1e-3:
-        raise ReplayError(f"{what} is not a rotation about z (both frames must be gravity-aligned, z up), so "
-                          "boxes cannot be carried across it")
+        raise ReplayError(
+            f"{what} is not a rotation about z (both frames must be gravity-aligned, z up), so "
+            "boxes cannot be carried across it"
+        )
     return math.atan2(m[1, 0], m[0, 0])
 
 
@@ -214,8 +218,10 @@ class ReplayBag:
                 try:
                     det = msg_to_detections(m.msg, class_names)
                 except ValueError as e:
-                    raise ReplayError(f"bag {cfg.bag}: the ground truth on {topic} at {stamp * 1e-9:.3f} s cannot be "
-                                      f"read: {e} (ground-truth class_id must name a class of the model)") from None
+                    raise ReplayError(
+                        f"bag {cfg.bag}: the ground truth on {topic} at {stamp * 1e-9:.3f} s cannot be "
+                        f"read: {e} (ground-truth class_id must name a class of the model)"
+                    ) from None
                 self.gt[stamp] = (det.boxes.astype(np.float64), det.labels)
                 self.gt_frame = m.msg.header.frame_id
 
@@ -241,9 +247,11 @@ class ReplayBag:
             try:
                 m = self.tf.lookup(frame, self.gt_frame, stamp)
             except TransformUnavailable as e:
-                raise ReplayError(f"bag {self.cfg.bag}: no transform from the ground truth's frame "
-                                  f"'{self.gt_frame}' to the detections' frame '{frame}' at {stamp * 1e-9:.3f} s: "
-                                  f"{e}") from None
+                raise ReplayError(
+                    f"bag {self.cfg.bag}: no transform from the ground truth's frame "
+                    f"'{self.gt_frame}' to the detections' frame '{frame}' at {stamp * 1e-9:.3f} s: "
+                    f"{e}"
+                ) from None
             boxes = move_boxes(boxes, m, planar_yaw(m, f"the transform '{self.gt_frame}' -> '{frame}'"))
         return boxes, labels
 
@@ -264,7 +272,8 @@ class ReplayBag:
             f"({min(self.gt) * 1e-9:.3f} to {max(self.gt) * 1e-9:.3f} s) is the header stamp of one of the "
             f"{len(stamps)} clouds replayed from {self.cfg.cloud_topic}{capped} ({min(stamps) * 1e-9:.3f} to "
             f"{max(stamps) * 1e-9:.3f} s). Ground truth is matched to clouds by stamp: each ground-truth message must "
-            "carry its cloud's header.stamp")
+            "carry its cloud's header.stamp"
+        )
 
     def check_transform(self, cloud: Any) -> None:
         """The bag's TF must carry ``cloud`` into the target frame at its stamp, as the offline replay needs.
@@ -294,14 +303,18 @@ class ReplayBag:
         try:
             return parse_pointcloud2(m.raw)
         except MalformedCloudError as e:
-            raise BagError(f"bag {self.cfg.bag}: the message on {m.topic} at {m.timestamp_ns * 1e-9:.3f} s is not "
-                           f"a readable PointCloud2: {e.reason}") from None
+            raise BagError(
+                f"bag {self.cfg.bag}: the message on {m.topic} at {m.timestamp_ns * 1e-9:.3f} s is not "
+                f"a readable PointCloud2: {e.reason}"
+            ) from None
 
 
 def no_transform_message(cfg: ReplayConfig, source: str, err: Exception) -> str:
     """The error for a cloud the bag's TF cannot carry into the target frame."""
-    return (f"no transform from the cloud's frame '{source}' to the target frame '{cfg.target_frame}' in the bag's "
-            f"/tf and /tf_static: {err}")
+    return (
+        f"no transform from the cloud's frame '{source}' to the target frame '{cfg.target_frame}' in the bag's "
+        f"/tf and /tf_static: {err}"
+    )
 
 
 class BagTf:
@@ -378,8 +391,11 @@ def node_postprocess_params(post: Any, n_classes: int) -> dict[str, Any]:
 
 
 #: The node's counters of frames it received but did not answer, and what a replayed frame is then marked.
-NODE_SKIPS = {"tf_failures": "no transform in the node", "malformed_inputs": "malformed (the node skipped it)",
-              "errors": "failed in the node"}
+NODE_SKIPS = {
+    "tf_failures": "no transform in the node",
+    "malformed_inputs": "malformed (the node skipped it)",
+    "errors": "failed in the node",
+}
 
 
 def read_final_counters(log_path: Path) -> dict[str, int]:
@@ -423,14 +439,32 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
         bag.check_transform(first.msg)  # before spending the node's start-up
     ns, name = "/sr3d_replay", "detector"
     topic = f"{ns}/input/points"
-    params = {"checkpoint": str(cfg.checkpoint), "device": cfg.device, "target_frame": cfg.target_frame,
-              **node_postprocess_params(post, len(class_names)), "input_qos": "reliable", "input_qos_depth": 1,
-              "tf_timeout_s": 0.5, "tf_fallback_latest": False, "diagnostics_period_s": 0.2}
+    params = {
+        "checkpoint": str(cfg.checkpoint),
+        "device": cfg.device,
+        "target_frame": cfg.target_frame,
+        **node_postprocess_params(post, len(class_names)),
+        "input_qos": "reliable",
+        "input_qos_depth": 1,
+        "tf_timeout_s": 0.5,
+        "tf_fallback_latest": False,
+        "diagnostics_period_s": 0.2,
+    }
     from sr3d_ros.params import default_params_path
 
     params_file = default_params_path()
-    cmd = [sys.executable, "-c", "from sr3d_ros.detector_node import main; main()", "--ros-args",
-           "-r", f"__node:={name}", "-r", f"__ns:={ns}", "--params-file", str(params_file)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from sr3d_ros.detector_node import main; main()",
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(params_file),
+    ]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v if v != '' else chr(34) * 2}"]
     cmd += ["-r", f"~/input/points:={topic}"]
@@ -440,8 +474,10 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
     proc = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
 
     def node_died() -> ReplayError:
-        return ReplayError(f"the node exited (status {proc.poll()}) during the live replay of {cfg.bag}; its log: "
-                           f"{log_path}\n" + log_path.read_text(errors="replace")[-2000:])
+        return ReplayError(
+            f"the node exited (status {proc.poll()}) during the live replay of {cfg.bag}; its log: "
+            f"{log_path}\n" + log_path.read_text(errors="replace")[-2000:]
+        )
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
@@ -468,8 +504,9 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
     node.create_subscription(LabelInfo, f"{ns}/{name}/label_info", labels.append, latched)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, reliable)
     pubs = {
-        "cloud": node.create_publisher(_msg_class(CLOUD_TYPES[0]), topic, QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE)),
+        "cloud": node.create_publisher(
+            _msg_class(CLOUD_TYPES[0]), topic, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        ),
         "/tf": node.create_publisher(_msg_class(TF_TYPES[0]), "/tf", QoSProfile(depth=100)),
         "/tf_static": node.create_publisher(_msg_class(TF_TYPES[0]), "/tf_static", latched),
     }
@@ -485,10 +522,14 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
         deadline = time.monotonic() + cfg.startup_timeout_s
         while not (labels and pubs["cloud"].get_subscription_count() > 0):
             if proc.poll() is not None or time.monotonic() > deadline:
-                why = (f"exit {proc.poll()}" if proc.poll() is not None
-                       else f"not active after {cfg.startup_timeout_s:g} s")
-                raise ReplayError(f"the node did not start ({why}); its log: {log_path}\n"
-                                  + log_path.read_text()[-2000:])
+                why = (
+                    f"exit {proc.poll()}"
+                    if proc.poll() is not None
+                    else f"not active after {cfg.startup_timeout_s:g} s"
+                )
+                raise ReplayError(
+                    f"the node did not start ({why}); its log: {log_path}\n" + log_path.read_text()[-2000:]
+                )
             time.sleep(0.05)
         stream = bag.reader.messages([cfg.cloud_topic, *bag.tf_topics], decode=False)
         n_total = _n_clouds(cfg, bag)
@@ -569,15 +610,18 @@ def run_live(cfg: ReplayConfig, class_names: tuple[str, ...], bag: ReplayBag, po
         records.append(rec)
     skips = {k: v for k, v in read_final_counters(log_path).items() if k in NODE_SKIPS and v}
     if skips and not cfg.lockstep:
-        warn(f"the node skipped frames ({', '.join(f'{k}={v}' for k, v in skips.items())}); they count as dropped "
-             f"here (--lockstep names each); its log: {log_path}")
+        warn(
+            f"the node skipped frames ({', '.join(f'{k}={v}' for k, v in skips.items())}); they count as dropped "
+            f"here (--lockstep names each); its log: {log_path}"
+        )
     for text in node_warnings(log_path):
         warn(f"the node: {text}")
     return records
 
 
-def _wait_answer(stamp: int, got: dict, counters: dict, base: dict, lock: threading.Lock, proc: Any,
-                 timeout: float) -> str:
+def _wait_answer(
+    stamp: int, got: dict, counters: dict, base: dict, lock: threading.Lock, proc: Any, timeout: float
+) -> str:
     """Wait until the frame at ``stamp`` is answered (""), the node's skip counters rose past ``base`` (the
     frame's mark, from ``NODE_SKIPS``), the node died ("died"), or ``timeout`` passed ("")."""
     deadline = time.monotonic() + timeout
@@ -605,8 +649,12 @@ def _spin(executor: Any, ctx: Any, stop: threading.Event) -> None:
 
 
 # --------------------------------------------------------------------------------------------- report
-def map_over_frames(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
-                    protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
+def map_over_frames(
+    records: list[FrameRecord],
+    bag: ReplayBag,
+    class_names: tuple[str, ...],
+    protocol: EvaluationProtocol = EvaluationProtocol(),
+) -> Optional[Any]:
     """mAP over the answered frames that have ground truth (None without ground truth)."""
     from sr3d_core.evaluation.indoor_map import SceneGroundTruth
 
@@ -625,8 +673,12 @@ def map_over_frames(records: list[FrameRecord], bag: ReplayBag, class_names: tup
     return ev.compute() if n else None
 
 
-def precision_recall_over_frames(records: list[FrameRecord], bag: ReplayBag, class_names: tuple[str, ...],
-                                 protocol: EvaluationProtocol = EvaluationProtocol()) -> Optional[Any]:
+def precision_recall_over_frames(
+    records: list[FrameRecord],
+    bag: ReplayBag,
+    class_names: tuple[str, ...],
+    protocol: EvaluationProtocol = EvaluationProtocol(),
+) -> Optional[Any]:
     """Precision / recall of the boxes a user sees (scored at or above the protocol's ``pr_score_threshold``, by
     default the node's default threshold) over the answered frames with ground truth (None without ground truth
     or without a ``pr_score_threshold``)."""
@@ -659,8 +711,9 @@ def answered_rate(records: list[FrameRecord]) -> tuple[Optional[float], Optional
     return (len(timed) / span if span > 0 else None), span
 
 
-def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float,
-              post: Any = None, pr: Any = None) -> dict[str, Any]:
+def summarize(
+    cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s: float, post: Any = None, pr: Any = None
+) -> dict[str, Any]:
     """The numbers of the report; ``post`` is the post-processing the detections were made with, ``pr`` the
     precision / recall at the protocol's threshold. ``wall_s`` is the whole replay (live: the node's start-up
     included); ``rate_hz`` is the answered frames' own rate (`answered_rate`) over ``rate_span_s``."""
@@ -668,17 +721,22 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
     answered = [r for r in records if r.detections is not None]
     rate, span = answered_rate(records)
     out: dict[str, Any] = {
-        "bag": str(cfg.bag), "mode": cfg.mode, "checkpoint": str(cfg.checkpoint), "target_frame": cfg.target_frame,
+        "bag": str(cfg.bag),
+        "mode": cfg.mode,
+        "checkpoint": str(cfg.checkpoint),
+        "target_frame": cfg.target_frame,
         "score_threshold": post.score_threshold if post is not None else cfg.protocol.score_threshold,
         "nms_iou": post.nms_iou if post is not None else None,
         "max_detections": post.max_detections if post is not None else cfg.protocol.max_detections,
-        "frames": len(records), "frames_answered": len(answered),
+        "frames": len(records),
+        "frames_answered": len(answered),
         "frames_dropped": sum(r.error.startswith("dropped") for r in records),
         "frames_malformed": sum(r.error.startswith("malformed") for r in records),
         "frames_no_transform": sum(r.error.startswith("no transform") for r in records),
         "frames_failed": sum(r.error.startswith("failed") for r in records),
         "detections_per_frame": float(np.mean([len(r.detections) for r in answered])) if answered else 0.0,
-        "wall_s": round(wall_s, 2), "rate_hz": round(rate, 2) if rate is not None else None,
+        "wall_s": round(wall_s, 2),
+        "rate_hz": round(rate, 2) if rate is not None else None,
         "rate_span_s": round(span, 3) if span is not None else None,
         "latency_ms": {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)} if len(lat) else {},
         "protocol": cfg.protocol.to_dict(),
@@ -687,13 +745,17 @@ def summarize(cfg: ReplayConfig, records: list[FrameRecord], result: Any, wall_s
         out["model_ms_p50"] = float(np.median([r.extra["model_ms"] for r in answered]))
     if result is not None:
         out["mAP_0.25"], out["mAP_0.5"] = result.map_at(0.25), result.map_at(0.5)
-        out["per_class_AP_0.25"] = {n: (None if np.isnan(v) else float(v))
-                                    for n, v in zip(result.class_names, result.ap[0])}
+        out["per_class_AP_0.25"] = {
+            n: (None if np.isnan(v) else float(v)) for n, v in zip(result.class_names, result.ap[0])
+        }
     if pr is not None:
         iou = pr.iou_thresholds[0]
         row = pr.rows(iou)["all classes"]
-        out["user_view"] = {"score_threshold": pr.score_threshold, "iou": iou,
-                            **{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}}
+        out["user_view"] = {
+            "score_threshold": pr.score_threshold,
+            "iou": iou,
+            **{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()},
+        }
     return out
 
 
@@ -719,8 +781,9 @@ def bev_frames(records: list[FrameRecord], bag: ReplayBag, n: int) -> list[Frame
     return [drawable[int(i)] for i in np.linspace(0, len(drawable) - 1, min(n, len(drawable)))]
 
 
-def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[FrameRecord], bag: ReplayBag,
-                 result: Any) -> Path:
+def write_report(
+    cfg: ReplayConfig, summary: dict[str, Any], records: list[FrameRecord], bag: ReplayBag, result: Any
+) -> Path:
     """report.json, report.md, latency_hist.png and bev_<i>.png in ``cfg.out``."""
     import matplotlib
 
@@ -737,8 +800,9 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
     if lat:
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.hist(lat, bins=30)
-        ax.set_xlabel("latency ms (" + ("publish → detections received" if cfg.mode == "live" else
-                                        "decode + TF + detect") + ")")
+        ax.set_xlabel(
+            "latency ms (" + ("publish → detections received" if cfg.mode == "live" else "decode + TF + detect") + ")"
+        )
         ax.set_ylabel("frames")
         fig.tight_layout()
         fig.savefig(out / "latency_hist.png", dpi=80)
@@ -753,42 +817,65 @@ def write_report(cfg: ReplayConfig, summary: dict[str, Any], records: list[Frame
         gt_boxes, gt_labels = gt if gt is not None else (np.zeros((0, 7)), np.zeros(0, np.int64))
         det = rec.detections
         # Boxes only (the clouds are not kept), at the score the node reports at by default.
-        fig = bev_figure(None, gt_boxes, gt_labels, bag.class_names, det.boxes, det.scores, det.labels,
-                         DEPLOY_SCORE_THRESHOLD, title=f"{rec.stamp_ns * 1e-9:.2f} s in {rec.frame}", size_in=5.0,
-                         dpi=80)
+        fig = bev_figure(
+            None,
+            gt_boxes,
+            gt_labels,
+            bag.class_names,
+            det.boxes,
+            det.scores,
+            det.labels,
+            DEPLOY_SCORE_THRESHOLD,
+            title=f"{rec.stamp_ns * 1e-9:.2f} s in {rec.frame}",
+            size_in=5.0,
+            dpi=80,
+        )
         fig.axes[0].plot(0, 0, "k^")  # the frame's origin
         name = f"bev_{i}.png"
         save_png(fig, out / name)
         images.append(name)
-    lines = [f"# Replay report: {cfg.mode}", "", f"- bag: `{cfg.bag}`", f"- checkpoint: `{cfg.checkpoint}`",
-             f"- frames: {summary['frames']}, answered {summary['frames_answered']}, dropped "
-             f"{summary['frames_dropped']}, malformed {summary['frames_malformed']}",
-             f"- detections per frame (score > {summary['score_threshold']}, at most "
-             f"{summary['max_detections'] or 'all'}): {summary['detections_per_frame']:.1f}"]
+    lines = [
+        f"# Replay report: {cfg.mode}",
+        "",
+        f"- bag: `{cfg.bag}`",
+        f"- checkpoint: `{cfg.checkpoint}`",
+        f"- frames: {summary['frames']}, answered {summary['frames_answered']}, dropped "
+        f"{summary['frames_dropped']}, malformed {summary['frames_malformed']}",
+        f"- detections per frame (score > {summary['score_threshold']}, at most "
+        f"{summary['max_detections'] or 'all'}): {summary['detections_per_frame']:.1f}",
+    ]
     if summary["rate_hz"] is not None:
-        span = ("from the first one's publication to the last answer; the node's start-up is not in it"
-                if cfg.mode == "live" else
-                "from the start of the first one's processing to the end of the last's; loading the model is not in it")
-        lines.append(f"- rate: {summary['rate_hz']:.2f} answered frames per second ({summary['frames_answered']} "
-                     f"frames over {summary['rate_span_s']:.2f} s, {span}; the whole replay took "
-                     f"{summary['wall_s']:.1f} s)")
+        span = (
+            "from the first one's publication to the last answer; the node's start-up is not in it"
+            if cfg.mode == "live"
+            else "from the start of the first one's processing to the end of the last's; loading the model is not in it"
+        )
+        lines.append(
+            f"- rate: {summary['rate_hz']:.2f} answered frames per second ({summary['frames_answered']} "
+            f"frames over {summary['rate_span_s']:.2f} s, {span}; the whole replay took "
+            f"{summary['wall_s']:.1f} s)"
+        )
     if summary["latency_ms"]:
         lines.append("- latency ms p50 / p90 / p99: " + " / ".join(f"{v:.1f}" for v in summary["latency_ms"].values()))
     if images:
-        lines.append(f"- bird's-eye views: {len(images)} of the answered frames that have ground truth (green) or a "
-                     f"box scored >= {DEPLOY_SCORE_THRESHOLD:g} (red)")
+        lines.append(
+            f"- bird's-eye views: {len(images)} of the answered frames that have ground truth (green) or a "
+            f"box scored >= {DEPLOY_SCORE_THRESHOLD:g} (red)"
+        )
     elif cfg.bev_frames > 0:
-        lines.append("- no bird's-eye view: no answered frame has ground truth or a box scored >= "
-                     f"{DEPLOY_SCORE_THRESHOLD:g}")
+        lines.append(
+            "- no bird's-eye view: no answered frame has ground truth or a box scored >= " f"{DEPLOY_SCORE_THRESHOLD:g}"
+        )
     if "user_view" in summary:
         u = summary["user_view"]
-        lines.append(f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), "
-                     f"IoU >= {u['iou']:g}: "
-                     f"precision {_ratio_text(u['precision'])}, recall {_ratio_text(u['recall'])} "
-                     f"(TP {u['tp']}, FP {u['fp']}, FN {u['fn']})")
+        lines.append(
+            f"- boxes scored >= {u['score_threshold']:g} (what the node publishes by default), "
+            f"IoU >= {u['iou']:g}: "
+            f"precision {_ratio_text(u['precision'])}, recall {_ratio_text(u['recall'])} "
+            f"(TP {u['tp']}, FP {u['fp']}, FN {u['fn']})"
+        )
     if "mAP_0.25" in summary:
-        lines += [f"- **mAP@0.25 {summary['mAP_0.25']:.4f}, mAP@0.5 {summary['mAP_0.5']:.4f}**", "",
-                  result.as_table()]
+        lines += [f"- **mAP@0.25 {summary['mAP_0.25']:.4f}, mAP@0.5 {summary['mAP_0.5']:.4f}**", "", result.as_table()]
     else:
         lines.append("- no ground truth: mAP not computed")
     lines += ["", *(f"![{n}]({n})" for n in ["latency_hist.png", *images] if (out / n).exists())]
@@ -818,8 +905,14 @@ def replay(cfg: ReplayConfig) -> dict[str, Any]:
     wall = time.monotonic() - t0
     bag.check_gt_matches(records)
     result = map_over_frames(records, bag, detector.class_names, cfg.protocol)
-    summary = summarize(cfg, records, result, wall, detector.postprocess,
-                        precision_recall_over_frames(records, bag, detector.class_names, cfg.protocol))
+    summary = summarize(
+        cfg,
+        records,
+        result,
+        wall,
+        detector.postprocess,
+        precision_recall_over_frames(records, bag, detector.class_names, cfg.protocol),
+    )
     write_report(cfg, summary, records, bag, result)
     return summary
 
@@ -838,25 +931,49 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="sr3d-replay", description=__doc__, formatter_class=_HelpFormatter)
     ap.add_argument("bag", type=Path, help="the rosbag2 folder (mcap or sqlite3)")
     ap.add_argument("--checkpoint", required=True, type=Path, help="the model")
-    ap.add_argument("--mode", choices=["offline", "live"], default="offline",
-                    help="offline: the detector in this process; live: the node in its own process, over DDS")
+    ap.add_argument(
+        "--mode",
+        choices=["offline", "live"],
+        default="offline",
+        help="offline: the detector in this process; live: the node in its own process, over DDS",
+    )
     ap.add_argument("--cloud-topic", default=ReplayConfig.cloud_topic, help="the PointCloud2 topic of the bag")
-    ap.add_argument("--gt-topic", default=None,
-                    help=f"the ground truth's Detection3DArray topic, which the bag must then have; '' = none "
-                         f"(default: {DEFAULT_GT_TOPIC} when the bag has it)")
-    ap.add_argument("--gt-file", type=Path, default=None,
-                    help="sidecar ground truth (YAML/JSON, docs/REPLAY.md) instead of a topic (default: none)")
-    ap.add_argument("--target-frame", default=ReplayConfig.target_frame,
-                    help="gravity-aligned z-up frame to infer in; '' = the cloud's frame")
-    ap.add_argument("--score-threshold", type=float, default=None,
-                    help="minimum score (default: the checkpoint's postprocess.score_threshold, as sr3d-evaluate)")
-    ap.add_argument("--max-detections", type=int, default=None,
-                    help="detections kept per frame (default: the checkpoint's postprocess.max_detections, as "
-                         "sr3d-evaluate; none for TR3D's configs)")
+    ap.add_argument(
+        "--gt-topic",
+        default=None,
+        help=f"the ground truth's Detection3DArray topic, which the bag must then have; '' = none "
+        f"(default: {DEFAULT_GT_TOPIC} when the bag has it)",
+    )
+    ap.add_argument(
+        "--gt-file",
+        type=Path,
+        default=None,
+        help="sidecar ground truth (YAML/JSON, docs/REPLAY.md) instead of a topic (default: none)",
+    )
+    ap.add_argument(
+        "--target-frame",
+        default=ReplayConfig.target_frame,
+        help="gravity-aligned z-up frame to infer in; '' = the cloud's frame",
+    )
+    ap.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="minimum score (default: the checkpoint's postprocess.score_threshold, as sr3d-evaluate)",
+    )
+    ap.add_argument(
+        "--max-detections",
+        type=int,
+        default=None,
+        help="detections kept per frame (default: the checkpoint's postprocess.max_detections, as "
+        "sr3d-evaluate; none for TR3D's configs)",
+    )
     ap.add_argument("--rate", type=float, default=1.0, help="live playback speed factor")
-    ap.add_argument("--lockstep", action="store_true",
-                    help="live: send each cloud only after the previous one was answered or skipped by the node "
-                         "(no drops)")
+    ap.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="live: send each cloud only after the previous one was answered or skipped by the node " "(no drops)",
+    )
     ap.add_argument("--max-frames", type=int, default=None, help="replay only the first clouds (default: all)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (offline mode and the live node)")
     ap.add_argument("--out", type=Path, default=Path("replay_report"), help="report folder")
@@ -871,8 +988,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.max_detections is not None and a.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {a.max_detections}")
     protocol = EvaluationProtocol(score_threshold=a.score_threshold, max_detections=a.max_detections)
-    cfg = ReplayConfig(a.bag, a.checkpoint, a.mode, a.cloud_topic, a.gt_topic, a.gt_file, a.target_frame, protocol,
-                       a.rate, a.lockstep, a.max_frames, a.device, a.out, progress=not a.no_progress)
+    cfg = ReplayConfig(
+        a.bag,
+        a.checkpoint,
+        a.mode,
+        a.cloud_topic,
+        a.gt_topic,
+        a.gt_file,
+        a.target_frame,
+        protocol,
+        a.rate,
+        a.lockstep,
+        a.max_frames,
+        a.device,
+        a.out,
+        progress=not a.no_progress,
+    )
     try:
         s = replay(cfg)
     except (BagError, ReplayError, FileNotFoundError) as e:
@@ -881,10 +1012,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     maps = f"mAP@0.25 {s['mAP_0.25']:.4f}  mAP@0.5 {s['mAP_0.5']:.4f}  " if "mAP_0.25" in s else "no ground truth  "
     lat = s["latency_ms"]
     skipped = sum(s[k] for k in ("frames_malformed", "frames_no_transform", "frames_failed"))
-    print(f"{s['mode']}: {s['frames_answered']}/{s['frames']} frames answered, {s['frames_dropped']} dropped"
-          + (f", {skipped} skipped (malformed, no transform or failed)" if skipped else "") + f"  {maps}"
-          f"latency p50 {lat.get('p50', float('nan')):.1f} ms  p90 {lat.get('p90', float('nan')):.1f} ms  "
-          f"report: {cfg.out / 'report.md'}")
+    print(
+        f"{s['mode']}: {s['frames_answered']}/{s['frames']} frames answered, {s['frames_dropped']} dropped"
+        + (f", {skipped} skipped (malformed, no transform or failed)" if skipped else "")
+        + f"  {maps}"
+        f"latency p50 {lat.get('p50', float('nan')):.1f} ms  p90 {lat.get('p90', float('nan')):.1f} ms  "
+        f"report: {cfg.out / 'report.md'}"
+    )
     return 0
 
 

@@ -192,8 +192,10 @@ class FrameRunner:
         except TransformUnavailable as err:
             with self._stats.lock:
                 self._stats.tf_failures += 1
-            self._log.warning(f"no transform '{msg.header.frame_id}' -> '{pipeline.target_frame}', frame skipped: "
-                              f"{err}", throttle_duration_sec=2.0)
+            self._log.warning(
+                f"no transform '{msg.header.frame_id}' -> '{pipeline.target_frame}', frame skipped: " f"{err}",
+                throttle_duration_sec=2.0,
+            )
             return None
 
     def _finish(self, prepared: PreparedFrame, prepare_ms: float) -> None:

@@ -23,19 +23,27 @@ class TransformUnavailable(RuntimeError):
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     """Unit quaternion ``(x, y, z, w)`` -> 3x3 rotation matrix (normalizes first)."""
     x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def matrix_to_quaternion(m: np.ndarray) -> np.ndarray:
     """3x3 rotation matrix -> unit quaternion ``(x, y, z, w)`` with ``w >= 0`` (inverse of ``quaternion_to_matrix``)."""
     m = np.asarray(m, np.float64)[:3, :3]
     # Shepperd: start from the largest of 4w^2, 4x^2, 4y^2, 4z^2 so the division is well conditioned.
-    d = np.array([m[0, 0] + m[1, 1] + m[2, 2], m[0, 0] - m[1, 1] - m[2, 2], m[1, 1] - m[0, 0] - m[2, 2],
-                  m[2, 2] - m[0, 0] - m[1, 1]])
+    d = np.array(
+        [
+            m[0, 0] + m[1, 1] + m[2, 2],
+            m[0, 0] - m[1, 1] - m[2, 2],
+            m[1, 1] - m[0, 0] - m[2, 2],
+            m[2, 2] - m[0, 0] - m[1, 1],
+        ]
+    )
     k = int(np.argmax(d))
     r = np.sqrt(1.0 + d[k]) * 2.0  # = 4 * |component k|
     if k == 0:
@@ -102,8 +110,15 @@ class TransformBuffer:
         self._edges: dict[str, _Edge] = {}
         self._lock = threading.Lock()
 
-    def set_transform(self, parent: str, child: str, stamp_ns: int, translation: np.ndarray,
-                      rotation: np.ndarray, static: bool = False) -> None:
+    def set_transform(
+        self,
+        parent: str,
+        child: str,
+        stamp_ns: int,
+        translation: np.ndarray,
+        rotation: np.ndarray,
+        static: bool = False,
+    ) -> None:
         """Insert one sample of ``T_parent_child`` (maps child coordinates into the parent)."""
         parent, child = parent.lstrip("/"), child.lstrip("/")
         t = np.asarray(translation, np.float64)
@@ -130,8 +145,14 @@ class TransformBuffer:
     def set_transform_msg(self, msg: Any, static: bool = False) -> None:
         """Insert a ``geometry_msgs/TransformStamped``."""
         s, tr, rot = msg.header.stamp, msg.transform.translation, msg.transform.rotation
-        self.set_transform(msg.header.frame_id, msg.child_frame_id, s.sec * 1_000_000_000 + s.nanosec,
-                           np.array([tr.x, tr.y, tr.z]), np.array([rot.x, rot.y, rot.z, rot.w]), static)
+        self.set_transform(
+            msg.header.frame_id,
+            msg.child_frame_id,
+            s.sec * 1_000_000_000 + s.nanosec,
+            np.array([tr.x, tr.y, tr.z]),
+            np.array([rot.x, rot.y, rot.z, rot.w]),
+            static,
+        )
 
     def lookup(self, target: str, source: str, stamp_ns: int | None, fallback_latest: bool = False) -> np.ndarray:
         """Return ``T_target_source`` (4x4) at ``stamp_ns`` (``None`` = latest of every edge).
@@ -150,7 +171,8 @@ class TransformBuffer:
             if common is None:
                 raise TransformUnavailable(
                     f"frames '{source}' and '{target}' are not connected "
-                    f"(known frames: {sorted(set(self._edges) | {e.parent for e in self._edges.values()})})")
+                    f"(known frames: {sorted(set(self._edges) | {e.parent for e in self._edges.values()})})"
+                )
             m_source = self._compose(up_source, common, stamp_ns, fallback_latest)  # T_common_source
             if common == target:  # the usual case: the target is an ancestor of the source
                 return m_source
@@ -167,8 +189,9 @@ class TransformBuffer:
         chain.append((frame, None))
         return chain
 
-    def _compose(self, chain: list[tuple[str, _Edge | None]], stop: str, stamp_ns: int | None,
-                 fallback_latest: bool) -> np.ndarray:
+    def _compose(
+        self, chain: list[tuple[str, _Edge | None]], stop: str, stamp_ns: int | None, fallback_latest: bool
+    ) -> np.ndarray:
         m = None
         for frame, edge in chain:
             if frame == stop:
@@ -195,7 +218,8 @@ class TransformBuffer:
             return to_matrix(edge.translations[-1], edge.rotations[-1])
         raise TransformUnavailable(
             f"no transform '{edge.parent}' -> '{child}' at t={stamp_ns * 1e-9:.3f}s: samples cover "
-            f"[{stamps[0] * 1e-9:.3f}, {stamps[-1] * 1e-9:.3f}]s")
+            f"[{stamps[0] * 1e-9:.3f}, {stamps[-1] * 1e-9:.3f}]s"
+        )
 
 
 class TfLookup:
@@ -224,8 +248,12 @@ class OwnTfLookup(TfLookup):
         self.buffer = TransformBuffer(cache_s)
         self._fallback = fallback_latest
         dynamic = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-        static = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        static = QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            history=HistoryPolicy.KEEP_LAST,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
         self._subs = [
             node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), dynamic),
             node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static),
@@ -275,8 +303,9 @@ class Tf2RosLookup(TfLookup):
         from rclpy.time import Time
 
         try:
-            t = self.buffer.lookup_transform(target, source, Time(nanoseconds=stamp_ns),
-                                             timeout=Duration(nanoseconds=int(timeout_s * 1e9)))
+            t = self.buffer.lookup_transform(
+                target, source, Time(nanoseconds=stamp_ns), timeout=Duration(nanoseconds=int(timeout_s * 1e9))
+            )
         except self._tf2.TransformException as err:
             if not self._fallback:
                 raise TransformUnavailable(f"'{source}' -> '{target}': {err}") from None

@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     algorithms = [n for n in ALGORITHMS if n != "native" or native.available(torch.zeros(1))]
     xyz, rgb = make_indoor(50_000, "frame")
-    print(f"{a.threads} thread(s), {a.repeats} repetitions, median ms of forward + backward "
-          f"(GFLOP/s over the existing pairs)")
+    print(
+        f"{a.threads} thread(s), {a.repeats} repetitions, median ms of forward + backward "
+        f"(GFLOP/s over the existing pairs)"
+    )
     print("| voxels | fill | channels | " + " | ".join(algorithms) + " |")
     print("|---|---|---|" + "---|" * len(algorithms))
     for voxel in a.voxel:
@@ -66,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                     times[name].append(time.perf_counter() - t)
             tb.set_conv_algorithm("auto")
             flops = 3 * 2 * pairs * c * c
-            cells = [f"{statistics.median(times[n]) * 1e3:.1f} ({flops / statistics.median(times[n]) / 1e9:.0f})"
-                     for n in algorithms]
+            cells = [
+                f"{statistics.median(times[n]) * 1e3:.1f} ({flops / statistics.median(times[n]) / 1e9:.0f})"
+                for n in algorithms
+            ]
             print(f"| {len(x)} | {pairs / (27 * len(x)):.2f} | {c} | " + " | ".join(cells) + " |")
     return 0
 

@@ -55,8 +55,10 @@ def main() -> None:
     det = Detector.from_checkpoint(a.checkpoint, a.device)
     keep_freed_memory()
     frames = load_frames(a.points_dir, a.frames, a.num_feats)
-    print(f"Detector.detect on {len(frames)} frames of {a.points_dir} ({np.mean([len(f) for f in frames]):.0f} "
-          f"points on average), checkpoint {a.checkpoint}, device {a.device}")
+    print(
+        f"Detector.detect on {len(frames)} frames of {a.points_dir} ({np.mean([len(f) for f in frames]):.0f} "
+        f"points on average), checkpoint {a.checkpoint}, device {a.device}"
+    )
     print("| torch threads | score threshold | median ms | p90 ms | min ms |\n|---|---|---|---|---|")
     for threads in a.threads:
         torch.set_num_threads(threads)

@@ -114,8 +114,9 @@ def worker(a: argparse.Namespace) -> None:
         ctx = torch.no_grad
     else:
         small = a.workload == "train_small"
-        run = _train_iteration(a.small_config if small else a.full_config, None if small else a.data_root,
-                               None if small else a.full_batch)
+        run = _train_iteration(
+            a.small_config if small else a.full_config, None if small else a.data_root, None if small else a.full_batch
+        )
         ctx = torch.enable_grad
     with ctx():
         for _ in range(a.warmup):
@@ -133,6 +134,7 @@ def worker(a: argparse.Namespace) -> None:
                     for _ in range(3):
                         run()
                 from sr3d_core.sparse.native import CONV_GEMM_EVENTS
+
                 gemm_ops = GEMM_OPS + tuple(CONV_GEMM_EVENTS)
                 events = p.key_averages()
                 total = sum(e.self_cpu_time_total for e in events)
@@ -156,16 +158,36 @@ class Side:
 
     def __init__(self, name: str, root: Path, workload: str, threads: int, a: argparse.Namespace) -> None:
         self.name = name
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--root", str(root), "--workload",
-               workload, "--threads", str(threads), "--warmup", str(a.warmup), "--small-config", a.small_config,
-               "--full-config", a.full_config, "--full-batch", str(a.full_batch), "--checkpoint", a.checkpoint,
-               "--points-dir", a.points_dir]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            "--root",
+            str(root),
+            "--workload",
+            workload,
+            "--threads",
+            str(threads),
+            "--warmup",
+            str(a.warmup),
+            "--small-config",
+            a.small_config,
+            "--full-config",
+            a.full_config,
+            "--full-batch",
+            str(a.full_batch),
+            "--checkpoint",
+            a.checkpoint,
+            "--points-dir",
+            a.points_dir,
+        ]
         if a.data_root:
             cmd += ["--data-root", a.data_root]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(root))
         if a.malloc == "keep":  # what sr3d_core.runtime.keep_freed_memory() sets, for both sides alike
-            env.update(MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 30),
-                       MALLOC_TOP_PAD_=str(64 << 20))
+            env.update(
+                MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(1 << 30), MALLOC_TOP_PAD_=str(64 << 20)
+            )
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.times: list[float] = []
 
@@ -191,8 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison and print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ref", help="git revision to compare against (required unless --worker)")
-    ap.add_argument("--workloads", nargs="+", default=["train_small", "detect", "train_full"],
-                    choices=["train_small", "train_full", "detect"])
+    ap.add_argument(
+        "--workloads",
+        nargs="+",
+        default=["train_small", "detect", "train_full"],
+        choices=["train_small", "train_full", "detect"],
+    )
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -203,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="models/sr3d_synth_sunrgbd_real.pt")
     ap.add_argument("--points-dir", default="data/synth_sunrgbd/points")
     ap.add_argument("--no-profile", action="store_true", help="skip the GEMM-share measurement")
-    ap.add_argument("--malloc", choices=["default", "keep"], default="default",
-                    help="glibc allocator settings of both sides: as is, or keeping freed memory")
+    ap.add_argument(
+        "--malloc",
+        choices=["default", "keep"],
+        default="default",
+        help="glibc allocator settings of both sides: as is, or keeping freed memory",
+    )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
     ap.add_argument("--workload", help=argparse.SUPPRESS)
@@ -217,10 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--ref is required")
     with tempfile.TemporaryDirectory() as tmp:
         old_root = export_ref(a.ref, Path(tmp) / "ref")
-        print(f"this tree ({REPO}) vs {a.ref}; {a.iterations} iterations each after {a.warmup} warm-up, "
-              f"alternating; allocator: {a.malloc}; {time.strftime('%Y-%m-%d')}")
-        print("| workload | threads | ref median ms | ref p90 | this median ms | this p90 | speed-up | "
-              "GEMM share ref → this |")
+        print(
+            f"this tree ({REPO}) vs {a.ref}; {a.iterations} iterations each after {a.warmup} warm-up, "
+            f"alternating; allocator: {a.malloc}; {time.strftime('%Y-%m-%d')}"
+        )
+        print(
+            "| workload | threads | ref median ms | ref p90 | this median ms | this p90 | speed-up | "
+            "GEMM share ref → this |"
+        )
         print("|---|---|---|---|---|---|---|---|")
         for workload in a.workloads:
             for threads in a.threads:
@@ -236,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
                 for s in sides:
                     s.close()
                 (ref_t, new_t) = (np.asarray(s.times) for s in sides)
-                print(f"| {workload} | {threads} | {np.median(ref_t):.1f} | {np.percentile(ref_t, 90):.1f} | "
-                      f"{np.median(new_t):.1f} | {np.percentile(new_t, 90):.1f} | "
-                      f"{np.median(ref_t) / np.median(new_t):.2f}x | {shares[0]} → {shares[1]} |", flush=True)
+                print(
+                    f"| {workload} | {threads} | {np.median(ref_t):.1f} | {np.percentile(ref_t, 90):.1f} | "
+                    f"{np.median(new_t):.1f} | {np.percentile(new_t, 90):.1f} | "
+                    f"{np.median(ref_t) / np.median(new_t):.2f}x | {shares[0]} → {shares[1]} |",
+                    flush=True,
+                )
     return 0
 
 

@@ -155,19 +155,45 @@ def run(cfg: BenchConfig) -> None:
     frames = rgbd_frames(cfg)
     height, width = frames[0].height, frames[0].width
     # Frame k is seen by camera_optical_k, mounted on base_link by a static TF (each scene's camera has its own tilt).
-    msgs = [make_pointcloud2(Header(frame_id=f"camera_optical_{k}"), height, width,
-                             [("x", f.xyz[:, 0], 7), ("y", f.xyz[:, 1], 7), ("z", f.xyz[:, 2], 7),
-                              ("rgb", packed_rgb(f.rgb), 7)]) for k, f in enumerate(frames)]
+    msgs = [
+        make_pointcloud2(
+            Header(frame_id=f"camera_optical_{k}"),
+            height,
+            width,
+            [("x", f.xyz[:, 0], 7), ("y", f.xyz[:, 1], 7), ("z", f.xyz[:, 2], 7), ("rgb", packed_rgb(f.rgb), 7)],
+        )
+        for k, f in enumerate(frames)
+    ]
 
     ns, name = "/bench", "sr3d_detector"
     fqn = f"{ns}/{name}"
     exe = Path(sys.executable).parent / "sr3d_detector_node"
-    cmd = [str(exe), "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={ns}",
-           "--params-file", str(REPO / "config" / "node.yaml"), "-p", f"checkpoint:={ckpt}",
-           "-p", f"device:={cfg.device}", "-p", "target_frame:=base_link", "-p", f"input_qos:={cfg.input_qos}",
-           "-p", f"score_threshold:={cfg.score_threshold}", "-p", f"max_detections:={cfg.max_detections}",
-           "-p", f"torch_threads:={cfg.torch_threads}",
-           "-r", "~/input/points:=/bench/points"]
+    cmd = [
+        str(exe),
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={ns}",
+        "--params-file",
+        str(REPO / "config" / "node.yaml"),
+        "-p",
+        f"checkpoint:={ckpt}",
+        "-p",
+        f"device:={cfg.device}",
+        "-p",
+        "target_frame:=base_link",
+        "-p",
+        f"input_qos:={cfg.input_qos}",
+        "-p",
+        f"score_threshold:={cfg.score_threshold}",
+        "-p",
+        f"max_detections:={cfg.max_detections}",
+        "-p",
+        f"torch_threads:={cfg.torch_threads}",
+        "-r",
+        "~/input/points:=/bench/points",
+    ]
     log = open(tmp / "node.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
 
@@ -297,22 +323,30 @@ def run(cfg: BenchConfig) -> None:
         got = msg_to_detections(m, det.class_names)
         node_eval.add(SceneGroundTruth(frames[k].gt_boxes, frames[k].gt_labels), got)
         ref = bare_out.get(k)
-        same += ref is not None and len(ref) == len(got) and bool(
-            np.array_equal(ref.labels, got.labels) and np.allclose(ref.scores, got.scores, atol=1e-6)
-            and np.allclose(ref.boxes[:, :6], got.boxes[:, :6], atol=1e-5))
+        same += (
+            ref is not None
+            and len(ref) == len(got)
+            and bool(
+                np.array_equal(ref.labels, got.labels)
+                and np.allclose(ref.scores, got.scores, atol=1e-6)
+                and np.allclose(ref.boxes[:, :6], got.boxes[:, :6], atol=1e-5)
+            )
+        )
     node_map, bare_map = node_eval.compute(), bare_eval.compute()
     n_points = [int(np.isfinite(f.xyz[:, 0]).sum()) for f in frames]
 
     received = len(e2e)
     overhead = [p - q for p, q in zip(proc_ms, model_ms)]
-    print(f"\nSR3D node benchmark: {len(frames)} full-resolution {cfg.preset} frames (seed {cfg.seed}) as {width}x"
-          f"{height} organized RGB-D clouds ({msgs[0].point_step * width * height / 1e6:.1f} MB, "
-          f"{np.mean(n_points):.0f} valid points on average; model cap max_points = {det.contract.max_points}) "
-          f"at {cfg.rate_hz:.0f} Hz for "
-          f"{send_s:.1f} s; model {Path(ckpt).name} ({cfg.model_config if not cfg.checkpoint else 'given'}), "
-          f"device {cfg.device}, torch threads {threads} (node and bare), "
-          f"score_threshold {cfg.score_threshold}, max_detections {cfg.max_detections}, "
-          f"markers {'on' if cfg.markers else 'off'}, input QoS {cfg.input_qos}")
+    print(
+        f"\nSR3D node benchmark: {len(frames)} full-resolution {cfg.preset} frames (seed {cfg.seed}) as {width}x"
+        f"{height} organized RGB-D clouds ({msgs[0].point_step * width * height / 1e6:.1f} MB, "
+        f"{np.mean(n_points):.0f} valid points on average; model cap max_points = {det.contract.max_points}) "
+        f"at {cfg.rate_hz:.0f} Hz for "
+        f"{send_s:.1f} s; model {Path(ckpt).name} ({cfg.model_config if not cfg.checkpoint else 'given'}), "
+        f"device {cfg.device}, torch threads {threads} (node and bare), "
+        f"score_threshold {cfg.score_threshold}, max_detections {cfg.max_detections}, "
+        f"markers {'on' if cfg.markers else 'off'}, input QoS {cfg.input_qos}"
+    )
     rows = [
         ("frames sent / with detections received", f"{n_sent} / {received}"),
         ("end-to-end latency ms (p50 / p90 / p99 / max)", percentiles(e2e)),
@@ -320,22 +354,34 @@ def run(cfg: BenchConfig) -> None:
         ("node processing ms (p50 / p90 / p99 / max)", percentiles(proc_ms)),
         ("  of which model (Detector.detect) ms", percentiles(model_ms)),
         ("  node overhead ms (take + conversion + TF + messages)", percentiles(overhead)),
-        ("  overhead / model time (median)",
-         f"{100 * np.median(overhead) / np.median(model_ms):.1f} %" if model_ms else "n/a"),
-        ("node: frames received / dropped while busy", f"{diag.get('frames_received', '?')} / "
-                                                        f"{diag.get('frames_dropped', '?')}"),
-        ("lost in transport (sent - received by node)",  # + 1: the uncounted warm-up frame
-         f"{n_sent + 1 - int(diag['frames_received'])}" if "frames_received" in diag else "?"),
+        (
+            "  overhead / model time (median)",
+            f"{100 * np.median(overhead) / np.median(model_ms):.1f} %" if model_ms else "n/a",
+        ),
+        (
+            "node: frames received / dropped while busy",
+            f"{diag.get('frames_received', '?')} / " f"{diag.get('frames_dropped', '?')}",
+        ),
+        (
+            "lost in transport (sent - received by node)",  # + 1: the uncounted warm-up frame
+            f"{n_sent + 1 - int(diag['frames_received'])}" if "frames_received" in diag else "?",
+        ),
         ("drop rate (not inferred / sent)", f"{100 * (1 - received / max(n_sent, 1)):.1f} %"),
         ("mean detections per frame", f"{np.mean(n_dets):.1f}" if n_dets else "n/a"),
-        ("mAP@0.25 / 0.5 of what the node published (at its threshold)",
-         f"{node_map.map_at(0.25):.3f} / {node_map.map_at(0.5):.3f}"),
+        (
+            "mAP@0.25 / 0.5 of what the node published (at its threshold)",
+            f"{node_map.map_at(0.25):.3f} / {node_map.map_at(0.5):.3f}",
+        ),
         ("received arrays equal to bare detect on the same frame", f"{same} / {len(arrays)}"),
-        ("mAP@0.25 / 0.5 of bare detect on the distinct frames",
-         f"{bare_map.map_at(0.25):.3f} / {bare_map.map_at(0.5):.3f}"),
+        (
+            "mAP@0.25 / 0.5 of bare detect on the distinct frames",
+            f"{bare_map.map_at(0.25):.3f} / {bare_map.map_at(0.5):.3f}",
+        ),
         ("bare: conversion + TF ms (p50 / p90 / p99 / max)", percentiles(conv_ms)),
-        ("bare: decoding into base_link, compiled / numpy ms (p50)",
-         f"{np.median(dec_ms[True]):.2f} / {np.median(dec_ms[False]):.2f}"),
+        (
+            "bare: decoding into base_link, compiled / numpy ms (p50)",
+            f"{np.median(dec_ms[True]):.2f} / {np.median(dec_ms[False]):.2f}",
+        ),
         ("bare: Detector.detect ms (p50 / p90 / p99 / max)", percentiles(bare_ms)),
         ("bare: one copy of a serialized cloud ms (p50; a take makes two)", f"{np.median(copy_ms):.2f}"),
     ]
@@ -372,9 +418,24 @@ def main() -> None:
     ap.add_argument("--bare-repeats", type=int, default=16)
     ap.add_argument("--torch-threads", type=int, default=0, help="node parameter torch_threads (0 = auto)")
     a = ap.parse_args()
-    run(BenchConfig(a.checkpoint, a.config, a.seconds, a.rate, a.preset, a.seed, a.frames, a.device,
-                    a.score_threshold, a.max_detections, a.input_qos, not a.no_markers, a.bare_repeats,
-                    a.torch_threads))
+    run(
+        BenchConfig(
+            a.checkpoint,
+            a.config,
+            a.seconds,
+            a.rate,
+            a.preset,
+            a.seed,
+            a.frames,
+            a.device,
+            a.score_threshold,
+            a.max_detections,
+            a.input_qos,
+            not a.no_markers,
+            a.bare_repeats,
+            a.torch_threads,
+        )
+    )
 
 
 if __name__ == "__main__":

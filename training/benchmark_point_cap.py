@@ -42,8 +42,9 @@ def main() -> None:
     ap.add_argument("--preset", default="sunrgbd-like", choices=sorted(PRESETS))
     ap.add_argument("--seed", type=int, default=1, help="dataset seed of the split to render (val: 1)")
     ap.add_argument("--scenes", type=int, default=50)
-    ap.add_argument("--caps", type=int, nargs="+", default=[0, 100_000, 50_000, 30_000],
-                    help="values of max_points; 0 = no cap")
+    ap.add_argument(
+        "--caps", type=int, nargs="+", default=[0, 100_000, 50_000, 30_000], help="values of max_points; 0 = no cap"
+    )
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -51,9 +52,11 @@ def main() -> None:
     preset = PRESETS[a.preset].full_resolution()
     scenes = [generate_scene(preset, a.seed, i) for i in range(a.scenes)]
     n_pts = np.array([len(s.points) for s in scenes])
-    print(f"{a.scenes} full-resolution {a.preset} frames (seed {a.seed}), {n_pts.mean():.0f} points on average "
-          f"(min {n_pts.min()}, max {n_pts.max()}); checkpoint {a.checkpoint} (its own cap: "
-          f"{base.contract.max_points}); {a.threads} torch thread(s)")
+    print(
+        f"{a.scenes} full-resolution {a.preset} frames (seed {a.seed}), {n_pts.mean():.0f} points on average "
+        f"(min {n_pts.min()}, max {n_pts.max()}); checkpoint {a.checkpoint} (its own cap: "
+        f"{base.contract.max_points}); {a.threads} torch thread(s)"
+    )
     print("| max_points | mAP@0.25 | mAP@0.5 | detect ms at 0.3 (median / p90) |\n|---|---|---|---|")
     for cap in a.caps:
         det = with_cap(base, cap or None)
@@ -69,8 +72,10 @@ def main() -> None:
             t = time.perf_counter()
             det.detect(s.points)
             ms.append((time.perf_counter() - t) * 1e3)
-        print(f"| {cap or 'none'} | {res.map_at(0.25):.3f} | {res.map_at(0.5):.3f} | "
-              f"{np.median(ms):.1f} / {np.percentile(ms, 90):.1f} |")
+        print(
+            f"| {cap or 'none'} | {res.map_at(0.25):.3f} | {res.map_at(0.5):.3f} | "
+            f"{np.median(ms):.1f} / {np.percentile(ms, 90):.1f} |"
+        )
 
 
 if __name__ == "__main__":

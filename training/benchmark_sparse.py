@@ -46,22 +46,38 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def make_indoor(n_points: int, kind: str, seed: int = 0):
     """Synthetic indoor point cloud (see the module docstring). Returns xyz (N, 3) metres, rgb (N, 3) in [0, 1]."""
     import torch
+
     g = torch.Generator().manual_seed(seed)
     room = (6.0, 5.0, 2.7)
     # (x0, y0, z0, dx, dy, dz) boxes: bed, two tables, cabinets, chairs.
-    boxes = [(0.3, 0.3, 0.0, 2.0, 1.6, 0.55), (3.0, 1.0, 0.0, 1.4, 0.8, 0.75), (3.2, 3.5, 0.0, 1.0, 1.0, 0.72),
-             (5.3, 0.2, 0.0, 0.5, 1.2, 1.9), (0.2, 4.3, 0.0, 1.5, 0.5, 1.0), (2.6, 1.2, 0.0, 0.45, 0.45, 0.9),
-             (4.5, 1.3, 0.0, 0.45, 0.45, 0.9), (2.8, 3.6, 0.0, 0.45, 0.45, 0.9)]
-    faces = [(0, 0, 0, room[0], room[1], 0, "z"), (0, 0, 0, room[0], 0, room[2], "y"),
-             (0, room[1], 0, room[0], 0, room[2], "y"), (0, 0, 0, 0, room[1], room[2], "x"),
-             (room[0], 0, 0, 0, room[1], room[2], "x")]
+    boxes = [
+        (0.3, 0.3, 0.0, 2.0, 1.6, 0.55),
+        (3.0, 1.0, 0.0, 1.4, 0.8, 0.75),
+        (3.2, 3.5, 0.0, 1.0, 1.0, 0.72),
+        (5.3, 0.2, 0.0, 0.5, 1.2, 1.9),
+        (0.2, 4.3, 0.0, 1.5, 0.5, 1.0),
+        (2.6, 1.2, 0.0, 0.45, 0.45, 0.9),
+        (4.5, 1.3, 0.0, 0.45, 0.45, 0.9),
+        (2.8, 3.6, 0.0, 0.45, 0.45, 0.9),
+    ]
+    faces = [
+        (0, 0, 0, room[0], room[1], 0, "z"),
+        (0, 0, 0, room[0], 0, room[2], "y"),
+        (0, room[1], 0, room[0], 0, room[2], "y"),
+        (0, 0, 0, 0, room[1], room[2], "x"),
+        (room[0], 0, 0, 0, room[1], room[2], "x"),
+    ]
     if kind == "room":
         faces.append((0, 0, room[2], room[0], room[1], 0, "z"))
     for x0, y0, z0, dx, dy, dz in boxes:
-        faces += [(x0, y0, z0 + dz, dx, dy, 0, "z"), (x0, y0, z0, dx, 0, dz, "y"), (x0, y0 + dy, z0, dx, 0, dz, "y"),
-                  (x0, y0, z0, 0, dy, dz, "x"), (x0 + dx, y0, z0, 0, dy, dz, "x")]
-    areas = torch.tensor([max(dx * dy, dx * dz, dy * dz) if n != "z" else dx * dy
-                          for _, _, _, dx, dy, dz, n in faces])
+        faces += [
+            (x0, y0, z0 + dz, dx, dy, 0, "z"),
+            (x0, y0, z0, dx, 0, dz, "y"),
+            (x0, y0 + dy, z0, dx, 0, dz, "y"),
+            (x0, y0, z0, 0, dy, dz, "x"),
+            (x0 + dx, y0, z0, 0, dy, dz, "x"),
+        ]
+    areas = torch.tensor([max(dx * dy, dx * dz, dy * dz) if n != "z" else dx * dy for _, _, _, dx, dy, dz, n in faces])
     pts, cols = [], []
     oversample = 4 if kind == "frame" else 1
     counts = torch.distributions.Multinomial(int(n_points * oversample), probs=areas / areas.sum()).sample()
@@ -114,8 +130,12 @@ def _private_backbone_neck():
                 stages.append(nn.Sequential(Block(cin, p, 2), *[Block(p, p, 1) for _ in range(d - 1)]))
                 cin = p
             self.stages = nn.ModuleList(stages)
-            self.up = nn.ModuleList([nn.Sequential(SparseGenerativeConvTranspose3d(128, 128, 3, 2),
-                                                   SparseBatchNorm(128), SparseReLU()) for _ in range(2)])
+            self.up = nn.ModuleList(
+                [
+                    nn.Sequential(SparseGenerativeConvTranspose3d(128, 128, 3, 2), SparseBatchNorm(128), SparseReLU())
+                    for _ in range(2)
+                ]
+            )
             self.lat = nn.ModuleList([cbr(128, 128, 3, 1) for _ in range(2)])
             self.out = nn.ModuleList([cbr(128, 128, 3, 1) for _ in range(2)])
 
@@ -138,6 +158,7 @@ def _private_backbone_neck():
 def build_network():
     """Backbone + neck from sr3d_core.model when available, else the benchmark-private copy."""
     from torch import nn
+
     try:
         from sr3d_core.model.backbone import MinkResNet
         from sr3d_core.model.neck import TR3DNeck
@@ -222,8 +243,12 @@ def fma_peak_gflops(threads: int) -> float | None:
         src, exe = os.path.join(tmp, "peak.c"), os.path.join(tmp, "peak")
         with open(src, "w") as f:
             f.write(_PEAK_C)
-        if subprocess.run([cc, "-O2", "-march=native", "-ffp-contract=fast", src, "-o", exe],
-                          capture_output=True).returncode != 0:
+        if (
+            subprocess.run(
+                [cc, "-O2", "-march=native", "-ffp-contract=fast", src, "-o", exe], capture_output=True
+            ).returncode
+            != 0
+        ):
             return None
         best = 0.0
         for _ in range(5):  # a hardware constant: the best of a few short runs, whatever else the machine does
@@ -235,6 +260,7 @@ def fma_peak_gflops(threads: int) -> float | None:
 def worker(args) -> None:
     """One measurement in this process; prints a JSON line."""
     import torch
+
     torch.set_num_threads(args.threads)
     from sr3d_core.sparse import SparseConv3d, voxelize
 
@@ -289,16 +315,45 @@ def worker(args) -> None:
         step(x)
         times.append(time.perf_counter() - t0)
         del x
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss)
-    print(json.dumps({"times": times, "peak_bytes": peak, "voxels": n_vox, "net": tag,
-                      "out_voxels": [len(o) for o in outs], "gflop": gflop}))
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base_rss
+    )
+    print(
+        json.dumps(
+            {
+                "times": times,
+                "peak_bytes": peak,
+                "voxels": n_vox,
+                "net": tag,
+                "out_voxels": [len(o) for o in outs],
+                "gflop": gflop,
+            }
+        )
+    )
 
 
 def run_one(backend, case, mode, map_kind, args) -> dict | None:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--backend", backend, "--case", case, "--mode",
-           mode, "--map", map_kind, "--repeats", str(args.repeats if case == "conv" else args.net_repeats),
-           "--threads", str(args.threads), "--device", args.device]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        "--backend",
+        backend,
+        "--case",
+        case,
+        "--mode",
+        mode,
+        "--map",
+        map_kind,
+        "--repeats",
+        str(args.repeats if case == "conv" else args.net_repeats),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if r.returncode != 0:
@@ -324,18 +379,23 @@ def main() -> None:
         worker(args)
         return
     from sr3d_core.sparse import available_backends
+
     backends = available_backends()
     peak = fma_peak_gflops(args.threads) if args.device == "cpu" else None
-    print(f"# backends: {backends}; threads {args.threads}; device {args.device}; float32 FMA peak "
-          + (f"{peak:.1f} GFLOP/s" if peak else "not measured"))
+    print(
+        f"# backends: {backends}; threads {args.threads}; device {args.device}; float32 FMA peak "
+        + (f"{peak:.1f} GFLOP/s" if peak else "not measured")
+    )
     rows = []
     cases = [("conv", m, k) for m in ("fwd", "fwdbwd") for k in ("cached", "build")]
     cases += [(c, m, "build") for c in ("frame", "room") for m in ("fwd", "fwdbwd")]
     if args.only:
         cases = [c for c in cases if c[0] == args.only]
-    header = "| workload | mode | map | voxels | " + " | ".join(
-        f"{b} median (min) ms | {b} peak MB" for b in backends) + (" | torch/ME time | torch/ME mem"
-                                                                    if len(backends) > 1 else "")
+    header = (
+        "| workload | mode | map | voxels | "
+        + " | ".join(f"{b} median (min) ms | {b} peak MB" for b in backends)
+        + (" | torch/ME time | torch/ME mem" if len(backends) > 1 else "")
+    )
     header += " | conv GFLOP | floor ms at peak" + (" | floor/ME |" if len(backends) > 1 else " |")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
@@ -348,14 +408,18 @@ def main() -> None:
                 cells += ["failed", "-"]
                 continue
             vox = str(r["voxels"])
-            cells += [f"{statistics.median(r['times']) * 1e3:.1f} ({min(r['times']) * 1e3:.1f})",
-                      f"{r['peak_bytes'] / 2**20:.0f}"]
+            cells += [
+                f"{statistics.median(r['times']) * 1e3:.1f} ({min(r['times']) * 1e3:.1f})",
+                f"{r['peak_bytes'] / 2**20:.0f}",
+            ]
         line = f"| {case} | {mode} | {'cached' if map_kind == 'cached' else '+map'} | {vox} | " + " | ".join(cells)
         both = len(backends) > 1 and all(res[b] for b in backends)
         if both:
             t, m = res["torch"], res["minkowski"]
-            line += (f" | {statistics.median(t['times']) / statistics.median(m['times']):.2f} | "
-                     f"{t['peak_bytes'] / max(m['peak_bytes'], 1):.2f}")
+            line += (
+                f" | {statistics.median(t['times']) / statistics.median(m['times']):.2f} | "
+                f"{t['peak_bytes'] / max(m['peak_bytes'], 1):.2f}"
+            )
         elif len(backends) > 1:
             line += " | - | -"
         gflop = (res.get("torch") or {}).get("gflop")
@@ -363,8 +427,11 @@ def main() -> None:
         line += f" | {gflop:.2f}" if gflop else " | -"
         line += f" | {floor_ms:.1f}" if floor_ms else " | -"
         if len(backends) > 1:
-            line += (f" | {floor_ms / (statistics.median(res['minkowski']['times']) * 1e3):.2f}"
-                     if floor_ms and res.get("minkowski") else " | -")
+            line += (
+                f" | {floor_ms / (statistics.median(res['minkowski']['times']) * 1e3):.2f}"
+                if floor_ms and res.get("minkowski")
+                else " | -"
+            )
         print(line + " |", flush=True)
         rows.append((case, mode, map_kind, res))
 

@@ -112,10 +112,17 @@ def layer_workload(frame: np.ndarray, voxel: float, channels: int) -> Callable[[
 def main(argv: list[str] | None = None) -> int:
     """Time the workloads and print the table."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "sr3d_synth_sunrgbd_real.pt",
-                    help="the model whose detect is timed (default: the shipped model)")
-    ap.add_argument("--tr3d-checkpoint", type=Path, help="an imported TR3D checkpoint (sr3d-import-tr3d): its "
-                    "detect is timed too")
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=ROOT / "models" / "sr3d_synth_sunrgbd_real.pt",
+        help="the model whose detect is timed (default: the shipped model)",
+    )
+    ap.add_argument(
+        "--tr3d-checkpoint",
+        type=Path,
+        help="an imported TR3D checkpoint (sr3d-import-tr3d): its " "detect is timed too",
+    )
     ap.add_argument("--points-dir", type=Path, help="frames (.bin); default: synthetic room-like clouds")
     ap.add_argument("--num-feats", type=int, default=6)
     ap.add_argument("--points", type=int, default=50000, help="points per synthetic frame")
@@ -129,16 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     a = ap.parse_args(argv)
     keep_freed_memory()
-    frames = (load_frames(a.points_dir, a.frames, a.num_feats) if a.points_dir
-              else synthetic_frames(a.frames, a.points))
+    frames = load_frames(a.points_dir, a.frames, a.num_feats) if a.points_dir else synthetic_frames(a.frames, a.points)
     workloads: dict[str, Callable[[], None]] = {}
     workloads[f"detect, {a.frames} frames ({a.checkpoint.name})"] = detect_workload(a.checkpoint, frames)
     if a.tr3d_checkpoint:
         workloads[f"detect, {a.frames} frames (imported TR3D)"] = detect_workload(a.tr3d_checkpoint, frames)
     if a.steps:
         workloads[f"training step x{a.steps} ({a.config})"] = train_workload(a.config, a.steps)
-    workloads[f"conv layer {a.layer_channels}->{a.layer_channels}, {a.layer_voxel * 100:g} cm, fwd+bwd"] = \
+    workloads[f"conv layer {a.layer_channels}->{a.layer_channels}, {a.layer_voxel * 100:g} cm, fwd+bwd"] = (
         layer_workload(frames[0], a.layer_voxel, a.layer_channels)
+    )
     times = {(w, t): [] for w in workloads for t in a.threads}
     for rep in range(a.warmup + a.reps):
         for name, run in workloads.items():

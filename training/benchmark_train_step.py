@@ -43,12 +43,20 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(name, a.set)
         torch.manual_seed(cfg.train.seed)
         model = build_network(cfg)
-        runs.append({
-            "name": name, "cfg": cfg, "model": model, "criterion": Criterion(cfg),
-            "opt": make_optimizer(model, cfg.train),
-            "data": StepDataset.from_config(build_source(cfg, "train"), cfg),
-            "step": [], "fwd": [], "crit": [], "bwd": [],
-        })
+        runs.append(
+            {
+                "name": name,
+                "cfg": cfg,
+                "model": model,
+                "criterion": Criterion(cfg),
+                "opt": make_optimizer(model, cfg.train),
+                "data": StepDataset.from_config(build_source(cfg, "train"), cfg),
+                "step": [],
+                "fwd": [],
+                "crit": [],
+                "bwd": [],
+            }
+        )
     for i in range(a.warmup + a.steps):
         for r in runs:
             batch = r["data"][i]
@@ -69,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                 r["bwd"].append(t3 - t2)
     base = np.array(runs[0]["step"])
     print(f"{a.steps} steps per config after {a.warmup} warm-up steps, {a.threads} thread(s)")
-    print("| config | step median ms | step p90 ms | forward median ms | criterion median ms | backward + optimizer"
-          " median ms | vs first: median of per-step ratios |")
+    print(
+        "| config | step median ms | step p90 ms | forward median ms | criterion median ms | backward + optimizer"
+        " median ms | vs first: median of per-step ratios |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in runs:
         s = np.array(r["step"]) * 1e3
@@ -78,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         # Step i of every config saw the same batch at nearly the same time: the per-step ratio cancels most of a
         # busy machine's drift, the difference of two medians does not.
         ratio = np.median(np.array(r["step"]) / base)
-        print(f"| {r['name']} | {np.median(s):.0f} | {np.percentile(s, 90):.0f} | {med['fwd']:.0f} | "
-              f"{med['crit']:.1f} | {med['bwd']:.0f} | {ratio * 100 - 100:+.1f} % |")
+        print(
+            f"| {r['name']} | {np.median(s):.0f} | {np.percentile(s, 90):.0f} | {med['fwd']:.0f} | "
+            f"{med['crit']:.1f} | {med['bwd']:.0f} | {ratio * 100 - 100:+.1f} % |"
+        )
     return 0
 
 

@@ -34,8 +34,11 @@ from sr3d_core.engine.grid import RESULTS_ROOT, load_grid, load_paper, run_grid,
 def main(argv: Optional[list[str]] = None) -> int:
     """CLI entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "table", "status", "collect"],
-                    help="collect: copy results that exist only in the run folders to the results folder")
+    ap.add_argument(
+        "command",
+        choices=["run", "table", "status", "collect"],
+        help="collect: copy results that exist only in the run folders to the results folder",
+    )
     ap.add_argument("grid", help="grid name in config/grids or a YAML path")
     ap.add_argument("--rows", nargs="*", default=None, help="only these rows (default: all, in file order)")
     ap.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")

@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--split", default="train", help="split name in the info file name")
     ap.add_argument("--workers", type=int, default=2, help="processes (output does not depend on it)")
-    ap.add_argument("--world-off", default="", metavar="FACTOR[,FACTOR]",
-                    help="switch realism factors of the preset's world off (ablations): "
-                         + ", ".join(WorldConfig.factors()))
+    ap.add_argument(
+        "--world-off",
+        default="",
+        metavar="FACTOR[,FACTOR]",
+        help="switch realism factors of the preset's world off (ablations): " + ", ".join(WorldConfig.factors()),
+    )
     a = ap.parse_args(argv)
     if a.num_scenes <= 0:
         ap.error("--num-scenes must be positive")
@@ -45,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=a.num_scenes, unit="scene", desc=a.preset) as bar:
         path, secs = write_dataset(preset, a.num_scenes, a.seed, a.out, a.split, a.workers, bar.update)
     rate = a.num_scenes / secs
-    print(f"wrote {a.num_scenes} scenes to {path} in {secs:.1f} s: {rate:.2f} scenes/s "
-          f"({a.workers} processes); 1000 scenes would take ~{1000 / rate / 60:.1f} min")
+    print(
+        f"wrote {a.num_scenes} scenes to {path} in {secs:.1f} s: {rate:.2f} scenes/s "
+        f"({a.workers} processes); 1000 scenes would take ~{1000 / rate / 60:.1f} min"
+    )
     return 0
 
 

@@ -23,8 +23,16 @@ from sr3d_core.evaluation.bev import draw_boxes, save_png, scatter_points  # noq
 _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
 
-def render(points: np.ndarray, boxes: np.ndarray, labels: np.ndarray, class_names: list[str], out: str,
-           title: str = "", max_points: int = 40_000, seed: int = 0) -> None:
+def render(
+    points: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    out: str,
+    title: str = "",
+    max_points: int = 40_000,
+    seed: int = 0,
+) -> None:
     """Write a PNG with a bird's-eye view (left) and a perspective view (right).
 
     Args:
@@ -96,8 +104,12 @@ def render_gallery(out: str, seed: int = 0, per_kind: int = 2) -> None:
             floor = PartList()
             floor.box((0, 0, -0.025), (6, 6, 0.05), np.array([0.55, 0.55, 0.55]))
             fv, ff, fc = floor.finish()
-            caster = RayCaster(np.concatenate([v, fv]), np.concatenate([f, ff + len(v)]), np.concatenate([c, fc]),
-                               np.r_[np.zeros(len(f), np.int32), -np.ones(len(ff), np.int32)])
+            caster = RayCaster(
+                np.concatenate([v, fv]),
+                np.concatenate([f, ff + len(v)]),
+                np.concatenate([c, fc]),
+                np.r_[np.zeros(len(f), np.int32), -np.ones(len(ff), np.int32)],
+            )
             pts, cols = [], []
             for a in (0.4, 1.3, 2.2, -0.6):
                 pos = np.array([2.2 * np.cos(a), 2.2 * np.sin(a), 1.4])
@@ -147,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         s = ds.load(a.index)
     except IndexError as e:
         ap.error(str(e))
-    render(s.points, s.gt_boxes, s.gt_labels, list(names), a.out,
-           title=f"{infos.dataset} sample {s.sample_idx}: {len(s.points)} points, {len(s.gt_boxes)} boxes")
+    render(
+        s.points,
+        s.gt_boxes,
+        s.gt_labels,
+        list(names),
+        a.out,
+        title=f"{infos.dataset} sample {s.sample_idx}: {len(s.points)} points, {len(s.gt_boxes)} boxes",
+    )
     print(f"wrote {a.out}")
     return 0
 

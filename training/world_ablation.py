@@ -93,13 +93,19 @@ def evaluate_real(data_root: Path) -> None:
         if not ckpt.exists():
             print(f"{rel}: no final.pt here (trained elsewhere?); skipped", flush=True)
             continue
-        numbers = {"frames": _count_frames(data_root), "score_threshold": SCORE_THRESHOLD,
-                   "contract": _evaluate(ckpt, data_root, None),
-                   f"cap_{TRAIN_DENSITY}": _evaluate(ckpt, data_root, TRAIN_DENSITY)}
+        numbers = {
+            "frames": _count_frames(data_root),
+            "score_threshold": SCORE_THRESHOLD,
+            "contract": _evaluate(ckpt, data_root, None),
+            f"cap_{TRAIN_DENSITY}": _evaluate(ckpt, data_root, TRAIN_DENSITY),
+        }
         (result.parent / "real.json").write_text(json.dumps(numbers, indent=2))
         c = numbers["contract"]
-        print(f"{rel}: mAP@0.25 {c['mAP_0.25']:.4f} mAP@0.5 {c['mAP_0.5']:.4f} "
-              f"P {c['precision_0.25']} R {c['recall_0.25']}", flush=True)
+        print(
+            f"{rel}: mAP@0.25 {c['mAP_0.25']:.4f} mAP@0.5 {c['mAP_0.5']:.4f} "
+            f"P {c['precision_0.25']} R {c['recall_0.25']}",
+            flush=True,
+        )
         n += 1
     if n == 0:
         raise SystemExit(f"no finished run with its final.pt under {RUNS}; run the grid first")
@@ -127,10 +133,13 @@ def table() -> str:
     for result in sorted(RESULTS.glob("*/seed*/result.json")):
         real = result.parent / "real.json"
         rows.setdefault(result.parent.parent.name, []).append(
-            (json.loads(result.read_text()), json.loads(real.read_text()) if real.exists() else {}))
+            (json.loads(result.read_text()), json.loads(real.read_text()) if real.exists() else {})
+        )
     order = ["all_factors", "legacy_world"] + [f"no_{v[3:]}" for v in VARIANTS if v.startswith("no_")]
-    head = ("| world | seeds | synthetic val mAP@0.25 | mAP@0.5 | real mAP@0.25 | real mAP@0.5 | "
-            f"real P@{SCORE_THRESHOLD} | real R@{SCORE_THRESHOLD} | real mAP@0.25, 20k pts | real mAP@0.5, 20k pts |")
+    head = (
+        "| world | seeds | synthetic val mAP@0.25 | mAP@0.5 | real mAP@0.25 | real mAP@0.5 | "
+        f"real P@{SCORE_THRESHOLD} | real R@{SCORE_THRESHOLD} | real mAP@0.25, 20k pts | real mAP@0.5, 20k pts |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name in [r for r in order if r in rows] + sorted(set(rows) - set(order)):
         runs = rows[name]
@@ -141,7 +150,8 @@ def table() -> str:
             f"| {name} | {len(runs)} | {_fmt([r['mAP_0.25'] for r in syn])} | {_fmt([r['mAP_0.5'] for r in syn])} | "
             f"{_fmt([q.get('mAP_0.25') for q in real])} | {_fmt([q.get('mAP_0.5') for q in real])} | "
             f"{_fmt([q.get('precision_0.25') for q in real])} | {_fmt([q.get('recall_0.25') for q in real])} | "
-            f"{_fmt([q.get('mAP_0.25') for q in cap])} | {_fmt([q.get('mAP_0.5') for q in cap])} |")
+            f"{_fmt([q.get('mAP_0.25') for q in cap])} | {_fmt([q.get('mAP_0.5') for q in cap])} |"
+        )
     return "\n".join(lines)
 
 

@@ -28,7 +28,20 @@ def build_assigner(cfg: AssignerConfig, rotated: bool) -> Assigner:
 
 
 __all__ = [
-    "ASSIGNERS", "AlignOTAAssigner", "AlignOTAConfig", "AnchorSet", "Assigner", "AssignerConfig", "AssignResult",
-    "GroundTruth", "Predictions", "SimOTAAssigner", "SimOTAConfig", "SpotaAssigner", "SpotaConfig", "TR3DAssigner",
-    "TR3DAssignerConfig", "build_assigner",
+    "ASSIGNERS",
+    "AlignOTAAssigner",
+    "AlignOTAConfig",
+    "AnchorSet",
+    "Assigner",
+    "AssignerConfig",
+    "AssignResult",
+    "GroundTruth",
+    "Predictions",
+    "SimOTAAssigner",
+    "SimOTAConfig",
+    "SpotaAssigner",
+    "SpotaConfig",
+    "TR3DAssigner",
+    "TR3DAssignerConfig",
+    "build_assigner",
 ]

@@ -67,8 +67,9 @@ def dynamic_k_selection(cost: torch.Tensor, iou: torch.Tensor, topq: int) -> tor
     return (rank < ks[None, :]) & torch.isfinite(cost)
 
 
-def dynamic_k_assignment(iou: torch.Tensor, ai: torch.Tensor, gi: torch.Tensor, pair_cost: torch.Tensor,
-                         topq: int) -> AssignResult:
+def dynamic_k_assignment(
+    iou: torch.Tensor, ai: torch.Tensor, gi: torch.Tensor, pair_cost: torch.Tensor, topq: int
+) -> AssignResult:
     """The OTA assigners' last step: scatter the candidate pairs' costs, pick each GT's dynamic k, resolve
     conflicts by least cost."""
     cost = torch.full_like(iou, float("inf"))
@@ -105,9 +106,7 @@ class SimOTAAssigner(PredictionAwareAssigner):
         cand = (in_box | in_ctr).any(dim=1, keepdim=True).expand(n, m)  # YOLOX: foreground of any GT
         iou, ai, gi = ota_matrices(anchors, preds, gt, cand, self.rotated)
         onehot = F.one_hot(gt.labels, preds.cls_logits.shape[1]).to(preds.cls_logits.dtype)  # (M, C)
-        cls_cost = F.binary_cross_entropy_with_logits(
-            preds.cls_logits[ai], onehot[gi], reduction="none"
-        ).sum(dim=1)
+        cls_cost = F.binary_cross_entropy_with_logits(preds.cls_logits[ai], onehot[gi], reduction="none").sum(dim=1)
         pair = (
             self.cfg.cls_weight * cls_cost
             + self.cfg.iou_weight * -torch.log(iou[ai, gi] + 1e-8)

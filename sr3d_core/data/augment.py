@@ -43,10 +43,23 @@ class AugmentConfig:
 
 
 AUGMENTS: dict[str, AugmentConfig] = {
-    "scannet": AugmentConfig(sample_fraction=(0.33, 1.0), flip_x_prob=0.5, flip_y_prob=0.5, rot_range=0.02,
-                             scale_range=(0.9, 1.1), trans_std=0.1, axis_aligned=True),
-    "sunrgbd": AugmentConfig(sample_points=100_000, flip_x_prob=0.5, rot_range=0.523599,
-                             scale_range=(0.85, 1.15), trans_std=0.1, axis_aligned=False),
+    "scannet": AugmentConfig(
+        sample_fraction=(0.33, 1.0),
+        flip_x_prob=0.5,
+        flip_y_prob=0.5,
+        rot_range=0.02,
+        scale_range=(0.9, 1.1),
+        trans_std=0.1,
+        axis_aligned=True,
+    ),
+    "sunrgbd": AugmentConfig(
+        sample_points=100_000,
+        flip_x_prob=0.5,
+        rot_range=0.523599,
+        scale_range=(0.85, 1.15),
+        trans_std=0.1,
+        axis_aligned=False,
+    ),
     "none": AugmentConfig(),
 }
 
@@ -61,8 +74,9 @@ def training_augment(data: DataConfig) -> AugmentConfig:
     geometric = data.augment and data.format in AUGMENTS
     aug = AUGMENTS[data.format] if geometric else AugmentConfig()
     frac = data.train_point_fraction
-    aug = dataclasses.replace(aug, sample_points=data.train_points,
-                              sample_fraction=None if frac is None else (frac, 1.0))
+    aug = dataclasses.replace(
+        aug, sample_points=data.train_points, sample_fraction=None if frac is None else (frac, 1.0)
+    )
     if geometric and data.rot_range is not None:
         aug = dataclasses.replace(aug, rot_range=data.rot_range)
     return aug
@@ -89,8 +103,9 @@ def flip(points: np.ndarray, boxes: np.ndarray, axis: int) -> tuple[np.ndarray, 
     return points, boxes
 
 
-def rot_scale_trans(points: np.ndarray, boxes: np.ndarray, angle: float, scale: float, trans: np.ndarray,
-                    axis_aligned: bool) -> tuple[np.ndarray, np.ndarray]:
+def rot_scale_trans(
+    points: np.ndarray, boxes: np.ndarray, angle: float, scale: float, trans: np.ndarray, axis_aligned: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotate about z by `angle`, scale, translate; axis-aligned boxes are re-boxed after rotating."""
     c, s = np.cos(angle), np.sin(angle)
     R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float64)
@@ -106,8 +121,9 @@ def rot_scale_trans(points: np.ndarray, boxes: np.ndarray, angle: float, scale: 
     return points, b.astype(np.float32)
 
 
-def augment(points: np.ndarray, boxes: np.ndarray, cfg: AugmentConfig,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    points: np.ndarray, boxes: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply the whole training augmentation.
 
     Args:

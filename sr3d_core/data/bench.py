@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     source = InfoScenes(DatasetConfig(a.data_root, a.info, names), AUGMENTS[a.augment])
     data = StepDataset(source, InputContract(a.voxel_size, True), a.batch_size, seed=0)
     rate = measure(data, a.workers, a.epochs)
-    print(f"{rate:.1f} samples/s ({a.workers} workers, batch {a.batch_size}, voxel {a.voxel_size}, "
-          f"augment {a.augment}, {len(source)} samples x {a.epochs} epochs)")
+    print(
+        f"{rate:.1f} samples/s ({a.workers} workers, batch {a.batch_size}, voxel {a.voxel_size}, "
+        f"augment {a.augment}, {len(source)} samples x {a.epochs} epochs)"
+    )
     return 0
 
 

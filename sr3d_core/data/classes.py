@@ -7,13 +7,36 @@ written in the same order, so the order here must never change.
 from __future__ import annotations
 
 SCANNET_CLASSES: tuple[str, ...] = (
-    "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-    "counter", "desk", "curtain", "refrigerator", "showercurtain", "toilet", "sink", "bathtub",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "desk",
+    "curtain",
+    "refrigerator",
+    "showercurtain",
+    "toilet",
+    "sink",
+    "bathtub",
     "garbagebin",
 )
 
 SUNRGBD_CLASSES: tuple[str, ...] = (
-    "bed", "table", "sofa", "chair", "toilet", "desk", "dresser", "night_stand", "bookshelf",
+    "bed",
+    "table",
+    "sofa",
+    "chair",
+    "toilet",
+    "desk",
+    "dresser",
+    "night_stand",
+    "bookshelf",
     "bathtub",
 )
 
@@ -49,5 +72,6 @@ def check_class_names(names: list[str] | tuple[str, ...], categories: dict[str, 
     missing = [n for n in names if category_label(categories, n) is None]
     if missing:
         known = sorted((n for n, k in categories.items() if k >= 0), key=categories.get)
-        raise ValueError(f"class name(s) {missing} from the config are not among the categories of {source}; "
-                         f"known: {known}")
+        raise ValueError(
+            f"class name(s) {missing} from the config are not among the categories of {source}; " f"known: {known}"
+        )

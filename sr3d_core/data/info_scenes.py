@@ -88,8 +88,9 @@ class InfoScenes:
         """
         n = len(self.data_list)
         if not 0 <= index < n:
-            raise IndexError(f"sample index {index} is out of range: {self.cfg.info_file} has {n} samples "
-                             f"(0..{n - 1})")
+            raise IndexError(
+                f"sample index {index} is out of range: {self.cfg.info_file} has {n} samples " f"(0..{n - 1})"
+            )
         return self.loader(self.data_list[index], self.cfg.data_root, self.lut, self.cfg.points_dir)
 
     def get(self, index: int, rng: np.random.Generator, train: bool) -> Sample:

@@ -95,7 +95,8 @@ def _old_layout_error(path: Path, samples: list[Any]) -> ValueError:
         f"{path} is an mmdet3d info file from before v1.1 (a list of samples with point_cloud / pts_path / annos); "
         f"this loader reads the v1.1 layout {{metainfo, data_list}}. Convert it with mmdetection3d >= 1.1: "
         f"python tools/dataset_converters/update_infos_to_v2.py --dataset {ds} --pkl-path {path} "
-        f"--out-dir <new folder>, then put the converted file (same name) in place of this one, beside points/")
+        f"--out-dir <new folder>, then put the converted file (same name) in place of this one, beside points/"
+    )
 
 
 def load_infos(path: str | Path) -> InfoFile:
@@ -114,8 +115,10 @@ def load_infos(path: str | Path) -> InfoFile:
     if isinstance(d, list):
         raise _old_layout_error(path, d)
     if not isinstance(d, dict) or "metainfo" not in d or "data_list" not in d:
-        raise ValueError(f"{path} is not an mmdet3d v1.1 info file (expected keys metainfo, data_list); "
-                         "convert old infos with mmdet3d's tools/dataset_converters/update_infos_to_v2.py")
+        raise ValueError(
+            f"{path} is not an mmdet3d v1.1 info file (expected keys metainfo, data_list); "
+            "convert old infos with mmdet3d's tools/dataset_converters/update_infos_to_v2.py"
+        )
     meta = dict(d["metainfo"] or {})
     named = meta.get("dataset", meta.get("DATASET"))
     dataset = str(named).lower() if named is not None else _dataset_from_name(path)
@@ -123,8 +126,10 @@ def load_infos(path: str | Path) -> InfoFile:
     standard = categories is None
     if standard:
         if dataset not in CLASS_LISTS:
-            raise ValueError(f"{path}: metainfo has no 'categories', and its dataset {dataset!r} has no standard "
-                             f"class list (known: {sorted(CLASS_LISTS)})")
+            raise ValueError(
+                f"{path}: metainfo has no 'categories', and its dataset {dataset!r} has no standard "
+                f"class list (known: {sorted(CLASS_LISTS)})"
+            )
         categories = {name: k for k, name in enumerate(CLASS_LISTS[dataset])}
     return InfoFile(path, dataset, dict(categories), standard, meta, list(d["data_list"]))
 
@@ -136,8 +141,9 @@ def sample_id(info: dict[str, Any]) -> Any:
     return Path(str(info.get("lidar_points", {}).get("lidar_path", ""))).stem or None
 
 
-def read_points(data_root: str | Path, info: dict[str, Any], points_dir: str = "points",
-                expected_feats: int = 6) -> np.ndarray:
+def read_points(
+    data_root: str | Path, info: dict[str, Any], points_dir: str = "points", expected_feats: int = 6
+) -> np.ndarray:
     """Read a float32 `.bin` point file named by `info['lidar_points']`.
 
     Args:
@@ -153,8 +159,10 @@ def read_points(data_root: str | Path, info: dict[str, Any], points_dir: str = "
     lp = info["lidar_points"]
     n_feats = int(lp["num_pts_feats"])
     if n_feats != expected_feats:
-        raise ValueError(f"sample {sample_id(info)}: lidar_points.num_pts_feats is {n_feats}, "
-                         f"expected {expected_feats} (xyz + RGB)")
+        raise ValueError(
+            f"sample {sample_id(info)}: lidar_points.num_pts_feats is {n_feats}, "
+            f"expected {expected_feats} (xyz + RGB)"
+        )
     path = Path(data_root) / points_dir / lp["lidar_path"]
     if not path.is_file():
         raise FileNotFoundError(f"point file not found: {path}")
@@ -182,7 +190,8 @@ def instances(info: dict[str, Any], box_dim: int, lut: np.ndarray) -> tuple[np.n
     inst = info.get("instances", [])
     boxes = np.asarray([i["bbox_3d"] for i in inst], np.float32).reshape(-1, box_dim)
     raw = np.asarray([i["bbox_label_3d"] for i in inst], np.int64)
-    labels = np.where((raw >= 0) & (raw < len(lut)), lut[np.clip(raw, 0, max(len(lut) - 1, 0))], -1) \
-        if len(raw) else raw
+    labels = (
+        np.where((raw >= 0) & (raw < len(lut)), lut[np.clip(raw, 0, max(len(lut) - 1, 0))], -1) if len(raw) else raw
+    )
     keep = labels >= 0
     return boxes[keep], labels[keep]

@@ -59,8 +59,16 @@ class StepDataset(torch.utils.data.Dataset):
         rank / world: DDP rank and world size.
     """
 
-    def __init__(self, source: SceneSource, contract: InputContract, batch_size: int, seed: int, repeat: int = 1,
-                 rank: int = 0, world: int = 1) -> None:
+    def __init__(
+        self,
+        source: SceneSource,
+        contract: InputContract,
+        batch_size: int,
+        seed: int,
+        repeat: int = 1,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.source, self.contract, self.batch_size, self.seed, self.repeat = source, contract, batch_size, seed, repeat
         self.rank, self.world = rank, world
         self.iters_per_epoch = iters_per_epoch(len(source), repeat, batch_size)
@@ -113,5 +121,6 @@ class StepSampler(torch.utils.data.Sampler):
 
 def step_loader(dataset: StepDataset, start: int, total: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader yielding the batches of steps ``start .. total - 1`` (already collated by ``dataset``)."""
-    return torch.utils.data.DataLoader(dataset, sampler=StepSampler(start, total), batch_size=None,
-                                       num_workers=num_workers)
+    return torch.utils.data.DataLoader(
+        dataset, sampler=StepSampler(start, total), batch_size=None, num_workers=num_workers
+    )

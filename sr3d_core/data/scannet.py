@@ -16,8 +16,9 @@ import numpy as np
 from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
-def load_scannet_sample(info: dict[str, Any], data_root: str | Path, lut: np.ndarray,
-                        points_dir: str = "points") -> Sample:
+def load_scannet_sample(
+    info: dict[str, Any], data_root: str | Path, lut: np.ndarray, points_dir: str = "points"
+) -> Sample:
     """Load one ScanNet sample.
 
     Args:
@@ -38,4 +39,3 @@ def load_scannet_sample(info: dict[str, Any], data_root: str | Path, lut: np.nda
     boxes6, labels = instances(info, 6, lut)
     boxes = np.concatenate([boxes6, np.zeros((len(boxes6), 1), np.float32)], 1)
     return Sample(pts, boxes, labels, sample_id(info))
-

@@ -14,10 +14,10 @@ import numpy as np
 from sr3d_core.data.infos import Sample, instances, read_points, sample_id
 
 
-def load_sunrgbd_sample(info: dict[str, Any], data_root: str | Path, lut: np.ndarray,
-                        points_dir: str = "points") -> Sample:
+def load_sunrgbd_sample(
+    info: dict[str, Any], data_root: str | Path, lut: np.ndarray, points_dir: str = "points"
+) -> Sample:
     """Load one SUN RGB-D sample (points as stored, boxes (K, 7), remapped labels)."""
     pts = read_points(data_root, info, points_dir).copy()
     boxes, labels = instances(info, 7, lut)
     return Sample(pts, boxes, labels, sample_id(info))
-

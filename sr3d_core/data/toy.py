@@ -30,8 +30,10 @@ class ToyScenes:
     def __init__(self, cfg: DataConfig, rotated: bool) -> None:
         # Only the point sampling applies: the toy format has no geometric augmentation in AUGMENTS.
         self.augment = training_augment(cfg)
-        self.scenes = [make_toy_scene(np.random.default_rng([cfg.toy_seed, s]), len(cfg.class_names), rotated, s)
-                       for s in range(cfg.toy_scenes)]
+        self.scenes = [
+            make_toy_scene(np.random.default_rng([cfg.toy_seed, s]), len(cfg.class_names), rotated, s)
+            for s in range(cfg.toy_scenes)
+        ]
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -41,8 +43,7 @@ class ToyScenes:
         scene = self.scenes[index]
         if not train:
             return scene
-        return Sample(sample_points(scene.points, self.augment, rng), scene.gt_boxes, scene.gt_labels,
-                      scene.sample_idx)
+        return Sample(sample_points(scene.points, self.augment, rng), scene.gt_boxes, scene.gt_labels, scene.sample_idx)
 
 
 def make_toy_scene(rng: np.random.Generator, num_classes: int, rotated: bool, index: int = 0) -> Sample:
@@ -80,8 +81,10 @@ def make_toy_scene(rng: np.random.Generator, num_classes: int, rotated: bool, in
         pts.append(np.concatenate([p, colour], 1))
         boxes.append(box)
         labels.append(c)
-    floor = np.concatenate([rng.uniform(0, 4.8, (FLOOR_POINTS, 2)), np.zeros((FLOOR_POINTS, 1)),
-                            np.full((FLOOR_POINTS, 3), 0.3)], 1)
+    floor = np.concatenate(
+        [rng.uniform(0, 4.8, (FLOOR_POINTS, 2)), np.zeros((FLOOR_POINTS, 1)), np.full((FLOOR_POINTS, 3), 0.3)], 1
+    )
     pts.append(floor)
-    return Sample(np.concatenate(pts).astype(np.float32), np.stack(boxes).astype(np.float32),
-                  np.asarray(labels, np.int64), index)
+    return Sample(
+        np.concatenate(pts).astype(np.float32), np.stack(boxes).astype(np.float32), np.asarray(labels, np.int64), index
+    )

@@ -49,13 +49,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="preset name in config/models or a YAML path")
     ap.add_argument("--work-dir", required=True, type=Path)
-    ap.add_argument("--resume", nargs="?", const="latest", default=None,
-                    help="resume from work_dir/latest.pt (no value) or from the given checkpoint")
-    ap.add_argument("--allow-config-change", action="store_true",
-                    help="resume although the config differs from the checkpoint's (the differences are printed)")
+    ap.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        help="resume from work_dir/latest.pt (no value) or from the given checkpoint",
+    )
+    ap.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume although the config differs from the checkpoint's (the differences are printed)",
+    )
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. train.lr=1e-4")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun, cuda is each rank's "
-                    "local GPU)")
+    ap.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun, cuda is each rank's " "local GPU)"
+    )
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this step (simulates a kill)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -114,8 +123,10 @@ def _check_device(requested: str) -> None:
         raise Refusal(f"--device {requested}: expected auto, cpu, cuda or cuda:N")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise Refusal(f"--device {requested}: CUDA is not available ({why}; torch {torch.__version__}); use "
-                      "--device cpu, or --device auto to take a GPU when there is one")
+        raise Refusal(
+            f"--device {requested}: CUDA is not available ({why}; torch {torch.__version__}); use "
+            "--device cpu, or --device auto to take a GPU when there is one"
+        )
 
 
 def _resume_path(resume: Optional[str], work_dir: Path) -> Optional[Path]:
@@ -142,13 +153,16 @@ def _check_resume(path: Path, cfg: Config, allow_change: bool, prog: str) -> Non
     except (CheckpointError, ConfigError) as e:
         raise Refusal(f"--resume: {e}") from None
     if "train_state" not in ckpt:
-        raise Refusal(f"--resume: {path} holds weights only, no training state (a final.pt?); resume from the "
-                      f"run's {LATEST}")
+        raise Refusal(
+            f"--resume: {path} holds weights only, no training state (a final.pt?); resume from the " f"run's {LATEST}"
+        )
     changes = config_changes(old, cfg)
     if changes and not allow_change:
-        raise Refusal(f"--resume: the config differs from the one {path} was trained with: {'; '.join(changes)}. "
-                      "Resume with that config (the same --config and --set), or add --allow-config-change to "
-                      "continue under the new one")
+        raise Refusal(
+            f"--resume: the config differs from the one {path} was trained with: {'; '.join(changes)}. "
+            "Resume with that config (the same --config and --set), or add --allow-config-change to "
+            "continue under the new one"
+        )
     if changes and DistContext.from_env().is_main:
         print(f"{prog}: warning: resuming {path} under a changed config: {'; '.join(changes)}", file=sys.stderr)
 
@@ -172,12 +186,18 @@ def _check_data(cfg: Config, config_arg: str) -> None:
     if preset is not None:
         commands = "; ".join(
             f"python training/make_synthetic.py --preset {preset} --num-scenes {SYNTHETIC_SPLITS[split][0]} "
-            f"--seed {SYNTHETIC_SPLITS[split][1]} --out {cfg.data.root} --split {split}" for split, _ in missing)
-        raise Refusal(f"no {splits} data: {files} not found. This config trains on synthetic scenes; make them "
-                      f"with: {commands}")
-    raise Refusal(f"no {splits} data: {files} not found (data.root is {cfg.data.root!r}). Write the "
-                  f"{cfg.data.format} info files there (mmdet3d v1.1 format), or point the run at them with --set "
-                  "data.root=DIR")
+            f"--seed {SYNTHETIC_SPLITS[split][1]} --out {cfg.data.root} --split {split}"
+            for split, _ in missing
+        )
+        raise Refusal(
+            f"no {splits} data: {files} not found. This config trains on synthetic scenes; make them "
+            f"with: {commands}"
+        )
+    raise Refusal(
+        f"no {splits} data: {files} not found (data.root is {cfg.data.root!r}). Write the "
+        f"{cfg.data.format} info files there (mmdet3d v1.1 format), or point the run at them with --set "
+        "data.root=DIR"
+    )
 
 
 def synthetic_preset(cfg: Config, config_arg: str) -> Optional[str]:
@@ -225,8 +245,10 @@ def _interrupted(trainer: Trainer, resumed_from: Optional[Path]) -> str:
         return f"{where}; resume with --resume (continues from {latest}, step {saved})"
     if resumed_from is not None:
         return f"{where}, before its first checkpoint; resume with --resume {resumed_from} again"
-    return (f"{where}, before the first checkpoint (train.ckpt_interval {trainer.cfg.train.ckpt_interval}): nothing "
-            "to resume; run it again without --resume")
+    return (
+        f"{where}, before the first checkpoint (train.ckpt_interval {trainer.cfg.train.ckpt_interval}): nothing "
+        "to resume; run it again without --resume"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ def box_loss_fn(box_type: str, rotated_quirk: bool):
 
     if box_type == "aligned":
         return lambda p, g, iou=None: iou_losses.axis_aligned_diou_loss(p[:, :6], g[:, :6], reduction="none")
-    return lambda p, g, iou=None: iou_losses.rotated_diou_loss(p, g, reduction="none", eps=_ROTATED_IOU_EPS,
-                                                              tr3d_quirk=rotated_quirk, iou=iou)
+    return lambda p, g, iou=None: iou_losses.rotated_diou_loss(
+        p, g, reduction="none", eps=_ROTATED_IOU_EPS, tr3d_quirk=rotated_quirk, iou=iou
+    )
 
 
 class Criterion(nn.Module):
@@ -94,11 +95,13 @@ class Criterion(nn.Module):
             def take(t: torch.Tensor, idx: torch.Tensor = idx) -> torch.Tensor:
                 return t.index_select(0, idx)  # several times faster than t[idx] on the CPU
 
-            scenes.append((
-                AnchorSet(take(out.anchors), take(out.levels), take(out.strides)),
-                Predictions(take(pred_boxes.detach()), take(out.cls_logits.detach())),
-                GroundTruth(gb, gl),
-            ))
+            scenes.append(
+                (
+                    AnchorSet(take(out.anchors), take(out.levels), take(out.strides)),
+                    Predictions(take(pred_boxes.detach()), take(out.cls_logits.detach())),
+                    GroundTruth(gb, gl),
+                )
+            )
             indices.append(idx)
             all_gt_boxes.append(gb)
             all_gt_labels.append(gl)
@@ -126,8 +129,9 @@ class Criterion(nn.Module):
         if iou_global is None and num_pos and self.rotated:
             # The rotated IoU is a large part of the criterion: computed once, with its graph, for the
             # classification targets (detached) and the box loss.
-            box_iou = rotated_iou_paired_diff(with_yaw(pos_pred.float()), with_yaw(pos_gt.float()),
-                                               eps=_ROTATED_IOU_EPS)
+            box_iou = rotated_iou_paired_diff(
+                with_yaw(pos_pred.float()), with_yaw(pos_gt.float()), eps=_ROTATED_IOU_EPS
+            )
         with torch.no_grad():
             if iou_global is not None:
                 pos_iou = iou_global[pos].float()
@@ -155,4 +159,3 @@ class Criterion(nn.Module):
             "aic": (pos_score - pos_iou).abs().mean() if num_pos else torch.tensor(0.0),
             **{k: v.detach() for k, v in cls_terms.items()},
         }
-

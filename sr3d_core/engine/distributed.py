@@ -58,7 +58,8 @@ class DistContext:
         if self.world == 1:
             return model
         return torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order (``[obj]`` in a one-process run)."""

@@ -58,7 +58,6 @@ class Run:
         return json.loads((self.result_dir / "result.json").read_text())
 
 
-
 def grid_file(name_or_path: str) -> Path:
     """The YAML file of a grid given by name (``config/grids/<name>.yaml``) or path."""
     path = Path(name_or_path)
@@ -117,13 +116,15 @@ def run_job(run: Run) -> dict[str, Any]:
     keep_freed_memory()
     cfg = load_config(run.config, list(run.overrides))
     run.work_dir.mkdir(parents=True, exist_ok=True)
-    (run.work_dir / "run.json").write_text(json.dumps(
-        {"row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides)}, indent=2))
+    (run.work_dir / "run.json").write_text(
+        json.dumps({"row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides)}, indent=2)
+    )
     final = run.work_dir / "final.pt"
     if not final.exists():
         latest = run.work_dir / "latest.pt"
-        train(cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False,
-              validate_at_end=False)  # evaluated below, once
+        train(
+            cfg, run.work_dir, latest if latest.exists() else None, "cpu", show_progress=False, validate_at_end=False
+        )  # evaluated below, once
     det = Detector.from_checkpoint(final, device="cpu")
     res = evaluate_detector(det, build_source(det.config, "val"), keep_scenes=True)
     halves = []
@@ -137,15 +138,22 @@ def run_job(run: Run) -> dict[str, Any]:
     errors = prediction_consistency_errors(rec.scores, rec.ious, rec.labels, 30)
     with open(run.work_dir / "train_log.csv") as f:
         rows = list(csv.DictReader(f))
-    tail = rows[-max(1, len(rows) // 10):]
+    tail = rows[-max(1, len(rows) // 10) :]
     result = {
-        "row": run.row, "seed": run.seed, "config": run.config, "overrides": list(run.overrides),
-        "mAP_0.25": res.result.map_at(0.25), "mAP_0.5": res.result.map_at(0.5), "halves": halves,
+        "row": run.row,
+        "seed": run.seed,
+        "config": run.config,
+        "overrides": list(run.overrides),
+        "mAP_0.25": res.result.map_at(0.25),
+        "mAP_0.5": res.result.map_at(0.5),
+        "halves": halves,
         "aic": float(np.mean([float(r["aic"]) for r in tail])),
         "pce": prediction_consistency_error(rec.scores, rec.ious, rec.labels, 30),
         "pce_hist": np.histogram(errors, bins=12, range=(0.0, 0.6))[0].tolist(),
-        "train_seconds": float(rows[-1]["seconds"]), "steps": int(rows[-1]["step"]),
-        "val_scenes": len(res.scenes), "protocol": res.protocol.to_dict(),
+        "train_seconds": float(rows[-1]["seconds"]),
+        "steps": int(rows[-1]["step"]),
+        "val_scenes": len(res.scenes),
+        "protocol": res.protocol.to_dict(),
     }
     tmp = run.work_dir / "result.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
@@ -193,11 +201,23 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
                 r = todo.pop(0)
                 r.work_dir.mkdir(parents=True, exist_ok=True)
                 log = open(r.work_dir / "job.log", "a")
-                cmd = [sys.executable, "-m", "sr3d_core.engine.grid", spec, r.row, str(r.seed),
-                       "--runs-root", str(runs_root), "--results-root", str(results_root)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "sr3d_core.engine.grid",
+                    spec,
+                    r.row,
+                    str(r.seed),
+                    "--runs-root",
+                    str(runs_root),
+                    "--results-root",
+                    str(results_root),
+                ]
                 active.append((r, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), time.time()))
-                print(f"  start {r.row}/seed{r.seed}" + (" (resume)" if (r.work_dir / "latest.pt").exists() else ""),
-                      flush=True)
+                print(
+                    f"  start {r.row}/seed{r.seed}" + (" (resume)" if (r.work_dir / "latest.pt").exists() else ""),
+                    flush=True,
+                )
             time.sleep(5)
             for item in list(active):
                 r, p, t0 = item
@@ -206,13 +226,17 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
                 active.remove(item)
                 if p.returncode == 0 and r.done:
                     res = r.result()
-                    print(f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
-                          f" ({(time.time() - t0) / 60:.1f} min)", flush=True)
+                    print(
+                        f"  done  {r.row}/seed{r.seed}: mAP@0.25 {res['mAP_0.25']:.4f} mAP@0.5 {res['mAP_0.5']:.4f}"
+                        f" ({(time.time() - t0) / 60:.1f} min)",
+                        flush=True,
+                    )
                     rebuild_table(spec, runs_root, results_root)
                 else:
                     failed.append(f"{r.row}/seed{r.seed}")
-                    print(f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}",
-                          flush=True)
+                    print(
+                        f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}", flush=True
+                    )
     finally:
         for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
             p.terminate()
@@ -263,8 +287,13 @@ def write_table(
         d50 = [100 * (x["mAP_0.5"] - base[x["seed"]]["mAP_0.5"]) for x in results if x["seed"] in base]
         halves = [100 * abs(x["halves"][0]["mAP_0.25"] - x["halves"][1]["mAP_0.25"]) for x in results]
         summary[row] = {
-            "seeds": [x["seed"] for x in results], "mAP_0.25": m25.tolist(), "mAP_0.5": m50.tolist(),
-            "delta_0.25": d25, "delta_0.5": d50, "aic": [x["aic"] for x in results], "pce": [x["pce"] for x in results],
+            "seeds": [x["seed"] for x in results],
+            "mAP_0.25": m25.tolist(),
+            "mAP_0.5": m50.tolist(),
+            "delta_0.25": d25,
+            "delta_0.5": d50,
+            "aic": [x["aic"] for x in results],
+            "pce": [x["pce"] for x in results],
         }
         lines.append(
             f"| {row} | {len(results)} | {_ms(m25)} | {_ms(m50)} | {_ms(np.array(d25), sign=True)} | "
@@ -332,8 +361,20 @@ def job_main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-__all__ = ["GRID_DIR", "RESULTS_ROOT", "Run", "grid_file", "job_main", "load_grid", "load_paper", "rebuild_table",
-           "run_grid", "run_job", "store_result", "write_table"]
+__all__ = [
+    "GRID_DIR",
+    "RESULTS_ROOT",
+    "Run",
+    "grid_file",
+    "job_main",
+    "load_grid",
+    "load_paper",
+    "rebuild_table",
+    "run_grid",
+    "run_job",
+    "store_result",
+    "write_table",
+]
 
 if __name__ == "__main__":
     raise SystemExit(job_main())

@@ -19,9 +19,17 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict[str, Any]:
     """Global RNG states (python, numpy, torch, cuda), as tensors and plain types (checkpoints hold nothing else)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    s = {"python": random.getstate(), "torch": torch.get_rng_state(),
-         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                   "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}}
+    s = {
+        "python": random.getstate(),
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(gauss),
+        },
+    }
     if torch.cuda.is_available():
         s["cuda"] = torch.cuda.get_rng_state_all()
     return s

@@ -29,13 +29,15 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig,
-                   iters_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, iters_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """The per-step ``lr_factor`` schedule of ``opt``.
 
     The factor is a plain function, not a callable object: ``LambdaLR.state_dict`` then stores nothing for it,
     which keeps checkpoints free of Python objects (they open with ``weights_only=True``).
     """
+
     def factor(step: int) -> float:
         return lr_factor(step, cfg, iters_per_epoch)
 

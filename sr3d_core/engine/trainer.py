@@ -52,16 +52,23 @@ class Trainer:
         ValueError: ``train.batch_size`` is not divisible by the number of processes.
     """
 
-    def __init__(self, cfg: Config, work_dir: Path, device: str = "auto", show_progress: bool = True,
-                 dist: Optional[DistContext] = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        work_dir: Path,
+        device: str = "auto",
+        show_progress: bool = True,
+        dist: Optional[DistContext] = None,
+    ) -> None:
         self.cfg = cfg
         self.work_dir = Path(work_dir)
         self.dist = dist or DistContext.from_env()
         self.device = self.dist.device(device)
         self.dist.init(self.device)
         if cfg.train.batch_size % self.dist.world:
-            raise ValueError(f"train.batch_size {cfg.train.batch_size} is not divisible by the world size "
-                             f"{self.dist.world}")
+            raise ValueError(
+                f"train.batch_size {cfg.train.batch_size} is not divisible by the world size " f"{self.dist.world}"
+            )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.show_progress = show_progress
         self.train_log = CsvLog(self.work_dir / TRAIN_LOG)
@@ -110,8 +117,14 @@ class Trainer:
         """Write the resume state to ``path`` (a collective call: every rank contributes its RNG state)."""
         states = self.dist.gather(rng_state())
         if self.dist.is_main:
-            ts = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "step": self.step,
-                  "rng": states, "world_size": self.dist.world, "seconds": self.elapsed()}
+            ts = {
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "step": self.step,
+                "rng": states,
+                "world_size": self.dist.world,
+                "seconds": self.elapsed(),
+            }
             save_atomic(make_checkpoint(self.cfg, self.model, ts), path)
 
     def elapsed(self) -> float:

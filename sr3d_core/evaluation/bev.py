@@ -30,8 +30,9 @@ COLOR_MODES = ("height", "rgb")
 ColorLike = Union[str, tuple[float, ...]]
 
 
-def scatter_points(ax: Axes, points: np.ndarray, color_by: str = "height", max_points: int = 40_000,
-                   seed: int = 0) -> None:
+def scatter_points(
+    ax: Axes, points: np.ndarray, color_by: str = "height", max_points: int = 40_000, seed: int = 0
+) -> None:
     """Scatter the points seen from above, the highest drawn last.
 
     Args:
@@ -55,12 +56,27 @@ def scatter_points(ax: Axes, points: np.ndarray, color_by: str = "height", max_p
         ax.scatter(points[:, 0], points[:, 1], c=np.clip(points[:, 3:6], 0.0, 1.0), s=0.8, linewidths=0)
         return
     z = points[:, 2]
-    ax.scatter(points[:, 0], points[:, 1], c=z, cmap="viridis", vmin=np.percentile(z, 1), vmax=np.percentile(z, 99),
-               s=0.8, linewidths=0)
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        c=z,
+        cmap="viridis",
+        vmin=np.percentile(z, 1),
+        vmax=np.percentile(z, 99),
+        s=0.8,
+        linewidths=0,
+    )
 
 
-def draw_boxes(ax: Axes, boxes: np.ndarray, texts: Optional[Sequence[str]] = None, color: ColorLike = GT_COLOR,
-               colors: Optional[Sequence[ColorLike]] = None, lw: float = 1.5, text_side: str = "top") -> None:
+def draw_boxes(
+    ax: Axes,
+    boxes: np.ndarray,
+    texts: Optional[Sequence[str]] = None,
+    color: ColorLike = GT_COLOR,
+    colors: Optional[Sequence[ColorLike]] = None,
+    lw: float = 1.5,
+    text_side: str = "top",
+) -> None:
     """Draw box footprints with a heading tick, each optionally labelled.
 
     Args:
@@ -88,9 +104,17 @@ def draw_boxes(ax: Axes, boxes: np.ndarray, texts: Optional[Sequence[str]] = Non
         if texts is not None:
             top = text_side == "top"
             y = ring[:, 1].max() if top else ring[:, 1].min()
-            ax.text(ring[:, 0].mean(), y, texts[k], color=col, fontsize=7, ha="center",
-                    va="bottom" if top else "top", weight="bold",
-                    bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0, "pad": 0.5})
+            ax.text(
+                ring[:, 0].mean(),
+                y,
+                texts[k],
+                color=col,
+                fontsize=7,
+                ha="center",
+                va="bottom" if top else "top",
+                weight="bold",
+                bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0, "pad": 0.5},
+            )
 
 
 def _as_boxes(boxes: np.ndarray) -> np.ndarray:
@@ -135,22 +159,27 @@ def bev_figure(
         scatter_points(ax, np.asarray(points), color_by)
     gt_labels = np.asarray(gt_labels, np.int64).reshape(-1)
     keep = gt_labels >= 0
-    draw_boxes(ax, _as_boxes(gt_boxes)[keep],
-               [class_names[int(c)] for c in gt_labels[keep]], color=GT_COLOR, lw=2.0)
+    draw_boxes(ax, _as_boxes(gt_boxes)[keep], [class_names[int(c)] for c in gt_labels[keep]], color=GT_COLOR, lw=2.0)
     n_det = 0
     if det_boxes is not None and det_scores is not None and det_labels is not None:
         scores = np.asarray(det_scores, np.float64).reshape(-1)
         shown = np.flatnonzero(scores >= score_threshold)
         labels = np.asarray(det_labels, np.int64).reshape(-1)
-        draw_boxes(ax, _as_boxes(det_boxes)[shown],
-                   [f"{class_names[int(labels[i])]} {scores[i]:.2f}" for i in shown], color=DET_COLOR, lw=1.2,
-                   text_side="bottom")
+        draw_boxes(
+            ax,
+            _as_boxes(det_boxes)[shown],
+            [f"{class_names[int(labels[i])]} {scores[i]:.2f}" for i in shown],
+            color=DET_COLOR,
+            lw=1.2,
+            text_side="bottom",
+        )
         n_det = len(shown)
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
-    caption = (f"ground truth green ({int(keep.sum())}), detections scored >= {score_threshold:g} red ({n_det})"
-               + (f"; points by {color_by}" if points is not None else ""))
+    caption = f"ground truth green ({int(keep.sum())}), detections scored >= {score_threshold:g} red ({n_det})" + (
+        f"; points by {color_by}" if points is not None else ""
+    )
     ax.set_title(f"{title}\n{caption}" if title else caption, fontsize=8)
     fig.tight_layout()
     return fig
@@ -168,14 +197,44 @@ def save_png(fig: Figure, out: Union[str, Path]) -> None:
     img.quantize(256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
 
 
-def write_bev(out: Union[str, Path], points: Optional[np.ndarray], gt_boxes: np.ndarray, gt_labels: np.ndarray,
-              class_names: Sequence[str], det_boxes: Optional[np.ndarray] = None,
-              det_scores: Optional[np.ndarray] = None, det_labels: Optional[np.ndarray] = None,
-              score_threshold: float = 0.0, title: str = "", color_by: str = "height") -> None:
+def write_bev(
+    out: Union[str, Path],
+    points: Optional[np.ndarray],
+    gt_boxes: np.ndarray,
+    gt_labels: np.ndarray,
+    class_names: Sequence[str],
+    det_boxes: Optional[np.ndarray] = None,
+    det_scores: Optional[np.ndarray] = None,
+    det_labels: Optional[np.ndarray] = None,
+    score_threshold: float = 0.0,
+    title: str = "",
+    color_by: str = "height",
+) -> None:
     """:func:`bev_figure` written to ``out`` with :func:`save_png`."""
-    save_png(bev_figure(points, gt_boxes, gt_labels, class_names, det_boxes, det_scores, det_labels,
-                        score_threshold, title, color_by), out)
+    save_png(
+        bev_figure(
+            points,
+            gt_boxes,
+            gt_labels,
+            class_names,
+            det_boxes,
+            det_scores,
+            det_labels,
+            score_threshold,
+            title,
+            color_by,
+        ),
+        out,
+    )
 
 
-__all__ = ["COLOR_MODES", "DET_COLOR", "GT_COLOR", "bev_figure", "draw_boxes", "save_png", "scatter_points",
-           "write_bev"]
+__all__ = [
+    "COLOR_MODES",
+    "DET_COLOR",
+    "GT_COLOR",
+    "bev_figure",
+    "draw_boxes",
+    "save_png",
+    "scatter_points",
+    "write_bev",
+]

@@ -44,28 +44,60 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--checkpoint", required=True, nargs="+", type=Path, help="one or more (e.g. 5 trainings)")
     ap.add_argument("--split", default="val", choices=["train", "val"])
     ap.add_argument("--repeats", type=int, default=1, help="test runs per checkpoint (paper: 5)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                    help="cpu, cuda, cuda:N or auto (default: cuda when there is a GPU, else cpu)")
+    ap.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu, cuda, cuda:N or auto (default: cuda when there is a GPU, else cpu)",
+    )
     ap.add_argument("--max-scenes", type=int, default=None, help="evaluate only the first N scenes (N >= 1)")
-    ap.add_argument("--data-root", type=Path, default=None,
-                    help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)")
+    ap.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)",
+    )
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
-    ap.add_argument("--max-detections", type=int, default=None,
-                    help="detections kept per scene (default: the checkpoint's postprocess.max_detections)")
-    ap.add_argument("--oracle", choices=ORACLES, default=None,
-                    help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)")
-    ap.add_argument("--neutral-color", action="store_true",
-                    help="feed every point the neutral colour (measures what clouds without colour cost)")
+    ap.add_argument(
+        "--max-detections",
+        type=int,
+        default=None,
+        help="detections kept per scene (default: the checkpoint's postprocess.max_detections)",
+    )
+    ap.add_argument(
+        "--oracle",
+        choices=ORACLES,
+        default=None,
+        help="gt_iou: foreground anchors scored by their true IoU (an upper bound on score alignment)",
+    )
+    ap.add_argument(
+        "--neutral-color",
+        action="store_true",
+        help="feed every point the neutral colour (measures what clouds without colour cost)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all numbers here")
-    ap.add_argument("--alignment-plot", type=Path, default=None, metavar="PNG",
-                    help="write PCE's histogram and the confidence-vs-IoU scatter of the first run here (one file "
-                         "per checkpoint: <PNG stem>_<i>.png when several are given)")
-    ap.add_argument("--score-threshold", type=float, default=DEPLOY_SCORE_THRESHOLD,
-                    help="count precision / recall of the boxes scored at or above it (default: the node's "
-                         "score_threshold, %(default)s)")
-    ap.add_argument("--bev-dir", type=Path, default=None, metavar="DIR",
-                    help="write a bird's-eye PNG of every scene of the first run here (points, ground truth green, "
-                         "boxes at or above --score-threshold red; DIR/checkpoint_<i>/ when several are given)")
+    ap.add_argument(
+        "--alignment-plot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="write PCE's histogram and the confidence-vs-IoU scatter of the first run here (one file "
+        "per checkpoint: <PNG stem>_<i>.png when several are given)",
+    )
+    ap.add_argument(
+        "--score-threshold",
+        type=float,
+        default=DEPLOY_SCORE_THRESHOLD,
+        help="count precision / recall of the boxes scored at or above it (default: the node's "
+        "score_threshold, %(default)s)",
+    )
+    ap.add_argument(
+        "--bev-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a bird's-eye PNG of every scene of the first run here (points, ground truth green, "
+        "boxes at or above --score-threshold red; DIR/checkpoint_<i>/ when several are given)",
+    )
     ap.add_argument("--bev-color", choices=COLOR_MODES, default="height", help="point colour in the BEV images")
     args = ap.parse_args(argv)
     keep_freed_memory()
@@ -77,15 +109,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--score-threshold must lie in [0, 1), got {args.score_threshold}")
     if args.max_detections is not None and args.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {args.max_detections}")
-    protocol = EvaluationProtocol(skip_classes_without_gt=not args.strict_mmdet3d,
-                                  max_detections=args.max_detections, pr_score_threshold=args.score_threshold)
+    protocol = EvaluationProtocol(
+        skip_classes_without_gt=not args.strict_mmdet3d,
+        max_detections=args.max_detections,
+        pr_score_threshold=args.score_threshold,
+    )
     device = resolve_device(args.device)
     runs = []
     for i, ckpt in enumerate(args.checkpoint):
         det = Detector.from_checkpoint(ckpt, device=device)
         if args.score_threshold < det.score_threshold:
-            ap.error(f"--score-threshold {args.score_threshold} is below the checkpoint's postprocess.score_threshold "
-                     f"{det.score_threshold}: the boxes in between are never produced")
+            ap.error(
+                f"--score-threshold {args.score_threshold} is below the checkpoint's postprocess.score_threshold "
+                f"{det.score_threshold}: the boxes in between are never produced"
+            )
         cfg = det.config
         if args.data_root is not None:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
@@ -100,14 +137,29 @@ def main(argv: Optional[list[str]] = None) -> int:
             bev_dir = args.bev_dir / f"checkpoint_{i}" if len(args.checkpoint) > 1 else args.bev_dir
             bev_dir.mkdir(parents=True, exist_ok=True)
         for r in range(args.repeats):
-            draw = _bev_writer(bev_dir, det.class_names, args.score_threshold, args.bev_color,
-                               f"{ckpt.name}, {args.split}") if bev_dir is not None and r == 0 else None
-            res = evaluate_detector(det, source, protocol, repeat_index=r, max_scenes=args.max_scenes,
-                                    oracle=args.oracle, neutral_color=args.neutral_color, on_scene=draw)
+            draw = (
+                _bev_writer(
+                    bev_dir, det.class_names, args.score_threshold, args.bev_color, f"{ckpt.name}, {args.split}"
+                )
+                if bev_dir is not None and r == 0
+                else None
+            )
+            res = evaluate_detector(
+                det,
+                source,
+                protocol,
+                repeat_index=r,
+                max_scenes=args.max_scenes,
+                oracle=args.oracle,
+                neutral_color=args.neutral_color,
+                on_scene=draw,
+            )
             numbers = res.metrics()
-            print(f"== {ckpt} run {r}: mAP@0.25 {numbers['mAP_0.25']:.4f}  mAP@0.5 {numbers['mAP_0.5']:.4f}  "
-                  f"mAR@0.25 {numbers['mAR_0.25']:.4f}  mAR@0.5 {numbers['mAR_0.5']:.4f}  "
-                  f"latency {numbers['latency_ms']:.1f} ms/scene")
+            print(
+                f"== {ckpt} run {r}: mAP@0.25 {numbers['mAP_0.25']:.4f}  mAP@0.5 {numbers['mAP_0.5']:.4f}  "
+                f"mAR@0.25 {numbers['mAR_0.25']:.4f}  mAR@0.5 {numbers['mAR_0.5']:.4f}  "
+                f"latency {numbers['latency_ms']:.1f} ms/scene"
+            )
             if r == 0:
                 print(res.result.as_table())
                 print(res.precision_recall.as_table())
@@ -130,15 +182,25 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def _bev_writer(out: Path, class_names: tuple[str, ...], score_threshold: float, color_by: str,
-                title: str) -> SceneCallback:
+def _bev_writer(
+    out: Path, class_names: tuple[str, ...], score_threshold: float, color_by: str, title: str
+) -> SceneCallback:
     """A scene callback writing ``<out>/<scene index>_<sample id>.png`` for every scene."""
 
     def draw(index: int, scene: Sample, det: Detections) -> None:
-        write_bev(out / f"{index:04d}_{scene.sample_idx}.png", scene.points, scene.gt_boxes, scene.gt_labels,
-                  class_names, det.boxes, det.scores, det.labels, score_threshold,
-                  title=f"{title} scene {index} (sample {scene.sample_idx}): {len(scene.points)} points",
-                  color_by=color_by)
+        write_bev(
+            out / f"{index:04d}_{scene.sample_idx}.png",
+            scene.points,
+            scene.gt_boxes,
+            scene.gt_labels,
+            class_names,
+            det.boxes,
+            det.scores,
+            det.labels,
+            score_threshold,
+            title=f"{title} scene {index} (sample {scene.sample_idx}): {len(scene.points)} points",
+            color_by=color_by,
+        )
 
     return draw
 

@@ -61,8 +61,13 @@ class Evaluation:
     def metrics(self) -> dict[str, float]:
         """``mAP_0.25``, ``mAP_0.5``, ``mAR_0.25``, ``mAR_0.5`` and ``latency_ms``."""
         r = self.result
-        return {"mAP_0.25": r.map_at(0.25), "mAP_0.5": r.map_at(0.5), "mAR_0.25": r.mar_at(0.25),
-                "mAR_0.5": r.mar_at(0.5), "latency_ms": self.latency_ms}
+        return {
+            "mAP_0.25": r.map_at(0.25),
+            "mAP_0.5": r.map_at(0.5),
+            "mAR_0.25": r.mar_at(0.25),
+            "mAR_0.5": r.mar_at(0.5),
+            "latency_ms": self.latency_ms,
+        }
 
 
 def evaluate_detector(
@@ -142,15 +147,21 @@ def evaluate_detector(
 
 
 @torch.no_grad()
-def _detect_with_gt_iou(detector: Detector, points: np.ndarray, scene: Sample,
-                        rng: Optional[np.random.Generator], voxel_seed: int) -> Detections:
+def _detect_with_gt_iou(
+    detector: Detector, points: np.ndarray, scene: Sample, rng: Optional[np.random.Generator], voxel_seed: int
+) -> Detections:
     """``detect`` with the gt_iou oracle's scores: the same network input, other scores before NMS."""
     x, _ = detector.network_input(points, rng=rng, voxel_seed=voxel_seed)
     if x is None:
         return Detections.empty(detector.class_names)
-    return predict_with_gt_iou(detector.model, x, torch.as_tensor(np.asarray(scene.gt_boxes, np.float32)),
-                               torch.as_tensor(np.asarray(scene.gt_labels, np.int64)), detector.postprocess,
-                               detector.class_names)
+    return predict_with_gt_iou(
+        detector.model,
+        x,
+        torch.as_tensor(np.asarray(scene.gt_boxes, np.float32)),
+        torch.as_tensor(np.asarray(scene.gt_labels, np.int64)),
+        detector.postprocess,
+        detector.class_names,
+    )
 
 
 __all__ = ["ORACLES", "Evaluation", "SceneCallback", "evaluate_detector"]

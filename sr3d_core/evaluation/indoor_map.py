@@ -492,9 +492,7 @@ class IndoorMapEvaluator:
             ValueError: if the two sequences differ in length, or as :meth:`add`.
         """
         if len(ground_truths) != len(detections):
-            raise ValueError(
-                f"detections has {len(detections)} scenes but ground_truths has {len(ground_truths)}"
-            )
+            raise ValueError(f"detections has {len(detections)} scenes but ground_truths has {len(ground_truths)}")
         for gt, det in zip(ground_truths, detections):
             self.add(gt, det)
 

@@ -18,8 +18,14 @@ from sr3d_core.sparse import SparseTensor
 
 
 @torch.no_grad()
-def gt_iou_logits(anchors: torch.Tensor, boxes: torch.Tensor, logits: torch.Tensor, gt_boxes: torch.Tensor,
-                  gt_labels: torch.Tensor, rotated: bool) -> torch.Tensor:
+def gt_iou_logits(
+    anchors: torch.Tensor,
+    boxes: torch.Tensor,
+    logits: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    rotated: bool,
+) -> torch.Tensor:
     """Logits with the GT-class score of every foreground anchor replaced by its box's IoU with that GT.
 
     Args:
@@ -51,8 +57,14 @@ def gt_iou_logits(anchors: torch.Tensor, boxes: torch.Tensor, logits: torch.Tens
 
 
 @torch.no_grad()
-def predict_with_gt_iou(model: TR3DNetwork, x: SparseTensor, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
-                        post_cfg, class_names: tuple[str, ...]) -> Detections:
+def predict_with_gt_iou(
+    model: TR3DNetwork,
+    x: SparseTensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    post_cfg,
+    class_names: tuple[str, ...],
+) -> Detections:
     """Detections of a one-scene batch with the gt_iou oracle scores (see the module docstring)."""
     out = model(x)
     boxes = model.decode(out)

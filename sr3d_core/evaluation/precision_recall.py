@@ -153,7 +153,8 @@ class PrecisionRecallResult:
 
         def cells(row: dict[str, Any]) -> list[str]:
             return [str(row["tp"]), str(row["fp"]), str(row["fn"])] + [
-                "-" if np.isnan(row[k]) else f"{row[k]:.4f}" for k in ("precision", "recall")]
+                "-" if np.isnan(row[k]) else f"{row[k]:.4f}" for k in ("precision", "recall")
+            ]
 
         body = [[name] + [c for rows in per_t for c in cells(rows[name])] for name in names]
         widths = [max(len(r[j]) for r in [header] + body) for j in range(len(header))]
@@ -162,16 +163,16 @@ class PrecisionRecallResult:
             return "| " + " | ".join(s.ljust(w) for s, w in zip(r, widths)) + " |"
 
         rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-        title = (f"precision / recall of every box scored >= {self.score_threshold:g} "
-                 f"({self.num_scenes} scenes; IoU >= {', '.join(keys)})")
-        return "\n".join([title, rule, fmt(header), rule] + [fmt(r) for r in body[:-1]]
-                         + [rule, fmt(body[-1]), rule])
+        title = (
+            f"precision / recall of every box scored >= {self.score_threshold:g} "
+            f"({self.num_scenes} scenes; IoU >= {', '.join(keys)})"
+        )
+        return "\n".join([title, rule, fmt(header), rule] + [fmt(r) for r in body[:-1]] + [rule, fmt(body[-1]), rule])
 
 
 def _row(tp: Any, fp: Any, fn: Any) -> dict[str, Any]:
     tp, fp, fn = int(tp), int(fp), int(fn)
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": float(_ratio(tp, tp + fp)),
-            "recall": float(_ratio(tp, tp + fn))}
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": float(_ratio(tp, tp + fp)), "recall": float(_ratio(tp, tp + fn))}
 
 
 class PrecisionRecallCounter:

@@ -55,13 +55,17 @@ class EvaluationProtocol:
     def postprocess_overrides(self) -> dict[str, Any]:
         """The post-processing values this protocol sets (``Detector.set_postprocess`` keywords); the checkpoint
         keeps the others."""
-        return {k: v for k, v in (("score_threshold", self.score_threshold), ("max_detections", self.max_detections))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (("score_threshold", self.score_threshold), ("max_detections", self.max_detections))
+            if v is not None
+        }
 
     def map_evaluator(self, class_names: Sequence[str]) -> IndoorMapEvaluator:
         """An empty mAP / mAR evaluator under this protocol."""
-        return IndoorMapEvaluator(class_names, self.iou_thresholds,
-                                  skip_classes_without_gt=self.skip_classes_without_gt)
+        return IndoorMapEvaluator(
+            class_names, self.iou_thresholds, skip_classes_without_gt=self.skip_classes_without_gt
+        )
 
     def pr_counter(self, class_names: Sequence[str]) -> Optional[PrecisionRecallCounter]:
         """An empty precision / recall counter under this protocol (None when it counts none)."""

@@ -295,9 +295,7 @@ def _pairwise_axis_aligned(b1: torch.Tensor, b2: torch.Tensor, dims: int, eps: f
     return torch.cat(rows, dim=0)
 
 
-def _iou(
-    boxes1: Any, boxes2: Any, paired: bool, rotated: bool, bev: bool, eps: float, chunk_pairs: int
-) -> ArrayLike:
+def _iou(boxes1: Any, boxes2: Any, paired: bool, rotated: bool, bev: bool, eps: float, chunk_pairs: int) -> ArrayLike:
     b1, b2, was_numpy = _prepare(boxes1, boxes2, paired, rotated)
     dims = 2 if bev else 3
     if rotated:

@@ -134,8 +134,9 @@ def _suppression_pairs(
             i, j = pairs[:, 0], pairs[:, 1]
             ai, aj = boxes[i, 3] * boxes[i, 4], boxes[j, 3] * boxes[j, 4]
             if tighten:
-                bound = torch.minimum(_projected_overlap_bound(boxes[i], boxes[j]),
-                                      _projected_overlap_bound(boxes[j], boxes[i]))
+                bound = torch.minimum(
+                    _projected_overlap_bound(boxes[i], boxes[j]), _projected_overlap_bound(boxes[j], boxes[i])
+                )
             else:
                 ov = (torch.minimum(hi[i], hi[j]) - torch.maximum(lo[i], lo[j])).prod(dim=1)
                 bound = torch.minimum(ov, torch.minimum(ai, aj))

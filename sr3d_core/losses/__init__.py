@@ -27,7 +27,18 @@ def build_cls_loss(cfg: ClsLossConfig) -> ClsLoss:
 
 
 __all__ = [
-    "CLS_LOSSES", "ClsLoss", "ClsLossConfig", "ClsLossContext", "FocalConfig", "FocalLoss", "QFLConfig",
-    "QualityFocalLoss", "RASConfig", "RASLoss", "VFLConfig", "VarifocalLoss", "build_cls_loss",
+    "CLS_LOSSES",
+    "ClsLoss",
+    "ClsLossConfig",
+    "ClsLossContext",
+    "FocalConfig",
+    "FocalLoss",
+    "QFLConfig",
+    "QualityFocalLoss",
+    "RASConfig",
+    "RASLoss",
+    "VFLConfig",
+    "VarifocalLoss",
+    "build_cls_loss",
     "sigmoid_focal_loss_elementwise",
 ]

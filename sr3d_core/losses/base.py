@@ -46,13 +46,21 @@ class ClsLossContext:
         return self.labels[self.pos_index]
 
     @staticmethod
-    def from_labels(logits: torch.Tensor, labels: torch.Tensor, avg_factor: float | None = None,
-                    pos_gt: torch.Tensor | None = None, pos_iou: torch.Tensor | None = None) -> "ClsLossContext":
+    def from_labels(
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        avg_factor: float | None = None,
+        pos_gt: torch.Tensor | None = None,
+        pos_iou: torch.Tensor | None = None,
+    ) -> "ClsLossContext":
         """Context from per-anchor labels; the GT grouping defaults to one group per positive, IoU to 1."""
         pos_index = (labels >= 0).nonzero().squeeze(1)
         p = len(pos_index)
         return ClsLossContext(
-            logits, labels, float(max(p, 1)) if avg_factor is None else avg_factor, pos_index,
+            logits,
+            labels,
+            float(max(p, 1)) if avg_factor is None else avg_factor,
+            pos_index,
             torch.arange(p, device=labels.device) if pos_gt is None else pos_gt,
             logits.new_ones(p) if pos_iou is None else pos_iou,
         )

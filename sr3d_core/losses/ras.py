@@ -109,8 +109,11 @@ class RASLoss(ClsLoss):
         targets = one_hot_targets(ctx.labels, ctx.logits.shape[1], ctx.logits.dtype)
         focal = sigmoid_focal_loss_elementwise(ctx.logits, targets, cfg.gamma, cfg.alpha)
         if len(ctx.pos_index) == 0:
-            return {"loss_cls": focal.sum() / ctx.avg_factor, "ras_rdl": focal.new_zeros(()),
-                    "ras_r_cls": focal.new_zeros(())}
+            return {
+                "loss_cls": focal.sum() / ctx.avg_factor,
+                "ras_rdl": focal.new_zeros(()),
+                "ras_r_cls": focal.new_zeros(()),
+            }
         pos_logit = ctx.logits[ctx.pos_index, ctx.pos_labels]
         q = ctx.pos_iou.to(pos_logit.dtype).clamp(0, 1)
         with torch.no_grad():
@@ -123,5 +126,4 @@ class RASLoss(ClsLoss):
         blended = (1 - r_cls) * pos_focal + r_cls * pos_rdl if cfg.blend else pos_rdl
         # Replace the positives' GT-class focal terms by the blend; everything else stays focal.
         total = focal.sum() - pos_focal.sum() + blended.sum()
-        return {"loss_cls": total / ctx.avg_factor, "ras_rdl": pos_rdl.detach().mean(),
-                "ras_r_cls": r_cls.mean()}
+        return {"loss_cls": total / ctx.avg_factor, "ras_rdl": pos_rdl.detach().mean(), "ras_r_cls": r_cls.mean()}

@@ -43,12 +43,14 @@ VERSION = 1
 #: ``np.random.get_state()``, whose MT19937 key array pickles through these (``numpy._core`` under numpy 2, which
 #: the project pins; ``numpy.core`` under the numpy 1 of a system ROS). Python's and torch's RNG states, the
 #: optimizer and the LambdaLR schedule (its function left out) are tensors and plain types.
-LEGACY_GLOBALS: frozenset[str] = frozenset({
-    "numpy._core.multiarray._reconstruct",
-    "numpy.core.multiarray._reconstruct",
-    "numpy.ndarray",
-    "numpy.dtype",
-})
+LEGACY_GLOBALS: frozenset[str] = frozenset(
+    {
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray._reconstruct",
+        "numpy.ndarray",
+        "numpy.dtype",
+    }
+)
 
 
 class CheckpointError(RuntimeError):
@@ -128,9 +130,11 @@ def _check_format(ckpt: Any, path: Path) -> None:
 
 
 def _foreign_message(path: Path, names: list[str]) -> str:
-    return (f"checkpoint {path} is not opened: it names the Python global{'s' if len(names) > 1 else ''} "
-            f"{', '.join(names)}, which SR3D checkpoints never hold (unpickling it could run code); it is not an "
-            "SR3D checkpoint of any version")
+    return (
+        f"checkpoint {path} is not opened: it names the Python global{'s' if len(names) > 1 else ''} "
+        f"{', '.join(names)}, which SR3D checkpoints never hold (unpickling it could run code); it is not an "
+        "SR3D checkpoint of any version"
+    )
 
 
 def _globals_named(path: Path, error: Optional[Exception] = None) -> list[str]:
@@ -151,13 +155,18 @@ def _globals_named(path: Path, error: Optional[Exception] = None) -> list[str]:
 
 
 # Globals outside ``torch`` that torch's weights-only unpickler rebuilds by itself.
-_TORCH_ALLOWED = {"collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset",
-                  "builtins.bytearray", "builtins.complex"}
+_TORCH_ALLOWED = {
+    "collections.OrderedDict",
+    "_codecs.encode",
+    "builtins.set",
+    "builtins.frozenset",
+    "builtins.bytearray",
+    "builtins.complex",
+}
 
 
 # Opcodes that push a string (a global's module or name for STACK_GLOBAL), and those that name memo slots.
-_STRING_OPS = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING",
-               "SHORT_BINSTRING"}
+_STRING_OPS = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING", "SHORT_BINSTRING"}
 _GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
 _PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
 
@@ -268,8 +277,13 @@ def _numpy_rng_as_plain(state: Any) -> Any:
     """``np.random.get_state()``'s tuple as today's ``rng_state()`` stores it; anything else unchanged."""
     if isinstance(state, tuple) and len(state) == 5 and isinstance(state[1], np.ndarray):
         name, keys, pos, has_gauss, gauss = state
-        return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)}
+        return {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(gauss),
+        }
     return state
 
 
@@ -286,8 +300,10 @@ def convert_legacy(src: Union[str, Path], dst: Union[str, Path]) -> None:
     ckpt = open_legacy(src)
     ts = ckpt.get("train_state")
     if isinstance(ts, dict) and isinstance(ts.get("rng"), list):
-        ts["rng"] = [dict(r, numpy=_numpy_rng_as_plain(r["numpy"])) if isinstance(r, dict) and "numpy" in r else r
-                     for r in ts["rng"]]
+        ts["rng"] = [
+            dict(r, numpy=_numpy_rng_as_plain(r["numpy"])) if isinstance(r, dict) and "numpy" in r else r
+            for r in ts["rng"]
+        ]
     save_atomic(plain_types(ckpt), dst)
     load_checkpoint(dst)  # the result must open as a current checkpoint
 
@@ -298,9 +314,11 @@ PROG = "python -m sr3d_core.model.checkpoint"
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m sr3d_core.model.checkpoint --convert OLD NEW``; returns 0, or 1 with the reason on stderr."""
     ap = argparse.ArgumentParser(
-        prog=PROG, description="Convert a checkpoint of an older SR3D version to today's format. The old file is "
+        prog=PROG,
+        description="Convert a checkpoint of an older SR3D version to today's format. The old file is "
         "read by torch's weights-only unpickler, allowed only the numpy globals such checkpoints hold, so no code "
-        "from it runs.")
+        "from it runs.",
+    )
     group = ap.add_mutually_exclusive_group(required=True)
     group.add_argument("--convert", nargs=2, metavar=("OLD", "NEW"))
     # The older spelling, still accepted: it now runs the same conversion, which needs no trust.

@@ -92,10 +92,16 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "samsunglabs": Layout("samsunglabs", "SamsungLabs/tr3d (the authors' code, an mmdet3d 1.0.0rc3 fork)",
-                          "head", "bbox_conv", "cls_conv"),
-    "samsunglabs_resaved": Layout("samsunglabs_resaved", "SamsungLabs/tr3d weights re-saved through mmdetection3d "
-                                  "1.x (head renamed to bbox_head)", "bbox_head", "bbox_conv", "cls_conv"),
+    "samsunglabs": Layout(
+        "samsunglabs", "SamsungLabs/tr3d (the authors' code, an mmdet3d 1.0.0rc3 fork)", "head", "bbox_conv", "cls_conv"
+    ),
+    "samsunglabs_resaved": Layout(
+        "samsunglabs_resaved",
+        "SamsungLabs/tr3d weights re-saved through mmdetection3d " "1.x (head renamed to bbox_head)",
+        "bbox_head",
+        "bbox_conv",
+        "cls_conv",
+    ),
     "mmdet3d": Layout("mmdet3d", "mmdetection3d projects/TR3D (mmdet3d 1.x)", "bbox_head", "conv_reg", "conv_cls"),
 }
 
@@ -209,8 +215,10 @@ def read_foreign_checkpoint(path: Union[str, Path]) -> tuple[Any, list[str]]:
     # without unpickling, and let torch's weights-only unpickler build inert placeholders in their place.
     list_globals = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
     if list_globals is None:
-        raise TR3DImportError(f"{path} holds Python objects beyond tensors; opening it safely needs PyTorch 2.5 or "
-                              f"later (this is {torch.__version__})")
+        raise TR3DImportError(
+            f"{path} holds Python objects beyond tensors; opening it safely needs PyTorch 2.5 or "
+            f"later (this is {torch.__version__})"
+        )
     try:
         names = sorted(list_globals(path))
     except ValueError as e:
@@ -250,7 +258,11 @@ def state_dict_of(obj: Any, source: str = "<checkpoint>") -> Mapping[str, Any]:
 # Where an mmdet checkpoint's ``meta`` records its class names: mmcv's ``CLASSES`` (SamsungLabs' mmdet3d 1.0 fork),
 # mmengine's ``dataset_meta["classes"]`` (mmdet3d 1.x), and the other capitalisation of each.
 _META_CLASS_PATHS: tuple[tuple[str, ...], ...] = (
-    ("CLASSES",), ("classes",), ("dataset_meta", "classes"), ("dataset_meta", "CLASSES"))
+    ("CLASSES",),
+    ("classes",),
+    ("dataset_meta", "classes"),
+    ("dataset_meta", "CLASSES"),
+)
 # mmdet3d's spelling -> ours (its ScanNet list spells "showercurtrain").
 _OUR_SPELLING = {theirs: ours for ours, theirs in MMDET3D_SPELLINGS.items()}
 
@@ -289,8 +301,10 @@ def meta_classes(obj: Any, source: str = "<checkpoint>") -> Optional[tuple[str, 
         meta, where = meta.get("meta"), f"{where}['meta']"
     for place, names in found[1:]:
         if names != found[0][1]:
-            raise TR3DImportError(f"{source}: {found[0][0]} lists the classes {', '.join(found[0][1])} but {place} "
-                                  f"lists {', '.join(names)}")
+            raise TR3DImportError(
+                f"{source}: {found[0][0]} lists the classes {', '.join(found[0][1])} but {place} "
+                f"lists {', '.join(names)}"
+            )
     return found[0][1] if found else None
 
 
@@ -317,12 +331,16 @@ def check_meta_classes(classes: Optional[Sequence[str]], dataset: DatasetSpec, s
     by_names = dataset_of_classes(classes)
     if by_names is dataset:
         return
-    head = (f"its head's shapes ({dataset.num_classes} classes, {dataset.reg_channels} regression channels) are those "
-            f"of {dataset.description}")
+    head = (
+        f"its head's shapes ({dataset.num_classes} classes, {dataset.reg_channels} regression channels) are those "
+        f"of {dataset.description}"
+    )
     listed = ", ".join(classes)
     if by_names is not None:
-        raise TR3DImportError(f"{source}: its meta names the classes of {by_names.description} ({listed}) but {head}; "
-                              "the file contradicts itself, so it is not converted")
+        raise TR3DImportError(
+            f"{source}: its meta names the classes of {by_names.description} ({listed}) but {head}; "
+            "the file contradicts itself, so it is not converted"
+        )
     if sorted(_OUR_SPELLING.get(c, c) for c in classes) == sorted(dataset.class_names):
         raise TR3DImportError(
             f"{source}: its meta lists the classes of {dataset.description}, which its head's shapes give, in another "
@@ -351,8 +369,9 @@ def detect_layout(state: Mapping[str, Any], source: str = "<checkpoint>") -> Lay
     if not found:
         wanted = " nor ".join(f"{lay.reg_kernel!r} ({lay.description})" for lay in LAYOUTS.values())
         first = ", ".join(repr(k) for k in list(state)[:5])
-        raise TR3DImportError(f"{source} is not a TR3D checkpoint: it has neither {wanted}; its first tensors are "
-                              f"{first}")
+        raise TR3DImportError(
+            f"{source} is not a TR3D checkpoint: it has neither {wanted}; its first tensors are " f"{first}"
+        )
     both = " and ".join(repr(lay.reg_kernel) for lay in found)
     raise TR3DImportError(f"{source} mixes two TR3D layouts: it has both {both}")
 
@@ -367,8 +386,9 @@ def detect_dataset(state: Mapping[str, Any], layout: Layout, source: str = "<che
     if not isinstance(cls, torch.Tensor):
         raise TR3DImportError(f"{source}: missing tensor {layout.cls_kernel!r} (the classification kernel)")
     if not isinstance(reg, torch.Tensor) or reg.dim() < 2 or cls.dim() < 2:
-        raise TR3DImportError(f"{source}: tensors {layout.reg_kernel!r} and {layout.cls_kernel!r} must be kernels "
-                              "(in, out)")
+        raise TR3DImportError(
+            f"{source}: tensors {layout.reg_kernel!r} and {layout.cls_kernel!r} must be kernels " "(in, out)"
+        )
     num_reg, num_cls = int(reg.shape[-1]), int(cls.shape[-1])
     for spec in DATASETS.values():
         if (spec.num_classes, spec.reg_channels) == (num_cls, num_reg):
@@ -481,11 +501,14 @@ def convert_state_dict(
         more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
         raise TR3DImportError(
             f"{source} does not fit TR3D ({layout.description}) with this architecture: "
-            + "; ".join(problems[:MAX_LISTED]) + more
+            + "; ".join(problems[:MAX_LISTED])
+            + more
         )
     # Same element order on both sides, so a reshape is the whole conversion (no transposition).
-    return {mine: state[theirs].detach().to(ours[mine].dtype).reshape(ours[mine].shape).clone()
-            for mine, theirs in names.items()}
+    return {
+        mine: state[theirs].detach().to(ours[mine].dtype).reshape(ours[mine].shape).clone()
+        for mine, theirs in names.items()
+    }
 
 
 # --- the conversion ---------------------------------------------------------------------------------------------
@@ -529,11 +552,24 @@ def import_tr3d(src: Union[str, Path], dst: Union[str, Path]) -> ImportReport:
     model.load_state_dict(convert_state_dict(state, model, layout, str(src)), strict=True)
     ckpt = make_checkpoint(cfg, model)
     digest = _sha256(src)
-    ckpt["imported_from"] = {"tool": PROG, "layout": layout.key, "dataset": dataset.key, "file": src.name,
-                             "sha256": digest}
+    ckpt["imported_from"] = {
+        "tool": PROG,
+        "layout": layout.key,
+        "dataset": dataset.key,
+        "file": src.name,
+        "sha256": digest,
+    }
     save_atomic(ckpt, dst)
-    return ImportReport(layout, dataset, cfg, len(ckpt["model"]), sum(p.numel() for p in model.parameters()),
-                        classes, placeholders, digest)
+    return ImportReport(
+        layout,
+        dataset,
+        cfg,
+        len(ckpt["model"]),
+        sum(p.numel() for p in model.parameters()),
+        classes,
+        placeholders,
+        digest,
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -541,7 +577,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(
         prog=PROG,
         description="Convert a published TR3D checkpoint (SamsungLabs/tr3d or mmdetection3d projects/TR3D; "
-                    "ScanNet v2 or SUN RGB-D) into an SR3D checkpoint for Detector, the ROS node and sr3d-replay.",
+        "ScanNet v2 or SUN RGB-D) into an SR3D checkpoint for Detector, the ROS node and sr3d-replay.",
     )
     ap.add_argument("src", help="TR3D checkpoint (.pth)")
     ap.add_argument("dst", help="SR3D checkpoint to write (.pt)")
@@ -554,9 +590,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     c = report.config.contract
     print(f"layout: {report.layout.key}: {report.layout.description}")
     print(f"dataset: {report.dataset.description}; config {report.config.name}")
-    print(f"input contract: {c.voxel_size * 100:g} cm voxels, {'RGB in [0, 1]' if c.use_color else 'no colour'}, "
-          f"point cap {c.max_points or 'none'}, coordinates quantized as {c.quantize_dtype}; classes: "
-          f"{', '.join(report.config.class_names)}")
+    print(
+        f"input contract: {c.voxel_size * 100:g} cm voxels, {'RGB in [0, 1]' if c.use_color else 'no colour'}, "
+        f"point cap {c.max_points or 'none'}, coordinates quantized as {c.quantize_dtype}; classes: "
+        f"{', '.join(report.config.class_names)}"
+    )
     if report.meta_classes is not None:
         print(f"classes recorded in the file (they agree): {', '.join(report.meta_classes)}")
     if report.placeholders:

@@ -84,7 +84,12 @@ class TR3DNetwork(nn.Module):
             batch.append(t.coords[:, 0].long())
             strides.append(torch.full((len(r),), t.stride * self.voxel_size, dtype=r.dtype, device=r.device))
         return RawOutputs(
-            torch.cat(cls), torch.cat(reg), torch.cat(anchors), torch.cat(lv), torch.cat(batch), x.batch_size,
+            torch.cat(cls),
+            torch.cat(reg),
+            torch.cat(anchors),
+            torch.cat(lv),
+            torch.cat(batch),
+            x.batch_size,
             torch.cat(strides),
         )
 

@@ -27,12 +27,22 @@ def scene(seed=5, n=50, m=3):
     g = torch.Generator().manual_seed(seed)
     locs = torch.rand(n, 3, generator=g, dtype=torch.float64) * 3
     anchors = AnchorSet(locs, torch.zeros(n, dtype=torch.long), torch.full((n,), 0.2, dtype=torch.float64))
-    gtb = torch.cat([torch.rand(m, 3, generator=g, dtype=torch.float64) * 3,
-                     0.8 + torch.rand(m, 3, generator=g, dtype=torch.float64),
-                     torch.zeros(m, 1, dtype=torch.float64)], 1)
-    pb = torch.cat([locs + 0.2 * torch.randn(n, 3, generator=g, dtype=torch.float64),
-                    0.6 + torch.rand(n, 3, generator=g, dtype=torch.float64),
-                    torch.zeros(n, 1, dtype=torch.float64)], 1)
+    gtb = torch.cat(
+        [
+            torch.rand(m, 3, generator=g, dtype=torch.float64) * 3,
+            0.8 + torch.rand(m, 3, generator=g, dtype=torch.float64),
+            torch.zeros(m, 1, dtype=torch.float64),
+        ],
+        1,
+    )
+    pb = torch.cat(
+        [
+            locs + 0.2 * torch.randn(n, 3, generator=g, dtype=torch.float64),
+            0.6 + torch.rand(n, 3, generator=g, dtype=torch.float64),
+            torch.zeros(n, 1, dtype=torch.float64),
+        ],
+        1,
+    )
     preds = Predictions(pb, torch.randn(n, 2, generator=g, dtype=torch.float64))
     return anchors, preds, GroundTruth(gtb, torch.tensor([0, 1, 1])[:m])
 
@@ -50,7 +60,7 @@ def test_simota_matches_brute_force():
         if not fg[i]:
             continue
         for j in range(m):
-            q = float(paired_iou(preds.boxes[i:i + 1], gt.boxes[j:j + 1], False))
+            q = float(paired_iou(preds.boxes[i : i + 1], gt.boxes[j : j + 1], False))
             onehot = F.one_hot(gt.labels[j], 2).double()
             cls = float(F.binary_cross_entropy_with_logits(preds.cls_logits[i], onehot, reduction="sum"))
             cost[i][j] = cls + 3 * -math.log(q + 1e-8) + (0 if (in_box[i, j] and in_ctr[i, j]) else 1e5)
@@ -70,10 +80,12 @@ def test_simota_matches_brute_force():
 def test_simota_dynamic_k_by_hand():
     # One GT; three anchors inside it predicting boxes of IoU 1, 1 and 0.5: sum of IoUs 2.5 -> k = 2.
     gt = GroundTruth(torch.tensor([box(0, 0, 0, 2, 2, 2)]), torch.tensor([0]))
-    anchors = AnchorSet(torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0]]), torch.zeros(3, dtype=torch.long),
-                        torch.ones(3))
-    preds = Predictions(torch.tensor([box(0, 0, 0, 2, 2, 2), box(0, 0, 0, 2, 2, 2), box(0, 0, 0, 2, 2, 1)]),
-                        torch.zeros(3, 1))
+    anchors = AnchorSet(
+        torch.tensor([[0.0, 0, 0], [0.1, 0, 0], [0.2, 0, 0]]), torch.zeros(3, dtype=torch.long), torch.ones(3)
+    )
+    preds = Predictions(
+        torch.tensor([box(0, 0, 0, 2, 2, 2), box(0, 0, 0, 2, 2, 2), box(0, 0, 0, 2, 2, 1)]), torch.zeros(3, 1)
+    )
     res = SimOTAAssigner().assign(anchors, preds, gt)
     assert res.gt_index.tolist() == [0, 0, -1]
     assert res.iou[:2].tolist() == pytest.approx([1.0, 1.0])
@@ -84,8 +96,9 @@ def test_alignota_prefers_aligned_score():
     # (the soft-label BCE scaled by |IoU − p|²), so with k = max(1, floor(0.5 + 0.5)) = 1 it wins.
     gt = GroundTruth(torch.tensor([box(0, 0, 0, 2, 2, 2)]), torch.tensor([0]))
     anchors = AnchorSet(torch.tensor([[0.1, 0, 0], [-0.1, 0, 0]]), torch.zeros(2, dtype=torch.long), torch.ones(2))
-    preds = Predictions(torch.tensor([box(0, 0, 0.5, 2, 2, 1), box(0, 0, -0.5, 2, 2, 1)]),
-                        torch.tensor([[-4.0], [0.0]]))  # p = 0.018 vs 0.5
+    preds = Predictions(
+        torch.tensor([box(0, 0, 0.5, 2, 2, 1), box(0, 0, -0.5, 2, 2, 1)]), torch.tensor([[-4.0], [0.0]])
+    )  # p = 0.018 vs 0.5
     res = AlignOTAAssigner(AlignOTAConfig()).assign(anchors, preds, gt)
     assert res.gt_index.tolist() == [-1, 0]
     # Outside every GT box: no candidates at all.

@@ -37,11 +37,13 @@ def test_rvd_by_hand_scaled_box():
 
 def test_rvd_rotated_is_zero_for_equivalent_parametrizations():
     gt = torch.tensor([box(1, 2, 0.5, 2.0, 1.0, 1.0, 0.3)] * 3)
-    pred = torch.tensor([
-        box(1, 2, 0.5, 2.0, 1.0, 1.0, 0.3 + math.pi),          # heading flipped
-        box(1, 2, 0.5, 1.0, 2.0, 1.0, 0.3 + math.pi / 2),      # w <-> l, turned a quarter
-        box(1, 2, 0.5, 2.0, 1.0, 1.0, 0.3),
-    ])
+    pred = torch.tensor(
+        [
+            box(1, 2, 0.5, 2.0, 1.0, 1.0, 0.3 + math.pi),  # heading flipped
+            box(1, 2, 0.5, 1.0, 2.0, 1.0, 0.3 + math.pi / 2),  # w <-> l, turned a quarter
+            box(1, 2, 0.5, 2.0, 1.0, 1.0, 0.3),
+        ]
+    )
     got = normalized_vertex_distance(pred, gt, True, "opposite")
     assert torch.allclose(got, torch.zeros(3), atol=1e-6)
     # A genuinely different box is not zero; with yaw 0 the rotated recipe equals the axis-aligned one.
@@ -77,8 +79,9 @@ def test_pair_cost_by_hand():
     cost, _ = spota_pair_cost(SpotaConfig(c_reg="one_minus_diou", use_rvd=False), anchor, pred, gt, False)
     assert cost.item() == pytest.approx(gamma * (2 / 3 + 1 / 17), rel=1e-5)
     # "with C_cls": + lambda * BCE(sigmoid(logit), 1) = lambda * ln(1 + e^-logit).
-    cost, _ = spota_pair_cost(SpotaConfig(use_rvd=False, cls_cost_weight=2.0), anchor, pred, gt, False,
-                              torch.tensor([0.5]))
+    cost, _ = spota_pair_cost(
+        SpotaConfig(use_rvd=False, cls_cost_weight=2.0), anchor, pred, gt, False, torch.tensor([0.5])
+    )
     assert cost.item() == pytest.approx(gamma * -math.log(1 / 3 + 1e-7) + 2 * math.log(1 + math.exp(-0.5)), rel=1e-5)
 
 
@@ -95,13 +98,15 @@ def test_tiny_scene_by_hand():
     # same distance; anchor 4's prediction does not overlap (-ln eps = 16.1, the largest).
     gt = GroundTruth(torch.tensor([box(2, 0, 0.5, 1, 1, 1)]), torch.tensor([0]))
     locs = [[0.0, 0, 0.5], [2.0, 0, 0.5], [2.5, 0, 0.5], [1.5, 0, 0.5], [4.0, 0, 0.5]]
-    preds = torch.tensor([
-        box(2, 0, 0.5, 1, 1, 1),       # 0: exact but 2 m away: gamma = 1 - e^-4, cost ~ 0
-        box(2.4, 0, 0.5, 1, 1, 1),     # 1: at the centre: gamma = 0, cost 0
-        box(2.3, 0, 0.5, 1, 1, 1),     # 2: 0.5 m away, IoU 0.7/1.3
-        box(2.1, 0, 0.5, 1, 1, 1),     # 3: 0.5 m away, IoU 0.9/1.1
-        box(3.5, 0, 0.5, 1, 1, 1),     # 4: no overlap: -ln(eps) huge
-    ])
+    preds = torch.tensor(
+        [
+            box(2, 0, 0.5, 1, 1, 1),  # 0: exact but 2 m away: gamma = 1 - e^-4, cost ~ 0
+            box(2.4, 0, 0.5, 1, 1, 1),  # 1: at the centre: gamma = 0, cost 0
+            box(2.3, 0, 0.5, 1, 1, 1),  # 2: 0.5 m away, IoU 0.7/1.3
+            box(2.1, 0, 0.5, 1, 1, 1),  # 3: 0.5 m away, IoU 0.9/1.1
+            box(3.5, 0, 0.5, 1, 1, 1),  # 4: no overlap: -ln(eps) huge
+        ]
+    )
     res = SpotaAssigner(SpotaConfig(k=3)).assign(anchor_set(locs), Predictions(preds, torch.zeros(5, 1)), gt)
     assert res.gt_index.tolist() == [0, 0, -1, 0, -1]
     assert res.iou[3].item() == pytest.approx(0.9 / 1.1, rel=1e-5)
@@ -114,13 +119,14 @@ def brute_force(cfg, anchors, preds, gt, rotated):
     cost = [[math.inf] * m for _ in range(n)]
     for j in range(m):
         for i in range(n):
-            if cfg.inside_box and not bool(points_in_boxes(anchors.locations[i:i + 1], gt.boxes[j:j + 1])[0, 0]):
+            if cfg.inside_box and not bool(points_in_boxes(anchors.locations[i : i + 1], gt.boxes[j : j + 1])[0, 0]):
                 continue
             if cfg.candidates == "label2level" and int(anchors.levels[i]) != cfg.label2level[int(gt.labels[j])]:
                 continue
-            logit = preds.cls_logits[i:i + 1, gt.labels[j]]
-            c, _ = spota_pair_cost(cfg, anchors.locations[i:i + 1], preds.boxes[i:i + 1], gt.boxes[j:j + 1],
-                                   rotated, logit)
+            logit = preds.cls_logits[i : i + 1, gt.labels[j]]
+            c, _ = spota_pair_cost(
+                cfg, anchors.locations[i : i + 1], preds.boxes[i : i + 1], gt.boxes[j : j + 1], rotated, logit
+            )
             cost[i][j] = float(c)
     picked = [[False] * m for _ in range(n)]
     for j in range(m):
@@ -137,25 +143,38 @@ def brute_force(cfg, anchors, preds, gt, rotated):
 def random_scene(seed, rotated, n=60, m=4):
     g = torch.Generator().manual_seed(seed)
     locs = torch.rand(n, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 4.0, 1.5], dtype=torch.float64)
-    gtb = torch.cat([torch.rand(m, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 4.0, 1.0]),
-                     0.5 + torch.rand(m, 3, generator=g, dtype=torch.float64),
-                     (torch.rand(m, 1, generator=g, dtype=torch.float64) - 0.5) * (3.0 if rotated else 0.0)], 1)
+    gtb = torch.cat(
+        [
+            torch.rand(m, 3, generator=g, dtype=torch.float64) * torch.tensor([4.0, 4.0, 1.0]),
+            0.5 + torch.rand(m, 3, generator=g, dtype=torch.float64),
+            (torch.rand(m, 1, generator=g, dtype=torch.float64) - 0.5) * (3.0 if rotated else 0.0),
+        ],
+        1,
+    )
     # Predictions: boxes near the anchors with random sizes, so IoUs vary and many are zero.
-    pb = torch.cat([locs + 0.3 * torch.randn(n, 3, generator=g, dtype=torch.float64),
-                    0.4 + torch.rand(n, 3, generator=g, dtype=torch.float64),
-                    torch.randn(n, 1, generator=g, dtype=torch.float64) * (1.0 if rotated else 0.0)], 1)
+    pb = torch.cat(
+        [
+            locs + 0.3 * torch.randn(n, 3, generator=g, dtype=torch.float64),
+            0.4 + torch.rand(n, 3, generator=g, dtype=torch.float64),
+            torch.randn(n, 1, generator=g, dtype=torch.float64) * (1.0 if rotated else 0.0),
+        ],
+        1,
+    )
     anchors = AnchorSet(locs, torch.randint(0, 2, (n,), generator=g), torch.full((n,), 0.32, dtype=torch.float64))
     gt = GroundTruth(gtb, torch.tensor([0, 1, 2, 1])[:m])
     return anchors, Predictions(pb, torch.randn(n, 3, generator=g, dtype=torch.float64)), gt
 
 
 @pytest.mark.parametrize("rotated", [False, True])
-@pytest.mark.parametrize("cfg", [
-    SpotaConfig(k=4),
-    SpotaConfig(k=3, vertices="all8", c_reg="one_minus_diou", mu=0.3),
-    SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0),
-    SpotaConfig(k=2, candidates="label2level", label2level=(0, 1, 1), use_rvd=False, c_reg="one_minus_iou"),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SpotaConfig(k=4),
+        SpotaConfig(k=3, vertices="all8", c_reg="one_minus_diou", mu=0.3),
+        SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0),
+        SpotaConfig(k=2, candidates="label2level", label2level=(0, 1, 1), use_rvd=False, c_reg="one_minus_iou"),
+    ],
+)
 def test_matches_brute_force(cfg, rotated):
     anchors, preds, gt = random_scene(7, rotated)
     got = SpotaAssigner(cfg, rotated=rotated).assign(anchors, preds, gt).gt_index.tolist()
@@ -167,8 +186,12 @@ def test_matches_brute_force(cfg, rotated):
 @pytest.mark.parametrize("cfg", [SpotaConfig(k=4), SpotaConfig(k=5, inside_box=True, cls_cost_weight=1.0)])
 def test_batch_matches_brute_force_per_scene(cfg, rotated):
     # Scenes of different sizes, one without GT: costed in one pass, each still assigned as if alone.
-    scenes = [random_scene(11, rotated), random_scene(12, rotated, n=35, m=3), random_scene(13, rotated, m=0),
-              random_scene(14, rotated, n=80)]
+    scenes = [
+        random_scene(11, rotated),
+        random_scene(12, rotated, n=35, m=3),
+        random_scene(13, rotated, m=0),
+        random_scene(14, rotated, n=80),
+    ]
     assigner = SpotaAssigner(cfg, rotated=rotated)
     batch = assigner.assign_batch(scenes)
     for scene, res in zip(scenes, batch):

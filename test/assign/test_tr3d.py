@@ -76,10 +76,18 @@ def test_ties_are_excluded_by_strict_threshold():
 
 def test_no_gt_and_no_anchor():
     a = TR3DAssigner(TR3DAssignerConfig(top_k=6, label2level=(0,), global_nearest_check=True))
-    assert run(a, torch.rand(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(0, 7),
-               torch.zeros(0, dtype=torch.long)).tolist() == [-1] * 5
-    assert run(a, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.tensor([box(0, 0, 0)]),
-               torch.tensor([0])).tolist() == []
+    assert (
+        run(
+            a, torch.rand(5, 3), torch.zeros(5, dtype=torch.long), torch.zeros(0, 7), torch.zeros(0, dtype=torch.long)
+        ).tolist()
+        == [-1] * 5
+    )
+    assert (
+        run(
+            a, torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.tensor([box(0, 0, 0)]), torch.tensor([0])
+        ).tolist()
+        == []
+    )
 
 
 @pytest.mark.parametrize("check", [True, False])

@@ -25,24 +25,55 @@ LAYOUTS = ("v11", "shipped", "old")
 
 # mmdet3d's ScanNet class list (its METAINFO / ScanNetData.classes), spelling included.
 MMDET3D_SCANNET_CLASSES = (
-    "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture", "counter", "desk",
-    "curtain", "refrigerator", "showercurtrain", "toilet", "sink", "bathtub", "garbagebin",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "desk",
+    "curtain",
+    "refrigerator",
+    "showercurtrain",
+    "toilet",
+    "sink",
+    "bathtub",
+    "garbagebin",
 )
 
 # Per SUN RGB-D frame: (index, [(class, box (x, y, z, dx, dy, dz, yaw), 2-D box (x1, y1, x2, y2))]).
 SUNRGBD_FRAMES = (
-    (1, [("bed", (1.047, 4.169, -0.247, 2.302, 1.888, 1.970, -1.696), (328.0, 152.0, 674.0, 472.0)),
-         ("night_stand", (2.583, 4.812, -0.787, 0.585, 0.883, 0.973, -1.650), (572.5, 275.6, 670.9, 328.8)),
-         ("dresser", (-1.086, 1.905, -0.148, 0.713, 1.563, 2.105, -0.102), (1.0, 1.0, 222.0, 530.0))]),
-    (17, [("night_stand", (-1.508, 3.3, -0.902, 0.350, 0.638, 0.703, -1.119), (54.9, 233.1, 187.0, 360.7)),
-          ("bed", (-0.014, 2.994, -0.561, 2.293, 1.580, 1.277, -1.105), (176.4, 147.1, 637.0, 521.0))]),
+    (
+        1,
+        [
+            ("bed", (1.047, 4.169, -0.247, 2.302, 1.888, 1.970, -1.696), (328.0, 152.0, 674.0, 472.0)),
+            ("night_stand", (2.583, 4.812, -0.787, 0.585, 0.883, 0.973, -1.650), (572.5, 275.6, 670.9, 328.8)),
+            ("dresser", (-1.086, 1.905, -0.148, 0.713, 1.563, 2.105, -0.102), (1.0, 1.0, 222.0, 530.0)),
+        ],
+    ),
+    (
+        17,
+        [
+            ("night_stand", (-1.508, 3.3, -0.902, 0.350, 0.638, 0.703, -1.119), (54.9, 233.1, 187.0, 360.7)),
+            ("bed", (-0.014, 2.994, -0.561, 2.293, 1.580, 1.277, -1.105), (176.4, 147.1, 637.0, 521.0)),
+        ],
+    ),
 )
 
 # Per ScanNet scan: (name, [(class, aligned box (x, y, z, dx, dy, dz))]); the classes include mmdet3d's spelling.
 SCANNET_SCANS = (
-    ("scene0000_00", [("table", (1.15, 2.20, 0.62, 0.54, 2.53, 1.21)), ("showercurtrain", (2.79, 1.29, 0.91, 0.94,
-                                                                                          1.23, 1.81)),
-                      ("cabinet", (-2.76, 2.41, 1.14, 1.48, 1.49, 2.34))]),
+    (
+        "scene0000_00",
+        [
+            ("table", (1.15, 2.20, 0.62, 0.54, 2.53, 1.21)),
+            ("showercurtrain", (2.79, 1.29, 0.91, 0.94, 1.23, 1.81)),
+            ("cabinet", (-2.76, 2.41, 1.14, 1.48, 1.49, 2.34)),
+        ],
+    ),
     ("scene0001_01", [("chair", (0.5, -1.0, 0.45, 0.5, 0.5, 0.9))]),
 )
 
@@ -75,35 +106,53 @@ def write_sunrgbd(root: Path, layout: str, name: str = "sunrgbd_infos_val.pkl") 
         K = np.array([[529.5, 0.0, 0.0], [0.0, 529.5, 0.0], [365.0, 265.0, 1.0]])
         Rt = _rotation_z(0.1)[:3, :3]
         depth2img = K @ (np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]]) @ Rt.T)
-        data_list.append({
-            "lidar_points": {"num_pts_feats": 6, "lidar_path": f"{idx:06d}.bin"},
-            "images": {"CAM0": {"img_path": f"{idx:06d}.jpg", "height": np.int32(530), "width": np.int32(730),
-                                "depth2img": depth2img.tolist()}},
-            "instances": [{"bbox": list(o[2]), "bbox_label": k, "bbox_3d": list(o[1]), "bbox_label_3d": k}
-                          for o, k in zip(objects, labels)],
-        })
-        old.append({
-            "point_cloud": {"num_features": 6, "lidar_idx": idx},
-            "pts_path": f"points/{idx:06d}.bin",
-            "image": {"image_idx": idx, "image_shape": np.array([530, 730], np.int32),
-                      "image_path": f"image/{idx:06d}.jpg"},
-            "calib": {"K": K, "Rt": Rt},
-            "annos": {
-                "gt_num": len(objects),
-                "name": np.array([o[0] for o in objects]),
-                "bbox": np.array([o[2] for o in objects], np.float64),
-                "location": boxes[:, :3],
-                "dimensions": boxes[:, [3, 5, 4]],  # (dx, dz, dy): the label files' order, not the box columns
-                "rotation_y": boxes[:, 6],
-                "index": np.arange(len(objects), dtype=np.int32),
-                "class": np.array(labels, np.int64),
-                "gt_boxes_upright_depth": boxes,
-            },
-        })
+        data_list.append(
+            {
+                "lidar_points": {"num_pts_feats": 6, "lidar_path": f"{idx:06d}.bin"},
+                "images": {
+                    "CAM0": {
+                        "img_path": f"{idx:06d}.jpg",
+                        "height": np.int32(530),
+                        "width": np.int32(730),
+                        "depth2img": depth2img.tolist(),
+                    }
+                },
+                "instances": [
+                    {"bbox": list(o[2]), "bbox_label": k, "bbox_3d": list(o[1]), "bbox_label_3d": k}
+                    for o, k in zip(objects, labels)
+                ],
+            }
+        )
+        old.append(
+            {
+                "point_cloud": {"num_features": 6, "lidar_idx": idx},
+                "pts_path": f"points/{idx:06d}.bin",
+                "image": {
+                    "image_idx": idx,
+                    "image_shape": np.array([530, 730], np.int32),
+                    "image_path": f"image/{idx:06d}.jpg",
+                },
+                "calib": {"K": K, "Rt": Rt},
+                "annos": {
+                    "gt_num": len(objects),
+                    "name": np.array([o[0] for o in objects]),
+                    "bbox": np.array([o[2] for o in objects], np.float64),
+                    "location": boxes[:, :3],
+                    "dimensions": boxes[:, [3, 5, 4]],  # (dx, dz, dy): the label files' order, not the box columns
+                    "rotation_y": boxes[:, 6],
+                    "index": np.arange(len(objects), dtype=np.int32),
+                    "class": np.array(labels, np.int64),
+                    "gt_boxes_upright_depth": boxes,
+                },
+            }
+        )
     if layout == "old":
         return _dump(root / name, old)
-    meta = ({"categories": {n: k for k, n in enumerate(SUNRGBD_CLASSES)}, "dataset": "sunrgbd", "info_version": "1.1"}
-            if layout == "v11" else {"DATASET": "SUNRGBD"})
+    meta = (
+        {"categories": {n: k for k, n in enumerate(SUNRGBD_CLASSES)}, "dataset": "sunrgbd", "info_version": "1.1"}
+        if layout == "v11"
+        else {"DATASET": "SUNRGBD"}
+    )
     return _dump(root / name, {"metainfo": meta, "data_list": data_list})
 
 
@@ -127,36 +176,47 @@ def write_scannet(root: Path, layout: str, name: str = "scannet_infos_val.pkl") 
         raw[:, 3:] = np.round(raw[:, 3:] * 255)
         raw.astype(np.float32).tofile(root / "points" / f"{scan}.bin")
         labels = [MMDET3D_SCANNET_CLASSES.index(o[0]) for o in objects]
-        data_list.append({
-            "lidar_points": {"num_pts_feats": 6, "lidar_path": f"{scan}.bin"},
-            "pts_semantic_mask_path": f"{scan}.bin",
-            "pts_instance_mask_path": f"{scan}.bin",
-            "axis_align_matrix": A.tolist(),
-            "instances": [{"bbox_3d": list(o[1]), "bbox_label_3d": lab} for o, lab in zip(objects, labels)],
-        })
+        data_list.append(
+            {
+                "lidar_points": {"num_pts_feats": 6, "lidar_path": f"{scan}.bin"},
+                "pts_semantic_mask_path": f"{scan}.bin",
+                "pts_instance_mask_path": f"{scan}.bin",
+                "axis_align_matrix": A.tolist(),
+                "instances": [{"bbox_3d": list(o[1]), "bbox_label_3d": lab} for o, lab in zip(objects, labels)],
+            }
+        )
         unaligned = aligned.copy()
         unaligned[:, :3] = aligned[:, :3] @ Ainv[:3, :3].T + Ainv[:3, 3]
-        old.append({
-            "point_cloud": {"num_features": 6, "lidar_idx": scan},
-            "pts_path": f"points/{scan}.bin",
-            "pts_instance_mask_path": f"instance_mask/{scan}.bin",
-            "pts_semantic_mask_path": f"semantic_mask/{scan}.bin",
-            "annos": {
-                "gt_num": len(objects),
-                "name": np.array([o[0] for o in objects]),
-                "location": aligned[:, :3],
-                "dimensions": aligned[:, 3:6],
-                "gt_boxes_upright_depth": aligned,
-                "unaligned_location": unaligned[:, :3],
-                "unaligned_dimensions": unaligned[:, 3:6],
-                "unaligned_gt_boxes_upright_depth": unaligned,
-                "index": np.arange(len(objects), dtype=np.int32),
-                "class": np.array(labels, np.int64),
-                "axis_align_matrix": A,
-            },
-        })
+        old.append(
+            {
+                "point_cloud": {"num_features": 6, "lidar_idx": scan},
+                "pts_path": f"points/{scan}.bin",
+                "pts_instance_mask_path": f"instance_mask/{scan}.bin",
+                "pts_semantic_mask_path": f"semantic_mask/{scan}.bin",
+                "annos": {
+                    "gt_num": len(objects),
+                    "name": np.array([o[0] for o in objects]),
+                    "location": aligned[:, :3],
+                    "dimensions": aligned[:, 3:6],
+                    "gt_boxes_upright_depth": aligned,
+                    "unaligned_location": unaligned[:, :3],
+                    "unaligned_dimensions": unaligned[:, 3:6],
+                    "unaligned_gt_boxes_upright_depth": unaligned,
+                    "index": np.arange(len(objects), dtype=np.int32),
+                    "class": np.array(labels, np.int64),
+                    "axis_align_matrix": A,
+                },
+            }
+        )
     if layout == "old":
         return _dump(root / name, old)
-    meta = ({"categories": {n: k for k, n in enumerate(MMDET3D_SCANNET_CLASSES)}, "dataset": "scannet",
-             "info_version": "1.1"} if layout == "v11" else {"DATASET": "SCANNET"})
+    meta = (
+        {
+            "categories": {n: k for k, n in enumerate(MMDET3D_SCANNET_CLASSES)},
+            "dataset": "scannet",
+            "info_version": "1.1",
+        }
+        if layout == "v11"
+        else {"DATASET": "SCANNET"}
+    )
     return _dump(root / name, {"metainfo": meta, "data_list": data_list})

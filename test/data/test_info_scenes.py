@@ -17,8 +17,9 @@ from sr3d_core.preprocess import InputContract
 
 def test_workers_give_the_batches_of_one_process(scannet_root):
     c = InputContract(0.05, True)
-    source = InfoScenes(DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", SCANNET_CLASSES),
-                        AUGMENTS["scannet"])
+    source = InfoScenes(
+        DatasetConfig(str(scannet_root), "scannet_infos_train.pkl", SCANNET_CLASSES), AUGMENTS["scannet"]
+    )
     data = StepDataset(source, c, batch_size=2, seed=7, repeat=2)
     assert data.iters_per_epoch == 2
     batches = list(step_loader(data, 0, 4, num_workers=2))
@@ -30,8 +31,9 @@ def test_workers_give_the_batches_of_one_process(scannet_root):
         ref = data[step]
         assert torch.equal(got.x.coords, ref.x.coords) and torch.equal(got.x.feats, ref.x.feats)
     # another epoch draws other augmentations
-    assert not torch.equal(batches[0].x.feats, batches[2].x.feats) or \
-        not torch.equal(batches[0].x.coords, batches[2].x.coords)
+    assert not torch.equal(batches[0].x.feats, batches[2].x.feats) or not torch.equal(
+        batches[0].x.coords, batches[2].x.coords
+    )
 
 
 def test_ranks_split_the_global_batch(scannet_root):
@@ -44,8 +46,9 @@ def test_ranks_split_the_global_batch(scannet_root):
 
 
 def test_evaluation_reads_scenes_unaugmented(sunrgbd_root):
-    source = InfoScenes(DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", SUNRGBD_CLASSES),
-                        AUGMENTS["sunrgbd"])
+    source = InfoScenes(
+        DatasetConfig(str(sunrgbd_root), "sunrgbd_infos_train.pkl", SUNRGBD_CLASSES), AUGMENTS["sunrgbd"]
+    )
     rng = np.random.default_rng(0)
     raw = source.load(0)
     plain = source.get(0, rng, train=False)

@@ -58,8 +58,9 @@ def test_scannet_infos_are_read(tmp_path, layout):
 def test_old_infos_are_refused_with_the_conversion_command(tmp_path, dataset):
     write = write_sunrgbd if dataset == "sunrgbd" else write_scannet
     info = write(tmp_path, "old", name="infos_train.pkl")  # a name that does not give the dataset away
-    command = (f"python tools/dataset_converters/update_infos_to_v2.py --dataset {dataset} --pkl-path {info} "
-               "--out-dir")
+    command = (
+        f"python tools/dataset_converters/update_infos_to_v2.py --dataset {dataset} --pkl-path {info} " "--out-dir"
+    )
     with pytest.raises(ValueError, match="before v1.1") as e:
         InfoScenes(DatasetConfig(str(tmp_path), info.name, SUNRGBD_CLASSES))
     assert command in str(e.value)

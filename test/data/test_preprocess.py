@@ -148,8 +148,12 @@ def test_prepare_equals_row_by_row_definition():
 
         need = 6 if use_color else 3
         finite = [r for r in pts[:, :need] if all(np.isfinite(v) for v in r)]
-        kept = [r for r in finite if all(abs(v) < contract.reach for v in r[:3])
-                and (crop is None or all(crop[j] <= r[j] < crop[j + 3] for j in range(3)))]
+        kept = [
+            r
+            for r in finite
+            if all(abs(v) < contract.reach for v in r[:3])
+            and (crop is None or all(crop[j] <= r[j] < crop[j + 3] for j in range(3)))
+        ]
         want = np.array(kept, dtype=np.float32).reshape(-1, need)
         rescale = use_color and any(v > 1.0 for r in kept for v in r[3:])
         if use_color:

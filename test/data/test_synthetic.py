@@ -44,12 +44,13 @@ def test_room_boxes_are_tight_and_objects_do_not_overlap():
             assert np.allclose(loc.min(0), -ob.box[3:6] / 2, atol=1e-6)
         floor = [o for o in room.objects if o.kind not in ("door", "window", "picture", "showercurtain")]
         for i, a in enumerate(floor):  # centres of floor objects lie outside other floor objects' boxes
-            for b in floor[i + 1:]:
+            for b in floor[i + 1 :]:
                 assert not points_in_box(a.box[None, :3], b.box, eps=-1e-3).any()
 
 
 def test_sensor_depth_matches_a_known_plane():
     from sr3d_core.data.synthetic.mesh import PartList
+
     p = PartList()
     p.box((3.0, 0, 1.0), (0.2, 10, 10), np.array([0.5, 0.5, 0.5]))  # wall face at x = 2.9
     v, f, c = p.finish()
@@ -104,6 +105,7 @@ def test_sunrgbd_frame_and_depth2img(tmp_path):
     assert np.allclose(s.cam2frame[:3, 3], 0.0)  # origin at the camera
     p, _ = write_dataset("sunrgbd-like", 2, 4, tmp_path, workers=1)
     import pickle
+
     info = pickle.loads(p.read_bytes())["data_list"][1]
     P = np.asarray(info["images"]["CAM0"]["depth2img"])
     uvw = np.c_[s.points[:, :3], np.ones(len(s.points))] @ P.T

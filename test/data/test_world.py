@@ -69,8 +69,7 @@ def test_sizes_factor_moves_night_stands_to_real_sizes() -> None:
 
 def test_parts_clutter_and_walls_add_their_objects_only_when_on() -> None:
     kinds_off = {o.kind for s in range(30) for o in make_room(np.random.default_rng(s), "bedroom").objects}
-    kinds_on = {o.kind for s in range(30)
-                for o in make_room(np.random.default_rng(s), "bedroom", REAL_WORLD).objects}
+    kinds_on = {o.kind for s in range(30) for o in make_room(np.random.default_rng(s), "bedroom", REAL_WORLD).objects}
     assert not kinds_off & {"wardrobe", "lamp", "wall_shelf", "bench", "laundry"}
     assert {"wardrobe", "bench", "lamp", "wall_shelf"} <= kinds_on
 
@@ -83,8 +82,12 @@ def test_clutter_stands_on_its_host() -> None:
         for item in [o for o in room.objects if o.kind in ("lamp", "books", "bottles")]:
             base = item.vertices[:, 2].min()
             # some host's top is exactly under it, and the item's centre is inside that host's footprint
-            under = [h for h in hosts if abs(_top_surface(h) - base) < 1e-6
-                     and np.all(np.abs(rot_z(h.box[6])[:2, :2].T @ (item.box[:2] - h.box[:2])) <= h.box[3:5] / 2)]
+            under = [
+                h
+                for h in hosts
+                if abs(_top_surface(h) - base) < 1e-6
+                and np.all(np.abs(rot_z(h.box[6])[:2, :2].T @ (item.box[:2] - h.box[:2])) <= h.box[3:5] / 2)
+            ]
             assert under, f"{item.kind} at {item.box[:3]} stands on nothing"
             n += 1
     assert n > 10
@@ -102,8 +105,24 @@ _LOOK_Y = camera_rotation(np.pi / 2, 0.0, 0.0)
 
 
 def test_disparity_quantization_puts_depths_on_the_sensors_steps() -> None:
-    cam = CameraModel(64, 48, 52.5, 52.5, 31.5, 23.5, 0.3, 8.0, 0.0, 0.0, 0.0, 0.0, 0.0, noise_z2=1e-3,
-                      baseline=0.075, disparity_step=0.125)
+    cam = CameraModel(
+        64,
+        48,
+        52.5,
+        52.5,
+        31.5,
+        23.5,
+        0.3,
+        8.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        noise_z2=1e-3,
+        baseline=0.075,
+        disparity_step=0.125,
+    )
     shot = _wall_caster(depth=3.0).capture(cam, np.zeros(3), _LOOK_Y, np.random.default_rng(0))
     z = shot["points_cam"][:, 2]
     disparity = cam.fx * cam.baseline / z
@@ -112,16 +131,35 @@ def test_disparity_quantization_puts_depths_on_the_sensors_steps() -> None:
 
 
 def test_material_dropout_loses_mirrors() -> None:
-    cam = dataclass_replace(SENSORS["kinect_v1"], width=64, height=48, fx=52.5, fy=52.5, cx=31.5, cy=23.5,
-                            material_dropout=(0.0, 0.0, 1.0, 0.0, 0.0), dropout=0.0, misregistration_px=0.0)
+    cam = dataclass_replace(
+        SENSORS["kinect_v1"],
+        width=64,
+        height=48,
+        fx=52.5,
+        fy=52.5,
+        cx=31.5,
+        cy=23.5,
+        material_dropout=(0.0, 0.0, 1.0, 0.0, 0.0),
+        dropout=0.0,
+        misregistration_px=0.0,
+    )
     rng = np.random.default_rng(0)
     assert len(_wall_caster(MIRROR).capture(cam, np.zeros(3), _LOOK_Y, rng)["points_cam"]) == 0
     assert len(_wall_caster(0).capture(cam, np.zeros(3), _LOOK_Y, rng)["points_cam"]) == 64 * 48
 
 
 def test_dark_surfaces_lose_returns() -> None:
-    cam = dataclass_replace(SENSORS["kinect_v2"], width=64, height=48, fx=36.5, fy=36.5, cx=31.5, cy=23.5,
-                            dropout=0.0, material_dropout=(0.0,) * 5)
+    cam = dataclass_replace(
+        SENSORS["kinect_v2"],
+        width=64,
+        height=48,
+        fx=36.5,
+        fy=36.5,
+        cx=31.5,
+        cy=23.5,
+        dropout=0.0,
+        material_dropout=(0.0,) * 5,
+    )
     rng = np.random.default_rng(0)
     n_black = len(_wall_caster(color=(0.02, 0.02, 0.02)).capture(cam, np.zeros(3), _LOOK_Y, rng)["points_cam"])
     n_grey = len(_wall_caster(color=(0.6, 0.6, 0.6)).capture(cam, np.zeros(3), _LOOK_Y, rng)["points_cam"])
@@ -160,8 +198,9 @@ def test_handheld_poses_spread_like_hand_held_captures() -> None:
 def test_auto_exposure_brings_the_median_to_mid_grey() -> None:
     cam = CameraModel(64, 48, 52.5, 52.5, 31.5, 23.5, 0.3, 8.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     light = Lighting(1.0, (1.0, 1.0, 1.0), (0.0, 0.0, 2.0), 0.5, 0.05)
-    shot = _wall_caster(color=(0.1, 0.1, 0.1)).capture(cam, np.zeros(3), _LOOK_Y, np.random.default_rng(0),
-                                                       lighting=light)
+    shot = _wall_caster(color=(0.1, 0.1, 0.1)).capture(
+        cam, np.zeros(3), _LOOK_Y, np.random.default_rng(0), lighting=light
+    )
     lum = shot["colors"] @ np.array([0.299, 0.587, 0.114])
     assert np.median(lum) == pytest.approx(0.45, abs=0.01)
 

@@ -16,8 +16,10 @@ from sr3d_core.preprocess import prepare_points, to_sparse_batch
 def random_batch(cfg, scenes: int, seed: int):
     """``scenes`` uniform 3 m clouds with colour, voxelized as one batch."""
     rng = np.random.default_rng(seed)
-    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
-              for _ in range(scenes)]
+    clouds = [
+        np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
+        for _ in range(scenes)
+    ]
     return to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)[0]
 
 
@@ -65,12 +67,19 @@ def test_rotated_config_losses():
     losses["loss"].backward()
 
 
-@pytest.mark.parametrize("overrides", [
-    ["assigner={name: spota}"], ["assigner={name: spota, cls_cost_weight: 1.0, inside_box: true}"],
-    ["assigner={name: simota}"], ["assigner={name: alignota}"],
-    ["loss.cls={name: ras}"], ["loss.cls={name: qfl}"], ["loss.cls={name: vfl}"],
-    ["model.box_type=rotated", "assigner={name: spota, prefilter: 8}", "loss.cls={name: ras, rank_term: position}"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["assigner={name: spota}"],
+        ["assigner={name: spota, cls_cost_weight: 1.0, inside_box: true}"],
+        ["assigner={name: simota}"],
+        ["assigner={name: alignota}"],
+        ["loss.cls={name: ras}"],
+        ["loss.cls={name: qfl}"],
+        ["loss.cls={name: vfl}"],
+        ["model.box_type=rotated", "assigner={name: spota, prefilter: 8}", "loss.cls={name: ras, rank_term: position}"],
+    ],
+)
 def test_every_plugin_trains_a_real_batch(overrides):
     cfg = load_config("toy_tiny", overrides)
     torch.manual_seed(0)
@@ -102,8 +111,11 @@ def test_assigner_ious_equal_the_criterions_own(box_type):
     model = build_network(cfg)
     x = random_batch(cfg, 3, 3)
     out = model(x)
-    gt = [torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]), torch.zeros(0, 7),
-          torch.tensor([[1.5, 0.5, 0.4, 0.8, 1.4, 0.8, -0.6]])]
+    gt = [
+        torch.tensor([[1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 0.2], [2.0, 2.0, 0.5, 1.2, 1.2, 1.0, 0.0]]),
+        torch.zeros(0, 7),
+        torch.tensor([[1.5, 0.5, 0.4, 0.8, 1.4, 0.8, -0.6]]),
+    ]
     labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long), torch.tensor([1])]
     crit = Criterion(cfg)
     reused = crit(out, gt, labels)
@@ -127,8 +139,10 @@ def test_rotated_iou_computed_once_gives_the_same_losses_and_gradients(monkeypat
     torch.manual_seed(0)
     model = build_network(cfg)
     x = random_batch(cfg, 2, 3)
-    gt = [torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.8, 0.4, 0.7], [2.0, 2.0, 0.5, 1.2, 1.4, 1.0, -0.3]]),
-          torch.tensor([[1.5, 1.2, 0.6, 0.9, 0.5, 0.7, 1.2]])]
+    gt = [
+        torch.tensor([[1.0, 1.0, 0.5, 0.4, 0.8, 0.4, 0.7], [2.0, 2.0, 0.5, 1.2, 1.4, 1.0, -0.3]]),
+        torch.tensor([[1.5, 1.2, 0.6, 0.9, 0.5, 0.7, 1.2]]),
+    ]
     labels = [torch.tensor([0, 1]), torch.tensor([1])]
     calls = []
     real = geometry_iou.rotated_iou_paired_diff

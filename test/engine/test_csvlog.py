@@ -15,8 +15,12 @@ def test_a_new_term_widens_the_log(tmp_path):
     log.append({"step": 1, "loss": 2.5, "seconds": 0.1})
     log.append({"step": 2, "loss": 2.0, "seconds": 0.2})
     log.append({"step": 3, "loss": 1.5, "seconds": 0.3, "loss_new": 0.25})
-    assert read(log.path) == [["step", "loss", "seconds", "loss_new"], ["1", "2.5", "0.1", ""],
-                              ["2", "2.0", "0.2", ""], ["3", "1.5", "0.3", "0.25"]]
+    assert read(log.path) == [
+        ["step", "loss", "seconds", "loss_new"],
+        ["1", "2.5", "0.1", ""],
+        ["2", "2.0", "0.2", ""],
+        ["3", "1.5", "0.3", "0.25"],
+    ]
     log.append({"step": 4, "loss": 1.0, "seconds": 0.4})  # a term gone again leaves its cell empty
     assert log.rows()[-1] == {"step": "4", "loss": "1.0", "seconds": "0.4", "loss_new": ""}
 

@@ -40,8 +40,9 @@ def test_overfits_toy_scenes(tmp_path):
 
 def test_sr3d_overfits_toy_scenes_and_logs_its_terms(tmp_path):
     """SPOTA + RAS learn the toy scenes as TR3D does; RAS's own terms appear in the log with no logger change."""
-    cfg = load_config("toy_tiny", ["train.max_iters=150", "train.log_interval=10", "assigner={name: spota}",
-                                   "loss.cls={name: ras}"])
+    cfg = load_config(
+        "toy_tiny", ["train.max_iters=150", "train.log_interval=10", "assigner={name: spota}", "loss.cls={name: ras}"]
+    )
     res = train(cfg, tmp_path, show_progress=False)
     assert res["mAP_0.25"] >= 0.9, res
     with open(tmp_path / "train_log.csv") as f:
@@ -58,8 +59,15 @@ def test_overfits_toy_scenes_rotated(tmp_path):
     assert res["mAP_0.25"] >= 0.9, res
 
 
-RESUME_SET = ["train.max_iters=12", "data.toy_scenes=4", "data.train_point_fraction=0.5", "train.warmup_iters=4",
-              "train.lr_decay_epochs=[3]", "train.val_interval=0", "train.ckpt_interval=5"]
+RESUME_SET = [
+    "train.max_iters=12",
+    "data.toy_scenes=4",
+    "data.train_point_fraction=0.5",
+    "train.warmup_iters=4",
+    "train.lr_decay_epochs=[3]",
+    "train.val_interval=0",
+    "train.ckpt_interval=5",
+]
 
 
 @pytest.fixture
@@ -88,8 +96,9 @@ def test_fixed_seed_reproduces_the_loss_curve_through_a_resume(tmp_path, one_tor
     cfg = load_config("toy_tiny", ["train.max_iters=6", "train.log_interval=1"])
     train(cfg, tmp_path / "straight", show_progress=False, validate_at_end=False)
     train(cfg, tmp_path / "resumed", stop_after=3, show_progress=False)
-    train(cfg, tmp_path / "resumed", resume=tmp_path / "resumed" / "latest.pt", show_progress=False,
-          validate_at_end=False)
+    train(
+        cfg, tmp_path / "resumed", resume=tmp_path / "resumed" / "latest.pt", show_progress=False, validate_at_end=False
+    )
     straight = logged_terms(tmp_path / "straight")
     assert [int(r["step"]) for r in straight] == [1, 2, 3, 4, 5, 6]
     assert logged_terms(tmp_path / "resumed") == straight  # every term, to the last printed digit
@@ -105,10 +114,20 @@ def test_resume_gives_identical_weights(tmp_path, one_torch_thread):
     train(cfg, tmp_path / "stopped", resume=tmp_path / "stopped" / "latest.pt", show_progress=False)
     # A real SIGKILL at an arbitrary moment after the first periodic checkpoint (step 5), then --resume.
     killed = tmp_path / "killed"
-    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--config", "toy_tiny", "--work-dir", str(killed),
-           "--no-progress", "--set", *RESUME_SET]
-    proc = subprocess.Popen(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        str(ROOT / "training" / "train.py"),
+        "--config",
+        "toy_tiny",
+        "--work-dir",
+        str(killed),
+        "--no-progress",
+        "--set",
+        *RESUME_SET,
+    ]
+    proc = subprocess.Popen(
+        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 600  # a bound for a stuck run only: a busy machine is slow, not wrong
         while not (killed / "latest.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -135,9 +154,24 @@ def test_ddp_two_ranks_identical(tmp_path):
     if not torchrun.exists():
         pytest.skip("torchrun not installed")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
-           str(ROOT / "training" / "train.py"), "--config", "toy_tiny", "--work-dir", str(tmp_path), "--device", "cpu",
-           "--no-progress", "--set", "train.max_iters=4", "data.toy_scenes=4"]
+    cmd = [
+        str(torchrun),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        str(ROOT / "training" / "train.py"),
+        "--config",
+        "toy_tiny",
+        "--work-dir",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--set",
+        "train.max_iters=4",
+        "data.toy_scenes=4",
+    ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     digests = json.loads((tmp_path / "ddp_check.json").read_text())["param_digests"]

@@ -26,7 +26,7 @@ def _pixels(fig, path) -> tuple[np.ndarray, callable]:
 def _has_colour(img: np.ndarray, rc: tuple[int, int], colour: str, r: int = 2, tol: int = 40) -> bool:
     """Whether a pixel within ``r`` of ``rc`` is within ``tol`` of ``colour`` in every channel."""
     want = np.array(to_rgb(colour)) * 255
-    win = img[rc[0] - r: rc[0] + r + 1, rc[1] - r: rc[1] + r + 1]
+    win = img[rc[0] - r : rc[0] + r + 1, rc[1] - r : rc[1] + r + 1]
     return bool((np.abs(win - want) <= tol).all(axis=-1).any())
 
 
@@ -34,8 +34,9 @@ def test_gt_and_detection_are_drawn_where_they_are(tmp_path):
     points = np.array([[-3, -3, 0, 1, 1, 1], [3, 3, 1, 1, 1, 1], [-3, 3, 0.5, 1, 1, 1]], np.float32)
     gt = np.array([[0.0, 0.0, 0.5, 2.0, 1.0, 1.0, 0.0]])  # 2 m along x, heading +x
     det = np.array([[0.0, 2.0, 0.5, 1.0, 1.0, 1.0, np.pi / 2], [2.0, -2.0, 0.5, 1.0, 1.0, 1.0, 0.0]])
-    fig = bev_figure(points, gt, np.array([1]), ("chair", "table"), det, np.array([0.8, 0.1]), np.array([0, 0]),
-                     score_threshold=0.3)
+    fig = bev_figure(
+        points, gt, np.array([1]), ("chair", "table"), det, np.array([0.8, 0.1]), np.array([0, 0]), score_threshold=0.3
+    )
     img, px = _pixels(fig, tmp_path / "a.png")
     assert _has_colour(img, px(-1.0, 0.0), GT_COLOR)  # the GT's left edge
     assert _has_colour(img, px(0.5, 0.0), GT_COLOR)  # its heading tick, half way to the +x face

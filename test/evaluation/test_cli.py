@@ -13,13 +13,36 @@ def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
     ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
     out = tmp_path / "res.json"
     plot = tmp_path / "align.png"
-    assert main(["--checkpoint", str(ck), str(ck), "--repeats", "2", "--device", "cpu", "--json", str(out),
-                 "--alignment-plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(ck),
+                str(ck),
+                "--repeats",
+                "2",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                "--alignment-plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["protocol"] == EvaluationProtocol().to_dict()  # the rules, saved with the numbers
     assert len(res["runs"]) == 4
-    assert list(res["runs"][0]) == ["mAP_0.25", "mAP_0.5", "mAR_0.25", "mAR_0.5", "latency_ms", "checkpoint",
-                                    "precision_recall"]
+    assert list(res["runs"][0]) == [
+        "mAP_0.25",
+        "mAP_0.5",
+        "mAR_0.25",
+        "mAR_0.5",
+        "latency_ms",
+        "checkpoint",
+        "precision_recall",
+    ]
     for key in ("mAP_0.25", "mAP_0.5"):
         s = res["summary"][key]
         assert s["n"] == 4 and 0.0 <= s["mean"] <= s["best"] <= 1.0
@@ -34,11 +57,31 @@ def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
 def test_precision_recall_and_bev_images(tmp_path, capsys):
     ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
     out, bev = tmp_path / "res.json", tmp_path / "bev"
-    assert main(["--checkpoint", str(ck), "--device", "cpu", "--json", str(out), "--score-threshold", "0.05",
-                 "--bev-dir", str(bev), "--strict-mmdet3d", "--max-detections", "50"]) == 0
+    assert (
+        main(
+            [
+                "--checkpoint",
+                str(ck),
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                "--score-threshold",
+                "0.05",
+                "--bev-dir",
+                str(bev),
+                "--strict-mmdet3d",
+                "--max-detections",
+                "50",
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
-    assert res["protocol"] == EvaluationProtocol(skip_classes_without_gt=False, max_detections=50,
-                                                 pr_score_threshold=0.05).to_dict()
+    assert (
+        res["protocol"]
+        == EvaluationProtocol(skip_classes_without_gt=False, max_detections=50, pr_score_threshold=0.05).to_dict()
+    )
     pr = res["runs"][0]["precision_recall"]
     assert pr["score_threshold"] == 0.05 and pr["num_scenes"] == 2
     for key in ("iou_0.25", "iou_0.50"):

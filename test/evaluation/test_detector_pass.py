@@ -21,8 +21,9 @@ def toy_detector(tmp_path_factory):
 
 
 def same(a, b):
-    return np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores) and \
-        np.array_equal(a.labels, b.labels)
+    return (
+        np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores) and np.array_equal(a.labels, b.labels)
+    )
 
 
 def test_first_pass_is_what_detect_returns(toy_detector):
@@ -67,14 +68,22 @@ def test_oracle_and_neutral_colour_passes(toy_detector):
 def test_precision_recall_counts_the_same_detections(toy_detector):
     source = build_source(toy_detector.config, "val")
     seen = []
-    res = evaluate_detector(toy_detector, source, EvaluationProtocol(pr_score_threshold=0.2), keep_scenes=True,
-                            on_scene=lambda i, scene, det: seen.append((i, len(scene.points), len(det))))
+    res = evaluate_detector(
+        toy_detector,
+        source,
+        EvaluationProtocol(pr_score_threshold=0.2),
+        keep_scenes=True,
+        on_scene=lambda i, scene, det: seen.append((i, len(scene.points), len(det))),
+    )
     pr = PrecisionRecallCounter(toy_detector.class_names, 0.2)
     for gt, det in res.scenes:
         pr.add(gt, det)
     expected = pr.compute()
-    for a, b in ((res.precision_recall.tp, expected.tp), (res.precision_recall.fp, expected.fp),
-                 (res.precision_recall.fn, expected.fn)):
+    for a, b in (
+        (res.precision_recall.tp, expected.tp),
+        (res.precision_recall.fp, expected.fp),
+        (res.precision_recall.fn, expected.fn),
+    ):
         assert np.array_equal(a, b)
     assert [s[0] for s in seen] == [0, 1] and [s[2] for s in seen] == [len(d) for _, d in res.scenes]
     assert res.protocol.pr_score_threshold == 0.2

@@ -27,8 +27,12 @@ def box(x: float, y: float = 0.0, dx: float = 1.0, dy: float = 1.0, yaw: float =
 
 def dets(rows: list[tuple[float, int, list[float]]]) -> Detections:
     """Detections from (score, label, box) rows."""
-    return Detections(np.array([r[2] for r in rows], np.float32).reshape(-1, 7),
-                      np.array([r[0] for r in rows], np.float64), np.array([r[1] for r in rows], np.int64), NAMES)
+    return Detections(
+        np.array([r[2] for r in rows], np.float32).reshape(-1, 7),
+        np.array([r[0] for r in rows], np.float64),
+        np.array([r[1] for r in rows], np.int64),
+        NAMES,
+    )
 
 
 def counts(result, t: float) -> dict[str, tuple[int, int, int]]:
@@ -38,14 +42,16 @@ def counts(result, t: float) -> dict[str, tuple[int, int, int]]:
 def test_hand_worked_scene():
     # GT: chairs A (x=0) and B (x=5); tables T1 and T2 (2 x 2 m).
     gt = SceneGroundTruth(np.array([box(0), box(5), box(0, 5, 2, 2), box(5, 5, 2, 2)]), np.array([0, 0, 1, 1]))
-    det = dets([
-        (0.9, 0, box(0)),                   # chair on A, IoU 1: TP at 0.25 and 0.5
-        (0.8, 0, box(0.5)),                 # chair, IoU 1/3 with A (taken), 0 with B: FP
-        (0.7, 0, box(5.4)),                 # chair, IoU 0.6 / 1.4 = 0.43 with B: TP at 0.25, FP at 0.5
-        (0.6, 2, box(10, 10)),              # sofa, a class without GT: FP
-        (0.3, 1, box(0.5, 5, 2, 2, np.pi)),  # table at exactly the threshold, IoU 3 / 5 with T1: TP
-        (0.2, 1, box(5, 5, 2, 2)),          # table on T2, below the threshold: not counted, T2 is missed
-    ])
+    det = dets(
+        [
+            (0.9, 0, box(0)),  # chair on A, IoU 1: TP at 0.25 and 0.5
+            (0.8, 0, box(0.5)),  # chair, IoU 1/3 with A (taken), 0 with B: FP
+            (0.7, 0, box(5.4)),  # chair, IoU 0.6 / 1.4 = 0.43 with B: TP at 0.25, FP at 0.5
+            (0.6, 2, box(10, 10)),  # sofa, a class without GT: FP
+            (0.3, 1, box(0.5, 5, 2, 2, np.pi)),  # table at exactly the threshold, IoU 3 / 5 with T1: TP
+            (0.2, 1, box(5, 5, 2, 2)),  # table on T2, below the threshold: not counted, T2 is missed
+        ]
+    )
     pr = PrecisionRecallCounter(NAMES, score_threshold=0.3)
     pr.add(gt, det)
     res = pr.compute()
@@ -93,8 +99,10 @@ def test_greedy_match_and_bad_arguments():
         with pytest.raises(ValueError):
             PrecisionRecallCounter(NAMES, **bad)
     with pytest.raises(ValueError, match="detections.labels"):
-        PrecisionRecallCounter(NAMES, 0.3).add(SceneGroundTruth(np.zeros((0, 7)), np.zeros(0, np.int64)),
-                                               {"boxes": [box(0)], "scores": [0.5], "labels": [3]})
+        PrecisionRecallCounter(NAMES, 0.3).add(
+            SceneGroundTruth(np.zeros((0, 7)), np.zeros(0, np.int64)),
+            {"boxes": [box(0)], "scores": [0.5], "labels": [3]},
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,9 +113,12 @@ def test_greedy_match_and_bad_arguments():
 def _polygon(b: np.ndarray) -> shapely.geometry.Polygon:
     x, y, _, dx, dy, _, yaw = (float(v) for v in b)
     c, s = math.cos(yaw), math.sin(yaw)
-    return shapely.geometry.Polygon([(x + c * u - s * v, y + s * u + c * v)
-                                     for u, v in ((dx / 2, dy / 2), (-dx / 2, dy / 2), (-dx / 2, -dy / 2),
-                                                  (dx / 2, -dy / 2))])
+    return shapely.geometry.Polygon(
+        [
+            (x + c * u - s * v, y + s * u + c * v)
+            for u, v in ((dx / 2, dy / 2), (-dx / 2, dy / 2), (-dx / 2, -dy / 2), (dx / 2, -dy / 2))
+        ]
+    )
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -145,16 +156,31 @@ def random_scenes(rng, rotated, num_classes=3, num_scenes=4):
     scenes = []
     for _ in range(num_scenes):
         g = int(rng.integers(0, 6))
-        gt_boxes = np.c_[rng.uniform(-4, 4, (g, 2)), rng.uniform(0, 1, g), rng.uniform(0.4, 2, (g, 3)),
-                         rng.uniform(-np.pi, np.pi, g) if rotated else np.zeros(g)]
+        gt_boxes = np.c_[
+            rng.uniform(-4, 4, (g, 2)),
+            rng.uniform(0, 1, g),
+            rng.uniform(0.4, 2, (g, 3)),
+            rng.uniform(-np.pi, np.pi, g) if rotated else np.zeros(g),
+        ]
         gt_labels = rng.integers(-1, num_classes, g)
         src = rng.integers(0, g, 2 * g) if g else np.zeros(0, np.int64)
-        copies = gt_boxes[src] + np.c_[rng.normal(0, 0.3, (len(src), 3)), np.zeros((len(src), 3)),
-                                       rng.normal(0, 0.3, len(src)) if rotated else np.zeros(len(src))]
-        copy_labels = np.where(rng.uniform(size=len(src)) < 0.8, np.maximum(gt_labels[src], 0),
-                               rng.integers(0, num_classes, len(src)))
-        extra = np.c_[rng.uniform(-4, 4, (3, 2)), rng.uniform(0, 1, 3), rng.uniform(0.4, 2, (3, 3)),
-                      rng.uniform(-np.pi, np.pi, 3) if rotated else np.zeros(3)]
+        copies = (
+            gt_boxes[src]
+            + np.c_[
+                rng.normal(0, 0.3, (len(src), 3)),
+                np.zeros((len(src), 3)),
+                rng.normal(0, 0.3, len(src)) if rotated else np.zeros(len(src)),
+            ]
+        )
+        copy_labels = np.where(
+            rng.uniform(size=len(src)) < 0.8, np.maximum(gt_labels[src], 0), rng.integers(0, num_classes, len(src))
+        )
+        extra = np.c_[
+            rng.uniform(-4, 4, (3, 2)),
+            rng.uniform(0, 1, 3),
+            rng.uniform(0.4, 2, (3, 3)),
+            rng.uniform(-np.pi, np.pi, 3) if rotated else np.zeros(3),
+        ]
         boxes = np.concatenate([copies, extra]).astype(np.float32)
         labels = np.concatenate([copy_labels, rng.integers(0, num_classes, 3)])
         scores = np.round(rng.uniform(0, 1, len(boxes)), 1).astype(np.float32)  # ties, and scores on the threshold

@@ -25,8 +25,13 @@ def test_defaults_are_what_both_tools_run():
 
 
 def test_round_trip_through_json():
-    p = EvaluationProtocol(iou_thresholds=(0.25,), skip_classes_without_gt=False, score_threshold=0.05,
-                           max_detections=7, pr_score_threshold=None)
+    p = EvaluationProtocol(
+        iou_thresholds=(0.25,),
+        skip_classes_without_gt=False,
+        score_threshold=0.05,
+        max_detections=7,
+        pr_score_threshold=None,
+    )
     back = EvaluationProtocol.from_dict(json.loads(json.dumps(p.to_dict())))
     assert back == p and hash(back) == hash(p)
     assert p.postprocess_overrides() == {"score_threshold": 0.05, "max_detections": 7}
@@ -34,8 +39,17 @@ def test_round_trip_through_json():
         EvaluationProtocol.from_dict({"max_dets": 3})
 
 
-@pytest.mark.parametrize("bad", [{"iou_thresholds": ()}, {"iou_thresholds": (0.0,)}, {"iou_thresholds": (1.0,)},
-                                 {"score_threshold": 1.0}, {"pr_score_threshold": -0.1}, {"max_detections": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"iou_thresholds": ()},
+        {"iou_thresholds": (0.0,)},
+        {"iou_thresholds": (1.0,)},
+        {"score_threshold": 1.0},
+        {"pr_score_threshold": -0.1},
+        {"max_detections": 0},
+    ],
+)
 def test_invalid_values_are_refused(bad):
     with pytest.raises(ValueError):
         EvaluationProtocol(**bad)
@@ -48,13 +62,15 @@ def test_the_evaluator_applies_every_rule(tmp_path):
     plain = evaluate_detector(Detector.from_checkpoint(ck), source, keep_scenes=True)
     assert plain.protocol == EvaluationProtocol() and plain.precision_recall is not None
     assert max(len(d) for _, d in plain.scenes) > 2
-    capped = evaluate_detector(Detector.from_checkpoint(ck), source, EvaluationProtocol(max_detections=2),
-                               keep_scenes=True)
+    capped = evaluate_detector(
+        Detector.from_checkpoint(ck), source, EvaluationProtocol(max_detections=2), keep_scenes=True
+    )
     for (_, d), (_, full) in zip(capped.scenes, plain.scenes):  # the cap keeps the best-scored boxes
         assert len(d) == min(2, len(full))
-        assert np.array_equal(d.scores, np.sort(full.scores)[::-1][:len(d)])
-    strict = evaluate_detector(Detector.from_checkpoint(ck), source, EvaluationProtocol(
-        skip_classes_without_gt=False, iou_thresholds=(0.25,)))
+        assert np.array_equal(d.scores, np.sort(full.scores)[::-1][: len(d)])
+    strict = evaluate_detector(
+        Detector.from_checkpoint(ck), source, EvaluationProtocol(skip_classes_without_gt=False, iou_thresholds=(0.25,))
+    )
     assert np.array_equal(strict.result.in_mean, strict.result.evaluated)  # mmdet3d: every evaluated class
     assert strict.result.iou_thresholds == (0.25,) and strict.precision_recall.iou_thresholds == (0.25,)
     assert strict.evaluator.skip_classes_without_gt is False

@@ -303,8 +303,15 @@ def test_compiled_clip_matches_the_pytorch_clip_and_finite_differences():
         pytest.skip("no C compiler: the PyTorch clipping only")
     g = torch.Generator().manual_seed(11)
     k = 2000
-    b1 = torch.cat([torch.rand(k, 2, generator=g) * 2, torch.rand(k, 1, generator=g),
-                    torch.rand(k, 3, generator=g) * 1.5 + 0.1, torch.rand(k, 1, generator=g) * 6.28 - 3.14], 1)
+    b1 = torch.cat(
+        [
+            torch.rand(k, 2, generator=g) * 2,
+            torch.rand(k, 1, generator=g),
+            torch.rand(k, 3, generator=g) * 1.5 + 0.1,
+            torch.rand(k, 1, generator=g) * 6.28 - 3.14,
+        ],
+        1,
+    )
     b2 = b1.clone()
     b2[:, :2] += torch.randn(k, 2, generator=g) * 0.3
     b2[:, 3:5] *= torch.rand(k, 2, generator=g) + 0.5

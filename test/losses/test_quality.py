@@ -26,7 +26,7 @@ def test_qfl_formula():
         for c in range(3):
             s = 1 / (1 + math.exp(-float(ctx.logits[i, c])))
             y = targets.get((i, c), 0.0)
-            want += -abs(y - s) ** 2 * ((1 - y) * math.log(1 - s) + y * math.log(s))
+            want += -(abs(y - s) ** 2) * ((1 - y) * math.log(1 - s) + y * math.log(s))
     assert float(got) == pytest.approx(want / 4.0, rel=1e-10)
 
 

@@ -76,8 +76,9 @@ def test_blend_by_hand():
     # Two anchors, one class; both positives of GT 0. Logits 1 and -1, IoUs 0.8 and 0.4; one negative anchor.
     logits = torch.tensor([[1.0], [-1.0], [0.5]], dtype=torch.float64)
     labels = torch.tensor([0, 0, -1])
-    ctx = ClsLossContext(logits, labels, 2.0, torch.tensor([0, 1]), torch.tensor([0, 0]),
-                         torch.tensor([0.8, 0.4], dtype=torch.float64))
+    ctx = ClsLossContext(
+        logits, labels, 2.0, torch.tensor([0, 1]), torch.tensor([0, 0]), torch.tensor([0.8, 0.4], dtype=torch.float64)
+    )
     tau = 0.01
     got = RASLoss(RASConfig(tau=tau))(ctx)
     p = [sig(1.0), sig(-1.0), sig(0.5)]
@@ -121,8 +122,7 @@ def ref_soft_ranks(values, groups, tau):
     return out
 
 
-def ref_ras(logits, labels, pos_index, pos_gt, pos_iou, avg, *, beta, tau, reading, ranks=None,
-            gamma=2.0, alpha=0.25):
+def ref_ras(logits, labels, pos_index, pos_gt, pos_iou, avg, *, beta, tau, reading, ranks=None, gamma=2.0, alpha=0.25):
     """−(Eq. 7) / avg by loops over anchors and classes.
 
     ``ranks`` = (R_cls, R_reg) holds the soft ranks fixed (the gradient reference); None computes them from
@@ -163,8 +163,14 @@ def random_example(seed):
 
 
 def as_ctx(logits, labels, pos_index, pos_gt, pos_iou, avg):
-    return ClsLossContext(logits, torch.tensor(labels), avg, torch.tensor(pos_index), torch.tensor(pos_gt),
-                          pos_iou if torch.is_tensor(pos_iou) else torch.tensor(pos_iou, dtype=torch.float64))
+    return ClsLossContext(
+        logits,
+        torch.tensor(labels),
+        avg,
+        torch.tensor(pos_index),
+        torch.tensor(pos_gt),
+        pos_iou if torch.is_tensor(pos_iou) else torch.tensor(pos_iou, dtype=torch.float64),
+    )
 
 
 @pytest.mark.parametrize("reading", ["r", "position", "printed"])
@@ -174,7 +180,8 @@ def test_beta_against_loop_reference(beta, reading):
     for seed in range(3):
         logits, labels, pos_index, pos_gt, pos_iou = random_example(seed)
         got = RASLoss(RASConfig(beta=beta, tau=tau, rank_term=reading))(
-            as_ctx(logits, labels, pos_index, pos_gt, pos_iou, 6.0))
+            as_ctx(logits, labels, pos_index, pos_gt, pos_iou, 6.0)
+        )
         args = (logits.tolist(), labels, pos_index, pos_gt, pos_iou, 6.0)
         want, _ = ref_ras(*args, beta=beta, tau=tau, reading=reading)
         assert float(got["loss_cls"]) == pytest.approx(want, rel=1e-10), (seed, beta, reading)
@@ -220,8 +227,9 @@ def test_ranks_carry_no_gradient(reading):
     logits, labels, pos_index, pos_gt, pos_iou = random_example(7)
     x = logits.clone().requires_grad_(True)
     q = torch.tensor(pos_iou, dtype=torch.float64, requires_grad=True)
-    RASLoss(RASConfig(beta=beta, tau=tau, rank_term=reading))(
-        as_ctx(x, labels, pos_index, pos_gt, q, avg))["loss_cls"].backward()
+    RASLoss(RASConfig(beta=beta, tau=tau, rank_term=reading))(as_ctx(x, labels, pos_index, pos_gt, q, avg))[
+        "loss_cls"
+    ].backward()
 
     base = logits.tolist()
     _, frozen = ref_ras(base, labels, pos_index, pos_gt, pos_iou, avg, beta=beta, tau=tau, reading=reading)
@@ -235,8 +243,9 @@ def test_ranks_carry_no_gradient(reading):
                 lg[shift_logit[0]][shift_logit[1]] += sign * h
             if shift_iou is not None:
                 qs[shift_iou] += sign * h
-            vals.append(ref_ras(lg, labels, pos_index, pos_gt, qs, avg, beta=beta, tau=tau, reading=reading,
-                                ranks=ranks)[0])
+            vals.append(
+                ref_ras(lg, labels, pos_index, pos_gt, qs, avg, beta=beta, tau=tau, reading=reading, ranks=ranks)[0]
+            )
         return (vals[0] - vals[1]) / (2 * h)
 
     live_gap = 0.0

@@ -64,8 +64,7 @@ def old_training_checkpoint(step=3):
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    ts = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "rng": [state],
-          "world_size": 1}
+    ts = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step, "rng": [state], "world_size": 1}
     return make_checkpoint(cfg, model, ts)
 
 
@@ -147,8 +146,14 @@ def test_conversion_refuses_payloads_naming_the_global(tmp_path, writer, capsys)
     for option in ("--convert", "--convert-trusted"):
         assert checkpoint_main([option, str(path), str(tmp_path / "out.pt")]) == 1
         err = capsys.readouterr().err
-        assert err.startswith(f"python -m sr3d_core.model.checkpoint: error: checkpoint {path} is not opened: it "
-                              "names the Python globals ") and "os.makedirs" in err and err.count("\n") == 1
+        assert (
+            err.startswith(
+                f"python -m sr3d_core.model.checkpoint: error: checkpoint {path} is not opened: it "
+                "names the Python globals "
+            )
+            and "os.makedirs" in err
+            and err.count("\n") == 1
+        )
     assert not marker.exists() and not (tmp_path / "out.pt").exists()
 
 

@@ -52,8 +52,12 @@ def test_preset_tables_match_spec():
     from sr3d_core.data.classes import CLASS_LISTS
 
     LABEL2LEVEL = {"scannet": SCANNET_LABEL2LEVEL, "sunrgbd": SUNRGBD_LABEL2LEVEL}
-    for preset, ds in (("tr3d_scannet", "scannet"), ("tr3d_sunrgbd", "sunrgbd"), ("synth_scannet_small", "scannet"),
-                       ("synth_sunrgbd_small", "sunrgbd")):
+    for preset, ds in (
+        ("tr3d_scannet", "scannet"),
+        ("tr3d_sunrgbd", "sunrgbd"),
+        ("synth_scannet_small", "scannet"),
+        ("synth_sunrgbd_small", "sunrgbd"),
+    ):
         cfg = load_config(preset)
         assert cfg.assigner.label2level == LABEL2LEVEL[ds]
         assert cfg.class_names == CLASS_LISTS[ds]
@@ -106,8 +110,17 @@ def test_legacy_checkpoint_config_still_loads():
     from sr3d_core.config import Config
 
     d = load_config("synth_scannet_small").to_dict()
-    d["loss"] = {"cls_loss": "focal", "focal_gamma": 2.0, "focal_alpha": 0.25, "cls_weight": 1.0, "box_weight": 1.0,
-                 "box_loss": "diou", "rotated_diou_quirk": True, "ras_beta": 1.0, "ras_tau": 0.01}
+    d["loss"] = {
+        "cls_loss": "focal",
+        "focal_gamma": 2.0,
+        "focal_alpha": 0.25,
+        "cls_weight": 1.0,
+        "box_weight": 1.0,
+        "box_loss": "diou",
+        "rotated_diou_quirk": True,
+        "ras_beta": 1.0,
+        "ras_tau": 0.01,
+    }
     d["assigner"] = dict(d["assigner"], center_prior=0.25)
     cfg = Config.from_dict(d)
     assert cfg == load_config("synth_scannet_small")
@@ -126,8 +139,12 @@ def test_flat_contract_keys_of_older_configs_still_load(tmp_path):
     # a flat file over a nested base (and the reverse) wins as any file over its base does
     child = write(tmp_path, "child", f"base: {nested}\ndata: {{max_points: 10}}\n")
     assert load_config(child).contract.max_points == 10
-    assert load_config(write(tmp_path, "child2", f"base: {flat}\ndata: {{contract: {{max_points: 11}}}}\n")
-                       ).contract.max_points == 11
+    assert (
+        load_config(
+            write(tmp_path, "child2", f"base: {flat}\ndata: {{contract: {{max_points: 11}}}}\n")
+        ).contract.max_points
+        == 11
+    )
     # overrides in either spelling; errors name the override
     for key in ("data.max_points", "data.contract.max_points"):
         assert load_config(nested, [f"{key}=77"]).contract.max_points == 77
@@ -179,8 +196,10 @@ def test_new_configs_inherit_no_data_set_defaults(tmp_path):
 def test_scientific_notation_is_a_number_in_files_and_overrides(tmp_path, text, want):
     # PyYAML (YAML 1.1) reads these as strings; a float field takes them as the numbers they spell.
     p = tmp_path / "sci.yaml"
-    p.write_text(f"base: toy_tiny\ntrain:\n  lr: {text}\n  weight_decay: {text}\n"
-                 f"loss:\n  cls: {{name: ras, tau: {text}}}\ndata:\n  point_range: [-1, -1, -1, {text}, 1, 1]\n")
+    p.write_text(
+        f"base: toy_tiny\ntrain:\n  lr: {text}\n  weight_decay: {text}\n"
+        f"loss:\n  cls: {{name: ras, tau: {text}}}\ndata:\n  point_range: [-1, -1, -1, {text}, 1, 1]\n"
+    )
     cfg = load_config(p)
     assert cfg.train.lr == want and cfg.train.weight_decay == want and cfg.loss.cls.tau == want
     assert cfg.contract.point_range == (-1.0, -1.0, -1.0, want, 1.0, 1.0)
@@ -196,10 +215,14 @@ def test_non_numbers_are_refused_naming_key_file_and_override(tmp_path):
     # A bad override is blamed on the override, not on the (correct) file it was applied to.
     with pytest.raises(ConfigError) as e:
         load_config("toy_tiny", ["train.lr=fast"])
-    assert str(e.value).endswith("toy_tiny.yaml: override 'train.lr=fast': 'train.lr' must be a number "
-                                 "(e.g. 0.001 or 1e-3), got 'fast'")
-    with pytest.raises(ConfigError, match=r"toy_tiny\.yaml: train\.lr must lie in \[1e-12, 10\.0\], got 100\.0 "
-                                          r"\(with override 'train\.lr=1e2'\)$"):
+    assert str(e.value).endswith(
+        "toy_tiny.yaml: override 'train.lr=fast': 'train.lr' must be a number " "(e.g. 0.001 or 1e-3), got 'fast'"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"toy_tiny\.yaml: train\.lr must lie in \[1e-12, 10\.0\], got 100\.0 "
+        r"\(with override 'train\.lr=1e2'\)$",
+    ):
         load_config("toy_tiny", ["train.lr=1e2"])
     with pytest.raises(ConfigError, match=r"override 'train\.lrr=1': unknown key 'train\.lrr'"):
         load_config("toy_tiny", ["train.lrr=1"])

@@ -41,8 +41,26 @@ HEADS = {  # layout: (head module, regression conv, classification conv)
 DATASETS = {"scannet": (18, 6), "sunrgbd": (10, 8)}  # classes, regression outputs
 # The class lists mmdet3d's ScanNetDataset / SUNRGBDDataset record in a checkpoint's meta, in mmdet3d's spelling.
 META_CLASSES = {
-    "scannet": ("cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture", "counter",
-                "desk", "curtain", "refrigerator", "showercurtrain", "toilet", "sink", "bathtub", "garbagebin"),
+    "scannet": (
+        "cabinet",
+        "bed",
+        "chair",
+        "sofa",
+        "table",
+        "door",
+        "window",
+        "bookshelf",
+        "picture",
+        "counter",
+        "desk",
+        "curtain",
+        "refrigerator",
+        "showercurtrain",
+        "toilet",
+        "sink",
+        "bathtub",
+        "garbagebin",
+    ),
     "sunrgbd": ("bed", "table", "sofa", "chair", "toilet", "desk", "dresser", "night_stand", "bookshelf", "bathtub"),
 }
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -244,8 +262,10 @@ def test_modules_run_in_tr3d_order_at_tr3d_strides(converted, layout):
     assert None not in owners.values(), "a module holds values from no TR3D tensor"
     assert len(set(owners.values())) == len(owners)
     calls = []
-    hooks = [m.register_forward_pre_hook(lambda m, args, name=name: calls.append((name, args[0].stride)))
-             for m, name in owners.items()]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args, name=name: calls.append((name, args[0].stride)))
+        for m, name in owners.items()
+    ]
     try:
         x, _ = det.network_input(cloud())
         with torch.no_grad():
@@ -318,10 +338,18 @@ def test_corrupted_checkpoint_is_refused(tmp_path, capsys, edit, needle):
 def test_foreign_checkpoint_is_refused(tmp_path, capsys):
     """A torchvision-style ResNet-18 state dict: named as lacking TR3D's head."""
     g = torch.Generator().manual_seed(0)
-    sd = OrderedDict([("conv1.weight", torch.randn(64, 3, 7, 7, generator=g)), ("bn1.weight", torch.ones(64)),
-                      ("bn1.bias", torch.zeros(64)), ("bn1.running_mean", torch.zeros(64)),
-                      ("bn1.running_var", torch.ones(64)), ("layer1.0.conv1.weight", torch.randn(64, 64, 3, 3)),
-                      ("fc.weight", torch.randn(1000, 512, generator=g)), ("fc.bias", torch.zeros(1000))])
+    sd = OrderedDict(
+        [
+            ("conv1.weight", torch.randn(64, 3, 7, 7, generator=g)),
+            ("bn1.weight", torch.ones(64)),
+            ("bn1.bias", torch.zeros(64)),
+            ("bn1.running_mean", torch.zeros(64)),
+            ("bn1.running_var", torch.ones(64)),
+            ("layer1.0.conv1.weight", torch.randn(64, 64, 3, 3)),
+            ("fc.weight", torch.randn(1000, 512, generator=g)),
+            ("fc.bias", torch.zeros(1000)),
+        ]
+    )
     for obj in (sd, {"meta": {}, "state_dict": sd}):
         src = save(obj, tmp_path / "resnet.pth")
         rc, out, err = run_main(capsys, src, tmp_path / "x.pt")
@@ -334,8 +362,9 @@ def test_unsupported_dataset_and_junk_are_refused(tmp_path, capsys):
     sd = tr3d_state_dict("mmdet3d", "scannet", seed=3)
     sd["bbox_head.conv_cls.kernel"] = sd["bbox_head.conv_cls.kernel"][:, :5]  # TR3D's S3DIS head: 5 classes
     sd["bbox_head.conv_cls.bias"] = sd["bbox_head.conv_cls.bias"][:, :5]
-    rc, _, err = run_main(capsys, save(mmdet_checkpoint(sd, "mmdet3d", "scannet"), tmp_path / "s3dis.pth"),
-                          tmp_path / "x.pt")
+    rc, _, err = run_main(
+        capsys, save(mmdet_checkpoint(sd, "mmdet3d", "scannet"), tmp_path / "s3dis.pth"), tmp_path / "x.pt"
+    )
     assert rc == 1 and "'bbox_head.conv_cls.kernel' (128, 5)" in err and "match no supported dataset" in err
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a checkpoint")
@@ -354,8 +383,9 @@ def test_resaved_samsunglabs_file_gives_the_same_checkpoint(tmp_path, capsys):
     original meta) convert to the same model."""
     sd = tr3d_state_dict("samsunglabs", "scannet", seed=7)
     original = save(mmdet_checkpoint(sd, "samsunglabs", "scannet"), tmp_path / "original.pth")
-    resaved = save(mmdet_checkpoint(resave_through_mmdet3d(sd), "samsunglabs_resaved", "scannet"),
-                   tmp_path / "resaved.pth")
+    resaved = save(
+        mmdet_checkpoint(resave_through_mmdet3d(sd), "samsunglabs_resaved", "scannet"), tmp_path / "resaved.pth"
+    )
     assert "bbox_head.bbox_conv.kernel" in torch.load(resaved, weights_only=True)["state_dict"]
     a, b = import_tr3d(original, tmp_path / "a.pt"), import_tr3d(resaved, tmp_path / "b.pt")
     assert (a.layout.key, b.layout.key) == ("samsunglabs", "samsunglabs_resaved")
@@ -376,9 +406,11 @@ def test_class_names_in_meta_must_be_the_heads_dataset(tmp_path, capsys):
     obj = mmdet_checkpoint(tr3d_state_dict("samsunglabs", "scannet", seed=8), "samsunglabs", "scannet")
     obj["meta"]["CLASSES"] = META_CLASSES["sunrgbd"]
     err = _refusal(tmp_path, capsys, obj)
-    assert ("its meta names the classes of SUN RGB-D (10 classes, rotated boxes) (bed, table, sofa, chair, toilet, "
-            "desk, dresser, night_stand, bookshelf, bathtub) but its head's shapes (18 classes, 6 regression "
-            "channels) are those of ScanNet v2 (18 classes, axis-aligned boxes)") in err, err
+    assert (
+        "its meta names the classes of SUN RGB-D (10 classes, rotated boxes) (bed, table, sofa, chair, toilet, "
+        "desk, dresser, night_stand, bookshelf, bathtub) but its head's shapes (18 classes, 6 regression "
+        "channels) are those of ScanNet v2 (18 classes, axis-aligned boxes)"
+    ) in err, err
     # The other way round, read from mmengine's dataset_meta.
     obj = mmdet_checkpoint(tr3d_state_dict("mmdet3d", "sunrgbd", seed=8), "mmdet3d", "sunrgbd")
     obj["meta"]["dataset_meta"]["classes"] = META_CLASSES["scannet"]
@@ -393,8 +425,10 @@ def test_class_names_in_meta_must_be_the_heads_dataset(tmp_path, capsys):
     # The right names in another order would swap labels.
     obj["meta"]["dataset_meta"]["classes"] = tuple(reversed(META_CLASSES["sunrgbd"]))
     err = _refusal(tmp_path, capsys, obj)
-    assert ("its meta lists the classes of SUN RGB-D (10 classes, rotated boxes), which its head's shapes give, in "
-            "another order (bathtub, bookshelf,") in err, err
+    assert (
+        "its meta lists the classes of SUN RGB-D (10 classes, rotated boxes), which its head's shapes give, in "
+        "another order (bathtub, bookshelf,"
+    ) in err, err
 
 
 def test_every_class_list_in_meta_must_agree(tmp_path, capsys):
@@ -402,8 +436,10 @@ def test_every_class_list_in_meta_must_agree(tmp_path, capsys):
     obj = mmdet_checkpoint(sd, "samsunglabs_resaved", "sunrgbd")
     obj["meta"]["meta"]["CLASSES"] = META_CLASSES["scannet"]
     err = _refusal(tmp_path, capsys, obj)
-    assert ("meta['dataset_meta']['classes'] lists the classes bed, table," in err
-            and "but meta['meta']['CLASSES'] lists cabinet, bed," in err), err
+    assert (
+        "meta['dataset_meta']['classes'] lists the classes bed, table," in err
+        and "but meta['meta']['CLASSES'] lists cabinet, bed," in err
+    ), err
 
 
 def test_class_names_in_either_spelling_identify_the_dataset():
@@ -436,8 +472,13 @@ def test_console_script_module_runs(converted, tmp_path):
     assert entry and entry.groups() == ("sr3d_core.model.import_tr3d", "main")
     src = converted["mmdet3d"][1]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", entry.group(1), str(src), str(tmp_path / "cli.pt")],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", entry.group(1), str(src), str(tmp_path / "cli.pt")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "layout: mmdet3d" in proc.stdout and "SUN RGB-D" in proc.stdout
     Detector.from_checkpoint(tmp_path / "cli.pt")
@@ -445,6 +486,7 @@ def test_console_script_module_runs(converted, tmp_path):
 
 try:
     import MinkowskiEngine  # noqa: F401
+
     ME_ERROR = None
 except Exception as exc:  # noqa: BLE001 (any import failure means the backend is unavailable)
     ME_ERROR = f"MinkowskiEngine not importable ({type(exc).__name__}: {exc}); run scripts/build_minkowski.sh"
@@ -470,8 +512,11 @@ def test_same_detections_under_minkowski(converted, layout):
     # Detections with exactly equal scores come in the backends' own anchor order, so they are matched, not zipped.
     unused = np.ones(len(theirs), dtype=bool)
     for i in np.argsort(-ours.scores, kind="stable"):
-        match = np.nonzero(unused & (theirs.labels == ours.labels[i])
-                           & np.isclose(theirs.scores, ours.scores[i], rtol=1e-4, atol=1e-5)
-                           & np.isclose(theirs.boxes, ours.boxes[i], rtol=1e-4, atol=1e-4).all(axis=1))[0]
+        match = np.nonzero(
+            unused
+            & (theirs.labels == ours.labels[i])
+            & np.isclose(theirs.scores, ours.scores[i], rtol=1e-4, atol=1e-5)
+            & np.isclose(theirs.boxes, ours.boxes[i], rtol=1e-4, atol=1e-4).all(axis=1)
+        )[0]
         assert len(match), f"detection {i} (class {ours.labels[i]}, score {ours.scores[i]:.5f}) has no counterpart"
         unused[match[0]] = False

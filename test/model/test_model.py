@@ -42,8 +42,10 @@ def test_forward_levels_strides_and_anchors():
     torch.manual_seed(0)
     m = build_network(cfg).eval()
     rng = np.random.default_rng(0)
-    clouds = [np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
-              for _ in range(2)]
+    clouds = [
+        np.concatenate([rng.uniform(0, 3, (3000, 3)), rng.uniform(0, 1, (3000, 3))], 1).astype(np.float32)
+        for _ in range(2)
+    ]
     x, _ = to_sparse_batch([prepare_points(c, cfg.contract) for c in clouds], cfg.contract, seed=0)
     with torch.no_grad():
         levels = m.neck(m.backbone(x))
@@ -70,8 +72,20 @@ def test_decode_aligned():
 def test_decode_rotated(quirk):
     theta, q = 0.3, 3.0
     e3, e4, e5 = 0.5, 1.5, 0.7
-    reg = torch.tensor([[0, 0, 0, math.log(e3), math.log(e4), math.log(e5),
-                         math.sin(2 * theta) * math.log(q), math.cos(2 * theta) * math.log(q)]])
+    reg = torch.tensor(
+        [
+            [
+                0,
+                0,
+                0,
+                math.log(e3),
+                math.log(e4),
+                math.log(e5),
+                math.sin(2 * theta) * math.log(q),
+                math.cos(2 * theta) * math.log(q),
+            ]
+        ]
+    )
     box = decode_boxes(torch.zeros(1, 3), reg, height_quirk=quirk)[0]
     s = e3 + e4
     assert box[3].item() == pytest.approx(s / (1 + q), rel=1e-5)

@@ -49,8 +49,15 @@ def test_aligned_output_has_zero_yaw_and_rotated_keeps_it():
 
 def test_non_finite_boxes_and_logits_are_dropped_before_nms_and_counted():
     nan, inf = float("nan"), float("inf")
-    boxes = torch.tensor([[0, 0, 0, 1, 1, 1, 0], [0.1, 0, 0, nan, 1, 1, 0], [3, 3, 0, 1, 1, 1, 0],
-                          [6, 6, 0, inf, 1, 1, 0], [9, 9, 0, 1, 1, 1, 0]])
+    boxes = torch.tensor(
+        [
+            [0, 0, 0, 1, 1, 1, 0],
+            [0.1, 0, 0, nan, 1, 1, 0],
+            [3, 3, 0, 1, 1, 1, 0],
+            [6, 6, 0, inf, 1, 1, 0],
+            [9, 9, 0, 1, 1, 1, 0],
+        ]
+    )
     logits = logit(torch.tensor([[0.9, 0.0], [0.95, 0.0], [0.7, 0.0], [0.8, 0.0], [0.6, 0.0]]))
     logits[4, 1] = nan
     counts = PostprocessCounts()

@@ -14,8 +14,11 @@ CARD = REPO / "docs" / "MODELS.md"
 
 
 def card_check() -> tuple[int, int, float, float]:
-    m = re.search(r"fixed-frame check.*?val scenes 0–(\d+) of seed (\d+).*?mAP@0\.25 ([0-9.]+), mAP@0\.5 ([0-9.]+)",
-                  CARD.read_text(), re.IGNORECASE)
+    m = re.search(
+        r"fixed-frame check.*?val scenes 0–(\d+) of seed (\d+).*?mAP@0\.25 ([0-9.]+), mAP@0\.5 ([0-9.]+)",
+        CARD.read_text(),
+        re.IGNORECASE,
+    )
     assert m, "docs/MODELS.md lacks the fixed-frame check row"
     return int(m.group(1)) + 1, int(m.group(2)), float(m.group(3)), float(m.group(4))
 

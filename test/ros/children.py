@@ -33,10 +33,12 @@ from typing import Any, Callable, Sequence
 PATIENCE_S = float(os.environ.get("SR3D_TEST_PATIENCE_S", "600"))
 
 # Runs in the child before the real command: niceness, then the delay, then exec (same pid, same exit code).
-_SLOW_START = ("import os, sys, time\n"
-               "os.nice(int(sys.argv[2]))\n"
-               "time.sleep(float(sys.argv[1]))\n"
-               "os.execvp(sys.argv[3], sys.argv[3:])\n")
+_SLOW_START = (
+    "import os, sys, time\n"
+    "os.nice(int(sys.argv[2]))\n"
+    "time.sleep(float(sys.argv[1]))\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+)
 
 # Every process the harness started, so a failing test cannot leave one running (see ``stop_leftovers``).
 _STARTED: list[subprocess.Popen] = []
@@ -105,12 +107,19 @@ def output_of(proc: subprocess.Popen | None, tail: int = 6000) -> str:
 
 def died(proc: subprocess.Popen | None, what: str = "the child process") -> str:
     """A failure message naming the exit status and the output of a child that exited."""
-    return f"{what} exited with status {proc.returncode if proc else None} while the test waited for it; " \
-           f"its output:\n{output_of(proc)}"
+    return (
+        f"{what} exited with status {proc.returncode if proc else None} while the test waited for it; "
+        f"its output:\n{output_of(proc)}"
+    )
 
 
-def wait_until(predicate: Callable[[], Any], what: str, proc: subprocess.Popen | None = None,
-               bound: float = PATIENCE_S, poll_s: float = 0.05) -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    what: str,
+    proc: subprocess.Popen | None = None,
+    bound: float = PATIENCE_S,
+    poll_s: float = 0.05,
+) -> Any:
     """Poll ``predicate`` until it is truthy and return its value.
 
     Args:
@@ -137,8 +146,9 @@ def wait_until(predicate: Callable[[], Any], what: str, proc: subprocess.Popen |
                 return value
             raise AssertionError(f"{what}: " + died(proc))
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {bound:.0f} s (the child is stuck); its output:\n"
-                                 f"{output_of(proc)}")
+            raise AssertionError(
+                f"{what}: not after {bound:.0f} s (the child is stuck); its output:\n" f"{output_of(proc)}"
+            )
         time.sleep(poll_s)
 
 

@@ -62,5 +62,8 @@ def no_leftovers():
     clients = harness.close_all() if harness is not None else 0
     killed = children.stop_leftovers()
     if clients or killed:
-        warnings.warn(f"closed {clients} test client(s) and killed {len(killed)} child process(es) that a failed test "
-                      f"left: {killed}", stacklevel=1)
+        warnings.warn(
+            f"closed {clients} test client(s) and killed {len(killed)} child process(es) that a failed test "
+            f"left: {killed}",
+            stacklevel=1,
+        )

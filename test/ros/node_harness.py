@@ -31,14 +31,23 @@ from visualization_msgs.msg import MarkerArray
 REPO = Path(__file__).resolve().parents[2]
 
 
-def node_command(name: str, namespace: str, params: dict[str, Any], remap_input: str,
-                 entry: str = "main") -> list[str]:
+def node_command(name: str, namespace: str, params: dict[str, Any], remap_input: str, entry: str = "main") -> list[str]:
     """The command line launch_ros runs: console script, node name/namespace, params file, overrides, remap."""
     exe = shutil.which("sr3d_detector_node", path=str(Path(sys.executable).parent))
-    head = [exe] if entry == "main" and exe else [
-        sys.executable, "-c", f"from sr3d_ros.detector_node import {entry}; {entry}()"]
-    args = ["--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={namespace}",
-            "--params-file", str(REPO / "config" / "node.yaml")]
+    head = (
+        [exe]
+        if entry == "main" and exe
+        else [sys.executable, "-c", f"from sr3d_ros.detector_node import {entry}; {entry}()"]
+    )
+    args = [
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+        "-r",
+        f"__ns:={namespace}",
+        "--params-file",
+        str(REPO / "config" / "node.yaml"),
+    ]
     for k, v in params.items():
         args += ["-p", f"{k}:={v}"]
     return head + args + ["-r", f"~/input/points:={remap_input}"]
@@ -100,14 +109,16 @@ class Client:
         try:
             self.node = n = Node("sr3d_test_client", context=self.ctx)
             reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched = QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
             n.create_subscription(Detection3DArray, f"{node_fqn}/detections", self._keep(self.detections), reliable)
             n.create_subscription(MarkerArray, f"{node_fqn}/markers", self._keep(self.markers), reliable)
             n.create_subscription(LabelInfo, f"{node_fqn}/label_info", self._keep(self.label_info), latched)
             n.create_subscription(DiagnosticArray, "/diagnostics", self._keep(self.diagnostics), reliable)
-            n.create_subscription(Float64, f"{node_fqn}/debug/processing_time_ms",
-                                  lambda m: self.processing.append(m.data), reliable)
+            n.create_subscription(
+                Float64, f"{node_fqn}/debug/processing_time_ms", lambda m: self.processing.append(m.data), reliable
+            )
             self.cloud_pub = n.create_publisher(PointCloud2, input_topic, reliable)
             self.tf_static_pub = n.create_publisher(TFMessage, "/tf_static", latched)
             self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -138,14 +149,16 @@ class Client:
         def cb(msg: Any) -> None:
             with self.lock:
                 store.append(msg)
+
         return cb
 
     def watch(self, proc: subprocess.Popen) -> None:
         """Name the node's process: every later wait fails at once, with its log, when it exits."""
         self.proc = proc
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float = PATIENCE_S,
-                 proc: subprocess.Popen | None = None) -> Any:
+    def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = PATIENCE_S, proc: subprocess.Popen | None = None
+    ) -> Any:
         """Poll ``predicate`` until truthy (returned) or ``timeout`` (None).
 
         Fails at once, quoting the node's log, when ``proc`` (default: the watched process) exited. ``timeout``
@@ -179,8 +192,13 @@ class Client:
             AssertionError: the process exited, or ``bound`` passed, with the node's log.
         """
         self.watch(proc)
-        ok = self.wait_for(lambda: self.label_info and self.node.count_publishers(f"{self.fqn}/detections") > 0
-                           and (not input_matched or self.cloud_pub.get_subscription_count() > 0), bound, proc)
+        ok = self.wait_for(
+            lambda: self.label_info
+            and self.node.count_publishers(f"{self.fqn}/detections") > 0
+            and (not input_matched or self.cloud_pub.get_subscription_count() > 0),
+            bound,
+            proc,
+        )
         assert ok, f"the node was not active after {bound:.0f} s (stuck); its log:\n{output_of(proc)}"
         self.ready_at = time.monotonic()
         return self.ready_at
@@ -195,8 +213,9 @@ class Client:
 
     def detection_at(self, stamp_sec: int, nanosec: int = 0) -> Detection3DArray | None:
         """The received detections with this stamp, if any."""
-        return next((d for d in self.detections if (d.header.stamp.sec, d.header.stamp.nanosec)
-                     == (stamp_sec, nanosec)), None)
+        return next(
+            (d for d in self.detections if (d.header.stamp.sec, d.header.stamp.nanosec) == (stamp_sec, nanosec)), None
+        )
 
     def markers_at(self, stamp_sec: int) -> MarkerArray | None:
         """The received marker array for this stamp, if any."""
@@ -229,8 +248,7 @@ class Client:
     def get_parameters(self, *names: str) -> dict[str, Any]:
         """Read parameters through the node's parameter service."""
         res = self.call(GetParameters, f"{self.fqn}/get_parameters", GetParameters.Request(names=list(names)))
-        return {n: Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
-                for n, v in zip(names, res.values)}
+        return {n: Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value for n, v in zip(names, res.values)}
 
     def lifecycle(self, transition_id: int) -> bool:
         """Trigger a lifecycle transition (lifecycle_msgs/Transition id)."""

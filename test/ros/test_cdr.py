@@ -44,10 +44,19 @@ def test_hand_assembled_message(order: str, kind: int) -> None:
     raw = hand_assembled(order, kind)
     c = parse_pointcloud2(raw)
     assert (c.header.stamp.sec, c.header.stamp.nanosec, c.header.frame_id) == (-3, 999, "cam")
-    assert (c.height, c.width, c.point_step, c.row_step, c.is_bigendian, c.is_dense) == (1, 2, 12, 24, order == ">",
-                                                                                         True)
-    assert [(f.name, f.offset, f.datatype, f.count) for f in c.fields] == [("x", 0, 7, 1), ("y", 4, 7, 1),
-                                                                           ("z", 8, 7, 1)]
+    assert (c.height, c.width, c.point_step, c.row_step, c.is_bigendian, c.is_dense) == (
+        1,
+        2,
+        12,
+        24,
+        order == ">",
+        True,
+    )
+    assert [(f.name, f.offset, f.datatype, f.count) for f in c.fields] == [
+        ("x", 0, 7, 1),
+        ("y", 4, 7, 1),
+        ("z", 8, 7, 1),
+    ]
     assert c.data.obj is raw and len(c.data) == 24  # a view into the message, not a copy
     pts, _ = pointcloud2_to_array(c, want_color=False)
     np.testing.assert_array_equal(pts, [[1.5, -2.0, 0.25], [3.0, 4.0, -5.5]])
@@ -79,17 +88,28 @@ def test_matches_rclpy_deserialization(name: str) -> None:
     h, n = (4, 40) if name == "organized" else (1, 37)
     xyz, rgb = scene(n, seed=3)
     spec = layout("rgb_float_pcl" if name == "organized" else name, xyz, rgb)
-    msg = make_pointcloud2(Header(frame_id="ünïcode/optical"), h, n // h, spec["columns"], spec.get("point_step"),
-                           spec.get("is_bigendian", False), spec.get("offsets"))
+    msg = make_pointcloud2(
+        Header(frame_id="ünïcode/optical"),
+        h,
+        n // h,
+        spec["columns"],
+        spec.get("point_step"),
+        spec.get("is_bigendian", False),
+        spec.get("offsets"),
+    )
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1_700_000_123, 456_789
     msg.is_dense = name != "organized"
     c = parse_pointcloud2(serialize_message(msg))
-    assert (c.header.stamp.sec, c.header.stamp.nanosec, c.header.frame_id) == (1_700_000_123, 456_789,
-                                                                               "ünïcode/optical")
+    assert (c.header.stamp.sec, c.header.stamp.nanosec, c.header.frame_id) == (
+        1_700_000_123,
+        456_789,
+        "ünïcode/optical",
+    )
     for a in ("height", "width", "is_bigendian", "point_step", "row_step", "is_dense"):
         assert getattr(c, a) == getattr(msg, a), a
     assert [(f.name, f.offset, f.datatype, f.count) for f in c.fields] == [
-        (f.name, f.offset, f.datatype, f.count) for f in msg.fields]
+        (f.name, f.offset, f.datatype, f.count) for f in msg.fields
+    ]
     assert bytes(c.data) == bytes(msg.data)
     got, ref = pointcloud2_to_array(c, spec["color"]), pointcloud2_to_array(msg, spec["color"])
     np.testing.assert_array_equal(got[0], ref[0])

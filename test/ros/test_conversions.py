@@ -168,8 +168,7 @@ def _malformed(kind: str):
     return cloud
 
 
-@pytest.mark.parametrize("kind", ["data_size", "missing_xyz", "unsupported_datatype", "field_bounds",
-                                  "missing_color"])
+@pytest.mark.parametrize("kind", ["data_size", "missing_xyz", "unsupported_datatype", "field_bounds", "missing_color"])
 def test_malformed_clouds_raise_with_kind(kind: str) -> None:
     with pytest.raises(MalformedCloudError) as err:
         pointcloud2_to_array(_malformed(kind), want_color=True)
@@ -177,8 +176,9 @@ def test_malformed_clouds_raise_with_kind(kind: str) -> None:
 
 
 def test_empty_cloud() -> None:
-    pts, info = pointcloud2_to_array(fake_cloud(1, 0, [("x", np.zeros(0), 7), ("y", np.zeros(0), 7),
-                                                       ("z", np.zeros(0), 7)]), want_color=False)
+    pts, info = pointcloud2_to_array(
+        fake_cloud(1, 0, [("x", np.zeros(0), 7), ("y", np.zeros(0), 7), ("z", np.zeros(0), 7)]), want_color=False
+    )
     assert pts.shape == (0, 3) and info.num_valid == 0
 
 
@@ -193,8 +193,9 @@ def test_matches_sensor_msgs_py_read_points(name: str) -> None:
     xyz, rgb = scene(64, seed=3)
     xyz[5] = np.nan
     spec = layout(name, xyz, rgb)
-    msg = make_pointcloud2(Header(), 8, 8, spec["columns"], spec.get("point_step"), spec.get("is_bigendian", False),
-                           spec.get("offsets"))
+    msg = make_pointcloud2(
+        Header(), 8, 8, spec["columns"], spec.get("point_step"), spec.get("is_bigendian", False), spec.get("offsets")
+    )
     ref = read_points(msg, field_names=("x", "y", "z"), skip_nans=True)
     ours, _ = pointcloud2_to_array(msg, want_color=False)
     np.testing.assert_allclose(ours, np.stack([ref["x"], ref["y"], ref["z"]], 1).astype(np.float32))
@@ -245,9 +246,19 @@ def test_node_score_threshold_is_the_library_deploy_threshold() -> None:
     assert load_defaults(REPO / "config" / "node.yaml")["score_threshold"] == DEPLOY_SCORE_THRESHOLD
 
 
-@pytest.mark.parametrize("change", [dict(score_threshold=1.5), dict(nms_iou=0.0), dict(max_detections=0),
-                                    dict(device="gpu"), dict(input_qos="fast"), dict(class_id_format="x"),
-                                    dict(max_detections=2.5), dict(class_filter=[1])])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(score_threshold=1.5),
+        dict(nms_iou=0.0),
+        dict(max_detections=0),
+        dict(device="gpu"),
+        dict(input_qos="fast"),
+        dict(class_id_format="x"),
+        dict(max_detections=2.5),
+        dict(class_filter=[1]),
+    ],
+)
 def test_invalid_parameters_are_rejected_with_the_name(change: dict) -> None:
     p = NodeParams.from_mapping(load_defaults(REPO / "config" / "node.yaml"))
     with pytest.raises(ParameterError, match=next(iter(change))):
@@ -353,8 +364,12 @@ def test_pooled_messages_equal_fresh_ones_frame_after_frame() -> None:
     pool, previous = MessagePool(), 0
     for frame, n in enumerate((5, 2, 0, 6, 6, 1)):  # shrinking, empty and growing arrays
         boxes = np.c_[rng.uniform(-3, 3, (n, 3)), rng.uniform(0.2, 2, (n, 3)), rng.uniform(-3, 3, n)]
-        det = Detections(boxes.astype(np.float32), rng.uniform(0, 1, n).astype(np.float32),
-                         rng.integers(0, 3, n), ("chair", "table", "bed"))
+        det = Detections(
+            boxes.astype(np.float32),
+            rng.uniform(0, 1, n).astype(np.float32),
+            rng.integers(0, 3, n),
+            ("chair", "table", "bed"),
+        )
         header = Header(frame_id=f"f{frame}")
         header.stamp.sec = frame
         lifetime = 0.2 + 0.1 * frame  # a runtime parameter may change between frames

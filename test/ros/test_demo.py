@@ -19,8 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_short_demo(tmp_path):
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "sr3d_ros.demo", "--out", str(out), "--frames", "6"], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "sr3d_ros.demo", "--out", str(out), "--frames", "6"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["mode"] == "live" and report["frames"] == 6
@@ -33,6 +38,11 @@ def test_short_demo(tmp_path):
         assert (out / name).stat().st_size > 100, name
     assert "mAP@0.25" in r.stdout and "[demo] done" in r.stdout
     # A second run reuses the bag.
-    r = subprocess.run([sys.executable, "-m", "sr3d_ros.demo", "--out", str(out), "--frames", "6"], cwd=REPO,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "sr3d_ros.demo", "--out", str(out), "--frames", "6"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0 and "reusing the bag" in r.stdout

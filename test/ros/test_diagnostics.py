@@ -22,5 +22,12 @@ def test_periods_by_hand():
     assert values["malformed.missing_color"] == "1" and values["input_rate_hz"] == "0.00"
     assert problems == ["malformed inputs", "no input"] and silent
     assert s.assess(104.0, 100.0, 1000.0, subscribed=False)[1:] == ([], False)
-    assert s.counters() == {"frames_received": 10, "frames_processed": 7, "frames_dropped": 1, "malformed_inputs": 1,
-                            "tf_failures": 2, "errors": 0, "points_out_of_range": 0}
+    assert s.counters() == {
+        "frames_received": 10,
+        "frames_processed": 7,
+        "frames_dropped": 1,
+        "malformed_inputs": 1,
+        "tf_failures": 2,
+        "errors": 0,
+        "points_out_of_range": 0,
+    }

@@ -12,7 +12,8 @@ import pytest
 from children import PATIENCE_S  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "std_msgs")), reason="needs rclpy")
+    not all(importlib.util.find_spec(m) for m in ("rclpy", "sensor_msgs", "std_msgs")), reason="needs rclpy"
+)
 
 
 @pytest.fixture()
@@ -78,8 +79,9 @@ def test_newest_cloud_and_skipped_count(ros, depth: int) -> None:
     inbox = CloudInbox(owner, "/inbox_test/points", qos)
     timer = threading.Timer(0.4, lambda: pub.publish(cloud(8)))  # arrives while the call waits: neither is
     try:
-        pub = driver.create_publisher(PointCloud2, "/inbox_test/points",
-                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        pub = driver.create_publisher(
+            PointCloud2, "/inbox_test/points", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
         connected(pub)
         assert inbox.take_newest(0.05) is None  # nothing sent yet
         publish(pub, [1])
@@ -162,16 +164,19 @@ def test_fallback_takes_through_an_ordinary_subscription(ros, monkeypatch, how: 
 
     owner, driver = ros
     if how == "asked":
-        inbox = inbox_module.CloudInbox(owner, "/inbox_test/points",
-                                        QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE), direct=False)
+        inbox = inbox_module.CloudInbox(
+            owner, "/inbox_test/points", QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE), direct=False
+        )
     else:
         monkeypatch.setattr(inbox_module, "_rclpy", None)
-        inbox = inbox_module.CloudInbox(owner, "/inbox_test/points",
-                                        QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE))
+        inbox = inbox_module.CloudInbox(
+            owner, "/inbox_test/points", QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE)
+        )
     try:
         assert not inbox.direct
-        pub = driver.create_publisher(PointCloud2, "/inbox_test/points",
-                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        pub = driver.create_publisher(
+            PointCloud2, "/inbox_test/points", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        )
         connected(pub)
         assert inbox.take_newest(0.05) is None
         publish(pub, [1])

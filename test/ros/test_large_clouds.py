@@ -38,9 +38,13 @@ def big_cloud(point_step: int, sec: int, height: int = H, width: int = W):
     x, y = (u - width / 2) / 525.0 * z, (v - height / 2) / 525.0 * z
     z[::9, ::7] = np.nan  # holes where the sensor saw nothing
     rgb = rng.integers(0, 1 << 24, (height, width), dtype=np.uint32)
-    msg = make_pointcloud2(Header(frame_id="camera_link"), height, width,
-                           [("x", x.ravel(), 7), ("y", y.ravel(), 7), ("z", z.ravel(), 7), ("rgb", rgb.ravel(), 6)],
-                           point_step=point_step)
+    msg = make_pointcloud2(
+        Header(frame_id="camera_link"),
+        height,
+        width,
+        [("x", x.ravel(), 7), ("y", y.ravel(), 7), ("z", z.ravel(), 7), ("rgb", rgb.ravel(), 6)],
+        point_step=point_step,
+    )
     msg.header.stamp.sec = sec
     return msg
 
@@ -56,14 +60,16 @@ def test_camera_size_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import PointCloud2
 
-    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith("config/fastdds_large_messages.xml"), \
-        "run under scripts/env.sh (make test does)"
+    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith(
+        "config/fastdds_large_messages.xml"
+    ), "run under scripts/env.sh (make test does)"
     topic = f"{NS}/camera/points"
     log = tmp_path / "node.log"
     with Client(f"{NS}/det", topic) as client:
         best_effort = client.node.create_publisher(PointCloud2, topic, qos_profile_sensor_data)
-        proc = start_node(node_command("det", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0},
-                                       topic), log)
+        proc = start_node(
+            node_command("det", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0}, topic), log
+        )
         try:
             client.wait_ready(proc)
             sec = 0
@@ -75,8 +81,10 @@ def test_camera_size_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
                         assert len(msg.data) == H * W * step  # 4.9 MB and 9.8 MB
                         pub.publish(msg)
                         got = client.wait_for(lambda s=sec: client.detection_at(s))
-                        assert got is not None, f"cloud {sec} ({step} B/point, {pub.qos_profile.reliability}) " \
-                                                f"never answered; log:\n{log.read_text()}"
+                        assert got is not None, (
+                            f"cloud {sec} ({step} B/point, {pub.qos_profile.reliability}) "
+                            f"never answered; log:\n{log.read_text()}"
+                        )
                         assert got.header.stamp.sec == sec
         finally:
             code = stop_node(proc)
@@ -89,17 +97,22 @@ def test_realsense_hd_clouds_arrive_in_the_documented_setup(tmp_path, ckpt):
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import PointCloud2
 
-    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith("config/fastdds_large_messages.xml"), \
-        "run under scripts/env.sh (make test does)"
+    assert os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", "").endswith(
+        "config/fastdds_large_messages.xml"
+    ), "run under scripts/env.sh (make test does)"
     topic = f"{NS}/hd/points"
     log = tmp_path / "node.log"
     with Client(f"{NS}/hd", topic) as client:
         # Depth 1 on both: the harness's reliable depth-50 publisher would keep 50 of these clouds in its history.
-        publishers = {"best effort": client.node.create_publisher(PointCloud2, topic, qos_profile_sensor_data),
-                      "reliable": client.node.create_publisher(
-                          PointCloud2, topic, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))}
-        proc = start_node(node_command("hd", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0},
-                                       topic), log)
+        publishers = {
+            "best effort": client.node.create_publisher(PointCloud2, topic, qos_profile_sensor_data),
+            "reliable": client.node.create_publisher(
+                PointCloud2, topic, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            ),
+        }
+        proc = start_node(
+            node_command("hd", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0.0}, topic), log
+        )
         try:
             client.wait_ready(proc)
             sec = 0
@@ -141,8 +154,11 @@ def start_driver(topic: str, qos: str, env: dict) -> subprocess.Popen:
     code = PUBLISHER.format(topic=topic, qos=qos, patience=PATIENCE_S)
     here = str(Path(__file__).parent)  # test/ros: the child imports this module
     env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")])))
-    return track(subprocess.Popen([sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.STDOUT))
+    return track(
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+    )
 
 
 def no_data_status(client: Client, fqn: str, proc) -> object:
@@ -154,8 +170,15 @@ def no_data_status(client: Client, fqn: str, proc) -> object:
     client.wait_ready(proc)
 
     def verdict() -> object:
-        status = next((st for arr in client.diagnostics for st in arr.status
-                       if st.name.startswith(fqn) and "no data" in st.message), None)
+        status = next(
+            (
+                st
+                for arr in client.diagnostics
+                for st in arr.status
+                if st.name.startswith(fqn) and "no data" in st.message
+            ),
+            None,
+        )
         if status is not None:
             return status
         return int((client.latest_diagnostic_values() or {}).get("frames_received", 0)) > 0  # True: no warning due
@@ -172,9 +195,21 @@ def test_qos_mismatch_gets_the_no_data_warning(tmp_path, ckpt):
     topic = f"{NS}/mismatch/points"
     log = tmp_path / "node.log"
     with Client(f"{NS}/strict", topic) as client:
-        proc = start_node(node_command("strict", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
-                                                      "diagnostics_period_s": 0.5, "input_qos": "reliable"}, topic),
-                          log)
+        proc = start_node(
+            node_command(
+                "strict",
+                NS,
+                {
+                    "checkpoint": ckpt,
+                    "device": "cpu",
+                    "no_data_warn_s": 2.0,
+                    "diagnostics_period_s": 0.5,
+                    "input_qos": "reliable",
+                },
+                topic,
+            ),
+            log,
+        )
         driver = start_driver(topic, "best_effort", dict(os.environ))
         try:
             status = no_data_status(client, f"{NS}/strict", proc)
@@ -196,8 +231,16 @@ def test_without_the_profile_large_best_effort_clouds_are_lost_or_reported(tmp_p
     topic = f"{NS}/raw/points"
     log = tmp_path / "node.log"
     with Client(f"{NS}/plain", topic) as client:
-        proc = start_node(node_command("plain", NS, {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0,
-                                                     "diagnostics_period_s": 0.5}, topic), log, drop_env=PROFILE_VARS)
+        proc = start_node(
+            node_command(
+                "plain",
+                NS,
+                {"checkpoint": ckpt, "device": "cpu", "no_data_warn_s": 2.0, "diagnostics_period_s": 0.5},
+                topic,
+            ),
+            log,
+            drop_env=PROFILE_VARS,
+        )
         driver = start_driver(topic, "best_effort", {k: v for k, v in os.environ.items() if k not in PROFILE_VARS})
         try:
             status = no_data_status(client, f"{NS}/plain", proc)

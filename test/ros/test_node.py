@@ -70,9 +70,16 @@ def detector(ckpt: Path):
 @pytest.fixture(scope="module")
 def system(ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
     """The node in its own process."""
-    params = {"checkpoint": ckpt, "device": "cpu", "target_frame": "base_link", "score_threshold": 0.0,
-              "max_detections": MAX_DET, "diagnostics_period_s": 0.5, "tf_timeout_s": 0.2,
-              "tf_fallback_latest": False}
+    params = {
+        "checkpoint": ckpt,
+        "device": "cpu",
+        "target_frame": "base_link",
+        "score_threshold": 0.0,
+        "max_detections": MAX_DET,
+        "diagnostics_period_s": 0.5,
+        "tf_timeout_s": 0.2,
+        "tf_fallback_latest": False,
+    }
     log = tmp_path_factory.mktemp("log") / "node.log"
     tf = TransformStamped(header=Header(frame_id="base_link"), child_frame_id="camera")
     tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = CAM_T
@@ -103,14 +110,29 @@ def camera_points(n: int, seed: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     return xyz, rgb
 
 
-def send(client: Client, name: str = "rgb_float_pcl", frame: str = "camera", n: int = 1500, h: int = 1,
-         mutate=None, seed: int = 0, publish: bool = True):
+def send(
+    client: Client,
+    name: str = "rgb_float_pcl",
+    frame: str = "camera",
+    n: int = 1500,
+    h: int = 1,
+    mutate=None,
+    seed: int = 0,
+    publish: bool = True,
+):
     """Publish one cloud of a layout with a fresh stamp; returns (stamp sec, message)."""
     _stamp[0] += 1
     xyz, rgb = camera_points(n, seed, h)
     spec = layout(name, xyz.astype(np.float32), rgb)
-    msg = make_pointcloud2(Header(frame_id=frame), h, n // h, spec["columns"], spec.get("point_step"),
-                           spec.get("is_bigendian", False), spec.get("offsets"))
+    msg = make_pointcloud2(
+        Header(frame_id=frame),
+        h,
+        n // h,
+        spec["columns"],
+        spec.get("point_step"),
+        spec.get("is_bigendian", False),
+        spec.get("offsets"),
+    )
     msg.header.stamp.sec = _stamp[0]
     if mutate:
         mutate(msg)
@@ -137,8 +159,11 @@ def answered(client: Client, proc, msg):
         with client.lock:
             failures = counter(client, "tf_failures")
         client.cloud_pub.publish(msg)
-        got = client.wait_for(lambda: client.detection_at(*stamp) or counter(client, "tf_failures") > failures,
-                              deadline - time.monotonic(), proc)
+        got = client.wait_for(
+            lambda: client.detection_at(*stamp) or counter(client, "tf_failures") > failures,
+            deadline - time.monotonic(),
+            proc,
+        )
         if got is not True:
             return got
     return None
@@ -177,8 +202,9 @@ def test_every_layout(system, detector, name: str) -> None:
         pts = np.c_[pts, np.tile(np.float32(NEUTRAL_COLOR), (len(pts), 1))].astype(np.float32)
     assert len(pts) == 1500 > detector.contract.max_points == CAP
     ref = detector.detect(transform_points(pts, to_matrix(CAM_T, CAM_Q)))
-    centres = np.array([[d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z]
-                        for d in got.detections])
+    centres = np.array(
+        [[d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.center.position.z] for d in got.detections]
+    )
     np.testing.assert_allclose(centres, ref.boxes[:, :3], atol=1e-4)
     np.testing.assert_allclose([d.results[0].hypothesis.score for d in got.detections], ref.scores, atol=1e-5)
     # markers: one wireframe and one label per box, same stamp, frame and centre
@@ -231,8 +257,11 @@ def test_survives_malformed_clouds_and_counts_them(system) -> None:
     stamp, _ = send(client)
     assert client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc), "node stopped after bad input"
     want = {f"malformed.{k}": "2" for k in (*MALFORMED, "serialization")}
-    vals = client.wait_for(lambda: (v := client.latest_diagnostic_values()) and all(
-        v.get(k) == w for k, w in want.items()) and v, TIMEOUT, proc)
+    vals = client.wait_for(
+        lambda: (v := client.latest_diagnostic_values()) and all(v.get(k) == w for k, w in want.items()) and v,
+        TIMEOUT,
+        proc,
+    )
     assert vals, f"diagnostics: {client.latest_diagnostic_values()}"
     assert int(vals["malformed_inputs"]) == 10 + int(vals.get("malformed.missing_color", 0))
 
@@ -243,8 +272,9 @@ def test_missing_transform_is_counted_not_ignored(system) -> None:
         failures, n = counter(client, "tf_failures"), len(client.diagnostics)
     stamp, _ = send(client, frame="nowhere")
     assert client.wait_for(lambda: counter(client, "tf_failures") == failures + 1, TIMEOUT, proc)
-    assert client.wait_for(lambda: any("TF" in st.message for a in client.diagnostics[n:] for st in a.status),
-                           TIMEOUT, proc)
+    assert client.wait_for(
+        lambda: any("TF" in st.message for a in client.diagnostics[n:] for st in a.status), TIMEOUT, proc
+    )
     assert client.detection_at(stamp) is None
     text = log.read_text()
     assert "'nowhere'" in text and "'base_link'" in text
@@ -291,10 +321,14 @@ def test_live_parameter_changes(system, detector) -> None:
     stamp, _ = send(client)
     got = client.wait_for(lambda: client.detection_at(stamp), TIMEOUT, proc)
     assert got is not None and len(got.detections) == 0  # random weights score ~0.01
-    assert client.get_parameters("score_threshold", "model.class_names", "model.max_points",
-                                 "model.quantize_dtype") == {
-        "score_threshold": 0.9, "model.class_names": list(detector.class_names), "model.max_points": CAP,
-        "model.quantize_dtype": "float64"}
+    assert client.get_parameters(
+        "score_threshold", "model.class_names", "model.max_points", "model.quantize_dtype"
+    ) == {
+        "score_threshold": 0.9,
+        "model.class_names": list(detector.class_names),
+        "model.max_points": CAP,
+        "model.quantize_dtype": "float64",
+    }
     assert client.set_parameters(score_threshold=0.0)[0].successful
 
 
@@ -322,8 +356,9 @@ def test_burst_is_dropped_not_queued(system) -> None:
         v = client.latest_diagnostic_values()
         if not v or int(v["frames_processed"]) < answers:
             return None
-        accounted = sum(int(v[k]) for k in ("frames_processed", "frames_dropped", "malformed_inputs", "tf_failures",
-                                            "errors"))
+        accounted = sum(
+            int(v[k]) for k in ("frames_processed", "frames_dropped", "malformed_inputs", "tf_failures", "errors")
+        )
         return v if accounted == int(v["frames_received"]) else None
 
     v = client.wait_for(settled, TIMEOUT, proc)
@@ -404,6 +439,10 @@ def test_stale_and_zero_stamps_are_reported(system) -> None:
 
     for n_zero in (1, 2):  # the second is answered too, but not warned about again
         send(client, mutate=zero)
-        assert client.wait_for(lambda n_zero=n_zero: sum(
-            (d.header.stamp.sec, d.header.stamp.nanosec) == (0, 0) for d in client.detections) >= n_zero, TIMEOUT, proc)
+        assert client.wait_for(
+            lambda n_zero=n_zero: sum((d.header.stamp.sec, d.header.stamp.nanosec) == (0, 0) for d in client.detections)
+            >= n_zero,
+            TIMEOUT,
+            proc,
+        )
     assert log.read_text().count("zero header.stamp") == 1

@@ -47,8 +47,9 @@ def test_plain_node_detects_in_the_cloud_frame(tmp_path: Path) -> None:
 
 
 def test_missing_checkpoint_exits_with_the_path(tmp_path: Path) -> None:
-    cmd = node_command("det", "/bad", {"checkpoint": tmp_path / "nope.pt", "device": "cpu"}, "/bad/points",
-                       entry="main_plain")
+    cmd = node_command(
+        "det", "/bad", {"checkpoint": tmp_path / "nope.pt", "device": "cpu"}, "/bad/points", entry="main_plain"
+    )
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=PATIENCE_S)  # exits unless stuck
     assert res.returncode == 1 and "nope.pt" in res.stdout + res.stderr
 

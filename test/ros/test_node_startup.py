@@ -29,8 +29,10 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny", seed=1)
 
 
-@pytest.mark.parametrize("checkpoint,reason", [("''", "parameter 'checkpoint' is empty"),
-                                               ("/no/such/model.pt", "parameter 'checkpoint': no such file")])
+@pytest.mark.parametrize(
+    "checkpoint,reason",
+    [("''", "parameter 'checkpoint' is empty"), ("/no/such/model.pt", "parameter 'checkpoint': no such file")],
+)
 def test_failed_autostart_exits_with_fatal(tmp_path, checkpoint, reason):
     log = tmp_path / "node.log"
     proc = start_node(node_command("bad", NS, {"checkpoint": checkpoint, "device": "cpu"}, f"{NS}/pts"), log)
@@ -47,8 +49,9 @@ def test_without_autostart_a_failed_configure_waits_for_a_manager(tmp_path):
 
     log = tmp_path / "node.log"
     with Client(f"{NS}/managed", f"{NS}/pts2") as client:
-        proc = start_node(node_command("managed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"},
-                                       f"{NS}/pts2"), log)
+        proc = start_node(
+            node_command("managed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"}, f"{NS}/pts2"), log
+        )
         try:
             # Ready for a manager once its lifecycle services are in the graph, however long the imports take.
             client.watch(proc)
@@ -65,8 +68,12 @@ def test_without_autostart_a_failed_configure_waits_for_a_manager(tmp_path):
 def test_integers_for_double_parameters(tmp_path, ckpt):
     log = tmp_path / "node.log"
     with Client(f"{NS}/ints", f"{NS}/pts3") as client:
-        proc = start_node(node_command("ints", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0,
-                                                    "tf_timeout_s": 1}, f"{NS}/pts3"), log)
+        proc = start_node(
+            node_command(
+                "ints", NS, {"checkpoint": ckpt, "device": "cpu", "score_threshold": 0, "tf_timeout_s": 1}, f"{NS}/pts3"
+            ),
+            log,
+        )
         try:
             client.wait_ready(proc)
             assert client.get_parameters("score_threshold")["score_threshold"] == 0
@@ -90,10 +97,15 @@ def test_integers_for_double_parameters(tmp_path, ckpt):
             from rcl_interfaces.msg import ParameterType
             from rcl_interfaces.srv import DescribeParameters
 
-            described = client.call(DescribeParameters, f"{NS}/ints/describe_parameters",
-                                    DescribeParameters.Request(names=["max_detections", "class_filter"])).descriptors
-            assert [d.type for d in described] == [ParameterType.PARAMETER_INTEGER,
-                                                   ParameterType.PARAMETER_STRING_ARRAY]
+            described = client.call(
+                DescribeParameters,
+                f"{NS}/ints/describe_parameters",
+                DescribeParameters.Request(names=["max_detections", "class_filter"]),
+            ).descriptors
+            assert [d.type for d in described] == [
+                ParameterType.PARAMETER_INTEGER,
+                ParameterType.PARAMETER_STRING_ARRAY,
+            ]
             (ok,) = client.set_parameters(max_detections=7)
             assert ok.successful, ok.reason
         finally:
@@ -105,18 +117,23 @@ def test_integers_for_double_parameters(tmp_path, ckpt):
     assert "final counters:" in text and "Failed to publish log message to rosout" not in text, text
 
 
-@pytest.mark.parametrize("rule,message", [
-    ("max_detections:=5.0", "parameter 'max_detections' must be an integer, got 5.0 (-p max_detections:=5.0)"),
-    ("score_threshold:=abc", "parameter 'score_threshold' must be a number (double), got abc "
-                             "(-p score_threshold:=abc)"),
-    ("input_qos_depth:=2.5", "parameter 'input_qos_depth' must be an integer, got 2.5 (-p input_qos_depth:=2.5)"),
-])
+@pytest.mark.parametrize(
+    "rule,message",
+    [
+        ("max_detections:=5.0", "parameter 'max_detections' must be an integer, got 5.0 (-p max_detections:=5.0)"),
+        (
+            "score_threshold:=abc",
+            "parameter 'score_threshold' must be a number (double), got abc " "(-p score_threshold:=abc)",
+        ),
+        ("input_qos_depth:=2.5", "parameter 'input_qos_depth' must be an integer, got 2.5 (-p input_qos_depth:=2.5)"),
+    ],
+)
 def test_wrong_types_with_the_params_file_exit_with_the_name(tmp_path, rule, message):
     """`--params-file config/node.yaml -p ...` (the README's command): rcl keeps the file's value and drops the
     other type; the node must refuse instead of running with the default."""
     log = tmp_path / "node.log"
     cmd = node_command("typed", NS, {"checkpoint": "/no/such.pt", "autostart": "false"}, f"{NS}/pts4")
-    cmd[cmd.index("--params-file") + 2:cmd.index("--params-file") + 2] = ["-p", rule]
+    cmd[cmd.index("--params-file") + 2 : cmd.index("--params-file") + 2] = ["-p", rule]
     proc = start_node(cmd, log)
     code = wait_exit(proc)
     if code is None:
@@ -130,8 +147,12 @@ def test_an_input_nobody_publishes_is_reported_with_the_clouds_that_exist(tmp_pa
     nothing and the node listens on its default topic. It says so at start, then (throttled) which clouds exist."""
     log = tmp_path / "node.log"
     camera = f"{NS}/camera/depth/color/points"
-    cmd = node_command("lonely", NS, {"checkpoint": ckpt, "device": "cpu", "no_publisher_warn_s": 1.0,
-                                      "diagnostics_period_s": 0.25}, camera)
+    cmd = node_command(
+        "lonely",
+        NS,
+        {"checkpoint": ckpt, "device": "cpu", "no_publisher_warn_s": 1.0, "diagnostics_period_s": 0.25},
+        camera,
+    )
     home = os.path.expanduser("~")
     cmd[-1] = f"{home}/input/points:={camera}"  # what bash makes of an unquoted ~/input/points:=...
     warning = "no publisher on the input"
@@ -148,14 +169,18 @@ def test_an_input_nobody_publishes_is_reported_with_the_clouds_that_exist(tmp_pa
             code = stop_node(proc)
     text = log.read_text()
     assert code == 0, text
-    assert (f"remap rule '{home}/input/points:={camera}' starts with your home directory {home}: the shell "
-            f"expanded an unquoted '~'" in text and f"Quote it: -r '~/input/points:={camera}'" in text), text
+    assert (
+        f"remap rule '{home}/input/points:={camera}' starts with your home directory {home}: the shell "
+        f"expanded an unquoted '~'"
+        in text
+        and f"Quote it: -r '~/input/points:={camera}'" in text
+    ), text
     lines = [ln for ln in text.splitlines() if warning in ln]
     assert all(f"{warning} {NS}/lonely/input/points" in ln for ln in lines), text
     # Each names the clouds that exist, from the first that could (a busy machine may discover the client's
     # publisher after the first warning) on.
     named = [naming in ln for ln in lines]
-    assert named.count(True) >= 3 and all(named[named.index(True):]), text
+    assert named.count(True) >= 3 and all(named[named.index(True) :]), text
     # Throttled to one per no_publisher_warn_s (1 s), not one per diagnostics period (0.25 s): the gaps between the
     # log stamps. A slow machine only makes them longer.
     stamps = [float(re.search(r"\[(\d+\.\d+)\]", ln).group(1)) for ln in lines]
@@ -172,8 +197,15 @@ def cloud(frame: str, sec: int):
 
     xyz, rgb = scene(800, sec)
     spec = layout("rgb_float_pcl", xyz.astype(np.float32), rgb)
-    msg = make_pointcloud2(Header(frame_id=frame), 1, 800, spec["columns"], spec.get("point_step"),
-                           spec.get("is_bigendian", False), spec.get("offsets"))
+    msg = make_pointcloud2(
+        Header(frame_id=frame),
+        1,
+        800,
+        spec["columns"],
+        spec.get("point_step"),
+        spec.get("is_bigendian", False),
+        spec.get("offsets"),
+    )
     msg.header.stamp.sec = sec
     return msg
 
@@ -188,8 +220,13 @@ def test_clouds_without_colour(tmp_path, ckpt, mode):
 
     log = tmp_path / "node.log"
     topic = f"{NS}/xyz_{mode}"
-    params = {"checkpoint": ckpt, "device": "cpu", "missing_color": mode, "score_threshold": 0.0,
-              "diagnostics_period_s": 0.5}
+    params = {
+        "checkpoint": ckpt,
+        "device": "cpu",
+        "missing_color": mode,
+        "score_threshold": 0.0,
+        "diagnostics_period_s": 0.5,
+    }
     with Client(f"{NS}/xyz_{mode}", topic) as client:
         proc = start_node(node_command(f"xyz_{mode}", NS, params, topic), log)
         try:
@@ -204,8 +241,10 @@ def test_clouds_without_colour(tmp_path, ckpt, mode):
                 assert client.wait_for(lambda: client.detection_at(2)), log.read_text()
             else:
                 # Both are skipped as malformed (or the first is replaced by the second in the one-frame slot).
-                values = client.wait_for(lambda: int((client.latest_diagnostic_values() or {}).get(
-                    "malformed.missing_color", 0)) >= 1 and client.latest_diagnostic_values())
+                values = client.wait_for(
+                    lambda: int((client.latest_diagnostic_values() or {}).get("malformed.missing_color", 0)) >= 1
+                    and client.latest_diagnostic_values()
+                )
                 assert values, log.read_text()
                 assert client.detection_at(1) is None and client.detection_at(2) is None
         finally:

@@ -27,8 +27,9 @@ F32, U32 = 7, 6
 
 @pytest.fixture(scope="module")
 def detector(tmp_path_factory: pytest.TempPathFactory) -> Detector:
-    det = Detector.from_checkpoint(write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny"),
-                                   "cpu")
+    det = Detector.from_checkpoint(
+        write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", "toy_tiny"), "cpu"
+    )
     det.set_postprocess(score_threshold=0.0, max_detections=20)
     return det
 
@@ -52,8 +53,12 @@ def cloud(pts: np.ndarray, color: bool = True, frame: str = "base_link", sec: in
 
 def same(a: Detections, b: Detections) -> bool:
     """Equal detections (up to float rounding: the message's colours decode as uint8 / 255 in its own order)."""
-    return (a.boxes.shape == b.boxes.shape and np.allclose(a.boxes, b.boxes, atol=1e-5)
-            and np.allclose(a.scores, b.scores, atol=1e-5) and np.array_equal(a.labels, b.labels))
+    return (
+        a.boxes.shape == b.boxes.shape
+        and np.allclose(a.boxes, b.boxes, atol=1e-5)
+        and np.allclose(a.scores, b.scores, atol=1e-5)
+        and np.array_equal(a.labels, b.labels)
+    )
 
 
 class Shift:

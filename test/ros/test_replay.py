@@ -113,7 +113,7 @@ def test_offline_and_live_agree(bag, ckpt, tmp_path):
     off = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "off", progress=False))
     live = replay(ReplayConfig(bag, ckpt, "live", out=tmp_path / "live", lockstep=True, progress=False, **PATIENT))
     assert off["frames"] == live["frames"] == FRAMES
-    assert live["frames_dropped"] == 0 and live["frames_answered"] == FRAMES, (tmp_path / "live" / "node.log")
+    assert live["frames_dropped"] == 0 and live["frames_answered"] == FRAMES, tmp_path / "live" / "node.log"
     assert live["mAP_0.25"] == pytest.approx(off["mAP_0.25"], abs=1e-6)
     assert live["mAP_0.5"] == pytest.approx(off["mAP_0.5"], abs=1e-6)
     assert live["detections_per_frame"] == off["detections_per_frame"] > 0
@@ -127,11 +127,13 @@ def run_cli(*args: str, capsys) -> tuple[int, str]:
 
 
 def test_bad_bags_are_named(bag, ckpt, tmp_path, capsys):
-    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--cloud-topic", "/nope", "--out", str(tmp_path),
-                        capsys=capsys)
+    code, err = run_cli(
+        str(bag), "--checkpoint", str(ckpt), "--cloud-topic", "/nope", "--out", str(tmp_path), capsys=capsys
+    )
     assert code == 2 and "has no topic '/nope'; it has: " in err and "/camera/depth/color/points" in err
-    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--target-frame", "map", "--out", str(tmp_path),
-                        capsys=capsys)
+    code, err = run_cli(
+        str(bag), "--checkpoint", str(ckpt), "--target-frame", "map", "--out", str(tmp_path), capsys=capsys
+    )
     assert code == 2 and "to the target frame 'map'" in err and "camera_color_optical_frame" in err
     code, err = run_cli(str(tmp_path / "missing"), "--checkpoint", str(ckpt), capsys=capsys)
     assert code == 2 and "bag not found" in err
@@ -158,16 +160,31 @@ def test_unreadable_cloud_is_named(ckpt, tmp_path, capsys):
     from sr3d_ros.conversions import make_pointcloud2
 
     xyz = np.random.default_rng(0).uniform(-1, 1, (500, 3)).astype(np.float32)
-    cloud = make_pointcloud2(Header(frame_id="base_link"), 1, 500,
-                             [("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7),
-                              ("rgb", np.zeros(500, np.uint32), 6)])
+    cloud = make_pointcloud2(
+        Header(frame_id="base_link"),
+        1,
+        500,
+        [("x", xyz[:, 0], 7), ("y", xyz[:, 1], 7), ("z", xyz[:, 2], 7), ("rgb", np.zeros(500, np.uint32), 6)],
+    )
     path = tmp_path / "cut_cloud"
     writer = BagWriter(path)
     writer.write("/points", cloud, 1_000_000_000)
     writer._writer.write(writer._conns["/points"], 2_000_000_000, serialize_message(cloud)[:-100])
     writer.close()
-    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--gt-topic", "",
-                        "--target-frame", "", "--out", str(tmp_path / "o"), capsys=capsys)
+    code, err = run_cli(
+        str(path),
+        "--checkpoint",
+        str(ckpt),
+        "--cloud-topic",
+        "/points",
+        "--gt-topic",
+        "",
+        "--target-frame",
+        "",
+        "--out",
+        str(tmp_path / "o"),
+        capsys=capsys,
+    )
     assert code == 2 and str(path) in err and "on /points at 2.000 s is not a readable PointCloud2" in err, err
 
 
@@ -191,8 +208,10 @@ def test_sidecar_gt_file_static(bag, ckpt, tmp_path):
 
     rb = ReplayBag(ReplayConfig(bag, ckpt, progress=False), SUNRGBD_CLASSES)
     boxes, labels = rb.gt[min(rb.gt)]
-    gt = {"frame_id": "odom", "static": {"objects": [{"class": SUNRGBD_CLASSES[int(c)], "box": b.tolist()}
-                                                      for b, c in zip(boxes, labels)]}}
+    gt = {
+        "frame_id": "odom",
+        "static": {"objects": [{"class": SUNRGBD_CLASSES[int(c)], "box": b.tolist()} for b, c in zip(boxes, labels)]},
+    }
     path = tmp_path / "gt.yaml"
     path.write_text(yaml.safe_dump(gt))
     rb2 = ReplayBag(ReplayConfig(bag, ckpt, gt_file=path, progress=False), SUNRGBD_CLASSES)
@@ -270,8 +289,11 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     assert got["score_threshold"] == DEPLOY_SCORE_THRESHOLD
     assert (got["tp"], got["fp"], got["fn"]) == (want["tp"], want["fp"], want["fn"])
     assert "precision" in (tmp_path / "off" / "report.md").read_text()
-    capped = replay(ReplayConfig(bag, ckpt, "offline", out=tmp_path / "cap",
-                                 protocol=EvaluationProtocol(max_detections=100), progress=False))
+    capped = replay(
+        ReplayConfig(
+            bag, ckpt, "offline", out=tmp_path / "cap", protocol=EvaluationProtocol(max_detections=100), progress=False
+        )
+    )
     assert capped["protocol"]["max_detections"] == 100
     assert capped["max_detections"] == 100 and capped["detections_per_frame"] <= 100 < off["detections_per_frame"]
 
@@ -332,41 +354,98 @@ def _gt(sec: int, class_id: str):
 
 def test_unknown_gt_class_on_the_topic_names_bag_and_topic(ckpt, tmp_path, capsys):
     path = _small_bag(tmp_path / "dragon", [(1, _cloud(1))], [(1, _gt(1, "dragon"))])
-    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
-                        "--out", str(tmp_path / "o"), capsys=capsys)
+    code, err = run_cli(
+        str(path),
+        "--checkpoint",
+        str(ckpt),
+        "--cloud-topic",
+        "/points",
+        "--target-frame",
+        "",
+        "--out",
+        str(tmp_path / "o"),
+        capsys=capsys,
+    )
     assert code == 2 and "Traceback" not in err, err
     assert f"bag {path}: the ground truth on /ground_truth/detections at 1.000 s cannot be read" in err, err
     assert "class_id 'dragon'" in err, err
 
 
 def test_an_explicit_gt_topic_the_bag_lacks_is_an_error(bag, ckpt, tmp_path, capsys):
-    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--gt-topic", "/labels", "--out", str(tmp_path),
-                        capsys=capsys)
+    code, err = run_cli(
+        str(bag), "--checkpoint", str(ckpt), "--gt-topic", "/labels", "--out", str(tmp_path), capsys=capsys
+    )
     assert code == 2 and "has no topic '/labels'; it has: " in err and "/ground_truth/detections" in err, err
     # The default topic stays optional; '' asks for none.
     path = _small_bag(tmp_path / "no_gt", [(1, _cloud(1))])
-    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
-                        "--out", str(tmp_path / "o"), capsys=capsys)
+    code, err = run_cli(
+        str(path),
+        "--checkpoint",
+        str(ckpt),
+        "--cloud-topic",
+        "/points",
+        "--target-frame",
+        "",
+        "--out",
+        str(tmp_path / "o"),
+        capsys=capsys,
+    )
     assert code == 0, err
 
 
 def test_gt_stamps_that_match_no_cloud_are_an_error(ckpt, tmp_path, capsys):
     path = _small_bag(tmp_path / "late_gt", [(1, _cloud(1)), (2, _cloud(2))], [(5, _gt(5, "chair"))])
-    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
-                        "--out", str(tmp_path / "o"), capsys=capsys)
+    code, err = run_cli(
+        str(path),
+        "--checkpoint",
+        str(ckpt),
+        "--cloud-topic",
+        "/points",
+        "--target-frame",
+        "",
+        "--out",
+        str(tmp_path / "o"),
+        capsys=capsys,
+    )
     assert code == 2, err
-    assert (f"bag {path}: none of the 1 ground-truth stamps of topic /ground_truth/detections (5.000 to 5.000 s) is "
-            "the header stamp of one of the 2 clouds replayed from /points (1.000 to 2.000 s)") in err, err
+    assert (
+        f"bag {path}: none of the 1 ground-truth stamps of topic /ground_truth/detections (5.000 to 5.000 s) is "
+        "the header stamp of one of the 2 clouds replayed from /points (1.000 to 2.000 s)"
+    ) in err, err
     sidecar = tmp_path / "gt.yaml"
     sidecar.write_text("frame_id: base_link\nframes:\n  - stamp_ns: 7\n    objects: []\n")
-    code, err = run_cli(str(path), "--checkpoint", str(ckpt), "--cloud-topic", "/points", "--target-frame", "",
-                        "--gt-file", str(sidecar), "--out", str(tmp_path / "o"), capsys=capsys)
+    code, err = run_cli(
+        str(path),
+        "--checkpoint",
+        str(ckpt),
+        "--cloud-topic",
+        "/points",
+        "--target-frame",
+        "",
+        "--gt-file",
+        str(sidecar),
+        "--out",
+        str(tmp_path / "o"),
+        capsys=capsys,
+    )
     assert code == 2 and f"ground-truth stamps of {sidecar}" in err, err
 
 
 def test_offline_in_an_optical_frame_warns_as_the_node_does(bag, ckpt, tmp_path, capsys):
-    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--target-frame", "", "--max-frames", "2",
-                        "--gt-topic", "", "--out", str(tmp_path), capsys=capsys)
+    code, err = run_cli(
+        str(bag),
+        "--checkpoint",
+        str(ckpt),
+        "--target-frame",
+        "",
+        "--max-frames",
+        "2",
+        "--gt-topic",
+        "",
+        "--out",
+        str(tmp_path),
+        capsys=capsys,
+    )
     assert code == 0, err
     assert err.count("sr3d-replay: warning: inferring in 'camera_color_optical_frame', an optical frame") == 1, err
 
@@ -376,14 +455,31 @@ def test_help_shows_the_defaults(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0
-    for text in ("(default: /camera/depth/color/points)", "(default: /ground_truth/detections when the bag has it)",
-                 "(default: base_link)", "(default: the checkpoint's", "(default: offline)", "(default: 1.0)"):
+    for text in (
+        "(default: /camera/depth/color/points)",
+        "(default: /ground_truth/detections when the bag has it)",
+        "(default: base_link)",
+        "(default: the checkpoint's",
+        "(default: offline)",
+        "(default: 1.0)",
+    ):
         assert text in " ".join(out.split()), out
 
 
 def test_live_missing_transform_is_an_error_before_the_node_starts(bag, ckpt, tmp_path, capsys):
-    code, err = run_cli(str(bag), "--checkpoint", str(ckpt), "--mode", "live", "--lockstep", "--target-frame",
-                        "map", "--out", str(tmp_path), capsys=capsys)
+    code, err = run_cli(
+        str(bag),
+        "--checkpoint",
+        str(ckpt),
+        "--mode",
+        "live",
+        "--lockstep",
+        "--target-frame",
+        "map",
+        "--out",
+        str(tmp_path),
+        capsys=capsys,
+    )
     assert code == 2 and "to the target frame 'map'" in err and "camera_color_optical_frame" in err, err
     assert str(bag) in err and not (tmp_path / "node.log").exists()  # the node never started (no wall-clock bound)
 
@@ -393,13 +489,28 @@ def test_live_lockstep_marks_a_frame_the_node_skips_without_waiting(ckpt, tmp_pa
     replay marks it so at once instead of waiting for an answer that never comes (a wait that ran out would count
     it as dropped instead: no wall-clock bound needed, however slow the machine)."""
     path = _small_bag(tmp_path / "holes", [(1, _cloud(1)), (2, _cloud(2, fields="xy")), (3, _cloud(3))])
-    off = replay(ReplayConfig(path, ckpt, "offline", cloud_topic="/points", target_frame="", out=tmp_path / "off",
-                              progress=False))
+    off = replay(
+        ReplayConfig(
+            path, ckpt, "offline", cloud_topic="/points", target_frame="", out=tmp_path / "off", progress=False
+        )
+    )
     assert off["frames_malformed"] == 1 and off["frames_answered"] == 2
-    live = replay(ReplayConfig(path, ckpt, "live", cloud_topic="/points", target_frame="", lockstep=True,
-                               out=tmp_path / "live", progress=False, **PATIENT))
-    assert live["frames_malformed"] == 1 and live["frames_answered"] == 2 and live["frames_dropped"] == 0, \
-        (tmp_path / "live" / "node.log").read_text()
+    live = replay(
+        ReplayConfig(
+            path,
+            ckpt,
+            "live",
+            cloud_topic="/points",
+            target_frame="",
+            lockstep=True,
+            out=tmp_path / "live",
+            progress=False,
+            **PATIENT,
+        )
+    )
+    assert live["frames_malformed"] == 1 and live["frames_answered"] == 2 and live["frames_dropped"] == 0, (
+        tmp_path / "live" / "node.log"
+    ).read_text()
 
 
 # ---------------------------------------------------------------- the report's rate and pictures
@@ -410,10 +521,12 @@ def test_rate_is_the_answered_frames_own_span():
     whole replay, whose first seconds are the node's start-up."""
     names = ("chair", "table")
     det = Detections.empty(names)
-    records = [FrameRecord(1, "base_link", det, 200.0, t_sent=100.0, t_answered=100.2),
-               FrameRecord(2, "base_link", det, 200.0, t_sent=100.5, t_answered=100.7),
-               FrameRecord(3, error="dropped (no detections received for this stamp)", t_sent=101.0),
-               FrameRecord(4, "base_link", det, 500.0, t_sent=101.5, t_answered=102.0)]
+    records = [
+        FrameRecord(1, "base_link", det, 200.0, t_sent=100.0, t_answered=100.2),
+        FrameRecord(2, "base_link", det, 200.0, t_sent=100.5, t_answered=100.7),
+        FrameRecord(3, error="dropped (no detections received for this stamp)", t_sent=101.0),
+        FrameRecord(4, "base_link", det, 500.0, t_sent=101.5, t_answered=102.0),
+    ]
     cfg = ReplayConfig(Path("bag"), Path("model.pt"), "live")
     s = summarize(cfg, records, None, wall_s=30.0)  # 28 s of it before the first cloud
     assert s["frames_answered"] == 3 and s["wall_s"] == 30.0
@@ -442,8 +555,7 @@ class ScriptedDetector:
 
 def _dets(scores: list[float], names) -> Detections:
     boxes = np.tile(np.array([[1.0, 0.0, 0.5, 0.6, 0.6, 1.0, 0.0]], np.float32), (len(scores), 1))
-    return Detections(boxes.reshape(-1, 7), np.array(scores, np.float32), np.zeros(len(scores), np.int64),
-                      tuple(names))
+    return Detections(boxes.reshape(-1, 7), np.array(scores, np.float32), np.zeros(len(scores), np.int64), tuple(names))
 
 
 def test_birds_eye_views_show_frames_with_something_to_draw(ckpt, tmp_path):
@@ -456,8 +568,12 @@ def test_birds_eye_views_show_frames_with_something_to_draw(ckpt, tmp_path):
     cfg = ReplayConfig(path, ckpt, cloud_topic="/points", target_frame="", out=out, progress=False)
     rb = ReplayBag(cfg, SUNRGBD_CLASSES)
     # 1: nothing; 2: a box below 0.3 (not published by default); 3: a box at 0.9; 4: ground truth only
-    answers = [_dets([], SUNRGBD_CLASSES), _dets([0.1], SUNRGBD_CLASSES), _dets([0.9], SUNRGBD_CLASSES),
-               _dets([], SUNRGBD_CLASSES)]
+    answers = [
+        _dets([], SUNRGBD_CLASSES),
+        _dets([0.1], SUNRGBD_CLASSES),
+        _dets([0.9], SUNRGBD_CLASSES),
+        _dets([], SUNRGBD_CLASSES),
+    ]
     records = run_offline(cfg, ScriptedDetector(answers, SUNRGBD_CLASSES), rb)
     assert [r.stamp_ns for r in bev_frames(records, rb, 4)] == [3 * 10**9, 4 * 10**9]
     assert [r.stamp_ns for r in bev_frames(records, rb, 1)] == [3 * 10**9]

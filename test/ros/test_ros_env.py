@@ -168,9 +168,9 @@ def test_detection3darray_pubsub_between_processes(tmp_path: Path) -> None:
     env = _ros_env()
     popen = dict(env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    sub = track(subprocess.Popen(
-        [sys.executable, str(sub_script), TOPIC, str(out_path), str(PROCESS_TIMEOUT_S)], **popen
-    ))
+    sub = track(
+        subprocess.Popen([sys.executable, str(sub_script), TOPIC, str(out_path), str(PROCESS_TIMEOUT_S)], **popen)
+    )
     pub = track(subprocess.Popen([sys.executable, str(pub_script), TOPIC, str(PROCESS_TIMEOUT_S)], **popen))
     sub_rc = pub_rc = None
     try:
@@ -290,12 +290,18 @@ def test_colcon_build_of_repository(tmp_path: Path) -> None:
     for pkg in ("sr3d_core", "sr3d_ros"):
         assert (site / pkg / "__init__.py").is_file(), f"{pkg} not installed by colcon"
     # colcon build compiles the engine ahead of time: the installed package never compiles at run time.
-    for lib in ("sr3d_core/sparse/libsr3d_sparse.so", "sr3d_core/geometry/libsr3d_geometry.so",
-                "sr3d_ros/libsr3d_records.so"):
+    for lib in (
+        "sr3d_core/sparse/libsr3d_sparse.so",
+        "sr3d_core/geometry/libsr3d_geometry.so",
+        "sr3d_ros/libsr3d_records.so",
+    ):
         assert (site / lib).is_file(), f"{lib} not built by colcon build"
     # The same globs as setup.py's data_files: files added later must be installed too.
-    for sub, patterns in (("config", ("*.yaml", "*.rviz", "*.xml")), ("config/models", ("*.yaml",)),
-                          ("launch", ("*.launch.py",))):
+    for sub, patterns in (
+        ("config", ("*.yaml", "*.rviz", "*.xml")),
+        ("config/models", ("*.yaml",)),
+        ("launch", ("*.launch.py",)),
+    ):
         src = sorted(p.name for pat in patterns for p in (REPO / sub).glob(pat) if p.is_file())
         dst = sorted(p.name for pat in patterns for p in (inst / "share" / "sr3d_ros" / sub).glob(pat) if p.is_file())
         assert src == dst, f"share/sr3d_ros/{sub}: expected {src}, got {dst}"

@@ -63,8 +63,9 @@ def test_chain_through_common_ancestor_matches_hand_composition() -> None:
     np.testing.assert_allclose(buf.lookup("base_link", "camera_optical", 5), t_base_cam @ t_cam_opt, atol=1e-12)
     expected = np.linalg.inv(t_map_other) @ t_map_base @ t_base_cam @ t_cam_opt
     np.testing.assert_allclose(buf.lookup("other", "camera_optical", 5), expected, atol=1e-12)
-    np.testing.assert_allclose(buf.lookup("camera_optical", "base_link", 5),
-                               np.linalg.inv(t_base_cam @ t_cam_opt), atol=1e-12)
+    np.testing.assert_allclose(
+        buf.lookup("camera_optical", "base_link", 5), np.linalg.inv(t_base_cam @ t_cam_opt), atol=1e-12
+    )
     np.testing.assert_allclose(buf.lookup("/map", "map", 5), np.eye(4))
     # an optical-frame point 2 m ahead lands 2 m ahead (+x) of base_link, at camera height
     p = buf.lookup("base_link", "camera_optical", 0) @ [0, 0, 2, 1]
@@ -73,8 +74,7 @@ def test_chain_through_common_ancestor_matches_hand_composition() -> None:
     buf.lookup("camera_link", "camera_optical", 5)[:] = 0
     np.testing.assert_allclose(buf.lookup("camera_link", "camera_optical", 5), t_cam_opt, atol=1e-12)
     buf.set_transform("camera_link", "camera_optical", 0, [0, 0, 0.5], q_optical, static=True)
-    np.testing.assert_allclose(buf.lookup("camera_link", "camera_optical", 5), hom(r_optical, [0, 0, 0.5]),
-                               atol=1e-12)
+    np.testing.assert_allclose(buf.lookup("camera_link", "camera_optical", 5), hom(r_optical, [0, 0, 0.5]), atol=1e-12)
 
 
 def test_dynamic_edge_interpolates_and_refuses_extrapolation() -> None:
@@ -85,8 +85,9 @@ def test_dynamic_edge_interpolates_and_refuses_extrapolation() -> None:
     np.testing.assert_allclose(buf.lookup("odom", "base", 3_000), to_matrix([2, 0, 0], quat("z", 1.0)), atol=1e-12)
     with pytest.raises(TransformUnavailable, match="odom"):
         buf.lookup("odom", "base", 4_000)
-    np.testing.assert_allclose(buf.lookup("odom", "base", 4_000, fallback_latest=True),
-                               to_matrix([2, 0, 0], quat("z", 1.0)), atol=1e-12)
+    np.testing.assert_allclose(
+        buf.lookup("odom", "base", 4_000, fallback_latest=True), to_matrix([2, 0, 0], quat("z", 1.0)), atol=1e-12
+    )
     np.testing.assert_allclose(buf.lookup("odom", "base", None), to_matrix([2, 0, 0], quat("z", 1.0)))
 
 

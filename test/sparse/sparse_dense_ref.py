@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def random_coords(n: int, extent: int, batch_size: int = 1, stride: int = 1, seed: int = 0,
-                  lo: int = -7) -> torch.Tensor:
+def random_coords(
+    n: int, extent: int, batch_size: int = 1, stride: int = 1, seed: int = 0, lo: int = -7
+) -> torch.Tensor:
     """Unique random (batch, x, y, z) coordinates, multiples of stride, in [lo, lo + extent) * stride."""
     g = torch.Generator().manual_seed(seed)
     c = torch.randint(0, extent, (n, 4), generator=g)
@@ -51,8 +52,10 @@ def dense_weight(w: torch.Tensor, ks: int, transposed: bool = False) -> torch.Te
 
 def expected_down(coords: torch.Tensor, out_stride: int) -> set[tuple[int, ...]]:
     """ME stride rule, brute force."""
-    return {(b, (x // out_stride) * out_stride, (y // out_stride) * out_stride, (z // out_stride) * out_stride)
-            for b, x, y, z in coords.tolist()}
+    return {
+        (b, (x // out_stride) * out_stride, (y // out_stride) * out_stride, (z // out_stride) * out_stride)
+        for b, x, y, z in coords.tolist()
+    }
 
 
 def ref_conv(coords, feats, w, ks, stride, in_stride, out_coords, batch_size):

@@ -21,8 +21,10 @@ from sr3d_ros import native_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(not (native.available(torch.zeros(1)) and gnative.available()
-                                     and native_records.available()), reason="compiled engine not built")
+pytestmark = pytest.mark.skipif(
+    not (native.available(torch.zeros(1)) and gnative.available() and native_records.available()),
+    reason="compiled engine not built",
+)
 
 
 def _keys(n: int = 3000, seed: int = 0) -> torch.Tensor:
@@ -39,8 +41,15 @@ def _case() -> dict[str, Any]:
     keys = _keys()
     n = keys.numel()
     pairs = native.kernel_pairs(keys, keys, DELTAS, True)
-    return {"keys": keys, "n": n, "pairs": pairs, "x": torch.randn(n, 16), "w": torch.randn(27, 16, 16),
-            "g": torch.randn(n, 16), "boxes": torch.rand(6, 7, dtype=torch.float64) + 0.1}
+    return {
+        "keys": keys,
+        "n": n,
+        "pairs": pairs,
+        "x": torch.randn(n, 16),
+        "w": torch.randn(27, 16, 16),
+        "g": torch.randn(n, 16),
+        "boxes": torch.rand(6, 7, dtype=torch.float64) + 0.1,
+    }
 
 
 def _noncontiguous(t: torch.Tensor) -> torch.Tensor:
@@ -53,35 +62,57 @@ def _noncontiguous(t: torch.Tensor) -> torch.Tensor:
 # Every entry point of the three libraries (through its binding), with one bad argument each: (name, call, error).
 BAD_CALLS: list[tuple[str, Callable[[dict], Any], type]] = [
     ("kernel_pairs", lambda c: native.kernel_pairs(c["keys"].int(), c["keys"], DELTAS, True), TypeError),
-    ("kernel_pairs_down", lambda c: native.kernel_pairs_down(c["keys"], c["keys"][:10], c["keys"][:5], 1, 16),
-     ValueError),
-    ("kernel_pairs_pack (via kernel_pairs)", lambda c: native.kernel_pairs(c["keys"], c["keys"], DELTAS[:26], False),
-     ValueError),
-    ("pairs_to_table", lambda c: native.pairs_to_table((c["pairs"][0], c["pairs"][1].float(), c["pairs"][2]),
-                                                       c["n"], c["n"]), TypeError),
-    ("transpose_map", lambda c: native.transpose_map(_noncontiguous(torch.zeros(27, 4, dtype=torch.long)), 4),
-     ValueError),
+    (
+        "kernel_pairs_down",
+        lambda c: native.kernel_pairs_down(c["keys"], c["keys"][:10], c["keys"][:5], 1, 16),
+        ValueError,
+    ),
+    (
+        "kernel_pairs_pack (via kernel_pairs)",
+        lambda c: native.kernel_pairs(c["keys"], c["keys"], DELTAS[:26], False),
+        ValueError,
+    ),
+    (
+        "pairs_to_table",
+        lambda c: native.pairs_to_table((c["pairs"][0], c["pairs"][1].float(), c["pairs"][2]), c["n"], c["n"]),
+        TypeError,
+    ),
+    (
+        "transpose_map",
+        lambda c: native.transpose_map(_noncontiguous(torch.zeros(27, 4, dtype=torch.long)), 4),
+        ValueError,
+    ),
     ("pair_list", lambda c: native.pair_list(torch.full((27, 4), 9, dtype=torch.long), 4), ValueError),
     ("unique_pick", lambda c: native.unique_pick(c["keys"], c["keys"][:-1], 16), ValueError),
     ("voxel_keys", lambda c: native.voxel_keys([torch.zeros(4, 3, dtype=torch.float64)], 0.1, 16, 1000), TypeError),
     ("conv_forward", lambda c: native.conv_forward(c["x"][:-1], c["pairs"], c["n"], c["w"]), ValueError),
-    ("conv_forward (device)", lambda c: native.conv_forward(c["x"].to("meta"), c["pairs"], c["n"], c["w"]),
-     ValueError),
+    ("conv_forward (device)", lambda c: native.conv_forward(c["x"].to("meta"), c["pairs"], c["n"], c["w"]), ValueError),
     ("conv_input_grad", lambda c: native.conv_input_grad(c["g"], c["pairs"], c["n"], c["w"].double()), TypeError),
     ("conv_weight_grad", lambda c: native.conv_weight_grad(_noncontiguous(c["x"]), c["pairs"], c["g"]), ValueError),
-    ("conv_weight_grad (rows)", lambda c: native.conv_weight_grad(
-        c["x"], (c["pairs"][0], c["pairs"][1] + c["n"], c["pairs"][2]), c["g"]), ValueError),
+    (
+        "conv_weight_grad (rows)",
+        lambda c: native.conv_weight_grad(c["x"], (c["pairs"][0], c["pairs"][1] + c["n"], c["pairs"][2]), c["g"]),
+        ValueError,
+    ),
     ("max_pool", lambda c: native.max_pool(c["x"], torch.full((c["n"],), c["n"], dtype=torch.long), 3), ValueError),
-    ("max_pool_grad", lambda c: native.max_pool_grad(c["g"], torch.zeros(c["n"], 16, dtype=torch.int64), 4),
-     TypeError),
+    ("max_pool_grad", lambda c: native.max_pool_grad(c["g"], torch.zeros(c["n"], 16, dtype=torch.int64), 4), TypeError),
     ("rotated_iou_bev", lambda c: gnative.rotated_iou_bev(c["boxes"], c["boxes"][:, :6]), ValueError),
     ("nms_rotated_bev", lambda c: gnative.nms_rotated_bev(c["boxes"], torch.zeros(6), 0.5), TypeError),
     ("convex_clip", lambda c: gnative.convex_clip(torch.zeros(3, 9, 2), torch.zeros(3, 4, 2), 1e-7), ValueError),
-    ("decode_records", lambda c: native_records.decode_records(
-        np.zeros(64, np.uint8), 4, 16, 64, np.array([0, 7]), 2, (0, 4, 8), -1, (2, 1, 0), 1 / 255, None),
-     ValueError),
-    ("decode_records (dtype)", lambda c: native_records.decode_records(
-        np.zeros(64, np.float32), 4, 16, 64, None, 2, (0, 4, 8), -1, (2, 1, 0), 1 / 255, None), TypeError),
+    (
+        "decode_records",
+        lambda c: native_records.decode_records(
+            np.zeros(64, np.uint8), 4, 16, 64, np.array([0, 7]), 2, (0, 4, 8), -1, (2, 1, 0), 1 / 255, None
+        ),
+        ValueError,
+    ),
+    (
+        "decode_records (dtype)",
+        lambda c: native_records.decode_records(
+            np.zeros(64, np.float32), 4, 16, 64, None, 2, (0, 4, 8), -1, (2, 1, 0), 1 / 255, None
+        ),
+        TypeError,
+    ),
 ]
 
 
@@ -116,8 +147,14 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out):
             torch.set_num_threads(threads)
             pairs = native.kernel_pairs(keys, keys, DELTAS, True)
             plain = native.kernel_pairs(keys, keys, DELTAS, False)
-            out = [*pairs, *plain, native.conv_forward(x, pairs, n, w), native.conv_weight_grad(x, pairs, grad),
-                   native.pairs_to_table(pairs, n, n), gnative.rotated_iou_bev(boxes, boxes.flip(0))]
+            out = [
+                *pairs,
+                *plain,
+                native.conv_forward(x, pairs, n, w),
+                native.conv_weight_grad(x, pairs, grad),
+                native.pairs_to_table(pairs, n, n),
+                gnative.rotated_iou_bev(boxes, boxes.flip(0)),
+            ]
             if c_in % 8 == 0:
                 out.append(native.conv_input_grad(grad, pairs, n, w))
             results.append(out)
@@ -135,44 +172,70 @@ def test_baseline_kernels_agree_with_the_dispatched_ones(tmp_path):
     """SR3D_ISA=baseline (what a CPU without AVX2/FMA runs): the same convolution up to float rounding."""
     c = _case()
     torch.save((c["x"], c["pairs"][0], c["pairs"][1], c["pairs"][2], c["w"]), tmp_path / "case.pt")
-    code = ("import torch; from sr3d_core.sparse import native\n"
-            "x, s, i, o, w = torch.load('case.pt')\n"
-            "torch.save(native.conv_forward(x, (s, i, o), x.shape[0], w), 'out.pt')\n"
-            "print(native.LIBRARY.status().isa)\n")
+    code = (
+        "import torch; from sr3d_core.sparse import native\n"
+        "x, s, i, o, w = torch.load('case.pt')\n"
+        "torch.save(native.conv_forward(x, (s, i, o), x.shape[0], w), 'out.pt')\n"
+        "print(native.LIBRARY.status().isa)\n"
+    )
     env = dict(os.environ, SR3D_ISA="baseline", PYTHONPATH=str(ROOT))
     proc = _run(code, env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "baseline"
-    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), native.conv_forward(c["x"], c["pairs"], c["n"], c["w"]),
-                               rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(
+        torch.load(tmp_path / "out.pt"), native.conv_forward(c["x"], c["pairs"], c["n"], c["w"]), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
     """The build step of `make setup` (setup.py build_ext --inplace) on a fresh copy of the sources leaves libraries
     that a process without any compiler on its PATH loads and uses: every path active, a convolution runs."""
     repo = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "sr3d_core", "sr3d_ros", "setup.py",
-                            "setup.cfg", "package.xml", "resource"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = subprocess.run(
+        [
+            "git",
+            "ls-files",
+            "-co",
+            "--exclude-standard",
+            "sr3d_core",
+            "sr3d_ros",
+            "setup.py",
+            "setup.cfg",
+            "package.xml",
+            "resource",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for rel in files:
         if (ROOT / rel).is_file() and not rel.endswith(".so"):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
-    build = subprocess.run(["nice", "-n", "15", sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-                           cwd=repo, capture_output=True, text=True, timeout=600)
+    build = subprocess.run(
+        ["nice", "-n", "15", sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     env = dict(os.environ, PYTHONPATH=str(repo), PATH=str(bin_dir), CC="/nonexistent-cc")
     env.pop("SR3D_NATIVE", None)
     env.pop("SR3D_ISA", None)
-    code = ("import sys, warnings; warnings.simplefilter('error')\n"
-            "import torch; from sr3d_core.sparse import native, doctor\n"
-            "assert native.__file__.startswith(sys.argv[0] if False else %r), native.__file__\n"
-            "x = torch.randn(3, 8); s = torch.tensor([0, 3]); r = torch.arange(3)\n"
-            "print(native.conv_forward(x, (s, r, r), 3, torch.randn(1, 8, 8)).shape)\n"
-            "sys.exit(doctor.main([]))\n") % str(repo)
+    code = (
+        "import sys, warnings; warnings.simplefilter('error')\n"
+        "import torch; from sr3d_core.sparse import native, doctor\n"
+        "assert native.__file__.startswith(sys.argv[0] if False else %r), native.__file__\n"
+        "x = torch.randn(3, 8); s = torch.tensor([0, 3]); r = torch.arange(3)\n"
+        "print(native.conv_forward(x, (s, r, r), 3, torch.randn(1, 8, 8)).shape)\n"
+        "sys.exit(doctor.main([]))\n"
+    ) % str(repo)
     proc = _run(code, env, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert proc.stdout.count(" active ") == 3 and str(repo / "sr3d_core" / "sparse" / "libsr3d_sparse.so") in \
-        proc.stdout
+    assert (
+        proc.stdout.count(" active ") == 3 and str(repo / "sr3d_core" / "sparse" / "libsr3d_sparse.so") in proc.stdout
+    )

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.skipif(not native.available(torch.zeros(1)), reason="no
 def brute_force(src: torch.Tensor, dst: torch.Tensor, deltas: list[int]) -> torch.Tensor:
     """A dict of every input key: the definition of the table, one query at a time."""
     row = {int(k): i for i, k in enumerate(src.tolist())}
-    return torch.tensor([[row.get(int(q) + d, len(src)) for q in dst.tolist()] for d in deltas],
-                        dtype=torch.long).reshape(len(deltas), len(dst))
+    return torch.tensor(
+        [[row.get(int(q) + d, len(src)) for q in dst.tolist()] for d in deltas], dtype=torch.long
+    ).reshape(len(deltas), len(dst))
 
 
 def keys_of(coords: torch.Tensor) -> torch.Tensor:
@@ -117,8 +118,11 @@ def test_strided_map_by_hand():
     starts, rows_in, rows_out = native.kernel_pairs_down(src.keys, dst.keys, parent, 1, AXIS_BITS)
     # k = (dx + 1) + 3 (dy + 1) + 9 (dz + 1) with input = output + d: (1,0,0) = (0,0,0) + (1,0,0) -> k 14;
     # (1,0,0) = (2,0,0) + (-1,0,0) -> k 12; (2,0,0) = (2,0,0) + 0 -> k 13.
-    pairs = sorted((k, i, o) for k in range(27) for i, o in zip(rows_in[starts[k]:starts[k + 1]].tolist(),
-                                                                 rows_out[starts[k]:starts[k + 1]].tolist()))
+    pairs = sorted(
+        (k, i, o)
+        for k in range(27)
+        for i, o in zip(rows_in[starts[k] : starts[k + 1]].tolist(), rows_out[starts[k] : starts[k + 1]].tolist())
+    )
     assert pairs == [(12, 0, 1), (13, 1, 1), (14, 0, 0)]
 
 
@@ -199,8 +203,9 @@ def test_unique_pick_matches_torch():
     assert all(torch.equal(a, b) for a, b in zip(native.unique(keys, AXIS_BITS), (want_keys, want_inverse)))
 
 
-@pytest.mark.parametrize("case", ["packed_fields", "strided_coords", "flat_scene", "high_bits_only", "one_bit",
-                                  "full_range", "all_equal"])
+@pytest.mark.parametrize(
+    "case", ["packed_fields", "strided_coords", "flat_scene", "high_bits_only", "one_bit", "full_range", "all_equal"]
+)
 def test_unique_sorts_whatever_bits_vary(case):
     # The sort runs on the fields' ranges (minus their minimum, past their common zero low bits): keys that differ
     # only in scattered, high or single bits, coordinates at a stride, a field that never changes.
@@ -224,14 +229,17 @@ def test_unique_sorts_whatever_bits_vary(case):
         keys[::3] = keys[1::3][: len(keys[::3])]  # duplicates
     else:
         keys = torch.full((n,), -77, dtype=torch.long)
-    assert all(torch.equal(a, b) for a, b in zip(native.unique(keys, AXIS_BITS), torch.unique(keys, sorted=True,
-                                                                                     return_inverse=True)))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(native.unique(keys, AXIS_BITS), torch.unique(keys, sorted=True, return_inverse=True))
+    )
 
 
 def test_derived_sets_match_torch_path(monkeypatch):
     """Downsampling, generative upsampling and unions use the compiled sort-unique: same sets, same rows."""
     from sr3d_core.sparse import kernel_map as km
     from sr3d_core.sparse.coords import CoordSet, unpack
+
     g = torch.Generator().manual_seed(2)
     c = torch.randint(-20, 20, (3000, 4), generator=g)
     c[:, 0] = torch.randint(0, 2, (3000,), generator=g)
@@ -252,6 +260,7 @@ def test_derived_sets_match_torch_path(monkeypatch):
 @pytest.mark.parametrize("scenes", [1, 3])
 def test_voxelize_matches_torch_path(monkeypatch, scenes, quantize_dtype):
     from sr3d_core.sparse.voxelize import voxelize_coords
+
     g = torch.Generator().manual_seed(scenes)
     items = []
     for b in range(scenes):
@@ -274,6 +283,7 @@ def test_voxelize_matches_torch_path(monkeypatch, scenes, quantize_dtype):
 @pytest.mark.parametrize("bad,message", [(float("nan"), "NaN or inf"), (1e6, "out of range")])
 def test_voxelize_errors_name_the_problem(bad, message):
     from sr3d_core.sparse.voxelize import voxelize_coords
+
     xyz = torch.zeros(10, 3)
     xyz[4, 1] = bad
     with pytest.raises(ValueError, match=message):
@@ -297,20 +307,23 @@ def _loop_conv(x: torch.Tensor, cols: torch.Tensor, w: torch.Tensor) -> torch.Te
     return out
 
 
-@pytest.mark.parametrize("kvol,n_in,n_out,c_in,c_out,fill", [
-    (27, 50, 40, 8, 32, 0.5),     # rows not a multiple of the row group; input channel blocks 6 + 2
-    (27, 30, 31, 3, 16, 0.3),     # 3 input channels (the first layer): the im2col path, one partial block
-    (27, 200, 130, 3, 24, 0.4),   # im2col: several blocks of output rows, both tile widths (16 + 8)
-    (8, 50, 48, 5, 8, 0.5),       # im2col: exactly one block; 40 columns padded to 42
-    (27, 0, 4, 3, 16, 0.5),       # im2col over an empty input set
-    (8, 20, 17, 13, 56, 0.7),     # both tile widths (16 + 16 + 16 + 8), channel blocks 6 + 6 + 1
-    (1, 9, 9, 16, 8, 1.0),        # a 1x1 map, every site filled; channel blocks 6 + 6 + 4
-    (8, 300, 500, 64, 64, 0.6),   # more pairs than one chunk of the weight gradient
-    (27, 700, 1300, 16, 16, 0.2), # several blocks of output rows
-    (27, 400, 1100, 72, 88, 0.3), # several blocks, both tile widths, 12 blocks of six input channels
-    (27, 12, 5, 8, 64, 0.0),      # nothing filled: zeros
-    (27, 0, 4, 8, 8, 0.5),        # an empty input set
-])
+@pytest.mark.parametrize(
+    "kvol,n_in,n_out,c_in,c_out,fill",
+    [
+        (27, 50, 40, 8, 32, 0.5),  # rows not a multiple of the row group; input channel blocks 6 + 2
+        (27, 30, 31, 3, 16, 0.3),  # 3 input channels (the first layer): the im2col path, one partial block
+        (27, 200, 130, 3, 24, 0.4),  # im2col: several blocks of output rows, both tile widths (16 + 8)
+        (8, 50, 48, 5, 8, 0.5),  # im2col: exactly one block; 40 columns padded to 42
+        (27, 0, 4, 3, 16, 0.5),  # im2col over an empty input set
+        (8, 20, 17, 13, 56, 0.7),  # both tile widths (16 + 16 + 16 + 8), channel blocks 6 + 6 + 1
+        (1, 9, 9, 16, 8, 1.0),  # a 1x1 map, every site filled; channel blocks 6 + 6 + 4
+        (8, 300, 500, 64, 64, 0.6),  # more pairs than one chunk of the weight gradient
+        (27, 700, 1300, 16, 16, 0.2),  # several blocks of output rows
+        (27, 400, 1100, 72, 88, 0.3),  # several blocks, both tile widths, 12 blocks of six input channels
+        (27, 12, 5, 8, 64, 0.0),  # nothing filled: zeros
+        (27, 0, 4, 8, 8, 0.5),  # an empty input set
+    ],
+)
 def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill):
     g = torch.Generator().manual_seed(n_out)
     x = torch.randn(n_in, c_in, generator=g)
@@ -325,8 +338,9 @@ def test_fused_conv_matches_the_definition(kvol, n_in, n_out, c_in, c_out, fill)
         expected_x = torch.zeros(n_in, c_in, dtype=torch.float64)
         for k, o in (cols < n_in).nonzero().tolist():
             expected_x[cols[k, o]] += w[k].double() @ grad[o].double()
-        torch.testing.assert_close(native.conv_input_grad(grad, pairs, n_in, w).double(), expected_x, rtol=1e-4,
-                                   atol=1e-4)
+        torch.testing.assert_close(
+            native.conv_input_grad(grad, pairs, n_in, w).double(), expected_x, rtol=1e-4, atol=1e-4
+        )
     # grad_w[k][c, :] = sum over the pairs (i, o) of offset k of x[i, c] * grad[o, :]
     expected = torch.zeros(kvol, c_in, c_out, dtype=torch.float64)
     for k, o in (cols < n_in).nonzero().tolist():
@@ -399,8 +413,9 @@ def test_fused_generative_transpose_matches_dense(monkeypatch, in_stride):
     monkeypatch.setattr(tb, "_conv_algorithm", "native")
     monkeypatch.setattr(native, "conv_weight_grad", lambda *a: calls.append("w") or weight_grad(*a))
     c = random_coords(300, 8, 2, in_stride, seed=in_stride)
-    x, _ = from_coords(c, torch.randn(len(c), 8, generator=torch.Generator().manual_seed(3)), batch_size=2,
-                       stride=in_stride)
+    x, _ = from_coords(
+        c, torch.randn(len(c), 8, generator=torch.Generator().manual_seed(3)), batch_size=2, stride=in_stride
+    )
     feats = x.feats.detach().clone().requires_grad_(True)
     x = x.replace(feats)
     tconv = SparseGenerativeConvTranspose3d(8, 16, 3, 2)
@@ -455,9 +470,14 @@ def test_rotated_iou_bev_matches_torch_and_hand_values():
 
     g = torch.Generator().manual_seed(3)
     n = 4000
-    a = torch.cat([torch.rand(n, 3, generator=g, dtype=torch.float64) * 4 - 2,
-                   0.05 + torch.rand(n, 3, generator=g, dtype=torch.float64),
-                   (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 8], 1)
+    a = torch.cat(
+        [
+            torch.rand(n, 3, generator=g, dtype=torch.float64) * 4 - 2,
+            0.05 + torch.rand(n, 3, generator=g, dtype=torch.float64),
+            (torch.rand(n, 1, generator=g, dtype=torch.float64) - 0.5) * 8,
+        ],
+        1,
+    )
     b = a.clone()
     b[:, :2] += (torch.rand(n, 2, generator=g, dtype=torch.float64) - 0.5) * 1.2
     b[:, 3:5] *= 0.3 + 1.4 * torch.rand(n, 2, generator=g, dtype=torch.float64)
@@ -484,8 +504,10 @@ def test_rotated_iou_bev_matches_torch_and_hand_values():
         (sq, [5.0, 5, 0, 1, 1, 1, 1.0], 0.0),
         (sq, [0.0, 0, 0, 0, 1, 1, 0.0], 0.0),
     ]
-    got = native.rotated_iou_bev(torch.tensor([c[0] for c in cases], dtype=torch.float64),
-                                 torch.tensor([c[1] for c in cases], dtype=torch.float64))
+    got = native.rotated_iou_bev(
+        torch.tensor([c[0] for c in cases], dtype=torch.float64),
+        torch.tensor([c[1] for c in cases], dtype=torch.float64),
+    )
     assert torch.allclose(got, torch.tensor([c[2] for c in cases], dtype=torch.float64), rtol=0, atol=1e-12)
     assert native.rotated_iou_bev(torch.zeros(0, 7), torch.zeros(0, 7)).shape == (0,)
 
@@ -501,8 +523,9 @@ def test_max_pool_matches_dense_and_routes_ties_to_the_first_child(monkeypatch, 
     pool_grad = native.max_pool_grad
     monkeypatch.setattr(native, "max_pool_grad", lambda *a: calls.append(1) or pool_grad(*a))
     c = random_coords(600, 10, 2, in_stride, seed=in_stride)
-    x, _ = from_coords(c, torch.randn(len(c), 16, generator=torch.Generator().manual_seed(3)), batch_size=2,
-                       stride=in_stride)
+    x, _ = from_coords(
+        c, torch.randn(len(c), 16, generator=torch.Generator().manual_seed(3)), batch_size=2, stride=in_stride
+    )
     feats = x.feats.detach().clone().requires_grad_(True)
     y = SparseMaxPool3d(2, 2)(x.replace(feats))
     ref = ref_max_pool(x.coords, feats.double(), in_stride, y.coords, 2)

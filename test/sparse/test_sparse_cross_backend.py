@@ -23,6 +23,7 @@ from sr3d_core.sparse.coords import pack
 
 try:
     import MinkowskiEngine  # noqa: F401
+
     ME_ERROR = None
 except Exception as exc:  # noqa: BLE001 (any import failure means the backend is unavailable)
     ME_ERROR = f"MinkowskiEngine not importable ({type(exc).__name__}: {exc}); run scripts/build_minkowski.sh"
@@ -64,8 +65,10 @@ def _input_grads_equal(gt, gm):
     torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
-@pytest.mark.parametrize("ks,stride,in_stride,bias", [(3, 1, 1, False), (3, 2, 1, False), (3, 2, 4, False),
-                                                      (1, 2, 2, False), (1, 1, 1, True), (2, 2, 1, False)])
+@pytest.mark.parametrize(
+    "ks,stride,in_stride,bias",
+    [(3, 1, 1, False), (3, 2, 1, False), (3, 2, 4, False), (1, 2, 2, False), (1, 1, 1, True), (2, 2, 1, False)],
+)
 def test_conv_same(ks, stride, in_stride, bias):
     xt, xm, gt, gm = _pair(stride=in_stride, seed=ks + stride)
     conv = SparseConv3d(4, 5, ks, stride, bias=bias).double()
@@ -112,8 +115,10 @@ def test_backbone_neck_same():
     torch.manual_seed(0)
     backbone, neck = model.MinkResNet().double(), neck_mod.TR3DNeck().double()
     g = torch.Generator().manual_seed(1)
-    pts = [(torch.rand(3000, 3, generator=g) * 2.0, torch.rand(3000, 3, generator=g).double()),
-           (torch.rand(2000, 3, generator=g) * 1.5, torch.rand(2000, 3, generator=g).double())]
+    pts = [
+        (torch.rand(3000, 3, generator=g) * 2.0, torch.rand(3000, 3, generator=g).double()),
+        (torch.rand(2000, 3, generator=g) * 1.5, torch.rand(2000, 3, generator=g).double()),
+    ]
     outs = {}
     for backend in ("torch", "minkowski"):
         x, _ = voxelize(pts, 0.02, reduce="mean", backend=backend)

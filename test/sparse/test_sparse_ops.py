@@ -34,6 +34,7 @@ def threads(request):
 def conv_algorithm(request, monkeypatch):
     """Every way the torch backend can run a convolution (offsets: every offset dense, or every one by pairs)."""
     from sr3d_core.sparse import torch_backend as tb
+
     name = request.param.split("-")[0]
     monkeypatch.setattr(tb, "_conv_algorithm", name)
     if request.param == "offsets-dense":
@@ -63,8 +64,9 @@ def _coord_set(t):
     return set(map(tuple, t.tolist()))
 
 
-@pytest.mark.parametrize("ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (3, 2, 4), (1, 2, 2), (1, 1, 1),
-                                                 (2, 2, 1), (5, 1, 2)])
+@pytest.mark.parametrize(
+    "ks,stride,in_stride", [(3, 1, 1), (3, 2, 1), (3, 2, 4), (1, 2, 2), (1, 1, 1), (2, 2, 1), (5, 1, 2)]
+)
 def test_conv_matches_dense(threads, conv_algorithm, ks, stride, in_stride):
     x, feats = _input(stride=in_stride, seed=ks * 10 + stride)
     conv = SparseConv3d(4, 5, ks, stride).double()
@@ -96,8 +98,13 @@ def test_generative_transpose_matches_dense(threads, in_stride):
     y = tconv(x)
     s = in_stride // 2
     assert y.stride == s
-    expected = {(b, x_ + dx * s, y_ + dy * s, z_ + dz * s) for b, x_, y_, z_ in x.coords.tolist()
-                for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)}
+    expected = {
+        (b, x_ + dx * s, y_ + dy * s, z_ + dz * s)
+        for b, x_, y_, z_ in x.coords.tolist()
+        for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dz in (-1, 0, 1)
+    }
     assert _coord_set(y.coords) == expected and len(y) == len(expected)
     ref = ref_conv_transpose(x.coords, feats, tconv.weight, 3, in_stride, y.coords, x.batch_size)
     torch.testing.assert_close(y.feats, ref, rtol=1e-10, atol=1e-10)
@@ -182,8 +189,9 @@ def test_no_cross_talk_between_scenes():
     f1 = torch.randn(len(c1), 4, dtype=torch.float64)
     c1b = c1.clone()
     c1b[:, 0] = 1
-    net = torch.nn.ModuleList([SparseConv3d(4, 4, 3, 2), SparseConv3d(4, 4, 3, 1),
-                               SparseGenerativeConvTranspose3d(4, 4, 3, 2)]).double()
+    net = torch.nn.ModuleList(
+        [SparseConv3d(4, 4, 3, 2), SparseConv3d(4, 4, 3, 1), SparseGenerativeConvTranspose3d(4, 4, 3, 2)]
+    ).double()
 
     def run(c, f, bs):
         x, perm = from_coords(c, f, batch_size=bs)
@@ -213,13 +221,13 @@ def test_kernel_map_built_once_and_reused():
     assert x.manager.num_map_builds == 3  # backward reuses the cached maps
 
 
-@pytest.mark.parametrize("ks,in_stride,down", [(3, 1, False), (3, 2, True), (1, 2, True), (2, 1, True),
-                                               (5, 1, False)])
+@pytest.mark.parametrize("ks,in_stride,down", [(3, 1, False), (3, 2, True), (1, 2, True), (2, 1, True), (5, 1, False)])
 def test_kernel_map_paths_agree(monkeypatch, ks, in_stride, down):
     """The compiled merge, the dense-table look-up and the sorted-key search give identical tables, transposed
     tables included (the tests above run the compiled path where it builds)."""
     from sr3d_core.sparse import kernel_map as km
     from sr3d_core.sparse import native
+
     x, _ = _input(n=600, extent=12, batch_size=3, stride=in_stride, seed=ks)
     src = x.manager.get_set(x.set_id)
     dst = km.downsample(src, 2)[0] if down else src
@@ -278,6 +286,7 @@ def test_state_dict_accepts_minkowski_names():
 
 def test_conv_algorithm_name_is_checked():
     from sr3d_core.sparse import torch_backend as tb
+
     with pytest.raises(ValueError, match="unknown conv algorithm 'im2col'"):
         tb.set_conv_algorithm("im2col")
 
@@ -285,13 +294,15 @@ def test_conv_algorithm_name_is_checked():
 def test_transposed_table_inverts_the_map():
     """Input i feeds output o under k exactly when cols[k, o] == i, for a strided and a submanifold map."""
     from sr3d_core.sparse import kernel_map as km
+
     x, _ = _input(n=300, extent=8, batch_size=2, seed=11)
     src = x.manager.get_set(x.set_id)
     for dst, ks in ((km.downsample(src, 2)[0], 3), (src, 3), (km.downsample(src, 2)[0], 2)):
         kmap = km.build_kernel_map(src, dst, ks)
         t = kmap.table(transposed=True)
-        expected = {(int(i), k, o) for o, row in enumerate(kmap.table().tolist()) for k, i in enumerate(row)
-                    if i < kmap.n_in}
+        expected = {
+            (int(i), k, o) for o, row in enumerate(kmap.table().tolist()) for k, i in enumerate(row) if i < kmap.n_in
+        }
         got = {(i, k, int(o)) for i, row in enumerate(t.tolist()) for k, o in enumerate(row) if o < kmap.n_out}
         assert got == expected and len(expected) == sum(kmap.counts())
         for k in range(kmap.kernel_volume):
@@ -326,8 +337,14 @@ def test_pack_unpack_round_trip_at_the_range_limits():
     g = torch.Generator().manual_seed(0)
     c = torch.randint(-COORD_LIMIT, COORD_LIMIT + 1, (5000, 4), generator=g)
     c[:, 0] = torch.randint(0, MAX_BATCH + 1, (5000,), generator=g)
-    c[:4] = torch.tensor([[0, 0, 0, 0], [MAX_BATCH, -COORD_LIMIT, COORD_LIMIT, -COORD_LIMIT],
-                          [MAX_BATCH, COORD_LIMIT, -COORD_LIMIT, COORD_LIMIT], [1, -1, -1, -1]])
+    c[:4] = torch.tensor(
+        [
+            [0, 0, 0, 0],
+            [MAX_BATCH, -COORD_LIMIT, COORD_LIMIT, -COORD_LIMIT],
+            [MAX_BATCH, COORD_LIMIT, -COORD_LIMIT, COORD_LIMIT],
+            [1, -1, -1, -1],
+        ]
+    )
     assert torch.equal(unpack(pack(c)), c)
     x, _ = _input(n=200, extent=12, seed=3)
     down = SparseMaxPool3d(2, 2)(x)
@@ -343,9 +360,12 @@ def test_inference_conv_equals_the_autograd_path(threads, conv_algorithm, kind):
     x, _ = _input(n=300, extent=9, stride=in_stride, channels=8, seed=5)
     x = x.replace(x.feats.detach().float())
     torch.manual_seed(0)
-    conv = {"conv3": SparseConv3d(8, 16, 3, 1, bias=True), "conv3s2": SparseConv3d(8, 16, 3, 2),
-            "conv1": SparseConv3d(8, 16, 1, 1, bias=True),
-            "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2, bias=True)}[kind]
+    conv = {
+        "conv3": SparseConv3d(8, 16, 3, 1, bias=True),
+        "conv3s2": SparseConv3d(8, 16, 3, 2),
+        "conv1": SparseConv3d(8, 16, 1, 1, bias=True),
+        "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2, bias=True),
+    }[kind]
     recorded = conv(x.replace(x.feats.clone().requires_grad_(True)))
     assert recorded.feats.requires_grad
     with torch.no_grad():
@@ -368,16 +388,21 @@ def _chain(conv, relu, seed):
     return torch.nn.Sequential(*layers).eval()
 
 
-@pytest.mark.parametrize("kind,relu", [("conv3", True), ("conv3s2", False), ("conv1", True), ("transpose", True),
-                                       ("conv3bias", False)])
+@pytest.mark.parametrize(
+    "kind,relu", [("conv3", True), ("conv3s2", False), ("conv1", True), ("transpose", True), ("conv3bias", False)]
+)
 def test_fold_batch_norms_matches_the_unfolded_chain(threads, kind, relu):
     in_stride = 2 if kind == "transpose" else 1
     x, _ = _input(n=300, extent=9, stride=in_stride, channels=8, seed=6)
     x = x.replace(x.feats.detach().float())
     torch.manual_seed(1)
-    conv = {"conv3": SparseConv3d(8, 16, 3, 1), "conv3s2": SparseConv3d(8, 16, 3, 2),
-            "conv1": SparseConv3d(8, 16, 1, 1), "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2),
-            "conv3bias": SparseConv3d(8, 16, 3, 1, bias=True)}[kind]
+    conv = {
+        "conv3": SparseConv3d(8, 16, 3, 1),
+        "conv3s2": SparseConv3d(8, 16, 3, 2),
+        "conv1": SparseConv3d(8, 16, 1, 1),
+        "transpose": SparseGenerativeConvTranspose3d(8, 16, 3, 2),
+        "conv3bias": SparseConv3d(8, 16, 3, 1, bias=True),
+    }[kind]
     model = torch.nn.Sequential(_chain(conv, relu, seed=2))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
@@ -423,8 +448,13 @@ def test_generative_upsample_at_the_range_limit():
     inside = torch.tensor([[0, edge, -edge, 0], [1, 0, 2, -edge]])
     keys = torch.sort(pack(inside)).values
     up, child = km.generative_upsample(CoordSet(None, keys, 2), 3, 2)
-    want = {(b, x + dx, y + dy, z + dz) for b, x, y, z in inside.tolist()
-            for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)}
+    want = {
+        (b, x + dx, y + dy, z + dz)
+        for b, x, y, z in inside.tolist()
+        for dx in (-1, 0, 1)
+        for dy in (-1, 0, 1)
+        for dz in (-1, 0, 1)
+    }
     assert _coord_set(up.coords) == want and len(up.keys) == 54
     assert torch.equal(up.keys, pack(up.coords))
     assert torch.equal(up.keys[child], pack(up.coords[child.reshape(-1)]).reshape(2, 27))

@@ -72,14 +72,17 @@ def test_determinism_through_a_network():
     assert torch.equal(outs[0].coords, outs[1].coords) and torch.equal(outs[0].feats, outs[1].feats)
 
 
-@pytest.mark.parametrize("bad,match", [
-    ([], "non-empty"),
-    ([(torch.zeros(3, 3), torch.zeros(4, 3))], "mismatched"),
-    ([(torch.zeros(3, 2), torch.zeros(3, 3))], r"\(N, 3\)"),
-    ([(torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 3))], "float"),
-    ([(torch.tensor([[float("nan"), 0.0, 0.0]]), torch.zeros(1, 3))], "NaN"),
-    ([(torch.tensor([[1e6, 0.0, 0.0]]), torch.zeros(1, 3))], "range"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        ([], "non-empty"),
+        ([(torch.zeros(3, 3), torch.zeros(4, 3))], "mismatched"),
+        ([(torch.zeros(3, 2), torch.zeros(3, 3))], r"\(N, 3\)"),
+        ([(torch.zeros(3, 3, dtype=torch.long), torch.zeros(3, 3))], "float"),
+        ([(torch.tensor([[float("nan"), 0.0, 0.0]]), torch.zeros(1, 3))], "NaN"),
+        ([(torch.tensor([[1e6, 0.0, 0.0]]), torch.zeros(1, 3))], "range"),
+    ],
+)
 def test_voxelize_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         voxelize(bad, 0.01)
@@ -126,8 +129,9 @@ def test_quantize_dtype_arithmetic_on_a_millimetre_grid(monkeypatch, voxel, comp
 
 
 def test_unknown_quantize_dtype_is_named():
-    with pytest.raises(ValueError, match="quantize_dtype must be one of 'float64', 'float32', 'float32_reciprocal', "
-                                         "got 'float16'"):
+    with pytest.raises(
+        ValueError, match="quantize_dtype must be one of 'float64', 'float32', 'float32_reciprocal', " "got 'float16'"
+    ):
         voxelize([_scene(3, 0)], 0.01, quantize_dtype="float16")
 
 
@@ -152,9 +156,18 @@ def test_from_coords_errors():
 def test_empty_scene_and_empty_batch_flow_through():
     """An empty scene in a batch, and an all-empty batch, go through every op forward and backward."""
     torch.manual_seed(0)
-    net = torch.nn.ModuleList([SparseConv3d(3, 8, 3, 2), SparseBatchNorm(8), SparseReLU(), SparseMaxPool3d(),
-                               SparseConv3d(8, 8, 3, 1), SparseConv3d(8, 8, 1, 2),
-                               SparseGenerativeConvTranspose3d(8, 8, 3, 2), SparseConv3d(8, 2, 1, 1, bias=True)])
+    net = torch.nn.ModuleList(
+        [
+            SparseConv3d(3, 8, 3, 2),
+            SparseBatchNorm(8),
+            SparseReLU(),
+            SparseMaxPool3d(),
+            SparseConv3d(8, 8, 3, 1),
+            SparseConv3d(8, 8, 1, 2),
+            SparseGenerativeConvTranspose3d(8, 8, 3, 2),
+            SparseConv3d(8, 2, 1, 1, bias=True),
+        ]
+    )
     empty = (torch.zeros(0, 3), torch.zeros(0, 3))
     for points in ([empty], [empty, _scene(500, 9)], [_scene(500, 9), empty]):
         x, p2v = voxelize(points, 0.02)

@@ -18,14 +18,19 @@ def run(*args):
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory):
     d = tmp_path_factory.mktemp("ck")
-    return (write_random_checkpoint(d / "toy.pt", "toy_tiny"),
-            write_random_checkpoint(d / "synth.pt", "synth_scannet_small"))
+    return (
+        write_random_checkpoint(d / "toy.pt", "toy_tiny"),
+        write_random_checkpoint(d / "synth.pt", "synth_scannet_small"),
+    )
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--max-scenes", "0"], "--max-scenes must be >= 1, got 0"),
-    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--max-scenes", "0"], "--max-scenes must be >= 1, got 0"),
+        (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    ],
+)
 def test_evaluate_refuses_empty_runs(ckpts, extra, message):
     r = run("training/evaluate.py", "--checkpoint", str(ckpts[0]), *extra)
     assert r.returncode == 2 and message in r.stderr, r.stderr
@@ -41,9 +46,27 @@ def test_show_index_past_the_end(tmp_path):
     from sr3d_core.data.synthetic.writer import write_dataset
 
     write_dataset("sunrgbd-like", 2, 0, str(tmp_path), "train", 1, lambda _: None)
-    r = run("training/show.py", "--data-root", str(tmp_path), "--info", "sunrgbd_infos_train.pkl", "--index", "5",
-            "--out", str(tmp_path / "x.png"))
+    r = run(
+        "training/show.py",
+        "--data-root",
+        str(tmp_path),
+        "--info",
+        "sunrgbd_infos_train.pkl",
+        "--index",
+        "5",
+        "--out",
+        str(tmp_path / "x.png"),
+    )
     assert r.returncode == 2 and "sample index 5 is out of range" in r.stderr and "has 2 samples" in r.stderr
-    r = run("training/show.py", "--data-root", str(tmp_path), "--info", "sunrgbd_infos_train.pkl", "--index", "1",
-            "--out", str(tmp_path / "x.png"))
+    r = run(
+        "training/show.py",
+        "--data-root",
+        str(tmp_path),
+        "--info",
+        "sunrgbd_infos_train.pkl",
+        "--index",
+        "1",
+        "--out",
+        str(tmp_path / "x.png"),
+    )
     assert r.returncode == 0 and (tmp_path / "x.png").stat().st_size > 1000, r.stderr

@@ -22,8 +22,9 @@ rows:
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "training/grid.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "training/grid.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_grid_runs_skips_and_resumes(tmp_path):
@@ -35,9 +36,25 @@ def test_grid_runs_skips_and_resumes(tmp_path):
     assert runs[2].overrides[-1] == "train.seed=1" and "train.max_iters=30" in runs[2].overrides
     # A killed run: 10 of its 30 steps done, latest.pt left behind.
     k3 = runs[2].work_dir
-    r = subprocess.run([sys.executable, "training/train.py", "--config", "toy_tiny", "--work-dir", str(k3),
-                        "--no-progress", "--stop-after", "10", "--set", *runs[2].overrides], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "training/train.py",
+            "--config",
+            "toy_tiny",
+            "--work-dir",
+            str(k3),
+            "--no-progress",
+            "--stop-after",
+            "10",
+            "--set",
+            *runs[2].overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0 and (k3 / "latest.pt").is_file(), r.stderr[-2000:]
     r = run("run", str(grid), "--runs-root", str(root), "--results-root", str(results), "--jobs", "2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
