@@ -9,7 +9,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "sr3d_synth_sunrgbd_real.pt"
-PRESET = "sunrgbd-real"  # the world it was trained in
+PRESET = "sunrgbd-real"  # the world it was trained in, without the factors below
+WORLD_OFF = ("lighting",)
 CARD = REPO / "docs" / "MODELS.md"
 
 
@@ -36,8 +37,9 @@ def test_shipped_model_matches_its_card():
     det.set_postprocess(score_threshold=0.01)
     n, seed, want25, want50 = card_check()
     ev = IndoorMapEvaluator(det.class_names, skip_classes_without_gt=True)
+    preset = PRESETS[PRESET].with_world(PRESETS[PRESET].world.without(*WORLD_OFF))
     for i in range(n):
-        s = generate_scene(PRESETS[PRESET], seed, i)
+        s = generate_scene(preset, seed, i)
         ev.add(SceneGroundTruth(s.boxes, s.labels), det.detect(s.points))
     res = ev.compute()
     assert res.map_at(0.25) == pytest.approx(want25, abs=0.02)
