@@ -17,19 +17,30 @@ from sr3d_core.data.synthetic.mesh import GLASS, MATTE, METAL, MIRROR, SCREEN, P
 # SUN RGB-D class mean sizes (dx along the heading, dy, dz; metres), as published with VoteNet and used by
 # mmdet3d's SUN RGB-D VoteNet config.
 SUNRGBD_MEAN_SIZE: dict[str, tuple[float, float, float]] = {
-    "bed": (2.114256, 1.620300, 0.927272), "table": (0.791118, 1.279516, 0.718182),
-    "sofa": (0.923508, 1.867419, 0.845495), "chair": (0.591958, 0.552978, 0.827272),
-    "toilet": (0.699104, 0.454178, 0.756250), "desk": (0.695190, 1.346299, 0.736364),
-    "dresser": (0.528526, 1.002642, 1.172878), "night_stand": (0.500618, 0.632163, 0.683424),
-    "bookshelf": (0.404671, 1.071108, 1.688889), "bathtub": (0.765840, 1.398258, 0.472728),
+    "bed": (2.114256, 1.620300, 0.927272),
+    "table": (0.791118, 1.279516, 0.718182),
+    "sofa": (0.923508, 1.867419, 0.845495),
+    "chair": (0.591958, 0.552978, 0.827272),
+    "toilet": (0.699104, 0.454178, 0.756250),
+    "desk": (0.695190, 1.346299, 0.736364),
+    "dresser": (0.528526, 1.002642, 1.172878),
+    "night_stand": (0.500618, 0.632163, 0.683424),
+    "bookshelf": (0.404671, 1.071108, 1.688889),
+    "bathtub": (0.765840, 1.398258, 0.472728),
 }
 
 # Spread of the log size around the mean (the means are published, the spreads are not: these are assumptions,
 # wider across the width of beds (single to king) and sofas (two to four seats)).
 SIZE_LOG_STD: dict[str, tuple[float, float, float]] = {
-    "bed": (0.08, 0.22, 0.22), "table": (0.18, 0.25, 0.08), "sofa": (0.12, 0.22, 0.1),
-    "chair": (0.15, 0.15, 0.1), "toilet": (0.08, 0.1, 0.08), "desk": (0.15, 0.2, 0.06),
-    "dresser": (0.15, 0.22, 0.18), "night_stand": (0.15, 0.18, 0.15), "bookshelf": (0.2, 0.3, 0.2),
+    "bed": (0.08, 0.22, 0.22),
+    "table": (0.18, 0.25, 0.08),
+    "sofa": (0.12, 0.22, 0.1),
+    "chair": (0.15, 0.15, 0.1),
+    "toilet": (0.08, 0.1, 0.08),
+    "desk": (0.15, 0.2, 0.06),
+    "dresser": (0.15, 0.22, 0.18),
+    "night_stand": (0.15, 0.18, 0.15),
+    "bookshelf": (0.2, 0.3, 0.2),
     "bathtub": (0.1, 0.12, 0.12),
 }
 
@@ -63,8 +74,7 @@ def dresser_mirror(rng: np.random.Generator, parts: PartList) -> None:
     f = color(rng, "wood")
     x = lo[0] + 0.03
     parts.box((x, 0, hi[2] + h / 2), (0.03, w, h), f)
-    parts.box((x + 0.017, 0, hi[2] + h / 2), (0.005, w - 0.08, h - 0.08), np.array([0.7, 0.75, 0.78]),
-              material=MIRROR)
+    parts.box((x + 0.017, 0, hi[2] + h / 2), (0.005, w - 0.08, h - 0.08), np.array([0.7, 0.75, 0.78]), material=MIRROR)
 
 
 def bed_parts(rng: np.random.Generator, L: float, w: float, fh: float, top: float, c) -> PartList:
@@ -99,14 +109,19 @@ def bed_parts(rng: np.random.Generator, L: float, w: float, fh: float, top: floa
     drop = rng.uniform(0.1, max(0.12, top - 0.1))
     x0 = -L / 2 + rng.uniform(0.45, 0.7)
     for s in (-1, 1):  # blanket hanging over both sides
-        p.box_minmax((x0, s * (w / 2 + 0.005) - 0.01, top - drop), (L / 2 - 0.04, s * (w / 2 + 0.005) + 0.01, top),
-                     shade(bl, 0.95))
+        p.box_minmax(
+            (x0, s * (w / 2 + 0.005) - 0.01, top - drop),
+            (L / 2 - 0.04, s * (w / 2 + 0.005) + 0.01, top),
+            shade(bl, 0.95),
+        )
     p.box_minmax((x0, -w / 2 - 0.01, top - 0.02), (L / 2 - 0.04, w / 2 + 0.01, top + 0.06), bl)
     for k in range(int(rng.integers(2, 5))):  # pillows leaning on the headboard
         y = rng.uniform(-w / 2 + 0.3, w / 2 - 0.3) if w > 0.7 else 0.0
-        p.box((-L / 2 + rng.uniform(0.15, 0.35), y, top + rng.uniform(0.06, 0.16)),
-              (rng.uniform(0.12, 0.3), rng.uniform(0.4, 0.7), rng.uniform(0.12, 0.4)),
-              color(rng, "linen" if rng.random() < 0.6 else "fabric", 0.04))
+        p.box(
+            (-L / 2 + rng.uniform(0.15, 0.35), y, top + rng.uniform(0.06, 0.16)),
+            (rng.uniform(0.12, 0.3), rng.uniform(0.4, 0.7), rng.uniform(0.12, 0.4)),
+            color(rng, "linen" if rng.random() < 0.6 else "fabric", 0.04),
+        )
     return p
 
 
@@ -120,8 +135,9 @@ def wardrobe(rng: np.random.Generator) -> PartList:
     p.box_minmax((-d / 2, -w / 2 + 0.02, 0.0), (d / 2 - 0.03, w / 2 - 0.02, 0.06), shade(c, 0.6))
     _front_panels(p, d, w, 0.07, h - 0.01, int(np.clip(round(w / 0.5), 2, 4)), 1, shade(c, 1.05), color(rng, "metal"))
     if rng.random() < 0.3:
-        p.box((d / 2 + 0.018, -w / 4, h * 0.55), (0.005, w * 0.3, h * 0.6), np.array([0.7, 0.75, 0.78]),
-              material=MIRROR)
+        p.box(
+            (d / 2 + 0.018, -w / 4, h * 0.55), (0.005, w * 0.3, h * 0.6), np.array([0.7, 0.75, 0.78]), material=MIRROR
+        )
     return p
 
 
@@ -151,8 +167,7 @@ def television(rng: np.random.Generator, z0: float = 0.0) -> PartList:
     p.box((0, 0, z0 + 0.01), (0.22, 0.3, 0.02), color(rng, "metal"))
     p.box((0, 0, z0 + 0.06), (0.05, 0.06, 0.1), color(rng, "metal"))
     p.box((0, 0, z0 + 0.1 + th / 2), (0.05, tw, th), np.array([0.08, 0.08, 0.09]))
-    p.box((0.027, 0, z0 + 0.1 + th / 2), (0.004, tw - 0.03, th - 0.03), np.array([0.05, 0.05, 0.06]),
-          material=SCREEN)
+    p.box((0.027, 0, z0 + 0.1 + th / 2), (0.004, tw - 0.03, th - 0.03), np.array([0.05, 0.05, 0.06]), material=SCREEN)
     return p
 
 
@@ -258,8 +273,9 @@ def bottles(rng: np.random.Generator) -> PartList:
         h, r = rng.uniform(0.08, 0.32), rng.uniform(0.03, 0.05)
         x, y = rng.uniform(-0.1, 0.1, 2)
         mat = GLASS if rng.random() < 0.3 else MATTE
-        p.cylinder((x, y, h / 2), r, h, color(rng, "plastic" if rng.random() < 0.5 else "ceramic"), sides=8,
-                   material=mat)
+        p.cylinder(
+            (x, y, h / 2), r, h, color(rng, "plastic" if rng.random() < 0.5 else "ceramic"), sides=8, material=mat
+        )
     return p
 
 
@@ -297,8 +313,12 @@ def plant(rng: np.random.Generator) -> PartList:
     for _ in range(int(rng.integers(6, 16))):
         s = rng.uniform(0.05, 0.15)
         c = np.clip(green + rng.normal(0, 0.06, 3), 0, 1)
-        p.box((rng.normal(0, r), rng.normal(0, r), h + rng.uniform(0, crown)), (s, s, s), c,
-              yaw=float(rng.uniform(0, np.pi)))
+        p.box(
+            (rng.normal(0, r), rng.normal(0, r), h + rng.uniform(0, crown)),
+            (s, s, s),
+            c,
+            yaw=float(rng.uniform(0, np.pi)),
+        )
     return p
 
 
@@ -318,8 +338,12 @@ def laundry(rng: np.random.Generator) -> PartList:
     for _ in range(int(rng.integers(2, 6))):
         a = rng.uniform(0.2, 0.5)
         t = rng.uniform(0.03, 0.1)
-        p.box((rng.normal(0, 0.1), rng.normal(0, 0.1), t / 2 + rng.uniform(0, 0.05)), (a, a * rng.uniform(0.5, 1), t),
-              color(rng, "fabric", 0.1), yaw=float(rng.uniform(0, np.pi)))
+        p.box(
+            (rng.normal(0, 0.1), rng.normal(0, 0.1), t / 2 + rng.uniform(0, 0.05)),
+            (a, a * rng.uniform(0.5, 1), t),
+            color(rng, "fabric", 0.1),
+            yaw=float(rng.uniform(0, np.pi)),
+        )
     return p
 
 
@@ -332,14 +356,26 @@ def rug(rng: np.random.Generator) -> PartList:
 
 # Clutter on tops and shelves, and on the floor.
 TOP_CLUTTER: dict[str, Callable[[np.random.Generator], PartList]] = {
-    "books": books, "box": small_box, "bottles": bottles, "lamp": lamp, "plant": plant, "bag": bag,
+    "books": books,
+    "box": small_box,
+    "bottles": bottles,
+    "lamp": lamp,
+    "plant": plant,
+    "bag": bag,
     "laundry": laundry,
 }
 DESK_CLUTTER: dict[str, Callable[[np.random.Generator], PartList]] = {
-    "monitor": monitor, "books": books, "lamp": lamp, "bottles": bottles, "box": small_box,
+    "monitor": monitor,
+    "books": books,
+    "lamp": lamp,
+    "bottles": bottles,
+    "box": small_box,
 }
 FLOOR_CLUTTER: dict[str, Callable[[np.random.Generator], PartList]] = {
-    "box": small_box, "bag": bag, "laundry": laundry, "plant": plant,
+    "box": small_box,
+    "bag": bag,
+    "laundry": laundry,
+    "plant": plant,
 }
 
 

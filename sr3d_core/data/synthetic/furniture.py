@@ -15,21 +15,57 @@ from sr3d_core.data.synthetic.mesh import GLASS, PartList
 
 # Base colours per material (RGB in [0, 1]); each object draws one and adds noise.
 PALETTES: dict[str, np.ndarray] = {
-    "wood": np.array([[0.55, 0.36, 0.20], [0.70, 0.50, 0.30], [0.40, 0.26, 0.15], [0.82, 0.68, 0.48],
-                      [0.30, 0.20, 0.12], [0.62, 0.45, 0.32]]),
+    "wood": np.array(
+        [
+            [0.55, 0.36, 0.20],
+            [0.70, 0.50, 0.30],
+            [0.40, 0.26, 0.15],
+            [0.82, 0.68, 0.48],
+            [0.30, 0.20, 0.12],
+            [0.62, 0.45, 0.32],
+        ]
+    ),
     "white": np.array([[0.92, 0.92, 0.90], [0.85, 0.85, 0.83], [0.95, 0.93, 0.88]]),
-    "fabric": np.array([[0.30, 0.35, 0.50], [0.60, 0.20, 0.20], [0.50, 0.50, 0.50], [0.75, 0.70, 0.60],
-                        [0.20, 0.40, 0.30], [0.15, 0.15, 0.17], [0.80, 0.60, 0.40], [0.45, 0.30, 0.45]]),
+    "fabric": np.array(
+        [
+            [0.30, 0.35, 0.50],
+            [0.60, 0.20, 0.20],
+            [0.50, 0.50, 0.50],
+            [0.75, 0.70, 0.60],
+            [0.20, 0.40, 0.30],
+            [0.15, 0.15, 0.17],
+            [0.80, 0.60, 0.40],
+            [0.45, 0.30, 0.45],
+        ]
+    ),
     "metal": np.array([[0.60, 0.60, 0.62], [0.30, 0.30, 0.32], [0.12, 0.12, 0.12], [0.75, 0.75, 0.76]]),
     "ceramic": np.array([[0.96, 0.96, 0.96], [0.90, 0.90, 0.87], [0.93, 0.95, 0.97]]),
-    "plastic": np.array([[0.20, 0.20, 0.20], [0.10, 0.30, 0.60], [0.70, 0.70, 0.70], [0.20, 0.50, 0.20],
-                         [0.80, 0.75, 0.30]]),
-    "paint": np.array([[0.90, 0.88, 0.82], [0.80, 0.84, 0.86], [0.88, 0.82, 0.72], [0.75, 0.80, 0.70],
-                       [0.95, 0.95, 0.95], [0.70, 0.72, 0.78]]),
-    "floor": np.array([[0.55, 0.40, 0.25], [0.45, 0.45, 0.45], [0.70, 0.62, 0.50], [0.30, 0.30, 0.35],
-                       [0.80, 0.78, 0.72], [0.50, 0.30, 0.20]]),
-    "linen": np.array([[0.95, 0.95, 0.95], [0.80, 0.85, 0.95], [0.90, 0.80, 0.70], [0.60, 0.70, 0.60],
-                       [0.85, 0.60, 0.60]]),
+    "plastic": np.array(
+        [[0.20, 0.20, 0.20], [0.10, 0.30, 0.60], [0.70, 0.70, 0.70], [0.20, 0.50, 0.20], [0.80, 0.75, 0.30]]
+    ),
+    "paint": np.array(
+        [
+            [0.90, 0.88, 0.82],
+            [0.80, 0.84, 0.86],
+            [0.88, 0.82, 0.72],
+            [0.75, 0.80, 0.70],
+            [0.95, 0.95, 0.95],
+            [0.70, 0.72, 0.78],
+        ]
+    ),
+    "floor": np.array(
+        [
+            [0.55, 0.40, 0.25],
+            [0.45, 0.45, 0.45],
+            [0.70, 0.62, 0.50],
+            [0.30, 0.30, 0.35],
+            [0.80, 0.78, 0.72],
+            [0.50, 0.30, 0.20],
+        ]
+    ),
+    "linen": np.array(
+        [[0.95, 0.95, 0.95], [0.80, 0.85, 0.95], [0.90, 0.80, 0.70], [0.60, 0.70, 0.60], [0.85, 0.60, 0.60]]
+    ),
 }
 
 
@@ -45,8 +81,7 @@ def shade(c: np.ndarray, f: float) -> np.ndarray:
     return np.clip(c * f, 0.0, 1.0)
 
 
-def _legs(p: PartList, dx: float, dy: float, h: float, t: float, c, inset: float = 0.0,
-          round_: bool = False) -> None:
+def _legs(p: PartList, dx: float, dy: float, h: float, t: float, c, inset: float = 0.0, round_: bool = False) -> None:
     """Four legs of height h and thickness t at the corners of a dx x dy footprint."""
     for sx in (-1, 1):
         for sy in (-1, 1):
@@ -58,8 +93,7 @@ def _legs(p: PartList, dx: float, dy: float, h: float, t: float, c, inset: float
                 p.box((x, y, h / 2), (t, t, h), c)
 
 
-def _sheet(p: PartList, width: float, z0: float, z1: float, c, rng: np.random.Generator,
-           depth: float = 0.08) -> None:
+def _sheet(p: PartList, width: float, z0: float, z1: float, c, rng: np.random.Generator, depth: float = 0.08) -> None:
     """A pleated hanging sheet along y (curtains): a zig-zag of thin panels between x=0 and x=depth."""
     n = max(4, int(width / 0.09))
     ys = np.linspace(-width / 2, width / 2, n + 1)
@@ -69,8 +103,12 @@ def _sheet(p: PartList, width: float, z0: float, z1: float, c, rng: np.random.Ge
         a = np.array([xs[i], ys[i]])
         b = np.array([xs[i + 1], ys[i + 1]])
         d = b - a
-        p.box(((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, z0 + h / 2), (np.hypot(*d) + 0.004, 0.012, h),
-              c, yaw=float(np.arctan2(d[1], d[0])))
+        p.box(
+            ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, z0 + h / 2),
+            (np.hypot(*d) + 0.004, 0.012, h),
+            c,
+            yaw=float(np.arctan2(d[1], d[0])),
+        )
 
 
 def chair(rng: np.random.Generator) -> PartList:
@@ -87,8 +125,11 @@ def chair(rng: np.random.Generator) -> PartList:
         p.box_minmax((-d / 2 + bd, -w / 2 + aw, seat - 0.1), (d / 2, w / 2 - aw, seat), c)  # cushion
         p.box_minmax((-d / 2, -w / 2 + aw, 0.08), (-d / 2 + bd, w / 2 - aw, back), shade(c, 0.95))
         for s in (-1, 1):
-            p.box_minmax((-d / 2, -w / 2 if s < 0 else w / 2 - aw, 0.08),
-                         (d / 2, -w / 2 + aw if s < 0 else w / 2, arm), shade(c, 0.92))
+            p.box_minmax(
+                (-d / 2, -w / 2 if s < 0 else w / 2 - aw, 0.08),
+                (d / 2, -w / 2 + aw if s < 0 else w / 2, arm),
+                shade(c, 0.92),
+            )
         return p
     w, d = rng.uniform(0.42, 0.52), rng.uniform(0.42, 0.52)
     seat, back = rng.uniform(0.43, 0.49), rng.uniform(0.80, 1.00)
@@ -123,8 +164,7 @@ def chair(rng: np.random.Generator) -> PartList:
         p.box((-d / 2 + 0.015, 0, back - ph / 2 - 0.02), (0.025, w - 2 * t, ph), seat_c)
     else:
         for k in range(3):
-            p.box((-d / 2 + 0.015, -w / 4 + k * w / 4, (seat + back) / 2 + 0.03),
-                  (0.02, 0.03, back - seat - 0.06), c)
+            p.box((-d / 2 + 0.015, -w / 4 + k * w / 4, (seat + back) / 2 + 0.03), (0.02, 0.03, back - seat - 0.06), c)
         p.box((-d / 2 + 0.015, 0, back - 0.03), (0.03, w - 2 * t, 0.06), c)
     return p
 
@@ -173,8 +213,11 @@ def desk(rng: np.random.Generator) -> PartList:
         p.box((0, side * (w / 2 - pw / 2), (h - th) / 2), (d - 0.02, pw, h - th), shade(c, 0.95))
         for k in range(3):
             z = 0.1 + k * (h - th - 0.1) / 3
-            p.box((d / 2 - 0.005, side * (w / 2 - pw / 2), z + 0.1), (0.015, pw - 0.04, (h - 0.2) / 3 - 0.02),
-                  shade(c, 1.05))
+            p.box(
+                (d / 2 - 0.005, side * (w / 2 - pw / 2), z + 0.1),
+                (0.015, pw - 0.04, (h - 0.2) / 3 - 0.02),
+                shade(c, 1.05),
+            )
             p.box((d / 2 + 0.01, side * (w / 2 - pw / 2), z + 0.18), (0.02, 0.1, 0.02), color(rng, "metal"))
         p.box((0, -side * (w / 2 - 0.015), (h - th) / 2), (d - 0.02, 0.03, h - th), c)
     else:
@@ -242,8 +285,9 @@ def sofa(rng: np.random.Generator) -> PartList:
     return p
 
 
-def _front_panels(p: PartList, d: float, w: float, z0: float, z1: float, cols: int, rows: int, c,
-                  handle_c, gap: float = 0.008) -> None:
+def _front_panels(
+    p: PartList, d: float, w: float, z0: float, z1: float, cols: int, rows: int, c, handle_c, gap: float = 0.008
+) -> None:
     """Doors or drawer fronts on the +x face of a carcass, with small handles."""
     cw, rh = w / cols, (z1 - z0) / rows
     for i in range(cols):
@@ -280,8 +324,9 @@ def dresser(rng: np.random.Generator) -> PartList:
     p.box_minmax((-d / 2, -w / 2, 0.1), (d / 2, w / 2, h - 0.03), c)
     p.box_minmax((-d / 2, -w / 2 - 0.01, h - 0.03), (d / 2 + 0.015, w / 2 + 0.01, h), shade(c, 0.9))
     _legs(p, d, w, 0.1, 0.05, shade(c, 0.8), inset=0.02)
-    _front_panels(p, d, w, 0.11, h - 0.04, 1 if w < 1.1 else 2, int(rng.integers(3, 6)), shade(c, 1.05),
-                  color(rng, "metal"))
+    _front_panels(
+        p, d, w, 0.11, h - 0.04, 1 if w < 1.1 else 2, int(rng.integers(3, 6)), shade(c, 1.05), color(rng, "metal")
+    )
     return p
 
 
@@ -321,8 +366,11 @@ def bookshelf(rng: np.random.Generator) -> PartList:
                 break
             if rng.random() < 0.8:
                 bh, bd = gap * rng.uniform(0.55, 0.9), rng.uniform(0.15, min(0.25, d - 0.03))
-                p.box((-d / 2 + 0.01 + bd / 2, y + bw / 2, a + t / 2 + bh / 2), (bd, bw, bh),
-                      np.clip(rng.uniform(0.1, 0.9, 3), 0, 1))
+                p.box(
+                    (-d / 2 + 0.01 + bd / 2, y + bw / 2, a + t / 2 + bh / 2),
+                    (bd, bw, bh),
+                    np.clip(rng.uniform(0.1, 0.9, 3), 0, 1),
+                )
                 y += bw + 0.002
             else:
                 y += rng.uniform(0.05, 0.2)
@@ -342,8 +390,11 @@ def picture(rng: np.random.Generator) -> PartList:
     cw, ch = (w - 2 * b) / nx, (h - 2 * b) / nz
     for i in range(nx):
         for j in range(nz):
-            p.box((-t / 2 + 0.006, -w / 2 + b + (i + 0.5) * cw, b + (j + 0.5) * ch), (0.012, cw, ch),
-                  np.clip(rng.uniform(0.05, 0.95, 3), 0, 1))
+            p.box(
+                (-t / 2 + 0.006, -w / 2 + b + (i + 0.5) * cw, b + (j + 0.5) * ch),
+                (0.012, cw, ch),
+                np.clip(rng.uniform(0.05, 0.95, 3), 0, 1),
+            )
     return p
 
 
@@ -390,8 +441,14 @@ def toilet(rng: np.random.Generator) -> PartList:
     rx, ry = (L - td) / 2, rng.uniform(0.17, 0.2)
     p.cylinder((bx - 0.03, 0, 0.12), rx * 0.55, 0.24, c, sides=12, radius_y=ry * 0.6)
     p.cylinder((bx, 0, (0.2 + seat - 0.03) / 2), rx, seat - 0.23, c, sides=16, radius_y=ry)
-    p.cylinder((bx, 0, seat - 0.015), rx, 0.03, color(rng, "ceramic" if rng.random() < 0.7 else "plastic", 0.02),
-               sides=16, radius_y=ry)
+    p.cylinder(
+        (bx, 0, seat - 0.015),
+        rx,
+        0.03,
+        color(rng, "ceramic" if rng.random() < 0.7 else "plastic", 0.02),
+        sides=16,
+        radius_y=ry,
+    )
     p.box_minmax((-L / 2, -tw / 2, seat - 0.05), (-L / 2 + td, tw / 2, th), c)
     p.box_minmax((-L / 2 + 0.04, -0.08, 0.0), (-L / 2 + td, 0.08, seat - 0.05), c)
     return p
@@ -452,8 +509,9 @@ def garbagebin(rng: np.random.Generator) -> PartList:
     return p
 
 
-def curtain(rng: np.random.Generator, width: float | None = None, z0: float | None = None,
-            z1: float | None = None) -> PartList:
+def curtain(
+    rng: np.random.Generator, width: float | None = None, z0: float | None = None, z1: float | None = None
+) -> PartList:
     """Pleated curtain panel with a rail on top; hangs in front of a wall (back at -x)."""
     p = PartList()
     w = width if width is not None else rng.uniform(0.5, 1.4)
@@ -509,17 +567,30 @@ def window(rng: np.random.Generator, width: float, height: float, wall_t: float)
         p.box((0, 0, height * 0.55), (0.05, width - 2 * f, 0.04), c)
     p.box((d / 2 + 0.04, 0, -0.015), (0.1, width + 0.1, 0.03), shade(c, 0.95))  # sill into the room
     if rng.random() < 0.4:
-        p.box((0, 0, height / 2), (0.008, width - 2 * f, height - 2 * f), np.array([0.6, 0.7, 0.75]),
-              material=GLASS)
+        p.box((0, 0, height / 2), (0.008, width - 2 * f, height - 2 * f), np.array([0.6, 0.7, 0.75]), material=GLASS)
     return p
 
 
 # Explicit name -> builder for free-standing builders with the signature (rng) -> PartList.
 BUILDERS: dict[str, Callable[[np.random.Generator], PartList]] = {
-    "chair": chair, "table": table, "desk": desk, "bed": bed, "sofa": sofa, "cabinet": cabinet,
-    "dresser": dresser, "night_stand": night_stand, "bookshelf": bookshelf, "picture": picture,
-    "counter": counter, "refrigerator": refrigerator, "toilet": toilet, "sink": sink,
-    "bathtub": bathtub, "garbagebin": garbagebin, "curtain": curtain, "showercurtain": showercurtain,
+    "chair": chair,
+    "table": table,
+    "desk": desk,
+    "bed": bed,
+    "sofa": sofa,
+    "cabinet": cabinet,
+    "dresser": dresser,
+    "night_stand": night_stand,
+    "bookshelf": bookshelf,
+    "picture": picture,
+    "counter": counter,
+    "refrigerator": refrigerator,
+    "toilet": toilet,
+    "sink": sink,
+    "bathtub": bathtub,
+    "garbagebin": garbagebin,
+    "curtain": curtain,
+    "showercurtain": showercurtain,
 }
 
 # Every object kind the world can build (door and window need their opening, so they are not above).

@@ -10,12 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 # Unit cube [-0.5, 0.5]^3, triangles wound outward.
-_CUBE_V = np.array(
-    [[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float64
-)
+_CUBE_V = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)], dtype=np.float64)
 _CUBE_F = np.array(
-    [[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
-     [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]], dtype=np.int32
+    [
+        [0, 1, 3],
+        [0, 3, 2],
+        [4, 6, 7],
+        [4, 7, 5],
+        [0, 4, 5],
+        [0, 5, 1],
+        [2, 3, 7],
+        [2, 7, 6],
+        [0, 2, 6],
+        [0, 6, 4],
+        [1, 5, 7],
+        [1, 7, 3],
+    ],
+    dtype=np.int32,
 )
 
 
@@ -27,8 +38,7 @@ def _cylinder_template(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit cylinder (radius 1, z in [-0.5, 0.5]) with n sides and capped ends."""
     a = np.arange(n) * (2 * np.pi / n)
     ring = np.stack([np.cos(a), np.sin(a)], 1)
-    v = np.concatenate([np.c_[ring, np.full(n, -0.5)], np.c_[ring, np.full(n, 0.5)],
-                        [[0, 0, -0.5], [0, 0, 0.5]]])
+    v = np.concatenate([np.c_[ring, np.full(n, -0.5)], np.c_[ring, np.full(n, 0.5)], [[0, 0, -0.5], [0, 0, 0.5]]])
     i = np.arange(n)
     j = (i + 1) % n
     side = np.concatenate([np.stack([i, j, j + n], 1), np.stack([i, j + n, i + n], 1)])
@@ -76,8 +86,16 @@ class PartList:
         hi = np.asarray(hi, dtype=np.float64)
         self.box((lo + hi) / 2, hi - lo, color, material=material)
 
-    def cylinder(self, center, radius: float, height: float, color, sides: int = 12,
-                 radius_y: float | None = None, material: int = MATTE) -> None:
+    def cylinder(
+        self,
+        center,
+        radius: float,
+        height: float,
+        color,
+        sides: int = 12,
+        radius_y: float | None = None,
+        material: int = MATTE,
+    ) -> None:
         """Add a z-axis cylinder (elliptic when `radius_y` is given) centred at `center`."""
         v, f = _CYL[sides]
         ry = radius if radius_y is None else radius_y
@@ -121,5 +139,8 @@ class PartList:
         """Return `(vertices (V,3) float64, triangles (F,3) int32, colours (F,3) float32)`."""
         if not self._v:
             return np.zeros((0, 3)), np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32)
-        return (np.concatenate(self._v), np.concatenate(self._f).astype(np.int32),
-                np.concatenate(self._c).astype(np.float32))
+        return (
+            np.concatenate(self._v),
+            np.concatenate(self._f).astype(np.int32),
+            np.concatenate(self._c).astype(np.float32),
+        )

@@ -23,11 +23,11 @@ CELL = 0.05  # occupancy grid cell (m)
 WALL_T = 0.1  # wall thickness (m)
 
 
-
 def _posed_rect(xy: np.ndarray, rot: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """World (4, 2) corners of the local rectangle [lo, hi] rotated by the 2x2 ``rot`` and moved to ``xy``."""
     corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
     return corners @ rot.T + xy
+
 
 @dataclass
 class PlacedObject:
@@ -100,8 +100,15 @@ class Wall:
 class Room:
     """Shell + furniture of one room; build with `make_room`."""
 
-    def __init__(self, rng: np.random.Generator, room_type: str, size: tuple[float, float], height: float,
-                 l_cut: tuple[float, float] | None, world: WorldConfig = LEGACY_WORLD) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        room_type: str,
+        size: tuple[float, float],
+        height: float,
+        l_cut: tuple[float, float] | None,
+        world: WorldConfig = LEGACY_WORLD,
+    ) -> None:
         self.rng = rng
         self.world = world
         self.room_type = room_type
@@ -162,11 +169,14 @@ class Room:
 
     def _inside_bounds(self, xy: np.ndarray, yaw: float, lo: np.ndarray, hi: np.ndarray) -> bool:
         w = _posed_rect(xy, rot_z(yaw)[:2, :2], lo, hi)
-        return bool(Path(self.polygon).contains_points(w, radius=1e-6).all() or
-                    Path(self.polygon).contains_points(w, radius=-1e-6).all())
+        return bool(
+            Path(self.polygon).contains_points(w, radius=1e-6).all()
+            or Path(self.polygon).contains_points(w, radius=-1e-6).all()
+        )
 
-    def try_place(self, kind: str, parts: PartList, xy, yaw: float, z: float = 0.0,
-                  margin: float = 0.03, check: bool = True) -> PlacedObject | None:
+    def try_place(
+        self, kind: str, parts: PartList, xy, yaw: float, z: float = 0.0, margin: float = 0.03, check: bool = True
+    ) -> PlacedObject | None:
         """Place `parts` at (xy, z) with `yaw` if its footprint is free; returns the object or None."""
         v, f, col = parts.finish()
         lo, hi = v.min(0), v.max(0)
@@ -201,7 +211,7 @@ class Room:
             er = np.ones_like(free)
             for dx in (-k, 0, k):
                 for dy in (-k, 0, k):
-                    er &= pad[k + dx:k + dx + self.nx, k + dy:k + dy + self.ny]
+                    er &= pad[k + dx : k + dx + self.nx, k + dy : k + dy + self.ny]
             free = er
         idx = np.flatnonzero(free.ravel())
         if len(idx) == 0:
@@ -209,8 +219,14 @@ class Room:
         return self._cells[idx[self.rng.integers(len(idx))]].copy()
 
     # ---- placement helpers -------------------------------------------------------------------
-    def against_wall(self, kind: str, parts: PartList, tries: int = 30, gap: tuple[float, float] = (0.01, 0.05),
-                     wall: Wall | None = None) -> PlacedObject | None:
+    def against_wall(
+        self,
+        kind: str,
+        parts: PartList,
+        tries: int = 30,
+        gap: tuple[float, float] = (0.01, 0.05),
+        wall: Wall | None = None,
+    ) -> PlacedObject | None:
         """Stand an object with its back to a wall (heading into the room)."""
         v, _, _ = parts.finish()
         lo, hi = v.min(0), v.max(0)
@@ -234,8 +250,9 @@ class Room:
                 return obj
         return None
 
-    def free_standing(self, kind: str, parts: PartList, tries: int = 30, aligned: float = 0.7,
-                      margin: float = 0.4) -> PlacedObject | None:
+    def free_standing(
+        self, kind: str, parts: PartList, tries: int = 30, aligned: float = 0.7, margin: float = 0.4
+    ) -> PlacedObject | None:
         """Place an object in open floor space, mostly aligned with the walls."""
         for _ in range(tries):
             xy = self.random_free_xy(margin)
@@ -304,8 +321,9 @@ def _chair_at_desk(room: Room, desk: PlacedObject) -> None:
     parts = room.build("chair")
     v, _, _ = parts.finish()
     xy = desk.box[:2] + w.n * (desk.box[3] / 2 + (v[:, 0].max() - v[:, 0].min()) / 2 + room.rng.uniform(0.05, 0.3))
-    room.try_place("chair", parts, xy + w.u * room.rng.normal(0, 0.1), w.yaw + np.pi + room.rng.normal(0, 0.3),
-                   margin=0.01)
+    room.try_place(
+        "chair", parts, xy + w.u * room.rng.normal(0, 0.1), w.yaw + np.pi + room.rng.normal(0, 0.3), margin=0.01
+    )
 
 
 def _bed_group(room: Room) -> None:
@@ -328,8 +346,13 @@ def _bath_group(room: Room) -> None:
     if tub is not None and room.rng.random() < 0.75:
         w = tub.wall
         xy = tub.box[:2] + w.n * (tub.box[3] / 2 - 0.06)
-        room.try_place("showercurtain", F.showercurtain(room.rng, width=tub.box[4] - 0.05, z0=tub.box[5] + 0.08),
-                       xy, w.yaw, check=False)
+        room.try_place(
+            "showercurtain",
+            F.showercurtain(room.rng, width=tub.box[4] - 0.05, z0=tub.box[5] + 0.08),
+            xy,
+            w.yaw,
+            check=False,
+        )
 
 
 def _sofa_group(room: Room) -> None:
@@ -357,6 +380,7 @@ def _desk_group(room: Room) -> None:
 def _wall_single(kind: str):
     def f(room: Room) -> None:
         room.against_wall(kind, room.build(kind))
+
     return f
 
 
@@ -367,40 +391,106 @@ def _free_single(kind: str):
             room.against_wall(kind, parts, gap=(0.02, 0.2))
         else:
             room.free_standing(kind, parts, margin=0.2, aligned=0.3)
+
     return f
 
 
 GROUPS = {
-    "bed": _bed_group, "bath": _bath_group, "sofa": _sofa_group, "desk": _desk_group,
-    "dining": lambda r: _dining_group(r, None), "conference": lambda r: _dining_group(r, "conference", 12),
-    "cabinet": _wall_single("cabinet"), "dresser": _wall_single("dresser"), "bookshelf": _wall_single("bookshelf"),
-    "counter": _wall_single("counter"), "refrigerator": _wall_single("refrigerator"), "toilet": _wall_single("toilet"),
-    "sink": _wall_single("sink"), "garbagebin": _free_single("garbagebin"), "chair": _free_single("chair"),
+    "bed": _bed_group,
+    "bath": _bath_group,
+    "sofa": _sofa_group,
+    "desk": _desk_group,
+    "dining": lambda r: _dining_group(r, None),
+    "conference": lambda r: _dining_group(r, "conference", 12),
+    "cabinet": _wall_single("cabinet"),
+    "dresser": _wall_single("dresser"),
+    "bookshelf": _wall_single("bookshelf"),
+    "counter": _wall_single("counter"),
+    "refrigerator": _wall_single("refrigerator"),
+    "toilet": _wall_single("toilet"),
+    "sink": _wall_single("sink"),
+    "garbagebin": _free_single("garbagebin"),
+    "chair": _free_single("chair"),
     "night_stand": _wall_single("night_stand"),
 }
 
 # Room type -> (size range (m), [(group, min count, max count)]), groups placed in this order.
 ROOM_TYPES: dict[str, tuple[tuple[float, float], list[tuple[str, int, int]]]] = {
-    "bedroom": ((3.0, 5.5), [("bed", 1, 1), ("dresser", 0, 2), ("desk", 0, 1), ("cabinet", 0, 1),
-                             ("bookshelf", 0, 1), ("chair", 0, 1), ("garbagebin", 0, 1)]),
-    "living": ((3.5, 7.0), [("sofa", 1, 2), ("dresser", 0, 1), ("bookshelf", 0, 2), ("cabinet", 0, 2), ("chair", 0, 2),
-                            ("dining", 0, 1), ("garbagebin", 0, 1)]),
-    "office": ((3.0, 7.0), [("desk", 1, 4), ("bookshelf", 0, 2), ("cabinet", 0, 2), ("dining", 0, 1),
-                            ("garbagebin", 0, 2), ("sofa", 0, 1)]),
-    "kitchen": ((2.8, 6.0), [("counter", 1, 2), ("refrigerator", 1, 1), ("cabinet", 0, 2), ("dining", 0, 1),
-                             ("garbagebin", 0, 1), ("sink", 0, 1)]),
-    "bathroom": ((2.0, 3.6), [("bath", 1, 1), ("toilet", 1, 1), ("sink", 1, 2), ("cabinet", 0, 1),
-                              ("garbagebin", 0, 1)]),
-    "conference": ((4.5, 8.0), [("conference", 1, 1), ("cabinet", 0, 2), ("bookshelf", 0, 1),
-                                ("garbagebin", 0, 1)]),
-    "study": ((3.0, 6.0), [("bookshelf", 1, 3), ("desk", 1, 2), ("dining", 0, 1), ("night_stand", 0, 1),
-                           ("sofa", 0, 1), ("garbagebin", 0, 1)]),
+    "bedroom": (
+        (3.0, 5.5),
+        [
+            ("bed", 1, 1),
+            ("dresser", 0, 2),
+            ("desk", 0, 1),
+            ("cabinet", 0, 1),
+            ("bookshelf", 0, 1),
+            ("chair", 0, 1),
+            ("garbagebin", 0, 1),
+        ],
+    ),
+    "living": (
+        (3.5, 7.0),
+        [
+            ("sofa", 1, 2),
+            ("dresser", 0, 1),
+            ("bookshelf", 0, 2),
+            ("cabinet", 0, 2),
+            ("chair", 0, 2),
+            ("dining", 0, 1),
+            ("garbagebin", 0, 1),
+        ],
+    ),
+    "office": (
+        (3.0, 7.0),
+        [
+            ("desk", 1, 4),
+            ("bookshelf", 0, 2),
+            ("cabinet", 0, 2),
+            ("dining", 0, 1),
+            ("garbagebin", 0, 2),
+            ("sofa", 0, 1),
+        ],
+    ),
+    "kitchen": (
+        (2.8, 6.0),
+        [
+            ("counter", 1, 2),
+            ("refrigerator", 1, 1),
+            ("cabinet", 0, 2),
+            ("dining", 0, 1),
+            ("garbagebin", 0, 1),
+            ("sink", 0, 1),
+        ],
+    ),
+    "bathroom": (
+        (2.0, 3.6),
+        [("bath", 1, 1), ("toilet", 1, 1), ("sink", 1, 2), ("cabinet", 0, 1), ("garbagebin", 0, 1)],
+    ),
+    "conference": ((4.5, 8.0), [("conference", 1, 1), ("cabinet", 0, 2), ("bookshelf", 0, 1), ("garbagebin", 0, 1)]),
+    "study": (
+        (3.0, 6.0),
+        [
+            ("bookshelf", 1, 3),
+            ("desk", 1, 2),
+            ("dining", 0, 1),
+            ("night_stand", 0, 1),
+            ("sofa", 0, 1),
+            ("garbagebin", 0, 1),
+        ],
+    ),
 }
 
 
 # How often each room type is drawn (bedrooms and bathrooms carry the rarer classes).
-ROOM_WEIGHTS: dict[str, float] = {"bedroom": 0.2, "living": 0.14, "office": 0.14, "kitchen": 0.12,
-                                  "bathroom": 0.16, "conference": 0.09, "study": 0.15}
+ROOM_WEIGHTS: dict[str, float] = {
+    "bedroom": 0.2,
+    "living": 0.14,
+    "office": 0.14,
+    "kitchen": 0.12,
+    "bathroom": 0.16,
+    "conference": 0.09,
+    "study": 0.15,
+}
 
 
 def _openings(room: Room) -> None:
@@ -431,15 +521,17 @@ def _openings(room: Room) -> None:
             if not w.free(tt - ww / 2, tt + ww / 2, z0, z1, clear=0.25):
                 continue
             w.openings.append((tt - ww / 2, tt + ww / 2, z0, z1))
-            room.try_place("window", F.window(rng, ww, z1 - z0, WALL_T), w.at(tt) - w.n * (WALL_T / 2), w.yaw,
-                           z=z0, check=False)
+            room.try_place(
+                "window", F.window(rng, ww, z1 - z0, WALL_T), w.at(tt) - w.n * (WALL_T / 2), w.yaw, z=z0, check=False
+            )
             if rng.random() < 0.3:  # curtains beside the window
                 for s in (-1, 1):
                     cw = rng.uniform(0.35, 0.7)
                     ct = tt + s * (ww / 2 + cw / 2 - rng.uniform(0.0, 0.25))
                     if cw / 2 < ct < w.length - cw / 2:
-                        parts = F.curtain(rng, cw, z0=rng.choice([z0 - 0.05, rng.uniform(0.02, 0.2)]),
-                                          z1=min(H - 0.05, z1 + 0.15))
+                        parts = F.curtain(
+                            rng, cw, z0=rng.choice([z0 - 0.05, rng.uniform(0.02, 0.2)]), z1=min(H - 0.05, z1 + 0.15)
+                        )
                         obj = room.try_place("curtain", parts, w.at(ct) + w.n * 0.09, w.yaw, margin=0.0)
                         if obj is not None:
                             w.used.append((ct - cw / 2, ct + cw / 2, H))
@@ -470,8 +562,11 @@ def _shell(room: Room) -> None:
     p = room.shell
     W, D = room.polygon.max(0)
     # floor / ceiling as slabs over the polygon's rectangles (1 for a box room, 2 for an L)
-    rects = [(0.0, 0.0, W, D)] if len(room.polygon) == 4 else [
-        (0.0, 0.0, W, room.polygon[2, 1]), (0.0, room.polygon[2, 1], room.polygon[3, 0], D)]
+    rects = (
+        [(0.0, 0.0, W, D)]
+        if len(room.polygon) == 4
+        else [(0.0, 0.0, W, room.polygon[2, 1]), (0.0, room.polygon[2, 1], room.polygon[3, 0], D)]
+    )
     ceil_c = F.color(rng, "white", 0.02)
     for x0, y0, x1, y1 in rects:
         p.box_minmax((x0, y0, -0.05), (x1, y1, 0.0), room.floor_color)
@@ -492,8 +587,12 @@ def _shell(room: Room) -> None:
             if b - a < 1e-4 or z1 - z0 < 1e-4:
                 continue
             c = w.at((a + b) / 2) - w.n * (WALL_T / 2)
-            p.box((c[0], c[1], (z0 + z1) / 2), (b - a, WALL_T, z1 - z0), room.wall_color,
-                  yaw=float(np.arctan2(w.u[1], w.u[0])))
+            p.box(
+                (c[0], c[1], (z0 + z1) / 2),
+                (b - a, WALL_T, z1 - z0),
+                room.wall_color,
+                yaw=float(np.arctan2(w.u[1], w.u[0])),
+            )
         # skirting board
         if w.length > 0.2:
             c = w.at(w.length / 2) + w.n * 0.006
@@ -557,9 +656,16 @@ LOOKALIKES: dict[str, list[tuple[str, int, int]]] = {
     "bathroom": [("cabinet", 0, 1)],
     "conference": [("tv_stand", 0, 1), ("filing_cabinet", 0, 1)],
 }
-LOOKALIKE_BUILDERS = {"wardrobe": X.wardrobe, "tv_stand": X.tv_stand, "ottoman": X.ottoman,
-                      "shoe_rack": X.shoe_rack, "filing_cabinet": X.filing_cabinet, "bench": X.bench,
-                      "cabinet": F.cabinet, "counter": F.counter}
+LOOKALIKE_BUILDERS = {
+    "wardrobe": X.wardrobe,
+    "tv_stand": X.tv_stand,
+    "ottoman": X.ottoman,
+    "shoe_rack": X.shoe_rack,
+    "filing_cabinet": X.filing_cabinet,
+    "bench": X.bench,
+    "cabinet": F.cabinet,
+    "counter": F.counter,
+}
 
 
 def _lookalikes(room: Room) -> None:
@@ -584,15 +690,27 @@ def _lookalikes(room: Room) -> None:
             w = ob.wall
             parts = X.kitchen_wall_cabinets(rng, ob.box[4])
             lo, hi = X.extent(parts)
-            room.try_place("wall_cabinet", parts, w.at(ob.wall_t) + w.n * (-lo[0] + 0.005), w.yaw,
-                           z=rng.uniform(1.4, 1.55), check=False)
+            room.try_place(
+                "wall_cabinet",
+                parts,
+                w.at(ob.wall_t) + w.n * (-lo[0] + 0.005),
+                w.yaw,
+                z=rng.uniform(1.4, 1.55),
+                check=False,
+            )
 
 
 # Kinds whose top holds clutter, with the clutter menu and the number of items (min, max).
 CLUTTER_HOSTS: dict[str, tuple[dict, int, int]] = {
-    "table": (X.TOP_CLUTTER, 0, 3), "desk": (X.DESK_CLUTTER, 1, 3), "dresser": (X.TOP_CLUTTER, 0, 3),
-    "night_stand": (X.TOP_CLUTTER, 0, 2), "counter": (X.TOP_CLUTTER, 0, 3), "cabinet": (X.TOP_CLUTTER, 0, 2),
-    "tv_stand": (X.TOP_CLUTTER, 0, 2), "bookshelf": (X.TOP_CLUTTER, 0, 2), "filing_cabinet": (X.TOP_CLUTTER, 0, 2),
+    "table": (X.TOP_CLUTTER, 0, 3),
+    "desk": (X.DESK_CLUTTER, 1, 3),
+    "dresser": (X.TOP_CLUTTER, 0, 3),
+    "night_stand": (X.TOP_CLUTTER, 0, 2),
+    "counter": (X.TOP_CLUTTER, 0, 3),
+    "cabinet": (X.TOP_CLUTTER, 0, 2),
+    "tv_stand": (X.TOP_CLUTTER, 0, 2),
+    "bookshelf": (X.TOP_CLUTTER, 0, 2),
+    "filing_cabinet": (X.TOP_CLUTTER, 0, 2),
     "bed": ({"laundry": X.laundry, "bag": X.bag, "books": X.books}, 0, 2),
 }
 
@@ -650,8 +768,9 @@ def _clutter(room: Room) -> None:
             room.try_place("rug", X.rug(rng), xy, rng.uniform(-np.pi, np.pi), check=False)
 
 
-def _hang(room: Room, kind: str, parts: PartList, z0: tuple[float, float], wall: Wall | None = None,
-          t: float | None = None) -> bool:
+def _hang(
+    room: Room, kind: str, parts: PartList, z0: tuple[float, float], wall: Wall | None = None, t: float | None = None
+) -> bool:
     """Hang an item on a wall (on a free stretch of it, or at `t` on `wall`) with its bottom at a height in z0."""
     rng = room.rng
     lo, hi = X.extent(parts)

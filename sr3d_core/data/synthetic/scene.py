@@ -56,9 +56,13 @@ def _assemble(room: Room) -> RayCaster:
     sv, sf, sc = room.shell.finish()
     sid = np.full(len(sf), -1, np.int32)
     sid[(sv[sf][:, :, 2].min(1) >= room.height - 1e-6)] = -2  # ceiling slabs
-    for i, (v, f, c, o, m) in enumerate([(sv, sf, sc, sid, room.shell.materials())] + [
+    for i, (v, f, c, o, m) in enumerate(
+        [(sv, sf, sc, sid, room.shell.materials())]
+        + [
             (ob.vertices, ob.triangles, ob.colors, np.full(len(ob.triangles), k, np.int32), ob.materials)
-            for k, ob in enumerate(room.objects)]):
+            for k, ob in enumerate(room.objects)
+        ]
+    ):
         parts_v.append(v)
         parts_f.append(f + nv)
         parts_c.append(c)
@@ -68,12 +72,14 @@ def _assemble(room: Room) -> RayCaster:
     colors = np.concatenate(parts_c)
     if room.world.lighting:  # surfaces are not flat-coloured: a little colour variation per triangle
         colors = np.clip(colors * room.rng.uniform(0.88, 1.12, (len(colors), 1)), 0, 1)
-    return RayCaster(np.concatenate(parts_v), np.concatenate(parts_f), colors, np.concatenate(parts_o),
-                     np.concatenate(parts_m))
+    return RayCaster(
+        np.concatenate(parts_v), np.concatenate(parts_f), colors, np.concatenate(parts_o), np.concatenate(parts_m)
+    )
 
 
-def _handheld_pose(room: Room, rng: np.random.Generator,
-                   classes: tuple[str, ...]) -> tuple[np.ndarray, float, float, float]:
+def _handheld_pose(
+    room: Room, rng: np.random.Generator, classes: tuple[str, ...]
+) -> tuple[np.ndarray, float, float, float]:
     """A hand-held capture as in SUN RGB-D: chest-to-eye height, pitched down, small roll, turned roughly towards
     a piece of furniture 1-4.5 m away (or anywhere) rather than aimed at it."""
     h = float(np.clip(rng.normal(1.3, 0.2), 0.75, 1.8))
@@ -96,8 +102,9 @@ def _handheld_pose(room: Room, rng: np.random.Generator,
     return np.array([xy[0], xy[1], h]), float(rng.uniform(-np.pi, np.pi)), tilt, roll
 
 
-def _look_pose(room: Room, rng: np.random.Generator,
-               classes: tuple[str, ...]) -> tuple[np.ndarray, float, float, float]:
+def _look_pose(
+    room: Room, rng: np.random.Generator, classes: tuple[str, ...]
+) -> tuple[np.ndarray, float, float, float]:
     """A robot-height camera in free space, 1-4 m from one piece of furniture and roughly facing it."""
     if room.world.camera:
         return _handheld_pose(room, rng, classes)
@@ -126,15 +133,20 @@ def _look_pose(room: Room, rng: np.random.Generator,
     return np.array([xy[0], xy[1], h]), yaw, tilt, float(rng.normal(0, 0.03))
 
 
-def _view_score(caster: RayCaster, room: Room, pose, preset: SyntheticPreset, rng: np.random.Generator,
-                cam: CameraModel | None = None) -> float:
+def _view_score(
+    caster: RayCaster,
+    room: Room,
+    pose,
+    preset: SyntheticPreset,
+    rng: np.random.Generator,
+    cam: CameraModel | None = None,
+) -> float:
     """Cheap preview (every 8th pixel): labelled objects in view plus the fraction of valid returns."""
     cam = preset.camera if cam is None else cam
     pos, yaw, tilt, roll = pose
     shot = caster.capture(cam, pos, camera_rotation(yaw, tilt, roll), rng, 8)
     oid = shot["object_id"]
-    kinds = [room.objects[k].kind for k in np.unique(oid[oid >= 0])
-             if (oid == k).sum() >= 5]
+    kinds = [room.objects[k].kind for k in np.unique(oid[oid >= 0]) if (oid == k).sum() >= 5]
     n_cls = sum(k in preset.class_names for k in kinds)
     n_pix = (cam.width // 8) * (cam.height // 8)
     return n_cls + len(oid) / n_pix
@@ -203,8 +215,9 @@ def build_room(preset: SyntheticPreset, rng: np.random.Generator) -> tuple[Room,
     return room, _assemble(room)
 
 
-def labelled_boxes(room: Room, pts: np.ndarray, oid: np.ndarray,
-                   preset: SyntheticPreset) -> tuple[np.ndarray, np.ndarray]:
+def labelled_boxes(
+    room: Room, pts: np.ndarray, oid: np.ndarray, preset: SyntheticPreset
+) -> tuple[np.ndarray, np.ndarray]:
     """The GT of what a capture saw: boxes of the preset's classes with enough visible points.
 
     Args:
@@ -310,5 +323,15 @@ def generate_scene(preset: SyntheticPreset, seed: int, index: int) -> SceneSampl
         align[:3, :3] = rot_z(a)
         align[:3, 3] = [*rng.normal(0, 0.5, 2), 0.0]
     points = np.concatenate([pts, col], 1).astype(np.float32)
-    return SceneSample(points, boxes_a.astype(np.float32), labels, frame,
-                       cam2frame, cam.intrinsic_matrix(), align, room.room_type, (cam.height, cam.width), cam.name)
+    return SceneSample(
+        points,
+        boxes_a.astype(np.float32),
+        labels,
+        frame,
+        cam2frame,
+        cam.intrinsic_matrix(),
+        align,
+        room.room_type,
+        (cam.height, cam.width),
+        cam.name,
+    )

@@ -70,8 +70,16 @@ class CameraModel:
     @property
     def realistic(self) -> bool:
         """True when any effect beyond the plain noise and dropout model is on."""
-        return bool(self.flying_pixels or self.dark_dropout or any(self.material_dropout) or self.thin_dropout
-                    or self.misregistration_px or self.disparity_step or self.noise_lin or self.noise_z2)
+        return bool(
+            self.flying_pixels
+            or self.dark_dropout
+            or any(self.material_dropout)
+            or self.thin_dropout
+            or self.misregistration_px
+            or self.disparity_step
+            or self.noise_lin
+            or self.noise_z2
+        )
 
     def intrinsic_matrix(self) -> np.ndarray:
         """3x3 K."""
@@ -84,21 +92,99 @@ class CameraModel:
 # baseline, 0.08 px subpixel error, loses thin structures). The synthetic frame draws one per capture.
 SENSORS: dict[str, CameraModel] = {
     "kinect_v1": CameraModel(
-        640, 480, 525.0, 525.0, 319.5, 239.5, 0.5, 5.0, 0.0, 0.0, 0.01, 0.25, 0.03, name="kinect_v1",
-        noise_z2=1.425e-3, baseline=0.075, disparity_step=0.125, flying_pixels=0.25, dark_dropout=0.5,
-        material_dropout=(0.0, 0.85, 0.9, 0.5, 0.25), thin_dropout=0.3, misregistration_px=2.0),
+        640,
+        480,
+        525.0,
+        525.0,
+        319.5,
+        239.5,
+        0.5,
+        5.0,
+        0.0,
+        0.0,
+        0.01,
+        0.25,
+        0.03,
+        name="kinect_v1",
+        noise_z2=1.425e-3,
+        baseline=0.075,
+        disparity_step=0.125,
+        flying_pixels=0.25,
+        dark_dropout=0.5,
+        material_dropout=(0.0, 0.85, 0.9, 0.5, 0.25),
+        thin_dropout=0.3,
+        misregistration_px=2.0,
+    ),
     "xtion": CameraModel(
-        640, 480, 570.3, 570.3, 319.5, 239.5, 0.6, 4.5, 0.0, 0.0, 0.01, 0.25, 0.03, name="xtion",
-        noise_z2=1.6e-3, baseline=0.075, disparity_step=0.125, flying_pixels=0.25, dark_dropout=0.5,
-        material_dropout=(0.0, 0.85, 0.9, 0.5, 0.25), thin_dropout=0.3, misregistration_px=2.0),
+        640,
+        480,
+        570.3,
+        570.3,
+        319.5,
+        239.5,
+        0.6,
+        4.5,
+        0.0,
+        0.0,
+        0.01,
+        0.25,
+        0.03,
+        name="xtion",
+        noise_z2=1.6e-3,
+        baseline=0.075,
+        disparity_step=0.125,
+        flying_pixels=0.25,
+        dark_dropout=0.5,
+        material_dropout=(0.0, 0.85, 0.9, 0.5, 0.25),
+        thin_dropout=0.3,
+        misregistration_px=2.0,
+    ),
     "kinect_v2": CameraModel(
-        512, 424, 365.0, 365.0, 255.5, 211.5, 0.5, 4.5, 0.0015, 0.0, 0.005, 0.2, 0.03, name="kinect_v2",
-        noise_lin=0.0015, flying_pixels=0.6, dark_dropout=0.6, material_dropout=(0.0, 0.8, 0.9, 0.6, 0.2),
-        thin_dropout=0.1, misregistration_px=3.0),
+        512,
+        424,
+        365.0,
+        365.0,
+        255.5,
+        211.5,
+        0.5,
+        4.5,
+        0.0015,
+        0.0,
+        0.005,
+        0.2,
+        0.03,
+        name="kinect_v2",
+        noise_lin=0.0015,
+        flying_pixels=0.6,
+        dark_dropout=0.6,
+        material_dropout=(0.0, 0.8, 0.9, 0.6, 0.2),
+        thin_dropout=0.1,
+        misregistration_px=3.0,
+    ),
     "realsense_d435": CameraModel(
-        640, 480, 385.0, 385.0, 319.5, 239.5, 0.3, 6.0, 0.001, 0.0, 0.02, 0.25, 0.04, name="realsense_d435",
-        noise_z2=4.2e-3, baseline=0.05, disparity_step=1 / 32, flying_pixels=0.15, dark_dropout=0.2,
-        material_dropout=(0.0, 0.7, 0.85, 0.4, 0.35), thin_dropout=0.6, misregistration_px=1.5),
+        640,
+        480,
+        385.0,
+        385.0,
+        319.5,
+        239.5,
+        0.3,
+        6.0,
+        0.001,
+        0.0,
+        0.02,
+        0.25,
+        0.04,
+        name="realsense_d435",
+        noise_z2=4.2e-3,
+        baseline=0.05,
+        disparity_step=1 / 32,
+        flying_pixels=0.15,
+        dark_dropout=0.2,
+        material_dropout=(0.0, 0.7, 0.85, 0.4, 0.35),
+        thin_dropout=0.6,
+        misregistration_px=1.5,
+    ),
 }
 
 
@@ -124,8 +210,13 @@ class Lighting:
     def draw(rng: np.random.Generator, light: np.ndarray) -> "Lighting":
         """Random conditions around a light at `light`."""
         wb = np.clip(rng.normal(1.0, 0.07, 3), 0.8, 1.2)
-        return Lighting(float(rng.uniform(0.7, 1.25)), (float(wb[0]), float(wb[1]), float(wb[2])),
-                        tuple(float(v) for v in light), float(rng.uniform(0.35, 0.7)), float(rng.uniform(0.0, 0.12)))
+        return Lighting(
+            float(rng.uniform(0.7, 1.25)),
+            (float(wb[0]), float(wb[1]), float(wb[2])),
+            tuple(float(v) for v in light),
+            float(rng.uniform(0.35, 0.7)),
+            float(rng.uniform(0.0, 0.12)),
+        )
 
 
 def camera_rotation(yaw: float, tilt: float, roll: float) -> np.ndarray:
@@ -154,18 +245,31 @@ def _pixel_rays(cam: CameraModel, stride: int) -> tuple[np.ndarray, np.ndarray]:
 class RayCaster:
     """One RaycastingScene per room, plus the per-triangle colour and object id tables."""
 
-    def __init__(self, vertices: np.ndarray, triangles: np.ndarray, tri_colors: np.ndarray,
-                 tri_object: np.ndarray, tri_material: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        vertices: np.ndarray,
+        triangles: np.ndarray,
+        tri_colors: np.ndarray,
+        tri_object: np.ndarray,
+        tri_material: np.ndarray | None = None,
+    ) -> None:
         self.scene = o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(o3d.core.Tensor(vertices.astype(np.float32)),
-                                 o3d.core.Tensor(triangles.astype(np.uint32)))
+        self.scene.add_triangles(
+            o3d.core.Tensor(vertices.astype(np.float32)), o3d.core.Tensor(triangles.astype(np.uint32))
+        )
         self.tri_colors = tri_colors.astype(np.float32)
         self.tri_object = tri_object.astype(np.int32)
-        self.tri_material = (np.zeros(len(triangles), np.int8) if tri_material is None
-                             else tri_material.astype(np.int8))
+        self.tri_material = np.zeros(len(triangles), np.int8) if tri_material is None else tri_material.astype(np.int8)
 
-    def capture(self, cam: CameraModel, position: np.ndarray, R_wc: np.ndarray, rng: np.random.Generator,
-                stride: int = 1, lighting: Lighting | None = None) -> dict[str, np.ndarray]:
+    def capture(
+        self,
+        cam: CameraModel,
+        position: np.ndarray,
+        R_wc: np.ndarray,
+        rng: np.random.Generator,
+        stride: int = 1,
+        lighting: Lighting | None = None,
+    ) -> dict[str, np.ndarray]:
         """Render one depth frame and back-project it.
 
         Args:
@@ -190,8 +294,7 @@ class RayCaster:
         prim = hit["primitive_ids"].numpy()
         normal = hit["primitive_normals"].numpy()
         if cam.realistic or lighting is not None:
-            return self._capture_real(cam, position, d_cam, d_w, inv_norm, depth, prim, normal, rng, stride,
-                                      lighting)
+            return self._capture_real(cam, position, d_cam, d_w, inv_norm, depth, prim, normal, rng, stride, lighting)
         ok = np.isfinite(depth) & (depth > cam.min_depth) & (depth < cam.max_depth)
         cosang = np.abs(np.einsum("ij,ij->i", normal, d_w)) * inv_norm
         p_drop = cam.dropout + np.clip((cam.grazing_cos - cosang) / cam.grazing_cos, 0, 1) * 0.9
@@ -205,10 +308,20 @@ class RayCaster:
         col = np.clip(col + rng.normal(0.0, cam.color_noise, col.shape).astype(np.float32), 0.0, 1.0)
         return {"points_cam": pts, "colors": col, "object_id": self.tri_object[prim]}
 
-
-    def _capture_real(self, cam: CameraModel, position: np.ndarray, d_cam: np.ndarray, d_w: np.ndarray,
-                      inv_norm: np.ndarray, depth: np.ndarray, prim: np.ndarray, normal: np.ndarray,
-                      rng: np.random.Generator, stride: int, lighting: Lighting | None) -> dict[str, np.ndarray]:
+    def _capture_real(
+        self,
+        cam: CameraModel,
+        position: np.ndarray,
+        d_cam: np.ndarray,
+        d_w: np.ndarray,
+        inv_norm: np.ndarray,
+        depth: np.ndarray,
+        prim: np.ndarray,
+        normal: np.ndarray,
+        rng: np.random.Generator,
+        stride: int,
+        lighting: Lighting | None,
+    ) -> dict[str, np.ndarray]:
         """`capture` with a real sensor's effects, worked on the organized image (see CameraModel's fields)."""
         h, w = len(range(0, cam.height, stride)), len(range(0, cam.width, stride))
         n = h * w
@@ -224,7 +337,7 @@ class RayCaster:
             to_l = np.asarray(lighting.light) - pts_w
             dist = np.linalg.norm(to_l, axis=1) + 1e-6
             cos_l = np.abs(np.einsum("ij,ij->i", normal, to_l)) / dist
-            shade_ = (lighting.ambient + (1 - lighting.ambient) * cos_l) / (1 + lighting.falloff * dist ** 2)
+            shade_ = (lighting.ambient + (1 - lighting.ambient) * cos_l) / (1 + lighting.falloff * dist**2)
             col = base_col * shade_[:, None] * np.asarray(lighting.white_balance, np.float32)
             # Auto exposure: the camera brings the frame's median brightness to a mid level, times the gain.
             lum = col[hit] @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -264,8 +377,7 @@ class RayCaster:
             zf = Zi.ravel()
         keep = np.isfinite(zf)
         zk = zf[keep]
-        sigma = (cam.noise_base + cam.noise_quad * (zk - cam.min_depth) ** 2 + cam.noise_lin * zk
-                 + cam.noise_z2 * zk ** 2)
+        sigma = cam.noise_base + cam.noise_quad * (zk - cam.min_depth) ** 2 + cam.noise_lin * zk + cam.noise_z2 * zk**2
         zk = zk + rng.normal(0.0, 1.0, len(zk)) * sigma
         if cam.disparity_step:  # structured light / stereo: depth from a quantized disparity
             fb = cam.fx / stride * cam.baseline

@@ -52,25 +52,39 @@ def sample_info(preset: SyntheticPreset, s: SceneSample, index: int, lidar_path:
     }
     if preset.dataset == "scannet":
         info["axis_align_matrix"] = s.axis_align_matrix.tolist()
-        info["instances"] = [{"bbox_3d": [float(v) for v in b[:6]], "bbox_label_3d": int(lab)}
-                             for b, lab in zip(s.boxes, s.labels)]
+        info["instances"] = [
+            {"bbox_3d": [float(v) for v in b[:6]], "bbox_label_3d": int(lab)} for b, lab in zip(s.boxes, s.labels)
+        ]
     else:
         K4 = np.eye(4)
         K4[:3, :3] = s.intrinsics
         depth2img = K4 @ np.linalg.inv(s.cam2frame)
-        info["images"] = {"CAM0": {"img_path": "", "height": s.image_size[0], "width": s.image_size[1],
-                                   "depth2img": depth2img.tolist()}}
-        info["instances"] = [{"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(lab)}
-                             for b, lab in zip(s.boxes, s.labels)]
+        info["images"] = {
+            "CAM0": {
+                "img_path": "",
+                "height": s.image_size[0],
+                "width": s.image_size[1],
+                "depth2img": depth2img.tolist(),
+            }
+        }
+        info["instances"] = [
+            {"bbox_3d": [float(v) for v in b], "bbox_label_3d": int(lab)} for b, lab in zip(s.boxes, s.labels)
+        ]
     info["synthetic"] = {"room_type": s.room_type, "frame": s.frame, "cam2frame": s.cam2frame.tolist()}
     if preset.world.sensor:
         info["synthetic"]["sensor"] = s.sensor
     return info
 
 
-def write_dataset(preset_name: str | SyntheticPreset, num_scenes: int, seed: int, out: str | Path,
-                  split: str = "train", workers: int = 2,
-                  progress: Callable[[int], None] | None = None) -> tuple[Path, float]:
+def write_dataset(
+    preset_name: str | SyntheticPreset,
+    num_scenes: int,
+    seed: int,
+    out: str | Path,
+    split: str = "train",
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Path, float]:
     """Generate and write `num_scenes` samples; identical bytes for identical (preset, seed, N).
 
     Args:
@@ -109,8 +123,13 @@ def write_dataset(preset_name: str | SyntheticPreset, num_scenes: int, seed: int
                 infos.append(info)
                 if progress:
                     progress(1)
-    meta = {"categories": {n: i for i, n in enumerate(preset.class_names)}, "dataset": preset.dataset,
-            "info_version": "1.1", "synthetic_preset": preset.name, "seed": seed}
+    meta = {
+        "categories": {n: i for i, n in enumerate(preset.class_names)},
+        "dataset": preset.dataset,
+        "info_version": "1.1",
+        "synthetic_preset": preset.name,
+        "seed": seed,
+    }
     if preset.world.any:
         meta["synthetic_world"] = dataclasses.asdict(preset.world)
     path = info_path(out, preset, split)
