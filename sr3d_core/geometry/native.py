@@ -23,7 +23,8 @@ LIBRARY = extension.CompiledLibrary(
     "geometry",
     {
         "sr3d_rotated_iou_bev": ([_P, _P, _I64, _INT, _P], _INT),
-        "sr3d_nms_rotated_bev": ([_P, _P, _I64, _DBL, _INT, _P], _I64),
+        "sr3d_nms_rotated_bev": ([_P, _P, _I64, _DBL, _INT, _INT, _P], _I64),
+        "sr3d_set_parallel_scale": ([_DBL], _DBL),
         "sr3d_convex_clip": ([_P, _I64, _P, _I64, _I64, _DBL, _INT, _P, _P, _P, _P], _INT),
         "sr3d_isa": ([], _INT),
     },
@@ -173,6 +174,7 @@ def nms_rotated_bev(boxes: torch.Tensor, labels: torch.Tensor, iou_threshold: fl
             b.shape[0],
             float(iou_threshold),
             int(boxes.dtype != torch.float64),
+            threads(),
             keep.data_ptr(),
         )
         < 0

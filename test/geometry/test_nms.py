@@ -81,6 +81,28 @@ def test_matches_python_greedy(seed, rotated, iou_path):
     assert isinstance(got, torch.Tensor) and got.tolist() == ref
 
 
+def test_compiled_nms_groups_any_labels_alike():
+    """Labels far apart (the compiled loop's sort instead of its counting sort) and many classes give the kept
+    boxes that small labels give, at any thread count."""
+    from sr3d_core.geometry import native
+
+    if not native.available(torch.zeros(1)):
+        pytest.skip("no C compiler: pure-PyTorch path only")
+    rng = np.random.default_rng(7)
+    boxes, _, labels = _clustered(rng, 2000, n_classes=40)
+    b, lab = torch.from_numpy(boxes), torch.from_numpy(labels)
+    was = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results += [native.nms_rotated_bev(b, lab, 0.3), native.nms_rotated_bev(b, lab * 10**15 - 7, 0.3)]
+    finally:
+        torch.set_num_threads(was)
+    assert 100 < int(results[0].sum()) < 1900
+    assert all(torch.equal(results[0], r) for r in results[1:])
+
+
 def test_single_class_and_six_number_boxes():
     rng = np.random.default_rng(9)
     boxes, scores, _ = _clustered(rng, 200)

@@ -109,41 +109,39 @@ void SR3D_ISA(rotated_iou_bev)(const double *b1, const double *b2, int64_t n, do
     }
 }
 
-/* Greedy per-class NMS on the rotated BEV IoU above: boxes b (k x 7) in descending score order, labels (k); box j
- * is suppressed by the first kept box i < j of its label with IoU(i, j) > thr. The IoU is compared as the caller's
- * dtype would hold it (single: rounded to float, against the float threshold). Boxes whose axis-aligned
- * footprints do not overlap are skipped (their IoU is 0). keep[i] = 1 for the kept boxes; returns their number. */
-int64_t SR3D_ISA(nms_rotated_bev)(const double *b, const int64_t *labels, int64_t k, double thr, int single,
-                             uint8_t *keep) {
-    double *ext = malloc((size_t)(k > 0 ? k : 1) * 4 * sizeof(double)); /* x_min, x_max, y_min, y_max */
-    if (!ext) return -1;
-    for (int64_t i = 0; i < k; ++i) {
-        const double *p = b + 7 * i, c = fabs(cos(p[6])), s = fabs(sin(p[6]));
+/* Greedy NMS on the rotated BEV IoU above among the boxes idx[0 .. n) of one label (ascending: score order), boxes
+ * b (x 7): box idx[r] is suppressed by the first kept box idx[q], q < r, with IoU > thr. The IoU is compared as the
+ * caller's dtype would hold it (single: rounded to float, against the float threshold). Boxes whose axis-aligned
+ * footprints (ext: 4 n doubles of scratch) do not overlap are skipped (their IoU is 0). Writes keep[idx[q]] (1:
+ * kept) and returns the number kept. */
+int64_t SR3D_ISA(nms_group)(const double *b, const int64_t *idx, int64_t n, double thr, int single, double *ext,
+                            uint8_t *keep) {
+    for (int64_t q = 0; q < n; ++q) {
+        const double *p = b + 7 * idx[q], c = fabs(cos(p[6])), s = fabs(sin(p[6]));
         const double hx = 0.5 * (c * p[3] + s * p[4]), hy = 0.5 * (s * p[3] + c * p[4]);
         const double pad = 1e-9 * (fabs(p[0]) + fabs(p[1]) + hx + hy); /* the footprint test only skips */
-        ext[4 * i + 0] = p[0] - hx - pad;
-        ext[4 * i + 1] = p[0] + hx + pad;
-        ext[4 * i + 2] = p[1] - hy - pad;
-        ext[4 * i + 3] = p[1] + hy + pad;
-        keep[i] = 1;
+        ext[4 * q + 0] = p[0] - hx - pad;
+        ext[4 * q + 1] = p[0] + hx + pad;
+        ext[4 * q + 2] = p[1] - hy - pad;
+        ext[4 * q + 3] = p[1] + hy + pad;
+        keep[idx[q]] = 1;
     }
     const float thr_f = (float)thr;
     int64_t kept = 0;
-    for (int64_t i = 0; i < k; ++i) {
+    for (int64_t q = 0; q < n; ++q) {
+        const int64_t i = idx[q];
         if (!keep[i]) continue;
         ++kept;
-        const double *ei = ext + 4 * i;
-        for (int64_t j = i + 1; j < k; ++j) {
-            const double *ej = ext + 4 * j;
-            if (!keep[j] || labels[j] != labels[i] || ej[0] >= ei[1] || ei[0] >= ej[1] || ej[2] >= ei[3] ||
-                ei[2] >= ej[3])
-                continue;
+        const double *ei = ext + 4 * q;
+        for (int64_t r = q + 1; r < n; ++r) {
+            const double *ej = ext + 4 * r;
+            const int64_t j = idx[r];
+            if (!keep[j] || ej[0] >= ei[1] || ei[0] >= ej[1] || ej[2] >= ei[3] || ei[2] >= ej[3]) continue;
             double iou;
             SR3D_ISA(rotated_iou_bev)(b + 7 * i, b + 7 * j, 1, &iou);
             if (single ? (float)iou > thr_f : iou > thr) keep[j] = 0;
         }
     }
-    free(ext);
     return kept;
 }
 
