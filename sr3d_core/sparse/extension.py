@@ -15,13 +15,14 @@ shape, with errors that name the function and the argument.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ import torch
 from . import build_spec
 
 # The ABI the bindings are written for: SR3D_ABI_VERSION in csrc/engine.h.
-ABI_VERSION = 2
+ABI_VERSION = 3
 # Where the libraries live: the repository root, or site-packages for an installed package.
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "run `make setup` (or `pip install -e .`, or `colcon build`) to build it; `sr3d-doctor` shows what is in use"
@@ -56,6 +57,29 @@ def enabled() -> bool:
 def threads() -> int:
     """The threads a compiled call uses: torch's intra-op thread count, so one setting governs both."""
     return torch.get_num_threads()
+
+
+_LIBRARIES: list["CompiledLibrary"] = []  # every library the bindings declared, for `parallel_thresholds`
+
+
+@contextlib.contextmanager
+def parallel_thresholds(scale: float) -> Iterator[None]:
+    """Multiply the work from which the compiled calls split over the threads by ``scale`` while in the block.
+
+    Below its threshold a call runs on one thread, since starting a parallel region costs more than it saves. The
+    result never depends on the split, only the time: ``scale=0`` makes every call split (so tests exercise the
+    threaded code on small inputs), other values measure where the thresholds should lie.
+
+    Args:
+        scale: The factor (1: the built-in thresholds).
+    """
+    libs = [lib for lib in _LIBRARIES if "sr3d_set_parallel_scale" in lib.signatures and lib.get() is not None]
+    was = [lib.get().sr3d_set_parallel_scale(float(scale)) for lib in libs]
+    try:
+        yield
+    finally:
+        for lib, old in zip(libs, was):
+            lib.get().sr3d_set_parallel_scale(old)
 
 
 @dataclass
@@ -98,6 +122,7 @@ class CompiledLibrary:
         self._lib: Optional[ctypes.CDLL] = None
         self._status: Optional[Status] = None
         self._lock = threading.Lock()
+        _LIBRARIES.append(self)
 
     def get(self) -> Optional[ctypes.CDLL]:
         """The loaded library, or None (after one warning) when it cannot be used."""

@@ -43,8 +43,9 @@ LIBRARY = extension.CompiledLibrary("sparse", {
     "sr3d_conv_pairs": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT, _INT], _INT),
     "sr3d_conv_weight_grad": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT], _INT),
     "sr3d_transpose_weights": ([_P, _I64, _I64, _I64, _P], None),
-    "sr3d_max_pool": ([_P, _I64, _I64, _P, _I64, _P, _P], _INT),
-    "sr3d_max_pool_grad": ([_P, _P, _I64, _I64, _P, _I64], _INT),
+    "sr3d_max_pool": ([_P, _I64, _I64, _P, _I64, _P, _P, _INT], _INT),
+    "sr3d_max_pool_grad": ([_P, _P, _I64, _I64, _P, _I64, _INT], _INT),
+    "sr3d_set_parallel_scale": ([_DBL], _DBL),
     "sr3d_isa": ([], _INT),
 })
 _F32, _I64T = torch.float32, torch.int64
@@ -419,7 +420,7 @@ def max_pool(x: torch.Tensor, parent: torch.Tensor, n_out: int) -> tuple[torch.T
     out = torch.empty((n_out, x.shape[1]), dtype=torch.float32)
     arg = torch.empty((n_out, x.shape[1]), dtype=torch.int32)
     rc = _library().sr3d_max_pool(x.data_ptr(), x.shape[0], x.shape[1], parent.data_ptr(), n_out, out.data_ptr(),
-                                  arg.data_ptr())
+                                  arg.data_ptr(), threads())
     raise_on(fn, rc)
     return out, arg
 
@@ -433,7 +434,7 @@ def max_pool_grad(grad_out: torch.Tensor, arg: torch.Tensor, n_in: int) -> torch
                                                      f"{tuple(grad_out.shape)} differ")
     grad_x = torch.empty((n_in, grad_out.shape[1]), dtype=torch.float32)
     rc = _library().sr3d_max_pool_grad(grad_out.data_ptr(), arg.data_ptr(), arg.shape[0], arg.shape[1],
-                                       grad_x.data_ptr(), n_in)
+                                       grad_x.data_ptr(), n_in, threads())
     raise_on(fn, rc)
     return grad_x
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sr3d_core.geometry import native as gnative
-from sr3d_core.sparse import native
+from sr3d_core.sparse import extension, native
 from sr3d_core.sparse.coords import kernel_offsets, offset_key, pack
 from sr3d_ros import native_records
 
@@ -131,33 +131,53 @@ def test_a_corrupt_pair_list_is_caught_in_c():
         native.conv_forward(c["x"], (starts, c["pairs"][1], c["pairs"][2]), c["n"], c["w"])
 
 
+@pytest.mark.parametrize("scale", [0.0, 1.0], ids=["every-call-splits", "built-in-thresholds"])
 @pytest.mark.parametrize("c_in,c_out", [(3, 16), (16, 32), (40, 24)])
-def test_results_do_not_depend_on_the_thread_count(c_in, c_out):
-    """Kernel maps, the convolution, both gradients and the IoU: 1, 2 and 3 threads give the same bits."""
+def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
+    """Kernel maps, voxelization's sort, the convolution, both gradients, the max pool and the box geometry: 1, 2
+    and 3 threads give the same bits, whether every call splits over the threads or only those above the work
+    thresholds do."""
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
+
     keys = _keys(20000, seed=c_in)
     n = keys.numel()
     g = torch.Generator().manual_seed(c_out)
     x, w = torch.randn(n, c_in, generator=g), torch.randn(27, c_in, c_out, generator=g)
     grad = torch.randn(n, c_out, generator=g)
     boxes = torch.rand(2000, 7, generator=g, dtype=torch.float64) + 0.1
+    labels = torch.randint(0, 5, (2000,), generator=g)
+    raw = torch.randint(-(1 << 20), 1 << 20, (30000,), generator=g) * 3  # voxel-key-like, with repeats
+    raw = torch.cat([raw, raw[:5000]])
+    prio = torch.randperm(raw.numel(), generator=g)
+    src = CoordSet(None, keys, 1)
+    dst, parent = km.downsample(src, 2)
     was = torch.get_num_threads()
     results = []
     try:
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            pairs = native.kernel_pairs(keys, keys, DELTAS, True)
-            plain = native.kernel_pairs(keys, keys, DELTAS, False)
-            out = [
-                *pairs,
-                *plain,
-                native.conv_forward(x, pairs, n, w),
-                native.conv_weight_grad(x, pairs, grad),
-                native.pairs_to_table(pairs, n, n),
-                gnative.rotated_iou_bev(boxes, boxes.flip(0)),
-            ]
-            if c_in % 8 == 0:
-                out.append(native.conv_input_grad(grad, pairs, n, w))
-            results.append(out)
+        with extension.parallel_thresholds(scale):
+            for threads in (1, 2, 3):
+                torch.set_num_threads(threads)
+                pairs = native.kernel_pairs(keys, keys, DELTAS, True)
+                plain = native.kernel_pairs(keys, keys, DELTAS, False)
+                pooled, arg = native.max_pool(x, parent, len(dst.keys))
+                out = [
+                    *pairs,
+                    *plain,
+                    *native.kernel_pairs_down(keys, dst.keys, parent, 1, AXIS_BITS),
+                    *native.unique_pick(raw, prio, AXIS_BITS),
+                    native.conv_forward(x, pairs, n, w),
+                    native.conv_weight_grad(x, pairs, grad),
+                    native.pairs_to_table(pairs, n, n),
+                    pooled,
+                    arg,
+                    native.max_pool_grad(pooled, arg, n),
+                    gnative.rotated_iou_bev(boxes, boxes.flip(0)),
+                    gnative.nms_rotated_bev(boxes, labels, 0.2),
+                ]
+                if c_in % 8 == 0:
+                    out.append(native.conv_input_grad(grad, pairs, n, w))
+                results.append(out)
     finally:
         torch.set_num_threads(was)
     for other in results[1:]:

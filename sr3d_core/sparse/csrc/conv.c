@@ -15,6 +15,11 @@
 
 enum { SR3D_ISA_BASE = 0, SR3D_ISA_AVX2 = 1 };
 
+/* The work from which a call splits over the threads (sr3d_team): multiply-adds of the convolution and its weight
+ * gradient, elements of the max pool. Measured on 2 cores: a split won from about these sizes on. */
+#define MIN_CONV_MACS 2.5e6
+#define MIN_POOL_ELEMS 2e5
+
 static ConvTaskFn conv_task = NULL; /* NULL until chosen: the best the CPU has */
 static WgradTaskFn wgrad_task = NULL;
 static int isa_chosen = -1;
@@ -120,6 +125,7 @@ SR3D_API int sr3d_conv_pairs(const float *x, int64_t c_in, const int64_t *starts
                              const float *w, int64_t c_out, float *out, int transpose, int check, int nthreads) {
     if (c_out % 8 || c_out <= 0 || c_in <= 0) return c_out % 8 ? SR3D_ERR_CHANNELS : SR3D_ERR_SIZE;
     if (kvol <= 0 || n_in < 0 || n_out < 0 || n_pairs < 0) return SR3D_ERR_SIZE;
+    nthreads = sr3d_team(nthreads, (double)n_pairs * (double)c_in * (double)c_out, MIN_CONV_MACS);
     const int rc = check_pairs(starts, rows_in, rows_out, kvol, n_pairs, n_in, n_out, check, nthreads);
     if (rc) return rc;
     if (conv_task == NULL) sr3d_select_isa(-1);
@@ -184,6 +190,7 @@ SR3D_API int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *
                                    int64_t n_out, const float *g, int64_t c_out, float *gw, int check, int nthreads) {
     if (c_out % 8 || c_out <= 0 || c_in <= 0) return c_out % 8 ? SR3D_ERR_CHANNELS : SR3D_ERR_SIZE;
     if (kvol <= 0 || n_in < 0 || n_out < 0 || n_pairs < 0) return SR3D_ERR_SIZE;
+    nthreads = sr3d_team(nthreads, (double)n_pairs * (double)c_in * (double)c_out, MIN_CONV_MACS);
     const int rc = check_pairs(starts, rows_in, rows_out, kvol, n_pairs, n_in, n_out, check, nthreads);
     if (rc) return rc;
     if (wgrad_task == NULL) sr3d_select_isa(-1);
@@ -224,32 +231,45 @@ SR3D_API int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *
 /* Max pool of rows into their parents (kernel = stride = 2): out[parent[i]][ch] = max over the children i, and
  * arg[parent[i]][ch] = the first child (lowest row) holding it, which the gradient is routed to (as
  * MinkowskiEngine's max pool does). A NaN wins and stays (as torch's amax). Every parent has a child. Returns
- * SR3D_OK, or SR3D_ERR_INDEX (nothing written past out) when a parent lies outside [0, m). */
+ * SR3D_OK, or SR3D_ERR_INDEX (nothing written past out) when a parent lies outside [0, m). Threads take blocks of
+ * channels (each walks every row in order for its own channels, so the result is the one-thread run's). */
 SR3D_API int sr3d_max_pool(const float *x, int64_t n, int64_t c, const int64_t *parent, int64_t m, float *out,
-                           int32_t *arg) {
+                           int32_t *arg, int nthreads) {
+    if (n < 0 || c < 0 || m < 0) return SR3D_ERR_SIZE;
     for (int64_t i = 0; i < n; ++i)
         if (parent[i] < 0 || parent[i] >= m) return SR3D_ERR_INDEX;
-    for (int64_t j = 0; j < m * c; ++j) arg[j] = -1;
-    for (int64_t i = 0; i < n; ++i) {
-        float *o = out + parent[i] * c;
-        int32_t *a = arg + parent[i] * c;
-        const float *xi = x + i * c;
-        for (int64_t ch = 0; ch < c; ++ch) { /* branchless: the comparisons of random features are coin flips */
-            const float v = xi[ch];
-            const int take = (a[ch] < 0) | (v > o[ch]) | ((v != v) & (o[ch] == o[ch]));
-            o[ch] = take ? v : o[ch];
-            a[ch] = take ? (int32_t)i : a[ch];
+    nthreads = sr3d_team(nthreads, (double)n * (double)c, MIN_POOL_ELEMS);
+    const int64_t block = 16, blocks = (c + block - 1) / block; /* 64 B: no line shared */
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && blocks > 1)
+    for (int64_t bl = 0; bl < blocks; ++bl) {
+        const int64_t c0 = bl * block, c1 = c0 + block < c ? c0 + block : c;
+        for (int64_t j = 0; j < m; ++j)
+            for (int64_t ch = c0; ch < c1; ++ch) arg[j * c + ch] = -1;
+        for (int64_t i = 0; i < n; ++i) {
+            float *o = out + parent[i] * c;
+            int32_t *a = arg + parent[i] * c;
+            const float *xi = x + i * c;
+            for (int64_t ch = c0; ch < c1; ++ch) { /* branchless: the comparisons of random features are coin flips */
+                const float v = xi[ch];
+                const int take = (a[ch] < 0) | (v > o[ch]) | ((v != v) & (o[ch] == o[ch]));
+                o[ch] = take ? v : o[ch];
+                a[ch] = take ? (int32_t)i : a[ch];
+            }
         }
     }
     return SR3D_OK;
 }
 
-/* Its gradient: gx (n, c) = 0 except gx[arg[j]][ch] = g[j] (each child feeds one parent: no collisions). Returns
- * SR3D_OK, or SR3D_ERR_INDEX when an arg lies outside [0, n). */
-SR3D_API int sr3d_max_pool_grad(const float *g, const int32_t *arg, int64_t m, int64_t c, float *gx, int64_t n) {
+/* Its gradient: gx (n, c) = 0 except gx[arg[j]][ch] = g[j] (each child feeds one parent: no collisions, so the
+ * parents split over the threads). Returns SR3D_OK, or SR3D_ERR_INDEX when an arg lies outside [0, n). */
+SR3D_API int sr3d_max_pool_grad(const float *g, const int32_t *arg, int64_t m, int64_t c, float *gx, int64_t n,
+                                int nthreads) {
+    if (n < 0 || c < 0 || m < 0) return SR3D_ERR_SIZE;
     for (int64_t j = 0; j < m * c; ++j)
         if (arg[j] < 0 || arg[j] >= n) return SR3D_ERR_INDEX;
     memset(gx, 0, (size_t)(n * c) * sizeof(float));
+    nthreads = sr3d_team(nthreads, (double)m * (double)c, MIN_POOL_ELEMS);
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (int64_t j = 0; j < m; ++j)
         for (int64_t ch = 0; ch < c; ++ch) gx[(int64_t)arg[j * c + ch] * c + ch] = g[j * c + ch];
     return SR3D_OK;

@@ -12,7 +12,7 @@
 #define SR3D_API __attribute__((visibility("default")))
 
 /* Bump on any change of an exported function's arguments or meaning: the Python bindings check it. */
-#define SR3D_ABI_VERSION 2
+#define SR3D_ABI_VERSION 3
 
 #ifndef SR3D_SOURCE_DIGEST
 #define SR3D_SOURCE_DIGEST "unknown"
@@ -22,11 +22,30 @@
 #include <omp.h>
 #endif
 
-/* The ABI handshake every library exports (each library is loaded privately, so the names may repeat). */
+/* The ABI handshake every library exports (each library is loaded privately, so the names may repeat), and the
+ * scale of its parallel-work thresholds (see sr3d_team). */
 #define SR3D_DEFINE_HANDSHAKE                                                                                 \
     SR3D_API int sr3d_abi_version(void) { return SR3D_ABI_VERSION; }                                          \
     SR3D_API const char *sr3d_source_digest(void) { return SR3D_SOURCE_DIGEST; }                              \
-    SR3D_API int sr3d_openmp(void) { return sr3d_openmp_version(); }
+    SR3D_API int sr3d_openmp(void) { return sr3d_openmp_version(); }                                          \
+    double sr3d_parallel_scale = 1.0;                                                                         \
+    SR3D_API double sr3d_set_parallel_scale(double scale) {                                                   \
+        const double was = sr3d_parallel_scale;                                                               \
+        sr3d_parallel_scale = scale >= 0 ? scale : 0;                                                         \
+        return was;                                                                                           \
+    }
+
+/* Multiplies every threshold of sr3d_team: 1 by default, 0 in the tests (every region then splits, whatever its
+ * size), other values to measure where the thresholds should lie. */
+extern double sr3d_parallel_scale;
+
+/* The threads a parallel region of `work` units gets: all of nthreads from min_work units up, else one. Starting a
+ * region and meeting at its end costs some 10-40 us (more when the workers sleep, as OMP_WAIT_POLICY=PASSIVE or a
+ * busy machine makes them), about the time of a small layer's whole convolution: below the threshold a split
+ * costs more than it saves. The split never changes a result, only who computes it. */
+static inline int sr3d_team(int nthreads, double work, double min_work) {
+    return nthreads > 1 && work >= min_work * sr3d_parallel_scale ? nthreads : 1;
+}
 
 /* The OpenMP version the library was built with (0: built without OpenMP, every call runs on one thread). */
 static inline int sr3d_openmp_version(void) {
