@@ -30,6 +30,22 @@ def from_coords(coords, feats, batch_size=None, stride=1, backend=None):
     return get_backend(backend).from_coords(coords, feats, batch_size, stride)
 
 
-__all__ = ["SparseTensor", "voxelize", "from_coords", "SparseConv3d", "SparseGenerativeConvTranspose3d",
-           "SparseMaxPool3d", "SparseBatchNorm", "SparseReLU", "FoldedConv", "fold_batch_norms", "prune",
-           "set_backend", "get_backend", "default_backend", "available_backends", "BACKENDS", "kernel_offsets"]
+__all__ = [
+    "SparseTensor",
+    "voxelize",
+    "from_coords",
+    "SparseConv3d",
+    "SparseGenerativeConvTranspose3d",
+    "SparseMaxPool3d",
+    "SparseBatchNorm",
+    "SparseReLU",
+    "FoldedConv",
+    "fold_batch_norms",
+    "prune",
+    "set_backend",
+    "get_backend",
+    "default_backend",
+    "available_backends",
+    "BACKENDS",
+    "kernel_offsets",
+]

@@ -28,8 +28,16 @@ from typing import Optional
 
 # Compiler flags of every library. -ffp-contract=fast: ISO C mode (-std=c99) turns GCC's fused multiply-adds
 # off, and the kernels are written for them (the baseline has none on x86-64; the AVX2 variant and AArch64 do).
-CFLAGS = ("-O3", "-std=c99", "-fPIC", "-ffp-contract=fast", "-fvisibility=hidden", "-Wall", "-Wno-unknown-pragmas",
-          "-Wno-psabi")
+CFLAGS = (
+    "-O3",
+    "-std=c99",
+    "-fPIC",
+    "-ffp-contract=fast",
+    "-fvisibility=hidden",
+    "-Wall",
+    "-Wno-unknown-pragmas",
+    "-Wno-psabi",
+)
 OPENMP_FLAGS = ("-fopenmp",)
 LIBS = ("-lm",)
 ENGINE_HEADER = "sr3d_core/sparse/csrc/engine.h"
@@ -65,15 +73,18 @@ class Library:
 
 LIBRARIES: dict[str, Library] = {
     "sparse": Library(
-        "sparse", "sr3d_core.sparse.libsr3d_sparse",
+        "sparse",
+        "sr3d_core.sparse.libsr3d_sparse",
         tuple(f"sr3d_core/sparse/csrc/{f}" for f in ("kernel_map.c", "conv.c", "conv_base.c", "conv_avx2.c")),
-        (ENGINE_HEADER, "sr3d_core/sparse/csrc/conv_types.h", "sr3d_core/sparse/csrc/conv_kernels.h")),
+        (ENGINE_HEADER, "sr3d_core/sparse/csrc/conv_types.h", "sr3d_core/sparse/csrc/conv_kernels.h"),
+    ),
     "geometry": Library(
-        "geometry", "sr3d_core.geometry.libsr3d_geometry",
+        "geometry",
+        "sr3d_core.geometry.libsr3d_geometry",
         tuple(f"sr3d_core/geometry/csrc/{f}" for f in ("geometry.c", "geometry_base.c", "geometry_avx2.c")),
-        (ENGINE_HEADER, "sr3d_core/geometry/csrc/box_geometry.h")),
-    "records": Library(
-        "records", "sr3d_ros.libsr3d_records", ("sr3d_ros/csrc/records.c",), (ENGINE_HEADER,)),
+        (ENGINE_HEADER, "sr3d_core/geometry/csrc/box_geometry.h"),
+    ),
+    "records": Library("records", "sr3d_ros.libsr3d_records", ("sr3d_ros/csrc/records.c",), (ENGINE_HEADER,)),
 }
 
 

@@ -87,8 +87,10 @@ def kernel_offsets(kernel_size: int, stride: int) -> list[tuple[int, int, int]]:
     """
     half = kernel_size // 2 if kernel_size % 2 == 1 else 0
     steps = [(i - half) * stride for i in range(kernel_size)]
-    return [(steps[k % kernel_size], steps[(k // kernel_size) % kernel_size], steps[k // kernel_size**2])
-            for k in range(kernel_size**3)]
+    return [
+        (steps[k % kernel_size], steps[(k // kernel_size) % kernel_size], steps[k // kernel_size**2])
+        for k in range(kernel_size**3)
+    ]
 
 
 class CoordSet:
@@ -132,8 +134,14 @@ class KernelMap:
             with its offsets reversed (offset -d has index K - 1 - k).
     """
 
-    def __init__(self, cols: torch.Tensor | None, n_in: int, n_out: int, symmetric: bool,
-                 pair_list: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        cols: torch.Tensor | None,
+        n_in: int,
+        n_out: int,
+        symmetric: bool,
+        pair_list: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
         """Args: cols: the table, or None when ``pair_list`` is given; n_in, n_out, symmetric: as above;
         pair_list: ``(starts, rows_in, rows_out)`` as `pair_list` returns, or None to derive it from ``cols``."""
         if cols is None and pair_list is None:
@@ -190,14 +198,16 @@ class KernelMap:
 
     def table(self, transposed: bool = False) -> torch.Tensor:
         """Row-major (N_out, K) table, or the transposed (N_in, K) one (output row of input i under k, or N_out)."""
-        return self._cached(f"table{transposed}",
-                            lambda: (self.transposed_cols() if transposed else self.cols).t().contiguous())
+        return self._cached(
+            f"table{transposed}", lambda: (self.transposed_cols() if transposed else self.cols).t().contiguous()
+        )
 
     def transposed_cols(self) -> torch.Tensor:
         """(K, N_in): the output row that input row i feeds under index k, or N_out (built once, cached).
 
         An input feeds at most one output per offset (o = coord(i) - offset_k), so the table is well defined.
         """
+
         def build() -> torch.Tensor:
             if self.symmetric:
                 return self.cols.flip(0)
@@ -221,6 +231,7 @@ class KernelMap:
 
     def counts(self) -> list[int]:
         """Number of (input, output) pairs of every kernel index."""
+
         def build() -> list[int]:
             if self._cols is None:
                 return self._cache["pair_list"][0].diff().tolist()
@@ -231,6 +242,7 @@ class KernelMap:
     def pair_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every existing pair, offset by offset: ``(starts (K + 1,), rows_in (P,), rows_out (P,))``, offset k's pairs
         at ``[starts[k], starts[k + 1])``, out rows ascending within k (cached; see ``native.pair_list``)."""
+
         def build() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             if native.available(self.cols):
                 return native.pair_list(self.cols.contiguous(), self.n_in)
@@ -243,6 +255,7 @@ class KernelMap:
 
     def pairs(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(k, in_rows, out_rows) for every kernel index with at least one pair; both ascending (cached)."""
+
         def build() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
             _, rows_in, rows_out = self.pair_list()
             used = [(k, c) for k, c in enumerate(self.counts()) if c]

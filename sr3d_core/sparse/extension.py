@@ -131,9 +131,13 @@ class CompiledLibrary:
                 if self._status is None:
                     self._status = self._load()
                     if self._status.state != "active":
-                        warnings.warn(f"SR3D's compiled {self.spec.name} library is {self._status.state} "
-                                      f"({self._status.detail}): the slower pure-PyTorch path is used. To fix, "
-                                      f"{FIX}.", CompiledEngineWarning, stacklevel=3)
+                        warnings.warn(
+                            f"SR3D's compiled {self.spec.name} library is {self._status.state} "
+                            f"({self._status.detail}): the slower pure-PyTorch path is used. To fix, "
+                            f"{FIX}.",
+                            CompiledEngineWarning,
+                            stacklevel=3,
+                        )
         return self._lib
 
     def status(self) -> Status:
@@ -177,11 +181,16 @@ class CompiledLibrary:
         if hasattr(lib, "sr3d_select_isa"):
             lib.sr3d_select_isa.argtypes, lib.sr3d_select_isa.restype = [ctypes.c_int], ctypes.c_int
             want = {"": -1, "auto": -1, "baseline": 0, "base": 0, "avx2": 1}.get(
-                os.environ.get("SR3D_ISA", "").lower(), -1)
+                os.environ.get("SR3D_ISA", "").lower(), -1
+            )
             chosen = lib.sr3d_select_isa(want)
             if chosen < 0:
-                warnings.warn(f"SR3D_ISA={os.environ.get('SR3D_ISA')} is not supported on this CPU: the best "
-                              "instruction set it has is used", CompiledEngineWarning, stacklevel=4)
+                warnings.warn(
+                    f"SR3D_ISA={os.environ.get('SR3D_ISA')} is not supported on this CPU: the best "
+                    "instruction set it has is used",
+                    CompiledEngineWarning,
+                    stacklevel=4,
+                )
                 chosen = lib.sr3d_select_isa(-1)
             isa = ISA_NAMES.get(chosen, str(chosen))
         self._lib = lib
@@ -189,6 +198,7 @@ class CompiledLibrary:
 
 
 # -- the checks at the boundary -------------------------------------------------------------------------------------
+
 
 def check_tensor(fn: str, arg: str, t: Any, dtype: torch.dtype, ndim: Optional[int] = None) -> None:
     """Raise unless ``t`` is a contiguous CPU tensor of ``dtype`` (and ``ndim`` dimensions).
@@ -204,8 +214,13 @@ def check_tensor(fn: str, arg: str, t: Any, dtype: torch.dtype, ndim: Optional[i
         TypeError: Not a tensor, or the wrong dtype.
         ValueError: Not on the CPU, the wrong number of dimensions, or not contiguous.
     """
-    if isinstance(t, torch.Tensor) and t.dtype is dtype and t.is_cpu and (ndim is None or t.dim() == ndim) \
-            and t.is_contiguous():
+    if (
+        isinstance(t, torch.Tensor)
+        and t.dtype is dtype
+        and t.is_cpu
+        and (ndim is None or t.dim() == ndim)
+        and t.is_contiguous()
+    ):
         return
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{fn}: {arg} must be a torch.Tensor, got {type(t).__name__}")
@@ -236,9 +251,13 @@ def require(fn: str, ok: bool, what: Callable[[], str]) -> None:
         raise ValueError(f"{fn}: {what()}")
 
 
-ERRORS = {1: "output channels are not a multiple of 8", 2: "out of memory",
-          3: "the pair list's starts do not run from 0 to its number of pairs", 4: "a row index lies outside its set",
-          5: "a size is negative or inconsistent"}
+ERRORS = {
+    1: "output channels are not a multiple of 8",
+    2: "out of memory",
+    3: "the pair list's starts do not run from 0 to its number of pairs",
+    4: "a row index lies outside its set",
+    5: "a size is negative or inconsistent",
+}
 
 
 def raise_on(fn: str, rc: int) -> None:

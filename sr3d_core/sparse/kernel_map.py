@@ -91,7 +91,7 @@ def _grid_lookup(src: CoordSet, dst: CoordSet, offs: list[tuple[int, int, int]])
     s = src.stride
     reach = max(max(abs(v) for v in o) for o in offs)
     both = torch.cat([src.coords[:, 1:], dst.coords[:, 1:]])
-    lo = (torch.div(both.min(0).values - reach, s, rounding_mode="floor") * s)
+    lo = torch.div(both.min(0).values - reach, s, rounding_mode="floor") * s
     dims = (both.max(0).values + reach - lo) // s + 1
     n_batch = int(max(src.coords[:, 0].max(), dst.coords[:, 0].max())) + 1
     dx, dy, dz = (int(v) for v in dims)
@@ -142,8 +142,7 @@ def _search_lookup(src: CoordSet, dst: CoordSet, kernel_size: int) -> torch.Tens
     return nbr.view(n, ks * ks, ks).permute(2, 1, 0).reshape(ks**3, n)  # k = column + iz * ks^2
 
 
-def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: torch.Tensor | None = None
-                     ) -> KernelMap:
+def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: torch.Tensor | None = None) -> KernelMap:
     """Kernel map of a (non-transposed) conv from ``src`` (stride s) to ``dst``.
 
     ME semantics: output row o receives input row i under kernel index k when coord(i) = coord(o) + offset_k(s)
@@ -157,17 +156,23 @@ def build_kernel_map(src: CoordSet, dst: CoordSet, kernel_size: int, parent: tor
     n_in, n_out = src.keys.shape[0], dst.keys.shape[0]
     kvol = kernel_size**3
     if n_in == 0 or n_out == 0:
-        return KernelMap(torch.full((kvol, n_out), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out,
-                         symmetric=False)
+        return KernelMap(
+            torch.full((kvol, n_out), n_in, dtype=torch.long, device=dst.keys.device), n_in, n_out, symmetric=False
+        )
     offs = kernel_offsets(kernel_size, src.stride)
     symmetric = src is dst and kernel_size % 2 == 1
     if native.available(src.keys, dst.keys):
         # The pair list only: the compiled convolution reads nothing else (the table is derived if asked for).
-        onto_parents = (parent is not None and dst.stride == 2 * src.stride and src.stride & (src.stride - 1) == 0
-                        and src.stride <= OFFSET)
+        onto_parents = (
+            parent is not None
+            and dst.stride == 2 * src.stride
+            and src.stride & (src.stride - 1) == 0
+            and src.stride <= OFFSET
+        )
         if onto_parents and kernel_size == 3:
-            pairs = native.kernel_pairs_down(src.keys.contiguous(), dst.keys.contiguous(), parent.contiguous(),
-                                             src.stride, AXIS_BITS)
+            pairs = native.kernel_pairs_down(
+                src.keys.contiguous(), dst.keys.contiguous(), parent.contiguous(), src.stride, AXIS_BITS
+            )
         elif onto_parents and kernel_size == 1:
             # A 1 x 1 x 1 kernel onto the parents: the inputs on the parents' grid (the bit of stride s clear in
             # every field), each to its parent; ascending inputs there have ascending parents.

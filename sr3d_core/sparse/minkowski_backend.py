@@ -22,30 +22,46 @@ _ME_MODULES: dict[tuple, torch.nn.Module] = {}
 
 
 def _wrap(native, batch_size: int) -> SparseTensor:
-    return SparseTensor(native.F, native.coordinate_manager, native.coordinate_map_key,
-                        native.tensor_stride[0], batch_size, NAME, native=native)
+    return SparseTensor(
+        native.F,
+        native.coordinate_manager,
+        native.coordinate_map_key,
+        native.tensor_stride[0],
+        batch_size,
+        NAME,
+        native=native,
+    )
 
 
 def _native(feats: torch.Tensor, x: SparseTensor, key=None):
-    return ME.SparseTensor(feats, coordinate_map_key=x.native.coordinate_map_key if key is None else key,
-                           coordinate_manager=x.native.coordinate_manager)
+    return ME.SparseTensor(
+        feats,
+        coordinate_map_key=x.native.coordinate_map_key if key is None else key,
+        coordinate_manager=x.native.coordinate_manager,
+    )
 
 
-def from_sorted_unique(coords: torch.Tensor | None, keys: torch.Tensor | None, feats: torch.Tensor,
-                       batch_size: int, stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
+def from_sorted_unique(
+    coords: torch.Tensor | None, keys: torch.Tensor | None, feats: torch.Tensor, batch_size: int, stride: int = 1
+) -> tuple[SparseTensor, torch.Tensor]:
     """Wrap unique coordinates (None: unpacked from ``keys``); returns the tensor and, for every input row, its
     row in the tensor."""
     coords = unpack(keys) if coords is None else coords
-    native = ME.SparseTensor(feats, coordinates=coords.int(), tensor_stride=stride,
-                             quantization_mode=ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE)
+    native = ME.SparseTensor(
+        feats,
+        coordinates=coords.int(),
+        tensor_stride=stride,
+        quantization_mode=ME.SparseTensorQuantizationMode.RANDOM_SUBSAMPLE,
+    )
     order = native.unique_index.long()  # tensor row j holds input row order[j]
     row_of = torch.empty_like(order)
     row_of[order] = torch.arange(order.numel(), device=order.device)
     return _wrap(native, batch_size), row_of
 
 
-def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | None = None,
-                stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
+def from_coords(
+    coords: torch.Tensor, feats: torch.Tensor, batch_size: int | None = None, stride: int = 1
+) -> tuple[SparseTensor, torch.Tensor]:
     """Build a tensor from unique integer coordinates; returns (tensor, perm) with row j = input row perm[j]."""
     check_coords(coords)
     if feats.dim() != 2 or feats.shape[0] != coords.shape[0]:
@@ -86,8 +102,9 @@ def _run(module, weight: torch.Tensor, x: SparseTensor):
     return module(x.native)
 
 
-def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int,
-         stride: int) -> SparseTensor:
+def conv(
+    x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int, stride: int
+) -> SparseTensor:
     """MinkowskiConvolution with our (K, in, out) weight."""
     if stride not in (1, 2):
         raise ValueError(f"SparseConv3d supports stride 1 or 2, got {stride}")
@@ -100,8 +117,9 @@ def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kerne
     return _wrap(out, x.batch_size)
 
 
-def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                              kernel_size: int, stride: int) -> SparseTensor:
+def conv_transpose_generative(
+    x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int, stride: int
+) -> SparseTensor:
     """MinkowskiGenerativeConvolutionTranspose with our weight."""
     if stride != 2:
         raise ValueError(f"SparseGenerativeConvTranspose3d supports stride 2, got {stride}")

@@ -62,8 +62,10 @@ class _ConvBase(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"{self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class SparseConv3d(_ConvBase):
@@ -97,8 +99,9 @@ class SparseGenerativeConvTranspose3d(_ConvBase):
     def forward(self, x: SparseTensor) -> SparseTensor:
         """Apply the transposed convolution."""
         _check_input(x, self.in_ch, "SparseGenerativeConvTranspose3d")
-        return get_backend(x.backend).conv_transpose_generative(x, self.weight, self.bias, self.kernel_size,
-                                                               self.stride)
+        return get_backend(x.backend).conv_transpose_generative(
+            x, self.weight, self.bias, self.kernel_size, self.stride
+        )
 
 
 class SparseMaxPool3d(nn.Module):
@@ -143,8 +146,9 @@ def prune(x: SparseTensor, mask: torch.Tensor) -> SparseTensor:
         ValueError: mask is not a bool tensor of length N.
     """
     if mask.dtype != torch.bool or mask.shape != (len(x),):
-        raise ValueError(f"prune: mask must be a bool tensor of shape ({len(x)},), got {mask.dtype} "
-                         f"{tuple(mask.shape)}")
+        raise ValueError(
+            f"prune: mask must be a bool tensor of shape ({len(x)},), got {mask.dtype} " f"{tuple(mask.shape)}"
+        )
     return get_backend(x.backend).prune(x, mask.to(x.device))
 
 
@@ -212,7 +216,11 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
 def _chain(module: nn.Module) -> Optional[tuple[_ConvBase, SparseBatchNorm, bool]]:
     """``(conv, batch norm, ReLU follows)`` when ``module`` is a conv + batch norm (+ ReLU) Sequential."""
     parts = list(module.children()) if isinstance(module, nn.Sequential) else []
-    if (len(parts) in (2, 3) and isinstance(parts[0], _ConvBase) and isinstance(parts[1], SparseBatchNorm)
-            and (len(parts) == 2 or isinstance(parts[2], SparseReLU))):
+    if (
+        len(parts) in (2, 3)
+        and isinstance(parts[0], _ConvBase)
+        and isinstance(parts[1], SparseBatchNorm)
+        and (len(parts) == 2 or isinstance(parts[2], SparseReLU))
+    ):
         return parts[0], parts[1], len(parts) == 3
     return None

@@ -25,29 +25,49 @@ import torch
 from . import extension
 from .extension import check_tensor, raise_on, require, set_enabled, threads
 
-__all__ = ["available", "set_enabled", "conv_supported", "kernel_pairs", "kernel_pairs_down", "pairs_to_table",
-           "transpose_map", "unique_pick", "unique", "voxel_keys", "pair_list", "conv_forward", "conv_input_grad",
-           "conv_weight_grad", "max_pool", "max_pool_grad", "PairList", "CONV_GEMM_EVENTS"]
+__all__ = [
+    "available",
+    "set_enabled",
+    "conv_supported",
+    "kernel_pairs",
+    "kernel_pairs_down",
+    "pairs_to_table",
+    "transpose_map",
+    "unique_pick",
+    "unique",
+    "voxel_keys",
+    "pair_list",
+    "conv_forward",
+    "conv_input_grad",
+    "conv_weight_grad",
+    "max_pool",
+    "max_pool_grad",
+    "PairList",
+    "CONV_GEMM_EVENTS",
+]
 
 _P, _I64, _INT, _DBL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_double
-LIBRARY = extension.CompiledLibrary("sparse", {
-    "sr3d_kernel_pairs_search": ([_P, _I64, _P, _I64, _P, _I64, _INT, _I64, _INT, _P, _P, _P], _I64),
-    "sr3d_kernel_pairs_pack": ([_P, _I64, _INT, _I64, _I64, _INT, _P, _P, _P, _P, _P], None),
-    "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _P, _P, _P], _I64),
-    "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _INT, _P], _INT),
-    "sr3d_transpose_map": ([_P, _I64, _I64, _I64, _INT, _P], None),
-    "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
-    "sr3d_pair_fill": ([_P, _I64, _I64, _I64, _P, _P], None),
-    "sr3d_unique_pick": ([_P, _P, _I64, _INT, _P, _P, _P, _P, _P, _P], _I64),
-    "sr3d_voxel_keys": ([_P, _I64, _I64, _DBL, _INT, _I64, _INT, _I64, _P], _INT),
-    "sr3d_conv_pairs": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT, _INT], _INT),
-    "sr3d_conv_weight_grad": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT], _INT),
-    "sr3d_transpose_weights": ([_P, _I64, _I64, _I64, _P], None),
-    "sr3d_max_pool": ([_P, _I64, _I64, _P, _I64, _P, _P, _INT], _INT),
-    "sr3d_max_pool_grad": ([_P, _P, _I64, _I64, _P, _I64, _INT], _INT),
-    "sr3d_set_parallel_scale": ([_DBL], _DBL),
-    "sr3d_isa": ([], _INT),
-})
+LIBRARY = extension.CompiledLibrary(
+    "sparse",
+    {
+        "sr3d_kernel_pairs_search": ([_P, _I64, _P, _I64, _P, _I64, _INT, _I64, _INT, _P, _P, _P], _I64),
+        "sr3d_kernel_pairs_pack": ([_P, _I64, _INT, _I64, _I64, _INT, _P, _P, _P, _P, _P], None),
+        "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _P, _P, _P], _I64),
+        "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _INT, _P], _INT),
+        "sr3d_transpose_map": ([_P, _I64, _I64, _I64, _INT, _P], None),
+        "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
+        "sr3d_pair_fill": ([_P, _I64, _I64, _I64, _P, _P], None),
+        "sr3d_unique_pick": ([_P, _P, _I64, _INT, _P, _P, _P, _P, _P, _P], _I64),
+        "sr3d_voxel_keys": ([_P, _I64, _I64, _DBL, _INT, _I64, _INT, _I64, _P], _INT),
+        "sr3d_conv_pairs": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT, _INT], _INT),
+        "sr3d_conv_weight_grad": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT], _INT),
+        "sr3d_transpose_weights": ([_P, _I64, _I64, _I64, _P], None),
+        "sr3d_max_pool": ([_P, _I64, _I64, _P, _I64, _P, _P, _INT], _INT),
+        "sr3d_max_pool_grad": ([_P, _P, _I64, _I64, _P, _I64, _INT], _INT),
+        "sr3d_set_parallel_scale": ([_DBL], _DBL),
+        "sr3d_isa": ([], _INT),
+    },
+)
 _F32, _I64T = torch.float32, torch.int64
 
 
@@ -60,8 +80,9 @@ class PairList(tuple):
     n_in = n_out = -1  # the sizes of its sets, where it is trusted
 
     @classmethod
-    def trusted(cls, starts: torch.Tensor, rows_in: torch.Tensor, rows_out: torch.Tensor, n_in: int, n_out: int
-                ) -> "PairList":
+    def trusted(
+        cls, starts: torch.Tensor, rows_in: torch.Tensor, rows_out: torch.Tensor, n_in: int, n_out: int
+    ) -> "PairList":
         """A pair list built by this module between sets of ``n_in`` and ``n_out`` rows (valid by construction)."""
         out = cls((starts, rows_in, rows_out))
         out.checked, out.n_in, out.n_out = True, n_in, n_out
@@ -71,8 +92,11 @@ class PairList(tuple):
 def _check_sets(fn: str, pairs: PairList, n_in: int, n_out: int) -> None:
     """A trusted pair list is used only between the sets it was built for (its rows are not checked again)."""
     if getattr(pairs, "checked", False):
-        require(fn, pairs.n_in == n_in and pairs.n_out == n_out,
-                lambda: f"the pair list joins sets of {pairs.n_in} and {pairs.n_out} rows, not {n_in} and {n_out}")
+        require(
+            fn,
+            pairs.n_in == n_in and pairs.n_out == n_out,
+            lambda: f"the pair list joins sets of {pairs.n_in} and {pairs.n_out} rows, not {n_in} and {n_out}",
+        )
 
 
 def _library() -> ctypes.CDLL:
@@ -103,11 +127,17 @@ def _check_pairs(fn: str, pairs: PairList, kvol: Optional[int] = None) -> tuple[
     check_tensor(fn, "starts", starts, _I64T, 1)
     check_tensor(fn, "rows_in", rows_in, _I64T, 1)
     check_tensor(fn, "rows_out", rows_out, _I64T, 1)
-    require(fn, rows_in.shape[0] == rows_out.shape[0] and starts.shape[0] >= 2,
-            lambda: f"rows_in ({rows_in.shape[0]}) and rows_out ({rows_out.shape[0]}) differ in length, or starts "
-                    f"({starts.shape[0]}) has fewer than 2 entries")
-    require(fn, kvol is None or starts.shape[0] == kvol + 1,
-            lambda: f"starts has {starts.shape[0]} entries for {kvol} kernel offsets")
+    require(
+        fn,
+        rows_in.shape[0] == rows_out.shape[0] and starts.shape[0] >= 2,
+        lambda: f"rows_in ({rows_in.shape[0]}) and rows_out ({rows_out.shape[0]}) differ in length, or starts "
+        f"({starts.shape[0]}) has fewer than 2 entries",
+    )
+    require(
+        fn,
+        kvol is None or starts.shape[0] == kvol + 1,
+        lambda: f"starts has {starts.shape[0]} entries for {kvol} kernel offsets",
+    )
     return starts, rows_in, rows_out
 
 
@@ -131,33 +161,57 @@ def kernel_pairs(src_keys: torch.Tensor, dst_keys: torch.Tensor, deltas: list[in
     kvol, n_out = len(deltas), dst_keys.shape[0]
     ks = round(kvol ** (1 / 3))
     require(fn, ks**3 == kvol and 1 <= ks <= 64, lambda: f"{kvol} offsets are not a cube of 1 to 64")
-    require(fn, not symmetric or src_keys is dst_keys or ks % 2 == 1,
-            lambda: "symmetric needs an odd kernel on one key set")
+    require(
+        fn, not symmetric or src_keys is dst_keys or ks % 2 == 1, lambda: "symmetric needs an odd kernel on one key set"
+    )
     nt = threads()
     ranges = max(1, min(nt * _RANGES_PER_THREAD, n_out // 2048)) if nt > 1 else 1
     delta = torch.tensor(deltas, dtype=torch.int64)
     count = torch.empty(kvol * ranges, dtype=torch.int64)
     seg = _scratch_rows("pairs", 2, kvol * n_out)
     lib = _library()
-    total = lib.sr3d_kernel_pairs_search(src_keys.data_ptr(), src_keys.shape[0], dst_keys.data_ptr(), n_out,
-                                         delta.data_ptr(), ks, int(symmetric), ranges, nt, count.data_ptr(),
-                                         seg[0].data_ptr(), seg[1].data_ptr())
+    total = lib.sr3d_kernel_pairs_search(
+        src_keys.data_ptr(),
+        src_keys.shape[0],
+        dst_keys.data_ptr(),
+        n_out,
+        delta.data_ptr(),
+        ks,
+        int(symmetric),
+        ranges,
+        nt,
+        count.data_ptr(),
+        seg[0].data_ptr(),
+        seg[1].data_ptr(),
+    )
     return _pack_pairs(count, ks, symmetric, src_keys.shape[0], n_out, ranges, seg, total)
 
 
-def _pack_pairs(count: torch.Tensor, ks: int, symmetric: bool, n_in: int, n_out: int, ranges: int,
-                seg: torch.Tensor, total: int) -> PairList:
+def _pack_pairs(
+    count: torch.Tensor, ks: int, symmetric: bool, n_in: int, n_out: int, ranges: int, seg: torch.Tensor, total: int
+) -> PairList:
     """The exact-size pair list from a search's per-offset, per-range segments (``sr3d_kernel_pairs_pack``)."""
     starts = torch.empty(ks**3 + 1, dtype=torch.int64)
     rows = torch.empty((2, total), dtype=torch.int64)
-    _library().sr3d_kernel_pairs_pack(count.data_ptr(), ks, int(symmetric), n_out, ranges, threads(),
-                                      seg[0].data_ptr(), seg[1].data_ptr(), starts.data_ptr(), rows[0].data_ptr(),
-                                      rows[1].data_ptr())
+    _library().sr3d_kernel_pairs_pack(
+        count.data_ptr(),
+        ks,
+        int(symmetric),
+        n_out,
+        ranges,
+        threads(),
+        seg[0].data_ptr(),
+        seg[1].data_ptr(),
+        starts.data_ptr(),
+        rows[0].data_ptr(),
+        rows[1].data_ptr(),
+    )
     return PairList.trusted(starts, rows[0], rows[1], n_in, n_out)
 
 
-def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: torch.Tensor, stride: int,
-                      axis_bits: int) -> PairList:
+def kernel_pairs_down(
+    src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: torch.Tensor, stride: int, axis_bits: int
+) -> PairList:
     """`kernel_pairs` of a stride-2 convolution with a 3 x 3 x 3 kernel from a set at ``stride`` (a power of two)
     onto its parents, from the parent map (``parent[i]``: the row of input i's parent in ``dst_keys``) instead of a
     search per kernel column: the same pair list."""
@@ -165,15 +219,27 @@ def kernel_pairs_down(src_keys: torch.Tensor, dst_keys: torch.Tensor, parent: to
     _check_keys(fn, "src_keys", src_keys)
     _check_keys(fn, "dst_keys", dst_keys)
     check_tensor(fn, "parent", parent, _I64T, 1)
-    require(fn, parent.shape[0] == src_keys.shape[0],
-            lambda: f"parent has {parent.shape[0]} rows for {src_keys.shape[0]} keys")
+    require(
+        fn,
+        parent.shape[0] == src_keys.shape[0],
+        lambda: f"parent has {parent.shape[0]} rows for {src_keys.shape[0]} keys",
+    )
     require(fn, stride >= 1 and stride & (stride - 1) == 0, lambda: f"stride {stride} is not a power of two")
     n_out = dst_keys.shape[0]
     count = torch.empty(27, dtype=torch.int64)
     seg = _scratch_rows("pairs", 2, 27 * n_out)
-    total = _library().sr3d_kernel_pairs_down3(src_keys.data_ptr(), src_keys.shape[0], dst_keys.data_ptr(), n_out,
-                                               parent.data_ptr(), stride.bit_length() - 1, axis_bits,
-                                               count.data_ptr(), seg[0].data_ptr(), seg[1].data_ptr())
+    total = _library().sr3d_kernel_pairs_down3(
+        src_keys.data_ptr(),
+        src_keys.shape[0],
+        dst_keys.data_ptr(),
+        n_out,
+        parent.data_ptr(),
+        stride.bit_length() - 1,
+        axis_bits,
+        count.data_ptr(),
+        seg[0].data_ptr(),
+        seg[1].data_ptr(),
+    )
     if total == -2:
         raise ValueError(f"{fn}: a parent row lies outside [0, {n_out})")
     if total < 0:
@@ -201,8 +267,9 @@ def pairs_to_table(pairs: PairList, n_in: int, n_out: int) -> torch.Tensor:
     _check_sets(fn, pairs, n_in, n_out)
     kvol = starts.shape[0] - 1
     cols = torch.empty((kvol, n_out), dtype=torch.int64)
-    rc = _library().sr3d_pairs_to_table(starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(), kvol, n_in,
-                                        n_out, threads(), cols.data_ptr())
+    rc = _library().sr3d_pairs_to_table(
+        starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(), kvol, n_in, n_out, threads(), cols.data_ptr()
+    )
     raise_on(fn, rc)
     return cols
 
@@ -216,8 +283,9 @@ def transpose_map(cols: torch.Tensor, n_in: int) -> torch.Tensor:
     return out
 
 
-def unique_pick(keys: torch.Tensor, prio: torch.Tensor, axis_bits: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def unique_pick(
+    keys: torch.Tensor, prio: torch.Tensor, axis_bits: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Voxelization's grouping: ``torch.unique(keys, sorted=True, return_inverse=True)`` plus, per unique key,
     the point of highest ``prio`` (distinct int64 priorities).
 
@@ -234,9 +302,18 @@ def unique_pick(keys: torch.Tensor, prio: torch.Tensor, axis_bits: int
     require(fn, prio.shape[0] == n, lambda: f"prio has {prio.shape[0]} entries for {n} keys")
     order, tmp, dense, ukeys, pick = _scratch_rows("unique", 5, n).unbind(0)  # ukeys, pick: M <= N, copied out
     inverse = torch.empty(n, dtype=torch.int64)
-    m = _library().sr3d_unique_pick(keys.data_ptr(), prio.data_ptr(), n, axis_bits, order.data_ptr(),
-                                    tmp.data_ptr(), dense.data_ptr(), ukeys.data_ptr(), inverse.data_ptr(),
-                                    pick.data_ptr())
+    m = _library().sr3d_unique_pick(
+        keys.data_ptr(),
+        prio.data_ptr(),
+        n,
+        axis_bits,
+        order.data_ptr(),
+        tmp.data_ptr(),
+        dense.data_ptr(),
+        ukeys.data_ptr(),
+        inverse.data_ptr(),
+        pick.data_ptr(),
+    )
     return ukeys[:m].clone(), inverse, pick[:m].clone()
 
 
@@ -246,8 +323,9 @@ def unique(keys: torch.Tensor, axis_bits: int) -> tuple[torch.Tensor, torch.Tens
     return ukeys, inverse
 
 
-def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int, mode: int = 0
-               ) -> Optional[torch.Tensor]:
+def voxel_keys(
+    xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limit: int, mode: int = 0
+) -> Optional[torch.Tensor]:
     """Packed keys of ``floor(xyz / voxel_size)`` for float32 ``(N_b, 3)`` point sets, scene b in batch slot b.
 
     ``mode`` is the arithmetic of the quotient, ``voxelize.QUANTIZE_DTYPES``' number for it (0: float64).
@@ -261,19 +339,27 @@ def voxel_keys(xyzs: list[torch.Tensor], voxel_size: float, axis_bits: int, limi
     """
     fn = "voxel_keys"
     for b, xyz in enumerate(xyzs):
-        if not (isinstance(xyz, torch.Tensor) and xyz.dtype is torch.float32 and xyz.is_cpu and xyz.dim() == 2
-                and xyz.shape[1] == 3 and (xyz.stride(1) == 1 or xyz.shape[0] <= 1)):
+        if not (
+            isinstance(xyz, torch.Tensor)
+            and xyz.dtype is torch.float32
+            and xyz.is_cpu
+            and xyz.dim() == 2
+            and xyz.shape[1] == 3
+            and (xyz.stride(1) == 1 or xyz.shape[0] <= 1)
+        ):
             raise (TypeError if not isinstance(xyz, torch.Tensor) or xyz.dtype is not torch.float32 else ValueError)(
                 f"{fn}: xyzs[{b}] must be a float32 CPU (N, 3) tensor with adjacent columns, got "
-                f"{getattr(xyz, 'dtype', type(xyz).__name__)} {tuple(getattr(xyz, 'shape', ()))}")
+                f"{getattr(xyz, 'dtype', type(xyz).__name__)} {tuple(getattr(xyz, 'shape', ()))}"
+            )
     require(fn, voxel_size > 0 and mode in (0, 1, 2), lambda: f"voxel size {voxel_size} or mode {mode} invalid")
     lib = _library()
     keys = torch.empty(sum(x.shape[0] for x in xyzs), dtype=torch.int64)
     start = 0
     for b, xyz in enumerate(xyzs):
         n = xyz.shape[0]
-        if n and lib.sr3d_voxel_keys(xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), int(mode), b, axis_bits,
-                                     limit, keys[start:].data_ptr()):
+        if n and lib.sr3d_voxel_keys(
+            xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), int(mode), b, axis_bits, limit, keys[start:].data_ptr()
+        ):
             return None
         start += n
     return keys
@@ -310,8 +396,11 @@ def pair_list(cols: torch.Tensor, n_in: int) -> PairList:
     """
     fn = "pair_list"
     check_tensor(fn, "cols", cols, _I64T, 2)
-    require(fn, bool(cols.numel() == 0 or (int(cols.min()) >= 0 and int(cols.max()) <= n_in)),
-            lambda: f"table entries must lie in [0, {n_in}]")
+    require(
+        fn,
+        bool(cols.numel() == 0 or (int(cols.min()) >= 0 and int(cols.max()) <= n_in)),
+        lambda: f"table entries must lie in [0, {n_in}]",
+    )
     lib = _library()
     kvol, n_out = cols.shape
     starts = torch.empty(kvol + 1, dtype=torch.int64)
@@ -321,8 +410,9 @@ def pair_list(cols: torch.Tensor, n_in: int) -> PairList:
     return PairList.trusted(starts, rows[0, :total], rows[1, :total], n_in, n_out)
 
 
-def _check_conv(fn: str, x: torch.Tensor, pairs: PairList, weight: torch.Tensor, x_rows: int, x_name: str
-                ) -> tuple[torch.Tensor, ...]:
+def _check_conv(
+    fn: str, x: torch.Tensor, pairs: PairList, weight: torch.Tensor, x_rows: int, x_name: str
+) -> tuple[torch.Tensor, ...]:
     check_tensor(fn, x_name, x, _F32, 2)
     check_tensor(fn, "weight", weight, _F32, 3)
     starts, rows_in, rows_out = _check_pairs(fn, pairs, weight.shape[0])
@@ -330,19 +420,36 @@ def _check_conv(fn: str, x: torch.Tensor, pairs: PairList, weight: torch.Tensor,
     return starts, rows_in, rows_out
 
 
-def _conv_pairs(fn: str, x: torch.Tensor, pairs: PairList, n_in: int, n_out: int, weight: torch.Tensor,
-                transpose: bool) -> torch.Tensor:
+def _conv_pairs(
+    fn: str, x: torch.Tensor, pairs: PairList, n_in: int, n_out: int, weight: torch.Tensor, transpose: bool
+) -> torch.Tensor:
     starts, rows_in, rows_out = pairs
     kvol, c_in, c_out = weight.shape
-    require(fn, x.shape[1] == c_in and c_out % 8 == 0 and c_out > 0 and c_in > 0,
-            lambda: f"features of {x.shape[1]} channels against weights {tuple(weight.shape)} (output channels "
-                    "must be a multiple of 8)")
+    require(
+        fn,
+        x.shape[1] == c_in and c_out % 8 == 0 and c_out > 0 and c_in > 0,
+        lambda: f"features of {x.shape[1]} channels against weights {tuple(weight.shape)} (output channels "
+        "must be a multiple of 8)",
+    )
     out = torch.empty((n_in if transpose else n_out, c_out), dtype=torch.float32)
     with _gemm_event(0):
-        rc = _library().sr3d_conv_pairs(x.data_ptr(), c_in, starts.data_ptr(), rows_in.data_ptr(),
-                                        rows_out.data_ptr(), rows_in.shape[0], kvol, n_in, n_out, weight.data_ptr(),
-                                        c_out, out.data_ptr(), int(transpose), int(not getattr(pairs, "checked",
-                                                                                                False)), threads())
+        rc = _library().sr3d_conv_pairs(
+            x.data_ptr(),
+            c_in,
+            starts.data_ptr(),
+            rows_in.data_ptr(),
+            rows_out.data_ptr(),
+            rows_in.shape[0],
+            kvol,
+            n_in,
+            n_out,
+            weight.data_ptr(),
+            c_out,
+            out.data_ptr(),
+            int(transpose),
+            int(not getattr(pairs, "checked", False)),
+            threads(),
+        )
     raise_on(fn, rc)
     return out
 
@@ -369,13 +476,15 @@ def conv_input_grad(grad_out: torch.Tensor, pairs: PairList, n_in: int, weight: 
     """The input gradient of `conv_forward`: ``grad_x[i] = sum over the pairs (k, i, o) of grad_out[o] @
     weight[k]^T``, ``(n_in, C_in)`` float32 (``C_in % 8 == 0``); no transposed table needed."""
     fn = "conv_input_grad"
-    _check_conv(fn, grad_out, pairs, weight, grad_out.shape[0] if isinstance(grad_out, torch.Tensor) else 0,
-                "grad_out")
+    _check_conv(fn, grad_out, pairs, weight, grad_out.shape[0] if isinstance(grad_out, torch.Tensor) else 0, "grad_out")
     _check_sets(fn, pairs, n_in, grad_out.shape[0])
     kvol, c_in, c_out = weight.shape
-    require(fn, grad_out.shape[1] == c_out and c_in % 8 == 0,
-            lambda: f"gradient of {grad_out.shape[1]} channels against weights {tuple(weight.shape)} (input "
-                    "channels must be a multiple of 8)")
+    require(
+        fn,
+        grad_out.shape[1] == c_out and c_in % 8 == 0,
+        lambda: f"gradient of {grad_out.shape[1]} channels against weights {tuple(weight.shape)} (input "
+        "channels must be a multiple of 8)",
+    )
     w_t = torch.empty((kvol, c_out, c_in), dtype=torch.float32)  # weight.transpose(1, 2), compactly
     _library().sr3d_transpose_weights(weight.data_ptr(), kvol, c_in, c_out, w_t.data_ptr())
     return _conv_pairs(fn, grad_out, pairs, n_in, grad_out.shape[0], w_t, transpose=True)
@@ -389,14 +498,29 @@ def conv_weight_grad(x: torch.Tensor, pairs: PairList, grad_out: torch.Tensor) -
     starts, rows_in, rows_out = _check_pairs(fn, pairs)
     _check_sets(fn, pairs, x.shape[0], grad_out.shape[0])
     kvol, c_in, c_out = starts.shape[0] - 1, x.shape[1], grad_out.shape[1]
-    require(fn, c_out % 8 == 0 and c_out > 0 and c_in > 0,
-            lambda: f"{c_in} input and {c_out} output channels (output channels must be a multiple of 8)")
+    require(
+        fn,
+        c_out % 8 == 0 and c_out > 0 and c_in > 0,
+        lambda: f"{c_in} input and {c_out} output channels (output channels must be a multiple of 8)",
+    )
     gw = torch.empty((kvol, c_in, c_out), dtype=torch.float32)
     with _gemm_event(1):
-        rc = _library().sr3d_conv_weight_grad(x.data_ptr(), c_in, starts.data_ptr(), rows_in.data_ptr(),
-                                              rows_out.data_ptr(), rows_in.shape[0], kvol, x.shape[0],
-                                              grad_out.shape[0], grad_out.data_ptr(), c_out, gw.data_ptr(),
-                                              int(not getattr(pairs, "checked", False)), threads())
+        rc = _library().sr3d_conv_weight_grad(
+            x.data_ptr(),
+            c_in,
+            starts.data_ptr(),
+            rows_in.data_ptr(),
+            rows_out.data_ptr(),
+            rows_in.shape[0],
+            kvol,
+            x.shape[0],
+            grad_out.shape[0],
+            grad_out.data_ptr(),
+            c_out,
+            gw.data_ptr(),
+            int(not getattr(pairs, "checked", False)),
+            threads(),
+        )
     raise_on(fn, rc)
     return gw
 
@@ -419,8 +543,9 @@ def max_pool(x: torch.Tensor, parent: torch.Tensor, n_out: int) -> tuple[torch.T
     require(fn, x.shape[0] < 2**31, lambda: f"{x.shape[0]} rows do not fit the int32 argmax")
     out = torch.empty((n_out, x.shape[1]), dtype=torch.float32)
     arg = torch.empty((n_out, x.shape[1]), dtype=torch.int32)
-    rc = _library().sr3d_max_pool(x.data_ptr(), x.shape[0], x.shape[1], parent.data_ptr(), n_out, out.data_ptr(),
-                                  arg.data_ptr(), threads())
+    rc = _library().sr3d_max_pool(
+        x.data_ptr(), x.shape[0], x.shape[1], parent.data_ptr(), n_out, out.data_ptr(), arg.data_ptr(), threads()
+    )
     raise_on(fn, rc)
     return out, arg
 
@@ -430,11 +555,15 @@ def max_pool_grad(grad_out: torch.Tensor, arg: torch.Tensor, n_in: int) -> torch
     fn = "max_pool_grad"
     check_tensor(fn, "grad_out", grad_out, _F32, 2)
     check_tensor(fn, "arg", arg, torch.int32, 2)
-    require(fn, arg.shape == grad_out.shape, lambda: f"arg {tuple(arg.shape)} and grad_out "
-                                                     f"{tuple(grad_out.shape)} differ")
+    require(
+        fn,
+        arg.shape == grad_out.shape,
+        lambda: f"arg {tuple(arg.shape)} and grad_out " f"{tuple(grad_out.shape)} differ",
+    )
     grad_x = torch.empty((n_in, grad_out.shape[1]), dtype=torch.float32)
-    rc = _library().sr3d_max_pool_grad(grad_out.data_ptr(), arg.data_ptr(), arg.shape[0], arg.shape[1],
-                                       grad_x.data_ptr(), n_in, threads())
+    rc = _library().sr3d_max_pool_grad(
+        grad_out.data_ptr(), arg.data_ptr(), arg.shape[0], arg.shape[1], grad_x.data_ptr(), n_in, threads()
+    )
     raise_on(fn, rc)
     return grad_x
 

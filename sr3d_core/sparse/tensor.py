@@ -19,8 +19,17 @@ class SparseTensor:
         backend: name of the backend that produced the tensor ("torch" or "minkowski").
     """
 
-    def __init__(self, feats: torch.Tensor, manager: Any, set_id: Any, stride: int, batch_size: int,
-                 backend: str = "torch", coords: torch.Tensor | None = None, native: Any = None) -> None:
+    def __init__(
+        self,
+        feats: torch.Tensor,
+        manager: Any,
+        set_id: Any,
+        stride: int,
+        batch_size: int,
+        backend: str = "torch",
+        coords: torch.Tensor | None = None,
+        native: Any = None,
+    ) -> None:
         """Build a tensor from an already-registered coordinate set (use `voxelize` or `from_coords`).
 
         Args:
@@ -47,6 +56,7 @@ class SparseTensor:
         """(N, 4) int64 coordinates (batch, x, y, z)."""
         if self._coords is None:
             from .backends import get_backend
+
             self._coords = get_backend(self.backend).coords_of(self)
         return self._coords
 
@@ -63,6 +73,7 @@ class SparseTensor:
         if feats.dim() != 2 or feats.shape[0] != self.feats.shape[0]:
             raise ValueError(f"replace: feats must have shape ({self.feats.shape[0]}, C), got {tuple(feats.shape)}")
         from .backends import get_backend
+
         return get_backend(self.backend).replace(self, feats)
 
     def __add__(self, other: "SparseTensor") -> "SparseTensor":
@@ -76,11 +87,15 @@ class SparseTensor:
         if other.manager is not self.manager:
             raise ValueError("sparse addition needs tensors derived from the same input (one coordinate manager)")
         if other.feats.shape[1] != self.feats.shape[1]:
-            raise ValueError(f"sparse addition needs equal channel counts, got {self.feats.shape[1]} and "
-                             f"{other.feats.shape[1]}")
+            raise ValueError(
+                f"sparse addition needs equal channel counts, got {self.feats.shape[1]} and " f"{other.feats.shape[1]}"
+            )
         from .backends import get_backend
+
         return get_backend(self.backend).add(self, other)
 
     def __repr__(self) -> str:
-        return (f"SparseTensor(N={self.feats.shape[0]}, C={self.feats.shape[1]}, stride={self.stride}, "
-                f"batch_size={self.batch_size}, backend={self.backend!r})")
+        return (
+            f"SparseTensor(N={self.feats.shape[0]}, C={self.feats.shape[1]}, stride={self.stride}, "
+            f"batch_size={self.batch_size}, backend={self.backend!r})"
+        )

@@ -60,8 +60,7 @@ def _use_native(feats: torch.Tensor, weight: torch.Tensor, input_grad: bool) -> 
     c_in, c_out = weight.shape[1], weight.shape[2]
     if _conv_algorithm == "auto" and max(c_in, c_out) > _NATIVE_MAX_CHANNELS:
         return False
-    return (weight.dtype == torch.float32 and native.conv_supported(feats, c_out)
-            and (c_in % 8 == 0 or not input_grad))
+    return weight.dtype == torch.float32 and native.conv_supported(feats, c_out) and (c_in % 8 == 0 or not input_grad)
 
 
 def _use_gather(kmap: KernelMap, c_in: int, c_out: int) -> bool:
@@ -115,8 +114,9 @@ def _offsets_mm(src: torch.Tensor, kmap: KernelMap, weight: torch.Tensor, transp
     return out
 
 
-def _conv_forward(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, use_native: bool,
-                  gather: bool) -> torch.Tensor:
+def _conv_forward(
+    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, use_native: bool, gather: bool
+) -> torch.Tensor:
     """The convolution over a kernel map by the chosen algorithm (`_SparseConvFunction`'s forward)."""
     if use_native:
         return native.conv_forward(feats.contiguous(), kmap.pair_list(), kmap.n_out, weight.contiguous())
@@ -162,8 +162,9 @@ class _SparseConvFunction(torch.autograd.Function):
         if ctx.gather:
             if need_x:
                 # grad_x[i] = sum_k grad_out[o(i, k)] @ W[k]^T: the same gather + GEMM over the transposed table.
-                grad_x = _gather_mm(grad_out, kmap.table(transposed=True),
-                                    weight.transpose(1, 2).reshape(-1, weight.shape[1]))
+                grad_x = _gather_mm(
+                    grad_out, kmap.table(transposed=True), weight.transpose(1, 2).reshape(-1, weight.shape[1])
+                )
             if need_w:
                 table = kmap.table()
                 n, kvol = table.shape
@@ -197,8 +198,9 @@ def _new_manager(batch_size: int, device: torch.device) -> CoordinateManager:
     return CoordinateManager(batch_size=batch_size, device=device)
 
 
-def from_sorted_unique(coords: torch.Tensor | None, keys: torch.Tensor, feats: torch.Tensor, batch_size: int,
-                       stride: int = 1) -> tuple[SparseTensor, None]:
+def from_sorted_unique(
+    coords: torch.Tensor | None, keys: torch.Tensor, feats: torch.Tensor, batch_size: int, stride: int = 1
+) -> tuple[SparseTensor, None]:
     """Wrap coordinates that are already unique and sorted by key (as `voxelize` produces); ``coords`` None:
     unpacked from the keys if ever read.
 
@@ -210,8 +212,9 @@ def from_sorted_unique(coords: torch.Tensor | None, keys: torch.Tensor, feats: t
     return SparseTensor(feats, manager, set_id, stride, batch_size, NAME, coords=coords), None
 
 
-def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | None = None,
-                stride: int = 1) -> tuple[SparseTensor, torch.Tensor]:
+def from_coords(
+    coords: torch.Tensor, feats: torch.Tensor, batch_size: int | None = None, stride: int = 1
+) -> tuple[SparseTensor, torch.Tensor]:
     """Build a tensor from unique integer coordinates in any order.
 
     Returns:
@@ -237,8 +240,9 @@ def from_coords(coords: torch.Tensor, feats: torch.Tensor, batch_size: int | Non
     keys, perm = torch.sort(keys)
     if bool((keys[1:] == keys[:-1]).any()):
         raise ValueError("coordinates must be unique")
-    return from_sorted_unique(coords.index_select(0, perm), keys, feats.index_select(0, perm), batch_size,
-                              stride)[0], perm
+    return from_sorted_unique(coords.index_select(0, perm), keys, feats.index_select(0, perm), batch_size, stride)[
+        0
+    ], perm
 
 
 def coords_of(x: SparseTensor) -> torch.Tensor:
@@ -269,12 +273,16 @@ def _down(x: SparseTensor) -> tuple[int, torch.Tensor]:
 
 def _kernel_map(x: SparseTensor, out_id: int, kernel_size: int, parent: torch.Tensor | None = None) -> KernelMap:
     mgr: CoordinateManager = x.manager
-    return mgr.cached("maps", ("conv", x.set_id, out_id, kernel_size),
-                      lambda: km.build_kernel_map(mgr.get_set(x.set_id), mgr.get_set(out_id), kernel_size, parent))
+    return mgr.cached(
+        "maps",
+        ("conv", x.set_id, out_id, kernel_size),
+        lambda: km.build_kernel_map(mgr.get_set(x.set_id), mgr.get_set(out_id), kernel_size, parent),
+    )
 
 
-def conv(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int,
-         stride: int) -> SparseTensor:
+def conv(
+    x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int, stride: int
+) -> SparseTensor:
     """Sparse conv; stride 1 is submanifold, stride 2 outputs unique(floor(c / 2s) * 2s)."""
     parent = None
     if stride == 1:
@@ -297,8 +305,9 @@ def _add_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return out + bias if torch.is_grad_enabled() else out.add_(bias)
 
 
-def conv_transpose_generative(x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                              kernel_size: int, stride: int) -> SparseTensor:
+def conv_transpose_generative(
+    x: SparseTensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel_size: int, stride: int
+) -> SparseTensor:
     """Generative transposed conv: every child c + offset_k(S/2) of every input c exists in the output."""
     if stride != 2:
         raise ValueError(f"SparseGenerativeConvTranspose3d supports stride 2, got {stride}")
@@ -334,8 +343,7 @@ def max_pool(x: SparseTensor, kernel_size: int, stride: int) -> SparseTensor:
     if x.feats.dtype == torch.float32 and native.available(x.feats):
         return _derive(x, out_id, _MaxPoolFunction.apply(x.feats, parent, n_out))
     idx = parent[:, None].expand_as(x.feats)
-    out = x.feats.new_zeros((n_out, x.feats.shape[1])).scatter_reduce(0, idx, x.feats, "amax",
-                                                                        include_self=False)
+    out = x.feats.new_zeros((n_out, x.feats.shape[1])).scatter_reduce(0, idx, x.feats, "amax", include_self=False)
     return _derive(x, out_id, out)
 
 
@@ -402,5 +410,20 @@ def relu(x: SparseTensor) -> SparseTensor:
     return replace(x, F.relu(x.feats))
 
 
-__all__ = ["NAME", "from_coords", "from_sorted_unique", "conv", "conv_transpose_generative", "max_pool", "add",
-           "prune", "batch_norm", "relu", "coords_of", "replace", "unpack", "set_conv_algorithm", "CONV_ALGORITHMS"]
+__all__ = [
+    "NAME",
+    "from_coords",
+    "from_sorted_unique",
+    "conv",
+    "conv_transpose_generative",
+    "max_pool",
+    "add",
+    "prune",
+    "batch_norm",
+    "relu",
+    "coords_of",
+    "replace",
+    "unpack",
+    "set_conv_algorithm",
+    "CONV_ALGORITHMS",
+]

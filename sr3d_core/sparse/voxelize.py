@@ -30,8 +30,9 @@ QUANTIZE_DTYPES: dict[str, int] = {"float64": 0, "float32": 1, "float32_reciproc
 def check_quantize_dtype(quantize_dtype: str, where: str = "quantize_dtype") -> None:
     """Raise ``ValueError`` naming ``where`` and the choices unless ``quantize_dtype`` is one of `QUANTIZE_DTYPES`."""
     if quantize_dtype not in QUANTIZE_DTYPES:
-        raise ValueError(f"{where} must be one of {', '.join(repr(k) for k in QUANTIZE_DTYPES)}, got "
-                         f"{quantize_dtype!r}")
+        raise ValueError(
+            f"{where} must be one of {', '.join(repr(k) for k in QUANTIZE_DTYPES)}, got " f"{quantize_dtype!r}"
+        )
 
 
 def quantize(xyz: torch.Tensor, voxel_size: float, quantize_dtype: str = "float64") -> torch.Tensor:
@@ -51,9 +52,13 @@ def quantize(xyz: torch.Tensor, voxel_size: float, quantize_dtype: str = "float6
     return torch.floor(xyz.float() * (1.0 / voxel32))  # 1 / voxel32 is a float32 0-dim tensor
 
 
-def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
-                    seed: int | None = None, quantize_dtype: str = "float64"
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def voxelize_coords(
+    points: list[tuple[torch.Tensor, torch.Tensor]],
+    voxel_size: float,
+    reduce: str = "random",
+    seed: int | None = None,
+    quantize_dtype: str = "float64",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Backend-independent part of `voxelize`.
 
     Returns:
@@ -63,9 +68,13 @@ def voxelize_coords(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size:
     return unpack(keys), keys, feats, p2v
 
 
-def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
-                  seed: int | None = None, quantize_dtype: str = "float64"
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def voxelize_keys(
+    points: list[tuple[torch.Tensor, torch.Tensor]],
+    voxel_size: float,
+    reduce: str = "random",
+    seed: int | None = None,
+    quantize_dtype: str = "float64",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`voxelize_coords` without the coordinates (the keys hold them; unpacking is a third of the compiled path).
 
     Returns:
@@ -84,11 +93,14 @@ def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: f
             raise ValueError(f"voxelize: scene {b} must be an (xyz, feats) pair")
         xyz, feats = pair
         if xyz.dim() != 2 or xyz.shape[1] != 3 or not xyz.is_floating_point():
-            raise ValueError(f"voxelize: scene {b} xyz must be a float (N, 3) tensor, got {xyz.dtype} "
-                             f"{tuple(xyz.shape)}")
+            raise ValueError(
+                f"voxelize: scene {b} xyz must be a float (N, 3) tensor, got {xyz.dtype} " f"{tuple(xyz.shape)}"
+            )
         if feats.dim() != 2 or feats.shape[0] != xyz.shape[0]:
-            raise ValueError(f"voxelize: scene {b} feats must have shape ({xyz.shape[0]}, C), got "
-                             f"{tuple(feats.shape)} (mismatched lengths)")
+            raise ValueError(
+                f"voxelize: scene {b} feats must have shape ({xyz.shape[0]}, C), got "
+                f"{tuple(feats.shape)} (mismatched lengths)"
+            )
         if n_feat is None:
             n_feat = feats.shape[1]
         elif feats.shape[1] != n_feat:
@@ -122,13 +134,17 @@ def voxelize_keys(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: f
     m, n = keys.shape[0], coords.shape[0]
     if reduce == "mean":
         count = torch.zeros(m, dtype=feats.dtype, device=feats.device).index_add_(
-            0, inverse, torch.ones(n, dtype=feats.dtype, device=feats.device))
-        vfeats = torch.zeros((m, feats.shape[1]), dtype=feats.dtype, device=feats.device).index_add_(
-            0, inverse, feats) / count.clamp(min=1)[:, None]
+            0, inverse, torch.ones(n, dtype=feats.dtype, device=feats.device)
+        )
+        vfeats = (
+            torch.zeros((m, feats.shape[1]), dtype=feats.dtype, device=feats.device).index_add_(0, inverse, feats)
+            / count.clamp(min=1)[:, None]
+        )
     else:
         prio = _priorities(n, seed, feats.device)
         best = torch.full((m,), -1, dtype=torch.long, device=feats.device).scatter_reduce(
-            0, inverse, prio, "amax", include_self=True)
+            0, inverse, prio, "amax", include_self=True
+        )
         winner = (prio == best[inverse]).nonzero().squeeze(1)
         pick = torch.empty(m, dtype=torch.long, device=feats.device)
         pick[inverse[winner]] = winner
@@ -142,9 +158,14 @@ def _priorities(n: int, seed: int | None, device: torch.device) -> torch.Tensor:
     return torch.randperm(n, generator=gen).to(device)
 
 
-def voxelize(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float, reduce: str = "random",
-             seed: int | None = None, backend: str | None = None, quantize_dtype: str = "float64"
-             ) -> tuple[SparseTensor, torch.Tensor]:
+def voxelize(
+    points: list[tuple[torch.Tensor, torch.Tensor]],
+    voxel_size: float,
+    reduce: str = "random",
+    seed: int | None = None,
+    backend: str | None = None,
+    quantize_dtype: str = "float64",
+) -> tuple[SparseTensor, torch.Tensor]:
     """Quantize one point cloud per scene into a batched sparse tensor at stride 1.
 
     Args:
@@ -165,6 +186,7 @@ def voxelize(points: list[tuple[torch.Tensor, torch.Tensor]], voxel_size: float,
             ``quantize_dtype``.
     """
     from .backends import get_backend
+
     keys, feats, p2v = voxelize_keys(points, voxel_size, reduce, seed, quantize_dtype)
     x, row_of = get_backend(backend).from_sorted_unique(None, keys, feats, len(points), 1)
     return x, (p2v if row_of is None else row_of[p2v])
