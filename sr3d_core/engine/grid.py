@@ -301,13 +301,92 @@ def write_table(
             f"{np.mean([x['pce'] for x in results]):.3f} | {np.mean(halves):.1f} | {paper_cell(row)} | "
             f"{np.mean([x['train_seconds'] for x in results]) / 60:.0f} |"
         )
-    text = "\n".join(lines) + "\n"
     out = results_root / grid
+    curves = learning_curves([r for r in runs if r.done])
+    if curves:
+        lines += ["", *_curve_lines(curves)]
+    text = "\n".join(lines) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps(summary, indent=2))
     _plot(summary, by_row, out / "table.png")
+    if curves:
+        (out / "curves.json").write_text(json.dumps(curves, indent=2))
+        _plot_curves(curves, grid, out / "curves.png")
     return text
+
+
+def learning_curves(runs: list[Run]) -> dict[str, dict[str, list[list[float]]]]:
+    """Validation mAP along training, per row: ``{row: {step: [[mAP@0.25, mAP@0.5] of each seed]}}``.
+
+    The points come from each finished run's stored ``val_log.csv`` (runs that validated along the way) plus its
+    final evaluation at ``steps``; a row's step appears only when every finished seed of the row has it, so the
+    means compare like with like.
+
+    Args:
+        runs: finished runs (their ``result.json`` stored).
+    """
+    per_row: dict[str, list[dict[int, list[float]]]] = {}
+    for r in runs:
+        log = r.result_dir / "val_log.csv"
+        if not log.is_file():
+            continue
+        points: dict[int, list[float]] = {}
+        with open(log) as f:
+            for rec in csv.DictReader(f):
+                points[int(rec["step"])] = [float(rec["mAP_0.25"]), float(rec["mAP_0.5"])]
+        res = r.result()
+        points[int(res["steps"])] = [float(res["mAP_0.25"]), float(res["mAP_0.5"])]
+        per_row.setdefault(r.row, []).append(points)
+    curves = {}
+    for row, seeds in per_row.items():
+        steps = sorted(set.intersection(*(set(p) for p in seeds)))
+        curves[row] = {str(step): [p[step] for p in seeds] for step in steps}
+    return curves
+
+
+def _curve_lines(curves: dict[str, dict[str, list[list[float]]]]) -> list[str]:
+    """Markdown table of the learning curves: mean val mAP@0.25 / mAP@0.5 (%) over seeds at each step."""
+    steps = sorted({int(s) for c in curves.values() for s in c})
+    lines = [
+        "Learning curves: val mAP@0.25 / mAP@0.5 (%) at each validated step, mean over the row's seeds (n)",
+        "",
+        "| row | n | " + " | ".join(f"step {s}" for s in steps) + " |",
+        "|---|---|" + "---|" * len(steps),
+    ]
+    for row, c in curves.items():
+        n = len(next(iter(c.values()))) if c else 0
+        cells = []
+        for s in steps:
+            vals = np.array(c.get(str(s), []), dtype=float)
+            cells.append(f"{100 * vals[:, 0].mean():.1f} / {100 * vals[:, 1].mean():.1f}" if len(vals) else "")
+        lines.append(f"| {row} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _plot_curves(curves: dict[str, dict[str, list[list[float]]]], grid: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(12, 4))
+    for row, c in curves.items():
+        steps = sorted(int(s) for s in c)
+        for k, a in enumerate(ax):
+            vals = [100 * np.array(c[str(s)], dtype=float)[:, k] for s in steps]
+            line = a.plot(steps, [v.mean() for v in vals], marker="o", label=f"{row} (n={len(vals[0])})")[0]
+            for s, v in zip(steps, vals):
+                a.scatter([s] * len(v), v, color=line.get_color(), s=8, alpha=0.5)
+    for k, a in enumerate(ax):
+        a.set_xlabel("training step")
+        a.set_ylabel(f"val mAP@{('0.25', '0.5')[k]} (%)")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.suptitle(f"{grid}: learning curves (line: mean over seeds; dots: each seed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def _ms(x: np.ndarray, sign: bool = False) -> str:

@@ -83,3 +83,43 @@ def test_grid_runs_skips_and_resumes(tmp_path):
     assert r.returncode == 0 and "1 of 1 runs done" in r.stdout
     table = (results / name / "table.md").read_text()
     assert "| tr3d | 1 |" in table and "| sr3d | 1 |" in table and "| k3 | 1 |" in table
+
+
+def test_learning_curves_average_seeds_at_shared_steps(tmp_path):
+    """Curves: stored val logs plus each run's final evaluation, averaged over seeds at the steps all seeds share."""
+    from sr3d_core.engine.grid import learning_curves, write_table
+
+    grid = tmp_path / "toy.yaml"
+    grid.write_text(GRID)
+    name, runs = load_grid(str(grid), tmp_path / "runs", tmp_path / "results")
+    logs = {  # (row, seed): (val log rows, final mAPs at step 30)
+        ("tr3d", 0): ([(10, 0.2, 0.1), (20, 0.4, 0.2)], (0.5, 0.3)),
+        ("sr3d", 0): ([(10, 0.3, 0.1), (20, 0.5, 0.3)], (0.6, 0.4)),
+        ("k3", 1): ([(10, 0.1, 0.0)], (0.7, 0.5)),  # validated at 10 only: its row has steps 10 and 30
+    }
+    for r in runs:
+        vals, final = logs[(r.row, r.seed)]
+        r.result_dir.mkdir(parents=True)
+        (r.result_dir / "val_log.csv").write_text(
+            "step,mAP_0.25,mAP_0.5\n" + "".join(f"{s},{a},{b}\n" for s, a, b in vals)
+        )
+        res = {"row": r.row, "seed": r.seed, "mAP_0.25": final[0], "mAP_0.5": final[1], "steps": 30, "aic": 0.1,
+               "pce": 0.2, "pce_hist": [1] * 12, "train_seconds": 60.0,
+               "halves": [{"mAP_0.25": 0.5, "mAP_0.5": 0.3}, {"mAP_0.25": 0.5, "mAP_0.5": 0.3}]}  # fmt: skip
+        (r.result_dir / "result.json").write_text(json.dumps(res))
+    curves = learning_curves(runs)
+    assert curves["tr3d"] == {"10": [[0.2, 0.1]], "20": [[0.4, 0.2]], "30": [[0.5, 0.3]]}
+    assert curves["k3"] == {"10": [[0.1, 0.0]], "30": [[0.7, 0.5]]}
+    # Two seeds of one row: the mean, and only the steps both have.
+    extra = runs[0].result_dir.parent / "seed5"
+    extra.mkdir()
+    (extra / "val_log.csv").write_text("step,mAP_0.25,mAP_0.5\n20,0.6,0.4\n")
+    (extra / "result.json").write_text(
+        (runs[0].result_dir / "result.json").read_text().replace('"seed": 0', '"seed": 5')
+    )
+    two = [*runs, type(runs[0])("tr3d", 5, "toy_tiny", (), tmp_path / "x", extra)]
+    assert learning_curves(two)["tr3d"] == {"20": [[0.4, 0.2], [0.6, 0.4]], "30": [[0.5, 0.3], [0.5, 0.3]]}
+    table = write_table(name, two, tmp_path / "results")
+    assert "| tr3d | 2 |  | 50.0 / 30.0 | 50.0 / 30.0 |" in table  # step 10: not validated by seed 5
+    assert "| k3 | 1 | 10.0 / 0.0 |  | 70.0 / 50.0 |" in table
+    assert (tmp_path / "results" / name / "curves.png").stat().st_size > 1000
