@@ -239,7 +239,9 @@ SR3D_API int sr3d_max_pool(const float *x, int64_t n, int64_t c, const int64_t *
     for (int64_t i = 0; i < n; ++i)
         if (parent[i] < 0 || parent[i] >= m) return SR3D_ERR_INDEX;
     nthreads = sr3d_team(nthreads, (double)n * (double)c, MIN_POOL_ELEMS);
-    const int64_t block = 16, blocks = (c + block - 1) / block; /* 64 B: no line shared */
+    /* One thread: every channel in one pass over the rows, as before the split. Several: blocks of 16 channels
+     * (64 B, so no two threads write one cache line). */
+    const int64_t block = nthreads > 1 ? 16 : (c > 0 ? c : 1), blocks = (c + block - 1) / block;
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && blocks > 1)
     for (int64_t bl = 0; bl < blocks; ++bl) {
         const int64_t c0 = bl * block, c1 = c0 + block < c ? c0 + block : c;
