@@ -76,7 +76,12 @@ LIBRARIES: dict[str, Library] = {
         "sparse",
         "sr3d_core.sparse.libsr3d_sparse",
         tuple(f"sr3d_core/sparse/csrc/{f}" for f in ("kernel_map.c", "conv.c", "conv_base.c", "conv_avx2.c")),
-        (ENGINE_HEADER, "sr3d_core/sparse/csrc/conv_types.h", "sr3d_core/sparse/csrc/conv_kernels.h"),
+        (
+            ENGINE_HEADER,
+            "sr3d_core/sparse/csrc/conv_types.h",
+            "sr3d_core/sparse/csrc/conv_kernels.h",
+            "sr3d_core/sparse/csrc/isa.h",
+        ),
     ),
     "geometry": Library(
         "geometry",

@@ -12,6 +12,7 @@
 
 #include "conv_types.h"
 #include "engine.h"
+#include "isa.h"
 
 enum { SR3D_ISA_BASE = 0, SR3D_ISA_AVX2 = 1 };
 
@@ -228,6 +229,25 @@ SR3D_API int sr3d_conv_weight_grad(const float *x, int64_t c_in, const int64_t *
     return failed ? SR3D_ERR_NOMEM : SR3D_OK;
 }
 
+/* Channels [c0, c1) of the max pool over every row (the work of one thread). Cloned for AVX2 (isa.h): its compares
+ * and selects then take eight lanes (the baseline's SSE2 has no blend), the same bits. */
+static SR3D_CLONES void max_pool_channels(const float *x, int64_t n, int64_t c, const int64_t *parent, int64_t m,
+                                          float *out, int32_t *arg, int64_t c0, int64_t c1) {
+    for (int64_t j = 0; j < m; ++j)
+        for (int64_t ch = c0; ch < c1; ++ch) arg[j * c + ch] = -1;
+    for (int64_t i = 0; i < n; ++i) {
+        float *o = out + parent[i] * c;
+        int32_t *a = arg + parent[i] * c;
+        const float *xi = x + i * c;
+        for (int64_t ch = c0; ch < c1; ++ch) { /* branchless: the comparisons of random features are coin flips */
+            const float v = xi[ch];
+            const int take = (a[ch] < 0) | (v > o[ch]) | ((v != v) & (o[ch] == o[ch]));
+            o[ch] = take ? v : o[ch];
+            a[ch] = take ? (int32_t)i : a[ch];
+        }
+    }
+}
+
 /* Max pool of rows into their parents (kernel = stride = 2): out[parent[i]][ch] = max over the children i, and
  * arg[parent[i]][ch] = the first child (lowest row) holding it, which the gradient is routed to (as
  * MinkowskiEngine's max pool does). A NaN wins and stays (as torch's amax). Every parent has a child. Returns
@@ -239,26 +259,15 @@ SR3D_API int sr3d_max_pool(const float *x, int64_t n, int64_t c, const int64_t *
     for (int64_t i = 0; i < n; ++i)
         if (parent[i] < 0 || parent[i] >= m) return SR3D_ERR_INDEX;
     nthreads = sr3d_team(nthreads, (double)n * (double)c, MIN_POOL_ELEMS);
-    /* One thread: every channel in one pass over the rows, as before the split. Several: blocks of 16 channels
-     * (64 B, so no two threads write one cache line). */
-    const int64_t block = nthreads > 1 ? 16 : (c > 0 ? c : 1), blocks = (c + block - 1) / block;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && blocks > 1)
-    for (int64_t bl = 0; bl < blocks; ++bl) {
-        const int64_t c0 = bl * block, c1 = c0 + block < c ? c0 + block : c;
-        for (int64_t j = 0; j < m; ++j)
-            for (int64_t ch = c0; ch < c1; ++ch) arg[j * c + ch] = -1;
-        for (int64_t i = 0; i < n; ++i) {
-            float *o = out + parent[i] * c;
-            int32_t *a = arg + parent[i] * c;
-            const float *xi = x + i * c;
-            for (int64_t ch = c0; ch < c1; ++ch) { /* branchless: the comparisons of random features are coin flips */
-                const float v = xi[ch];
-                const int take = (a[ch] < 0) | (v > o[ch]) | ((v != v) & (o[ch] == o[ch]));
-                o[ch] = take ? v : o[ch];
-                a[ch] = take ? (int32_t)i : a[ch];
-            }
-        }
+    if (nthreads <= 1 || c <= 16) { /* one thread: every channel in one pass over the rows, no parallel region */
+        max_pool_channels(x, n, c, parent, m, out, arg, 0, c);
+        return SR3D_OK;
     }
+    /* Several: blocks of 16 channels (64 B, so no two threads write one cache line). */
+    const int64_t blocks = (c + 15) / 16;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t bl = 0; bl < blocks; ++bl)
+        max_pool_channels(x, n, c, parent, m, out, arg, bl * 16, bl * 16 + 16 < c ? bl * 16 + 16 : c);
     return SR3D_OK;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "isa.h"
 
 /* The first index p' >= p with src[p'] >= q (n_in when none): gallop from p, then bisect, so a far jump (a sparse
  * output set, a new scene) costs log steps and a near one a step or two. */
@@ -287,7 +288,7 @@ static inline int64_t key_field(int64_t key, int f, int axis_bits) {
     return (int64_t)(((uint64_t)key >> ((3 - f) * axis_bits)) & (((uint64_t)1 << axis_bits) - 1));
 }
 
-SR3D_API int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits, int64_t *order,
+SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits, int64_t *order,
                          int64_t *tmp, int64_t *dense, int64_t *ukeys, int64_t *inverse, int64_t *pick) {
     if (n <= 0) return 0;
     /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits that
@@ -373,7 +374,7 @@ SR3D_API int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int6
  * checked PyTorch path, which names the problem). */
 enum { SR3D_QUANTIZE_FLOAT64 = 0, SR3D_QUANTIZE_FLOAT32 = 1, SR3D_QUANTIZE_FLOAT32_RECIPROCAL = 2 };
 
-SR3D_API int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode, int64_t batch,
+SR3D_API SR3D_CLONES int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode, int64_t batch,
                     int axis_bits, int64_t limit, int64_t *keys) {
     const int64_t radix = (int64_t)1 << axis_bits, off = (int64_t)1 << (axis_bits - 1);
     const double lim = (double)limit;
