@@ -73,8 +73,9 @@ _F32, _I64T = torch.float32, torch.int64
 
 class PairList(tuple):
     """``(starts (K + 1,), rows_in (P,), rows_out (P,))`` int64: offset k's pairs are ``[starts[k], starts[k + 1])``,
-    output rows ascending. One this module built is trusted (``checked``): the convolution skips its O(P) check of
-    the row indices. A plain 3-tuple works too and is checked on every use."""
+    output rows ascending. One this module built is trusted (``checked``): the calls that take it skip the checks of
+    its tensors (dtype, layout, lengths: fixed when it was built) and the convolution its O(P) check of the row
+    indices; only the sets it joins are compared. A plain 3-tuple works too and is checked on every use."""
 
     checked = False
     n_in = n_out = -1  # the sizes of its sets, where it is trusted
@@ -122,6 +123,15 @@ def _check_keys(fn: str, arg: str, keys: torch.Tensor) -> None:
 
 
 def _check_pairs(fn: str, pairs: PairList, kvol: Optional[int] = None) -> tuple[torch.Tensor, ...]:
+    if type(pairs) is PairList and pairs.checked:
+        # Built here from tensors this module allocated (contiguous int64 CPU, equal lengths, K + 1 starts): checked
+        # once by construction, not on each of the several convolutions that share a kernel map.
+        require(
+            fn,
+            kvol is None or pairs[0].shape[0] == kvol + 1,
+            lambda: f"starts has {pairs[0].shape[0]} entries for {kvol} kernel offsets",
+        )
+        return pairs
     require(fn, isinstance(pairs, tuple) and len(pairs) == 3, lambda: "pairs must be (starts, rows_in, rows_out)")
     starts, rows_in, rows_out = pairs
     check_tensor(fn, "starts", starts, _I64T, 1)
