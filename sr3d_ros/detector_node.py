@@ -2,24 +2,23 @@
 
 Two entry points share one implementation (``_DetectorLogic``): ``main`` runs a lifecycle node (configure
 loads the checkpoint, activate subscribes; ``autostart`` does both at start) and ``main_plain`` a plain node
-that configures and activates in its constructor. The node holds the parameters, the lifecycle, the publishers and
-the diagnostics; the frames run on ``sr3d_ros.runner.FrameRunner``'s thread, which takes the newest cloud itself
-when it is ready for the next frame (``sr3d_ros.inbox``), and the node publishes each result from its callback.
+that configures and activates in its constructor. The node holds the parameters (``sr3d_ros.node_params``), the
+lifecycle, the publishers and the diagnostics; the frames run on ``sr3d_ros.runner.FrameRunner``'s thread, which
+takes the newest cloud itself when it is ready for the next frame (``sr3d_ros.inbox``), and the node publishes each
+result from its callback.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float64, Header
 from std_srvs.srv import SetBool
@@ -30,22 +29,11 @@ from sr3d_ros import spin
 from sr3d_ros.conversions import MessagePool, detections_to_markers, detections_to_msg, label_info_msg
 from sr3d_ros.diagnostics import FrameStats, InputWatch
 from sr3d_ros.inbox import CloudInbox
-from sr3d_ros.params import (
-    NodeParams,
-    ParameterError,
-    check_command_line,
-    default_params_path,
-    expanded_remaps,
-    input_qos,
-    load_defaults,
-    runtime_parameters,
-)
+from sr3d_ros.node_params import NodeParameters
+from sr3d_ros.params import NodeParams, default_params_path, input_qos
 from sr3d_ros.pipeline import FramePipeline
 from sr3d_ros.runner import FrameOutcome, FrameRunner
 from sr3d_ros.tf_lookup import TfLookup, make_tf_lookup
-
-if TYPE_CHECKING:  # torch loads with the model at configure, not at import
-    from sr3d_core.inference import Detector
 
 
 class _DetectorLogic:
@@ -54,20 +42,16 @@ class _DetectorLogic:
     # ------------------------------------------------------------------ setup and transitions
 
     def _declare(self, argv: list[str] | None = None) -> None:
-        """Declare every parameter with its default from config/node.yaml (the one home of defaults).
+        """Set up the node's state and declare its parameters (``NodeParameters.declare``).
 
         Args:
-            argv: the process's command line (``main`` passes it): a value of the wrong type on it is refused
-                (rcl would drop it without a word when another source set the parameter), and a remap rule that
-                the shell tilde-expanded is reported.
+            argv: the process's command line (``main`` passes it), checked for values of the wrong type.
 
         Raises:
             ParameterError: a parameter value of the wrong type or out of range (the message names it).
         """
-        self._params: NodeParams | None = None
-        self._detector: Detector | None = None
+        self._settings = NodeParameters(self, self._on_params_changed)
         self._pipeline: FramePipeline | None = None
-        self._class_names: tuple[str, ...] = ()
         self._tf: TfLookup | None = None
         self._inbox: CloudInbox | None = None
         self._active = False
@@ -91,27 +75,12 @@ class _DetectorLogic:
         )
         self._marker_count = 0
         self._messages = MessagePool()  # output messages refilled frame after frame (one publishing thread)
-        self._model_params: list[str] = []
-        self._defaults_path = default_params_path()
-        if argv is not None:
-            check_command_line(argv, self.get_name(), self.get_fully_qualified_name())
-            for warning in expanded_remaps(argv):
-                self.get_logger().warning(warning)
-        runtime = runtime_parameters()
-        for name, value in load_defaults(self._defaults_path).items():
-            desc = NodeParams.__dataclass_fields__[name].metadata["description"]
-            # Dynamically typed, so that a value of the wrong type reaches the set-parameters callback, which refuses
-            # it naming the parameter, the type and the value (rclpy's own type check names none of them); doubles
-            # take integers too (`-p score_threshold:=1`).
-            self.declare_parameter(
-                name, value, ParameterDescriptor(description=desc, read_only=name not in runtime, dynamic_typing=True)
-            )
-        self._read_params()  # an override of the wrong type or out of range: refused at start, not at configure
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._settings.declare(argv)
 
-    def _read_params(self) -> NodeParams:
-        names = [f for f in NodeParams.__dataclass_fields__]
-        return NodeParams.from_mapping({n: self.get_parameter(n).value for n in names})
+    @property
+    def _params(self) -> NodeParams | None:
+        """The parameters in force while configured; None while unconfigured."""
+        return self._settings.current
 
     def _configure(self) -> None:
         """Validate parameters, load the checkpoint, create publishers and the TF listener.
@@ -120,32 +89,8 @@ class _DetectorLogic:
             ParameterError: a parameter is invalid (the message names it).
             RuntimeError: the checkpoint cannot be loaded (the message names the path).
         """
-        p = self._read_params()
-        log = self.get_logger()
-        if not p.checkpoint:
-            raise ParameterError("parameter 'checkpoint' is empty: pass -p checkpoint:=/path/to/model.pt")
-        if not Path(p.checkpoint).is_file():
-            raise ParameterError(f"parameter 'checkpoint': no such file {p.checkpoint}")
-        from sr3d_core.inference import Detector  # torch loads with the model, not at import
-        from sr3d_core.runtime import choose_device, keep_freed_memory, set_torch_threads
-
-        chosen, warning = choose_device(p.device)
-        device = str(chosen)
-        if warning:
-            log.warning(warning)
-        threads = set_torch_threads(p.torch_threads)
-        keep_freed_memory()  # frames reuse the heap instead of page-faulting fresh memory in
-        try:
-            detector = Detector.from_checkpoint(p.checkpoint, device)
-        except Exception as err:  # noqa: BLE001 - any load failure becomes one clear message
-            raise RuntimeError(f"cannot load checkpoint {p.checkpoint} on {device}: {err}") from err
-        self._detector = detector
-        self._class_names = tuple(detector.class_names)
-        self._check_classes(p.classes)
-        self._params = p
-        self._apply_postprocess(p)
-        self._declare_model_parameters(detector)
-
+        device, threads = self._settings.load_model()
+        p, detector = self._settings.current, self._settings.detector
         reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -165,9 +110,9 @@ class _DetectorLogic:
         self._pipeline = FramePipeline(detector, p.target_frame, self._tf, p.tf_timeout_s, p.classes, p.missing_color)
         self._timers.append(self.create_timer(p.diagnostics_period_s, self._publish_diagnostics))
         self._stats.start_period(time.monotonic())
-        log.info(
+        self.get_logger().info(
             f"configured: checkpoint {p.checkpoint} on {device} ({threads} CPU threads), "
-            f"classes {list(self._class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
+            f"classes {list(self._settings.class_names)}, target_frame '{p.target_frame or '<cloud frame>'}'"
             + (f", TF via {self._tf.backend}" if self._tf else "")
         )
 
@@ -239,89 +184,15 @@ class _DetectorLogic:
         if self._tf is not None and hasattr(self._tf, "destroy"):
             self._tf.destroy()
         self._tf = None
-        for name in self._model_params:
-            self.undeclare_parameter(name)
-        self._model_params = []
-        self._detector = None
         self._pipeline = None
-        self._params = None
-        try:
-            import torch
+        self._settings.release_model()
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()  # give VRAM back while unconfigured
-        except ImportError:  # pragma: no cover
-            pass
-
-    # ------------------------------------------------------------------ parameters
-
-    def _declare_model_parameters(self, detector: Detector) -> None:
-        """Expose the checkpoint's input contract as read-only ``model.*`` parameters (never overridable)."""
-        c = detector.contract
-        values = {
-            "model.class_names": list(self._class_names),
-            "model.voxel_size": float(c.voxel_size),
-            "model.use_color": bool(c.use_color),
-            "model.max_points": int(c.max_points or 0),
-            "model.point_range": [float(v) for v in c.point_range] if c.point_range else [0.0] * 6,
-            "model.quantize_dtype": str(c.quantize_dtype),
-        }
-        for name, value in values.items():
-            # Not rclpy read_only (those can never be undeclared, which cleanup needs): the set-parameters
-            # callback refuses every change instead.
-            self.declare_parameter(
-                name,
-                value,
-                ParameterDescriptor(description="from the checkpoint's input contract (0 / zeros = none); read-only"),
-                ignore_override=True,
-            )
-            self._model_params.append(name)
-
-    def _check_classes(self, classes: tuple[str, ...]) -> None:
-        unknown = [c for c in classes if c not in self._class_names]
-        if unknown:
-            raise ParameterError(
-                f"parameter 'class_filter': unknown classes {unknown}; the model has " f"{list(self._class_names)}"
-            )
-
-    def _apply_postprocess(self, p: NodeParams) -> None:
-        for name in ("score_threshold", "nms_iou", "max_detections"):
-            if hasattr(self._detector, name):
-                setattr(self._detector, name, getattr(p, name))
-
-    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Validate and apply runtime changes; read-only ones are refused by rclpy before this."""
-        fixed = [p.name for p in params if p.name in self._model_params]
-        if fixed:
-            return SetParametersResult(successful=False, reason=f"{fixed} come from the checkpoint (read-only)")
-        ours = {p.name: p.value for p in params if p.name in NodeParams.__dataclass_fields__}
-        if not ours:
-            return SetParametersResult(successful=True)
-        try:
-            if self._params is None:  # unconfigured: validate now, configure will read the values
-                self._read_params().replace(**ours)
-                return SetParametersResult(successful=True)
-            new = self._params.replace(**ours)
-            self._check_classes(new.classes)
-        except (ParameterError, TypeError, ValueError) as err:
-            self._keep_descriptor_types(params)
-            return SetParametersResult(successful=False, reason=str(err))
-        old, self._params = self._params, new
-        self._apply_postprocess(new)
+    def _on_params_changed(self, old: NodeParams, new: NodeParams) -> None:
+        """A runtime change was applied to the model: update the class filter and the latched label info."""
         if self._pipeline is not None:
             self._pipeline.classes = new.classes
         if new.score_threshold != old.score_threshold:
             self._publish_label_info()
-        self.get_logger().info(f"parameters changed: {ours}")
-        return SetParametersResult(successful=True)
-
-    def _keep_descriptor_types(self, params: list[Parameter]) -> None:
-        """Undo what rclpy did before calling us: a dynamically typed descriptor takes the type of every value
-        offered, also of one the callback then refuses (``ros2 param describe`` would show it)."""
-        for param in params:
-            if param.name in NodeParams.__dataclass_fields__ and self.has_parameter(param.name):
-                current = self.get_parameter(param.name)
-                self.describe_parameter(param.name).type = current.type_.value
 
     # ------------------------------------------------------------------ outputs
 
@@ -355,9 +226,10 @@ class _DetectorLogic:
         self._pubs["latency"].publish(Float64(data=latency_ms))
 
     def _publish_label_info(self) -> None:
-        if "label_info" in self._pubs and self._params is not None:
-            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self._params.target_frame)
-            self._pubs["label_info"].publish(label_info_msg(self._class_names, header, self._params.score_threshold))
+        p = self._params
+        if "label_info" in self._pubs and p is not None:
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=p.target_frame)
+            self._pubs["label_info"].publish(label_info_msg(self._settings.class_names, header, p.score_threshold))
 
     def stop(self) -> None:
         """At process exit: log one ``key=value`` line of the frame counters (tools parse it), then clean up."""
