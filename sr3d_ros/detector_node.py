@@ -3,9 +3,9 @@
 Two entry points share one implementation (``_DetectorLogic``): ``main`` runs a lifecycle node (configure
 loads the checkpoint, activate subscribes; ``autostart`` does both at start) and ``main_plain`` a plain node
 that configures and activates in its constructor. The node holds the parameters (``sr3d_ros.node_params``), the
-lifecycle, the publishers and the diagnostics; the frames run on ``sr3d_ros.runner.FrameRunner``'s thread, which
-takes the newest cloud itself when it is ready for the next frame (``sr3d_ros.inbox``), and the node publishes each
-result from its callback.
+lifecycle, the publishers (``sr3d_ros.publishing``) and the diagnostics; the frames run on
+``sr3d_ros.runner.FrameRunner``'s thread, which takes the newest cloud itself when it is ready for the next frame
+(``sr3d_ros.inbox``), and the node publishes each result from its callback.
 """
 
 from __future__ import annotations
@@ -15,23 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Float64, Header
+from std_msgs.msg import Header
 from std_srvs.srv import SetBool
-from vision_msgs.msg import Detection3DArray, LabelInfo
-from visualization_msgs.msg import MarkerArray
 
 from sr3d_ros import spin
-from sr3d_ros.conversions import MessagePool, detections_to_markers, detections_to_msg, label_info_msg
+from sr3d_ros.conversions import label_info_msg
 from sr3d_ros.diagnostics import FrameStats, InputWatch
 from sr3d_ros.inbox import CloudInbox
 from sr3d_ros.node_params import NodeParameters
 from sr3d_ros.params import NodeParams, default_params_path, input_qos
 from sr3d_ros.pipeline import FramePipeline
+from sr3d_ros.publishing import FramePublisher, create_publishers
 from sr3d_ros.runner import FrameOutcome, FrameRunner
 from sr3d_ros.tf_lookup import TfLookup, make_tf_lookup
 
@@ -73,8 +70,7 @@ class _DetectorLogic:
             self.get_logger().warning,
             str(default_params_path().parent / "fastdds_large_messages.xml"),
         )
-        self._marker_count = 0
-        self._messages = MessagePool()  # output messages refilled frame after frame (one publishing thread)
+        self._frames = FramePublisher(self._stats, self.get_clock())
         self._settings.declare(argv)
 
     @property
@@ -91,19 +87,7 @@ class _DetectorLogic:
         """
         device, threads = self._settings.load_model()
         p, detector = self._settings.current, self._settings.detector
-        reliable = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        self._pubs = {
-            "detections": self.create_publisher(Detection3DArray, "~/detections", reliable),
-            "label_info": self.create_publisher(LabelInfo, "~/label_info", latched),
-            "markers": self.create_publisher(MarkerArray, "~/markers", reliable),
-            "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", reliable),
-            "model": self.create_publisher(Float64, "~/debug/model_time_ms", reliable),
-            "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", reliable),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", reliable),
-        }
+        self._pubs = create_publishers(self)
         self._enable_srv = self.create_service(SetBool, "~/enable", self._on_enable)
         if p.target_frame:
             self._tf = make_tf_lookup(self, p.tf_fallback_latest)
@@ -199,31 +183,8 @@ class _DetectorLogic:
     def _publish_frame(self, frame: FrameOutcome) -> None:
         """The runner's result callback (on its thread): publish detections, markers and timings."""
         p = self._params
-        if p is None:
-            return
-        res = frame.result
-        det = res.detections
-        stamp = frame.header_stamp
-        header = Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=res.frame)
-        self._pubs["detections"].publish(detections_to_msg(det, header, p.class_id_format, self._messages))
-        if self._pubs["markers"].get_subscription_count() > 0:  # markers cost only when someone looks
-            self._pubs["markers"].publish(
-                detections_to_markers(
-                    det, header, self._marker_count, p.marker_lifetime_s, p.marker_line_width, pool=self._messages
-                )
-            )
-            self._marker_count = len(det)
-        t3 = time.perf_counter()
-        latency_ms = (self.get_clock().now().nanoseconds - res.stamp_ns) * 1e-6
-        processing_ms = frame.prepare_ms + (t3 - frame.infer_started) * 1e3
-        with self._stats.lock:
-            self._stats.processed += 1
-            self._stats.processing_ms.append(processing_ms)
-            self._stats.model_ms.append(res.model_ms)
-            self._stats.latency_ms.append(latency_ms)
-        self._pubs["processing"].publish(Float64(data=processing_ms))
-        self._pubs["model"].publish(Float64(data=res.model_ms))
-        self._pubs["latency"].publish(Float64(data=latency_ms))
+        if p is not None:
+            self._frames.publish(frame, p, self._pubs)
 
     def _publish_label_info(self) -> None:
         p = self._params
