@@ -28,19 +28,10 @@ static NmsFn nms_fn = NULL;
 static ClipFn clip_fn = NULL;
 static int isa_chosen = -1;
 
-static int cpu_has_avx2_fma(void) {
-#if defined(SR3D_HAVE_AVX2_VARIANT) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
 /* As the sparse engine's sr3d_select_isa: want < 0 the best, 0 the baseline, 1 AVX2 + FMA; returns the one in use
  * or -1 when the one asked for is not available here. */
 SR3D_API int sr3d_select_isa(int want) {
-    const int best = cpu_has_avx2_fma() ? 1 : 0;
+    const int best = sr3d_cpu_has_avx2_fma() ? 1 : 0;
     const int isa = want < 0 ? best : want;
     if (isa > best) return -1;
 #ifdef SR3D_HAVE_AVX2_VARIANT

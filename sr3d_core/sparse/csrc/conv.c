@@ -25,20 +25,11 @@ static ConvTaskFn conv_task = NULL; /* NULL until chosen: the best the CPU has *
 static WgradTaskFn wgrad_task = NULL;
 static int isa_chosen = -1;
 
-static int cpu_has_avx2_fma(void) {
-#if defined(SR3D_HAVE_AVX2_VARIANT) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
 /* Choose the kernels: want < 0 the best this CPU runs, SR3D_ISA_BASE the baseline, SR3D_ISA_AVX2 AVX2 + FMA.
  * Returns the instruction set now in use, or -1 when the one asked for is not built or not supported here. Called
  * once when the library is loaded (not while a convolution runs). */
 SR3D_API int sr3d_select_isa(int want) {
-    const int best = cpu_has_avx2_fma() ? SR3D_ISA_AVX2 : SR3D_ISA_BASE;
+    const int best = sr3d_cpu_has_avx2_fma() ? SR3D_ISA_AVX2 : SR3D_ISA_BASE;
     const int isa = want < 0 ? best : want;
     if (isa > best) return -1;
 #ifdef SR3D_HAVE_AVX2_VARIANT

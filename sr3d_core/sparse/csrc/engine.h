@@ -65,6 +65,17 @@ static inline int64_t sr3d_lower_bound(const int64_t *a, int64_t lo, int64_t hi,
     return lo;
 }
 
+/* Whether the CPU runs AVX2 + FMA: each library's ISA choice. The libraries build their AVX2 variants on x86 exactly,
+ * so this tests the architecture itself (not a variant macro, which a library may define after including this). */
+static inline int sr3d_cpu_has_avx2_fma(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
 /* Error codes of the exported functions (the bindings turn them into Python exceptions). */
 enum {
     SR3D_OK = 0,
