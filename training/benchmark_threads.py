@@ -6,7 +6,10 @@ a busy machine slows every column alike.
     python training/benchmark_threads.py --tr3d-checkpoint work_dirs/tr3d_sunrgbd.pt --points-dir data/.../points
 
 Prints one table: per workload, the median milliseconds at each thread count and the median of the per-repetition
-speed-ups over the first count. ``sr3d-doctor`` says whether the compiled engine (which these numbers are about)
+speed-ups over the first count; then, per workload, the share of its one-thread time spent inside the compiled
+libraries' calls and the speed-up the thread counts could give at most if those calls scaled perfectly and
+nothing else did (Amdahl's law: ``1 / ((1 - share) + share / threads)``), the ceiling set by the PyTorch and
+Python work around the engine. ``sr3d-doctor`` says whether the compiled engine (which these numbers are about)
 is active; ``SR3D_NATIVE=0`` times the pure-PyTorch paths instead. Set ``OMP_WAIT_POLICY=PASSIVE`` on a machine
 where other processes hold the cores.
 """
@@ -50,11 +53,15 @@ def load_frames(points_dir: Path, count: int, num_feats: int) -> list[np.ndarray
     return [np.fromfile(f, np.float32).reshape(-1, num_feats) for f in files]
 
 
-def detect_workload(checkpoint: Path, frames: list[np.ndarray]) -> Callable[[], None]:
-    """One call: ``detect`` of every frame."""
+def detect_workload(
+    checkpoint: Path, frames: list[np.ndarray], score_threshold: float | None = None
+) -> Callable[[], None]:
+    """One call: ``detect`` of every frame (at ``score_threshold``, or the checkpoint's own when None)."""
     from sr3d_core.inference import Detector
 
     det = Detector.from_checkpoint(str(checkpoint))
+    if score_threshold is not None:
+        det.score_threshold = score_threshold
 
     def run() -> None:
         for f in frames:
@@ -109,8 +116,58 @@ def layer_workload(frame: np.ndarray, voxel: float, channels: int) -> Callable[[
     return run
 
 
+class _TimedLibrary:
+    """A compiled library whose function calls add their wall time to ``spent[0]`` (ctypes calls are opaque to
+    Python's profilers, so the engine's share is measured at its boundary)."""
+
+    def __init__(self, lib: object, spent: list[float]) -> None:
+        self._lib, self._spent = lib, spent
+
+    def __getattr__(self, name: str) -> object:
+        fn = getattr(self._lib, name)
+        if not callable(fn):
+            return fn
+
+        def timed(*args: object) -> object:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self._spent[0] += time.perf_counter() - t0
+
+        return timed
+
+
+def engine_share(run: Callable[[], None], reps: int) -> float:
+    """The share of ``run``'s one-thread wall time spent inside the compiled libraries' calls (median of ``reps``)."""
+    from sr3d_core.geometry import native as geometry_native
+    from sr3d_core.sparse import native as sparse_native
+
+    libraries = [m.LIBRARY for m in (sparse_native, geometry_native) if m.LIBRARY.get() is not None]
+    if not libraries:
+        return float("nan")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    spent = [0.0]
+    originals = [lib._lib for lib in libraries]
+    shares = []
+    try:
+        for lib, orig in zip(libraries, originals):
+            lib._lib = _TimedLibrary(orig, spent)
+        for _ in range(reps):
+            spent[0] = 0.0
+            t0 = time.perf_counter()
+            run()
+            shares.append(spent[0] / (time.perf_counter() - t0))
+    finally:
+        for lib, orig in zip(libraries, originals):
+            lib._lib = orig
+        torch.set_num_threads(threads)
+    return float(np.median(shares))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Time the workloads and print the table."""
+    """Time the workloads and print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--checkpoint",
@@ -122,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tr3d-checkpoint",
         type=Path,
         help="an imported TR3D checkpoint (sr3d-import-tr3d): its " "detect is timed too",
+    )
+    ap.add_argument(
+        "--score-threshold",
+        type=float,
+        help="detect at this score threshold (the node's default: 0.3); default: the checkpoint's own (0.01 for "
+        "evaluation, which leaves more boxes to NMS)",
     )
     ap.add_argument("--points-dir", type=Path, help="frames (.bin); default: synthetic room-like clouds")
     ap.add_argument("--num-feats", type=int, default=6)
@@ -138,9 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     frames = load_frames(a.points_dir, a.frames, a.num_feats) if a.points_dir else synthetic_frames(a.frames, a.points)
     workloads: dict[str, Callable[[], None]] = {}
-    workloads[f"detect, {a.frames} frames ({a.checkpoint.name})"] = detect_workload(a.checkpoint, frames)
+    at = "" if a.score_threshold is None else f", threshold {a.score_threshold:g}"
+    workloads[f"detect, {a.frames} frames ({a.checkpoint.name}{at})"] = detect_workload(
+        a.checkpoint, frames, a.score_threshold
+    )
     if a.tr3d_checkpoint:
-        workloads[f"detect, {a.frames} frames (imported TR3D)"] = detect_workload(a.tr3d_checkpoint, frames)
+        workloads[f"detect, {a.frames} frames (imported TR3D{at})"] = detect_workload(
+            a.tr3d_checkpoint, frames, a.score_threshold
+        )
     if a.steps:
         workloads[f"training step x{a.steps} ({a.config})"] = train_workload(a.config, a.steps)
     workloads[f"conv layer {a.layer_channels}->{a.layer_channels}, {a.layer_voxel * 100:g} cm, fwd+bwd"] = (
@@ -165,6 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         cells = " | ".join(f"{np.median(times[(name, t)]):.1f}" for t in a.threads)
         ratios = " | ".join(f"{np.median(base / np.array(times[(name, t)])):.2f}x" for t in a.threads[1:])
         print(f"| {name} | {cells} | {ratios} |")
+    bounds = " | ".join(f"at most, {t} threads" for t in a.threads[1:])
+    print(f"\nThe engine's share of the one-thread time (median of {a.reps}) and the speed-up it allows")
+    print(f"| workload | in compiled calls | {bounds} |")
+    print("|---|---|" + "---|" * (len(a.threads) - 1))
+    for name, run in workloads.items():
+        p = engine_share(run, a.reps)
+        cells = " | ".join(f"{1 / ((1 - p) + p / t):.2f}x" for t in a.threads[1:])
+        print(f"| {name} | {100 * p:.0f} % | {cells} |")
     return 0
 
 
