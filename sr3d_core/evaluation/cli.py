@@ -10,6 +10,9 @@ ground truth; precision / recall count what a user of the node sees: every box o
 ``EvaluationProtocol`` (``sr3d_core.evaluation.protocol``), the one ``sr3d-replay`` scores with; ``--json`` writes
 it as ``protocol`` next to the numbers.
 
+``--score-sweep 0.1 0.2 0.3 0.4 0.5`` adds the same precision / recall at each of those thresholds, one line each:
+the operating points to choose the node's ``score_threshold`` from.
+
 ``--repeats`` re-runs the test pass (the random test-time sampling of SUN RGB-D differs per run) and reports the
 best and the mean, as in TR3D/SR3D's 5 trainings × 5 test runs protocol (pass several checkpoints for the 5
 trainings; the best and mean are then over all checkpoint × repeat numbers).
@@ -33,6 +36,8 @@ from sr3d_core.detections import Detections
 from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
 from sr3d_core.evaluation.detector_pass import ORACLES, SceneCallback, evaluate_detector
+from sr3d_core.evaluation.indoor_map import SceneGroundTruth
+from sr3d_core.evaluation.precision_recall import ALL_CLASSES, PrecisionRecallCounter, PrecisionRecallResult
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
 from sr3d_core.runtime import keep_freed_memory, resolve_device
@@ -91,6 +96,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         "score_threshold, %(default)s)",
     )
     ap.add_argument(
+        "--score-sweep",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="also count precision / recall at each of these score thresholds (first run; one line each)",
+    )
+    ap.add_argument(
         "--bev-dir",
         type=Path,
         default=None,
@@ -107,6 +120,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--max-scenes must be >= 1, got {args.max_scenes}")
     if not 0.0 <= args.score_threshold < 1.0:
         ap.error(f"--score-threshold must lie in [0, 1), got {args.score_threshold}")
+    for t in args.score_sweep or ():
+        if not 0.0 <= t < 1.0:
+            ap.error(f"--score-sweep thresholds must lie in [0, 1), got {t}")
     if args.max_detections is not None and args.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {args.max_detections}")
     protocol = EvaluationProtocol(
@@ -118,11 +134,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     runs = []
     for i, ckpt in enumerate(args.checkpoint):
         det = Detector.from_checkpoint(ckpt, device=device)
-        if args.score_threshold < det.score_threshold:
-            ap.error(
-                f"--score-threshold {args.score_threshold} is below the checkpoint's postprocess.score_threshold "
-                f"{det.score_threshold}: the boxes in between are never produced"
-            )
+        for name, t in [("--score-threshold", args.score_threshold)] + [
+            ("--score-sweep", t) for t in args.score_sweep or ()
+        ]:
+            if t < det.score_threshold:
+                ap.error(
+                    f"{name} {t} is below the checkpoint's postprocess.score_threshold {det.score_threshold}: the "
+                    "boxes in between are never produced"
+                )
         cfg = det.config
         if args.data_root is not None:
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
@@ -137,13 +156,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             bev_dir = args.bev_dir / f"checkpoint_{i}" if len(args.checkpoint) > 1 else args.bev_dir
             bev_dir.mkdir(parents=True, exist_ok=True)
         for r in range(args.repeats):
-            draw = (
-                _bev_writer(
-                    bev_dir, det.class_names, args.score_threshold, args.bev_color, f"{ckpt.name}, {args.split}"
+            callbacks: list[SceneCallback] = []
+            if bev_dir is not None and r == 0:
+                callbacks.append(
+                    _bev_writer(
+                        bev_dir, det.class_names, args.score_threshold, args.bev_color, f"{ckpt.name}, {args.split}"
+                    )
                 )
-                if bev_dir is not None and r == 0
-                else None
-            )
+            sweep = [PrecisionRecallCounter(det.class_names, t) for t in args.score_sweep or ()] if r == 0 else []
+            if sweep:
+                callbacks.append(_sweep_counter(sweep))
             res = evaluate_detector(
                 det,
                 source,
@@ -152,7 +174,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 max_scenes=args.max_scenes,
                 oracle=args.oracle,
                 neutral_color=args.neutral_color,
-                on_scene=draw,
+                on_scene=_chain(callbacks),
             )
             numbers = res.metrics()
             print(
@@ -163,6 +185,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if r == 0:
                 print(res.result.as_table())
                 print(res.precision_recall.as_table())
+                if sweep:
+                    print(_sweep_table([c.compute() for c in sweep]))
                 if bev_dir is not None:
                     print(f"bird's-eye views: {bev_dir}/ ({res.result.num_scenes} PNG)")
                 if args.alignment_plot:
@@ -171,7 +195,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                         out = out.with_name(f"{out.stem}_{i}{out.suffix}")
                     pce = plot_alignment(res.evaluator, out, title=f"{ckpt} ({args.split})")
                     print(f"PCE {pce:.4f}; alignment plot: {out}")
-            runs.append(numbers | {"checkpoint": str(ckpt), "precision_recall": res.precision_recall.to_dict()})
+            entry = numbers | {"checkpoint": str(ckpt), "precision_recall": res.precision_recall.to_dict()}
+            if sweep:
+                entry["score_sweep"] = [c.compute().to_dict() for c in sweep]
+            runs.append(entry)
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):
         vals = np.array([r[key] for r in runs])
@@ -180,6 +207,45 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"protocol": protocol.to_dict(), "runs": runs, "summary": summary}, indent=2))
     return 0
+
+
+def _chain(callbacks: list[SceneCallback]) -> Optional[SceneCallback]:
+    """One scene callback calling each of ``callbacks`` in turn (None when there are none)."""
+    if not callbacks:
+        return None
+
+    def call(index: int, scene: Sample, det: Detections) -> None:
+        for cb in callbacks:
+            cb(index, scene, det)
+
+    return call
+
+
+def _sweep_counter(counters: list[PrecisionRecallCounter]) -> SceneCallback:
+    """A scene callback adding each scene to every counter of the score sweep."""
+
+    def add(index: int, scene: Sample, det: Detections) -> None:
+        gt = SceneGroundTruth(np.asarray(scene.gt_boxes, np.float32), np.asarray(scene.gt_labels))
+        for c in counters:
+            c.add(gt, det)
+
+    return add
+
+
+def _sweep_table(results: list[PrecisionRecallResult]) -> str:
+    """One line per score threshold: boxes kept, and precision / recall over every class at each IoU threshold."""
+    ious = results[0].iou_thresholds
+    head = "| score >= | boxes | " + " | ".join(f"TP@{t:g} | P@{t:g} | R@{t:g}" for t in ious) + " |"
+    lines = ["precision / recall of every box scored at or above each threshold (all classes)", head]
+    lines.append("|---" * (2 + 3 * len(ious)) + "|")
+    for res in results:
+        cells = []
+        for t in ious:
+            row = res.rows(t)[ALL_CLASSES]
+            cells += [str(row["tp"])] + ["-" if np.isnan(row[k]) else f"{row[k]:.3f}" for k in ("precision", "recall")]
+        kept = res.rows(ious[0])[ALL_CLASSES]
+        lines.append(f"| {res.score_threshold:g} | {kept['tp'] + kept['fp']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _bev_writer(

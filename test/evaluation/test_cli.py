@@ -99,3 +99,26 @@ def test_score_threshold_below_the_checkpoints_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(ck), "--device", "cpu", "--score-threshold", "0.001"])
     assert "below the checkpoint's postprocess.score_threshold" in capsys.readouterr().err
+
+
+def test_score_sweep_equals_the_single_threshold_counts(tmp_path, capsys):
+    ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
+    out = tmp_path / "res.json"
+    # A random network scores every box within 1e-4 of its 0.01 prior: 0.01 keeps all, 0.01001 some, 0.5 none.
+    args = ["--checkpoint", str(ck), "--device", "cpu", "--json", str(out), "--score-threshold", "0.01001"]
+    assert main(args + ["--score-sweep", "0.01", "0.01001", "0.5"]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    sweep = run["score_sweep"]
+    assert [s["score_threshold"] for s in sweep] == [0.01, 0.01001, 0.5]
+    assert sweep[1] == run["precision_recall"]  # the same rules at the same threshold
+    for key in ("iou_0.25", "iou_0.50"):
+        rows = [s[key]["all classes"] for s in sweep]
+        kept = [r["tp"] + r["fp"] for r in rows]
+        assert kept[0] > kept[1] > kept[2] == 0  # a higher threshold keeps a subset
+        assert rows[0]["tp"] >= rows[1]["tp"] >= rows[2]["tp"]
+        assert len({r["tp"] + r["fn"] for r in rows}) == 1  # the ground truth does not depend on the threshold
+    text = capsys.readouterr().out
+    assert "| score >= | boxes |" in text and f"| 0.01001 | {kept[1]} |" in text
+    with pytest.raises(SystemExit):
+        main(args + ["--score-sweep", "0.001"])
+    assert "--score-sweep 0.001 is below the checkpoint's" in capsys.readouterr().err
