@@ -116,6 +116,9 @@ class DataConfig:
         train_points: optional fixed number of sampled training points (SUN RGB-D: 100000).
         train_point_fraction: optional lower bound of the random fraction for training sampling (ScanNet: 0.33).
         repeat: dataset repeat factor per epoch (TR3D: ScanNet x15, SUN RGB-D x5; default 1).
+        class_balance: 0 (default) draws every training scene equally often; a threshold ``t`` in (0, 1] draws
+            scenes holding rare classes more often (repeat-factor sampling: a class held by a share ``f < t`` of
+            the scenes counts ``sqrt(t / f)`` times; ``sr3d_core.data.balance``). Epochs keep their length.
         augment: apply the TR3D training augmentation.
         rot_range: optional override of the augmentation's rotation about z, U(-r, r) radians (TR3D: ±30° on
             SUN RGB-D); π makes a model independent of which horizontal axis of its z-up frame points forward.
@@ -131,6 +134,7 @@ class DataConfig:
     train_points: Optional[int] = None
     train_point_fraction: Optional[float] = 0.33
     repeat: int = 1
+    class_balance: float = 0.0
     augment: bool = True
     rot_range: Optional[float] = None
     toy_scenes: int = 4
@@ -144,6 +148,7 @@ class DataConfig:
             train_points=(self.train_points, 1, None),
             train_point_fraction=(self.train_point_fraction, 1e-6, 1.0),
             repeat=(self.repeat, 1, None),
+            class_balance=(self.class_balance, 0.0, 1.0),
             rot_range=(self.rot_range, 0.0, 3.14159266),
             toy_scenes=(self.toy_scenes, 1, None),
         )

@@ -80,6 +80,13 @@ class InfoScenes:
     def __len__(self) -> int:
         return len(self.data_list)
 
+    def scene_labels(self, index: int) -> np.ndarray:
+        """The configured class labels of sample ``index``'s objects, from the info file alone (no points read)."""
+        raw = np.asarray([i["bbox_label_3d"] for i in self.data_list[index].get("instances", [])], np.int64)
+        ok = (raw >= 0) & (raw < len(self.lut))
+        labels = self.lut[raw[ok]]
+        return labels[labels >= 0]
+
     def load(self, index: int) -> Sample:
         """The raw sample ``index`` of the info file (no augmentation, no input contract).
 

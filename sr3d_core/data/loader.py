@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import numpy as np
 import torch
 
 from sr3d_core.config import Config
+from sr3d_core.data.balance import epoch_indices, repeat_factors
 from sr3d_core.data.sources import SceneSource
 from sr3d_core.preprocess import InputContract, prepare_points, to_sparse_batch
 
@@ -57,6 +58,9 @@ class StepDataset(torch.utils.data.Dataset):
         seed: Seed of every draw.
         repeat: Passes over the scenes per epoch.
         rank / world: DDP rank and world size.
+        class_balance: 0 draws every scene equally often; a threshold in (0, 1] draws scenes holding rare
+            classes more often (``sr3d_core.data.balance``; the source must give ``scene_labels``).
+        num_classes: Number of classes (needed with ``class_balance``).
     """
 
     def __init__(
@@ -68,21 +72,45 @@ class StepDataset(torch.utils.data.Dataset):
         repeat: int = 1,
         rank: int = 0,
         world: int = 1,
+        class_balance: float = 0.0,
+        num_classes: int = 0,
     ) -> None:
         self.source, self.contract, self.batch_size, self.seed, self.repeat = source, contract, batch_size, seed, repeat
         self.rank, self.world = rank, world
         self.iters_per_epoch = iters_per_epoch(len(source), repeat, batch_size)
         self._perm_cache: dict[int, np.ndarray] = {}
+        self._factors: Optional[np.ndarray] = None
+        if class_balance > 0:
+            labels_of = getattr(source, "scene_labels", None)
+            if labels_of is None:
+                raise ValueError(f"data.class_balance needs a scene source with scene_labels, not {type(source)}")
+            self._factors = repeat_factors([labels_of(i) for i in range(len(source))], num_classes, class_balance)
 
     @classmethod
     def from_config(cls, source: SceneSource, cfg: Config, rank: int = 0, world: int = 1) -> "StepDataset":
         """The step dataset of an experiment (``train.batch_size``, ``train.seed``, ``data.repeat``)."""
-        return cls(source, cfg.contract, cfg.train.batch_size, cfg.train.seed, cfg.data.repeat, rank, world)
+        return cls(
+            source,
+            cfg.contract,
+            cfg.train.batch_size,
+            cfg.train.seed,
+            cfg.data.repeat,
+            rank,
+            world,
+            cfg.data.class_balance,
+            len(cfg.class_names),
+        )
 
     def _perm(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm_cache:
             n = len(self.source) * self.repeat
-            self._perm_cache = {epoch: np.random.default_rng([self.seed, epoch, _ORDER_STREAM]).permutation(n)}
+            rng = np.random.default_rng([self.seed, epoch, _ORDER_STREAM])
+            order = (
+                rng.permutation(n)
+                if self._factors is None
+                else epoch_indices(np.tile(self._factors, self.repeat), n, rng)
+            )
+            self._perm_cache = {epoch: order}
         return self._perm_cache[epoch]
 
     def __len__(self) -> int:
