@@ -2,8 +2,11 @@
 
 ``python training/benchmark_detect.py --checkpoint runs/x/final.pt --points-dir data/synth_sunrgbd/points``
 
-Prints one table row per (torch threads, score threshold): the evaluation protocol's 0.01 threshold makes NMS
-see every candidate, the node's default 0.3 shows what a robot pays per frame.
+Prints one table row per (torch threads, score threshold, sparse backend): the evaluation protocol's 0.01
+threshold makes NMS see every candidate, the node's default 0.3 shows what a robot pays per frame.
+``--backends torch minkowski`` times the same weights on this package's engine and on MinkowskiEngine (built with
+``scripts/build_minkowski.sh``), in turn for each thread count and threshold; "vs first" is the median time over
+the first backend's.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 
 from sr3d_core.inference import Detector
 from sr3d_core.runtime import keep_freed_memory
+from sr3d_core.sparse import available_backends, set_backend
 
 
 def load_frames(points_dir: Path, count: int, num_feats: int) -> list[np.ndarray]:
@@ -50,7 +54,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--score-thresholds", type=float, nargs="+", default=[0.01, 0.3])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--backends", nargs="+", default=["torch"], help="sparse backends to time in turn (torch, minkowski)"
+    )
     a = ap.parse_args()
+    missing = sorted(set(a.backends) - set(available_backends()))
+    if missing:
+        ap.error(f"backends {missing} are not available here (have {available_backends()})")
 
     det = Detector.from_checkpoint(a.checkpoint, a.device)
     keep_freed_memory()
@@ -59,13 +69,24 @@ def main() -> None:
         f"Detector.detect on {len(frames)} frames of {a.points_dir} ({np.mean([len(f) for f in frames]):.0f} "
         f"points on average), checkpoint {a.checkpoint}, device {a.device}"
     )
-    print("| torch threads | score threshold | median ms | p90 ms | min ms |\n|---|---|---|---|---|")
+    print(
+        "| torch threads | score threshold | backend | median ms | p90 ms | min ms | vs first |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for threads in a.threads:
         torch.set_num_threads(threads)
         for thr in a.score_thresholds:
             det.score_threshold = thr
-            ms = time_detect(det, frames, a.warmup)
-            print(f"| {threads} | {thr:g} | {np.median(ms):.1f} | {np.percentile(ms, 90):.1f} | {ms.min():.1f} |")
+            first = None
+            for backend in a.backends:
+                set_backend(backend)
+                ms = time_detect(det, frames, a.warmup)
+                first = np.median(ms) if first is None else first
+                print(
+                    f"| {threads} | {thr:g} | {backend} | {np.median(ms):.1f} | {np.percentile(ms, 90):.1f} | "
+                    f"{ms.min():.1f} | {np.median(ms) / first:.2f}x |"
+                )
+    set_backend("torch")
 
 
 if __name__ == "__main__":
