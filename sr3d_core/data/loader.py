@@ -88,7 +88,8 @@ class StepDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_config(cls, source: SceneSource, cfg: Config, rank: int = 0, world: int = 1) -> "StepDataset":
-        """The step dataset of an experiment (``train.batch_size``, ``train.seed``, ``data.repeat``, ``data.class_balance``)."""
+        """The step dataset of an experiment (``train.batch_size``, ``train.seed``, ``data.repeat``,
+        ``data.class_balance``)."""
         return cls(
             source,
             cfg.contract,
