@@ -163,7 +163,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                         bev_dir, det.class_names, args.score_threshold, args.bev_color, f"{ckpt.name}, {args.split}"
                     )
                 )
-            sweep = [PrecisionRecallCounter(det.class_names, t) for t in args.score_sweep or ()] if r == 0 else []
+            # The sweep counts under the run's own protocol (IoU thresholds), at each of its score thresholds.
+            sweep = (
+                [
+                    dataclasses.replace(protocol, pr_score_threshold=t).pr_counter(det.class_names)
+                    for t in args.score_sweep
+                ]
+                if args.score_sweep and r == 0
+                else []
+            )
             if sweep:
                 callbacks.append(_sweep_counter(sweep))
             res = evaluate_detector(
