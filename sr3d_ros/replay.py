@@ -71,7 +71,8 @@ class ReplayConfig:
         gt_file: sidecar ground truth instead of a topic.
         target_frame: frame to infer in (empty: the cloud's frame).
         protocol: how detections are made and scored, as ``sr3d-evaluate`` does: its ``score_threshold`` /
-            ``max_detections`` set the post-processing (the same offline and live; None = the checkpoint's own).
+            ``max_detections`` / ``nms_iou`` set the post-processing (the same offline and live; None = the
+            checkpoint's own).
         rate: live playback speed factor (1 = recorded rate).
         lockstep: live: send the next cloud only when the node has answered the previous one (or skipped it, or
             ``answer_timeout_s`` passed), whatever the rate: nothing is dropped, so offline and live can be compared
@@ -968,6 +969,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="detections kept per frame (default: the checkpoint's postprocess.max_detections, as "
         "sr3d-evaluate; none for TR3D's configs)",
     )
+    ap.add_argument(
+        "--nms-iou",
+        type=float,
+        default=None,
+        help="BEV IoU threshold of the per-class NMS (default: the checkpoint's postprocess.nms_iou, as "
+        "sr3d-evaluate)",
+    )
     ap.add_argument("--rate", type=float, default=1.0, help="live playback speed factor")
     ap.add_argument(
         "--lockstep",
@@ -987,7 +995,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--score-threshold must lie in [0, 1), got {a.score_threshold}")
     if a.max_detections is not None and a.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {a.max_detections}")
-    protocol = EvaluationProtocol(score_threshold=a.score_threshold, max_detections=a.max_detections)
+    if a.nms_iou is not None and not 0.0 < a.nms_iou <= 1.0:
+        ap.error(f"--nms-iou must lie in (0, 1], got {a.nms_iou}")
+    protocol = EvaluationProtocol(score_threshold=a.score_threshold, max_detections=a.max_detections, nms_iou=a.nms_iou)
     cfg = ReplayConfig(
         a.bag,
         a.checkpoint,

@@ -69,6 +69,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="detections kept per scene (default: the checkpoint's postprocess.max_detections)",
     )
     ap.add_argument(
+        "--nms-iou",
+        type=float,
+        default=None,
+        help="BEV IoU threshold of the per-class NMS (default: the checkpoint's postprocess.nms_iou; the node "
+        "runs at its own nms_iou parameter: pass it here to score the boxes the node publishes)",
+    )
+    ap.add_argument(
         "--oracle",
         choices=ORACLES,
         default=None,
@@ -125,9 +132,12 @@ def main(argv: Optional[list[str]] = None) -> int:
             ap.error(f"--score-sweep thresholds must lie in [0, 1), got {t}")
     if args.max_detections is not None and args.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {args.max_detections}")
+    if args.nms_iou is not None and not 0.0 < args.nms_iou <= 1.0:
+        ap.error(f"--nms-iou must lie in (0, 1], got {args.nms_iou}")
     protocol = EvaluationProtocol(
         skip_classes_without_gt=not args.strict_mmdet3d,
         max_detections=args.max_detections,
+        nms_iou=args.nms_iou,
         pr_score_threshold=args.score_threshold,
     )
     device = resolve_device(args.device)

@@ -27,6 +27,8 @@ class EvaluationProtocol:
             the real val sets every class has ground truth.
         score_threshold: Post-processing's minimum score; None keeps the checkpoint's ``postprocess``.
         max_detections: Detections kept per frame; None keeps the checkpoint's ``postprocess`` (TR3D's: no cap).
+        nms_iou: BEV IoU threshold of the per-class NMS; None keeps the checkpoint's ``postprocess`` (the node
+            runs at its own ``nms_iou`` parameter: set it here to score the boxes the node publishes).
         pr_score_threshold: Precision / recall count the boxes scored at or above it (the node's default
             ``score_threshold``: what a user sees); None counts none.
 
@@ -38,6 +40,7 @@ class EvaluationProtocol:
     skip_classes_without_gt: bool = True
     score_threshold: Optional[float] = None
     max_detections: Optional[int] = None
+    nms_iou: Optional[float] = None
     pr_score_threshold: Optional[float] = DEPLOY_SCORE_THRESHOLD
 
     def __post_init__(self) -> None:
@@ -51,13 +54,19 @@ class EvaluationProtocol:
                 raise ValueError(f"{name} must lie in [0, 1) or be None, got {v}")
         if self.max_detections is not None and self.max_detections < 1:
             raise ValueError(f"max_detections must be >= 1 or None, got {self.max_detections}")
+        if self.nms_iou is not None and not (math.isfinite(self.nms_iou) and 0.0 < self.nms_iou <= 1.0):
+            raise ValueError(f"nms_iou must lie in (0, 1] or be None, got {self.nms_iou}")
 
     def postprocess_overrides(self) -> dict[str, Any]:
         """The post-processing values this protocol sets (``Detector.set_postprocess`` keywords); the checkpoint
         keeps the others."""
         return {
             k: v
-            for k, v in (("score_threshold", self.score_threshold), ("max_detections", self.max_detections))
+            for k, v in (
+                ("score_threshold", self.score_threshold),
+                ("max_detections", self.max_detections),
+                ("nms_iou", self.nms_iou),
+            )
             if v is not None
         }
 

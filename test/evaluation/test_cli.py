@@ -73,6 +73,8 @@ def test_precision_recall_and_bev_images(tmp_path, capsys):
                 "--strict-mmdet3d",
                 "--max-detections",
                 "50",
+                "--nms-iou",
+                "0.3",
             ]
         )
         == 0
@@ -80,7 +82,9 @@ def test_precision_recall_and_bev_images(tmp_path, capsys):
     res = json.loads(out.read_text())
     assert (
         res["protocol"]
-        == EvaluationProtocol(skip_classes_without_gt=False, max_detections=50, pr_score_threshold=0.05).to_dict()
+        == EvaluationProtocol(
+            skip_classes_without_gt=False, max_detections=50, nms_iou=0.3, pr_score_threshold=0.05
+        ).to_dict()
     )
     pr = res["runs"][0]["precision_recall"]
     assert pr["score_threshold"] == 0.05 and pr["num_scenes"] == 2
@@ -99,6 +103,14 @@ def test_score_threshold_below_the_checkpoints_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(ck), "--device", "cpu", "--score-threshold", "0.001"])
     assert "below the checkpoint's postprocess.score_threshold" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "nan"])
+def test_nms_iou_out_of_range_is_refused(tmp_path, capsys, bad):
+    ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(ck), "--device", "cpu", "--nms-iou", bad])
+    assert "--nms-iou must lie in (0, 1]" in capsys.readouterr().err
 
 
 def test_score_sweep_equals_the_single_threshold_counts(tmp_path, capsys):

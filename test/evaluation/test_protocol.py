@@ -30,11 +30,12 @@ def test_round_trip_through_json():
         skip_classes_without_gt=False,
         score_threshold=0.05,
         max_detections=7,
+        nms_iou=0.25,
         pr_score_threshold=None,
     )
     back = EvaluationProtocol.from_dict(json.loads(json.dumps(p.to_dict())))
     assert back == p and hash(back) == hash(p)
-    assert p.postprocess_overrides() == {"score_threshold": 0.05, "max_detections": 7}
+    assert p.postprocess_overrides() == {"score_threshold": 0.05, "max_detections": 7, "nms_iou": 0.25}
     with pytest.raises(ValueError, match="unknown"):
         EvaluationProtocol.from_dict({"max_dets": 3})
 
@@ -48,6 +49,9 @@ def test_round_trip_through_json():
         {"score_threshold": 1.0},
         {"pr_score_threshold": -0.1},
         {"max_detections": 0},
+        {"nms_iou": 0.0},
+        {"nms_iou": 1.5},
+        {"nms_iou": float("nan")},
     ],
 )
 def test_invalid_values_are_refused(bad):
@@ -74,3 +78,30 @@ def test_the_evaluator_applies_every_rule(tmp_path):
     assert np.array_equal(strict.result.in_mean, strict.result.evaluated)  # mmdet3d: every evaluated class
     assert strict.result.iou_thresholds == (0.25,) and strict.precision_recall.iou_thresholds == (0.25,)
     assert strict.evaluator.skip_classes_without_gt is False
+
+
+def _bev_iou_aligned(a: np.ndarray, b: np.ndarray) -> float:
+    """Axis-aligned BEV IoU of two (x, y, z, dx, dy, dz, ...) boxes, by hand."""
+    ox = max(0.0, min(a[0] + a[3] / 2, b[0] + b[3] / 2) - max(a[0] - a[3] / 2, b[0] - b[3] / 2))
+    oy = max(0.0, min(a[1] + a[4] / 2, b[1] + b[4] / 2) - max(a[1] - a[4] / 2, b[1] - b[4] / 2))
+    inter = ox * oy
+    return inter / (a[3] * a[4] + b[3] * b[4] - inter)
+
+
+def test_the_evaluator_applies_the_nms_iou(tmp_path):
+    cfg = load_config("toy_tiny", ["postprocess.score_threshold=0.0"])
+    ck = write_random_checkpoint(tmp_path / "toy.pt", cfg, seed=3)
+    source = build_source(cfg, "val")
+
+    def worst_same_class_overlap(protocol: EvaluationProtocol) -> float:
+        ev = evaluate_detector(Detector.from_checkpoint(ck), source, protocol, keep_scenes=True)
+        worst = 0.0
+        for _, d in ev.scenes:
+            for i in range(len(d)):
+                for j in range(i):
+                    if d.labels[i] == d.labels[j]:
+                        worst = max(worst, _bev_iou_aligned(d.boxes[i], d.boxes[j]))
+        return worst
+
+    assert worst_same_class_overlap(EvaluationProtocol()) > 0.1  # the checkpoint's NMS (0.5) keeps such pairs
+    assert worst_same_class_overlap(EvaluationProtocol(nms_iou=0.1)) <= 0.1 + 1e-6
