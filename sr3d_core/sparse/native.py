@@ -52,12 +52,12 @@ LIBRARY = extension.CompiledLibrary(
     {
         "sr3d_kernel_pairs_search": ([_P, _I64, _P, _I64, _P, _I64, _INT, _I64, _INT, _P, _P, _P], _I64),
         "sr3d_kernel_pairs_pack": ([_P, _I64, _INT, _I64, _I64, _INT, _P, _P, _P, _P, _P], None),
-        "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _P, _P, _P], _I64),
+        "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _INT, _P, _P, _P], _I64),
         "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _INT, _P], _INT),
         "sr3d_transpose_map": ([_P, _I64, _I64, _I64, _INT, _P], None),
         "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
         "sr3d_pair_fill": ([_P, _I64, _I64, _I64, _P, _P], None),
-        "sr3d_unique_pick": ([_P, _P, _I64, _INT, _P, _P, _P, _P, _P, _P], _I64),
+        "sr3d_unique_pick": ([_P, _P, _I64, _INT, _INT, _P, _P, _P, _P, _P, _P], _I64),
         "sr3d_voxel_keys": ([_P, _I64, _I64, _DBL, _INT, _I64, _INT, _I64, _P], _INT),
         "sr3d_conv_pairs": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT, _INT], _INT),
         "sr3d_conv_weight_grad": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT], _INT),
@@ -246,6 +246,7 @@ def kernel_pairs_down(
         parent.data_ptr(),
         stride.bit_length() - 1,
         axis_bits,
+        threads(),
         count.data_ptr(),
         seg[0].data_ptr(),
         seg[1].data_ptr(),
@@ -317,6 +318,7 @@ def unique_pick(
         prio.data_ptr(),
         n,
         axis_bits,
+        threads(),
         order.data_ptr(),
         tmp.data_ptr(),
         dense.data_ptr(),
@@ -324,6 +326,8 @@ def unique_pick(
         inverse.data_ptr(),
         pick.data_ptr(),
     )
+    if m < 0:
+        raise MemoryError(f"{fn}: out of memory")
     return ukeys[:m].clone(), inverse, pick[:m].clone()
 
 

@@ -111,18 +111,32 @@ static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x
            (int)(((key >> log_s) & 1) << 2);
 }
 
+/* The start of thread t's chunk of n items split into nt (the chunks ascend and cover [0, n)). */
+static inline int64_t chunk_lo(int t, int nt, int64_t n) { return (int64_t)t * n / nt; }
+
+/* Input rows from which the stride-2 map splits its parents over the threads. */
+#define MIN_DOWN_ROWS 2e4
+
 SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
-                                const int64_t *parent, int log_s, int axis_bits, int64_t *count, int64_t *seg_in,
-                                int64_t *seg_out) {
+                                         const int64_t *parent, int log_s, int axis_bits, int nthreads,
+                                         int64_t *count, int64_t *seg_in, int64_t *seg_out) {
+#ifdef _OPENMP
+    const int nt = sr3d_team(nthreads, (double)n_in, MIN_DOWN_ROWS);
+#else
+    const int nt = 1;
+    (void)nthreads;
+#endif
     int64_t *first = calloc((size_t)n_out + 1, sizeof(int64_t)); /* children of row r: child[first[r] ..] */
     int64_t *child = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int64_t));
     int64_t *nbr = malloc((size_t)(n_out > 0 ? n_out : 1) * 8 * sizeof(int64_t)); /* row of p + 2s e, or -1 */
     uint8_t *need = calloc((size_t)(n_out > 0 ? n_out : 1), 1); /* the union of a parent's children's pos */
-    if (!first || !child || !nbr || !need) {
+    int64_t *per_thread = calloc((size_t)nt * 27, sizeof(int64_t)); /* each thread's pairs of each offset */
+    if (!first || !child || !nbr || !need || !per_thread) {
         free(first);
         free(child);
         free(nbr);
         free(need);
+        free(per_thread);
         return -1;
     }
     for (int64_t i = 0; i < n_in; ++i) {
@@ -131,6 +145,7 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
             free(child);
             free(nbr);
             free(need);
+            free(per_thread);
             return -2;
         }
         ++first[parent[i] + 1];
@@ -141,45 +156,78 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
     for (int64_t r = n_out; r > 0; --r) first[r] = first[r - 1];
     first[0] = 0;
     const int64_t step = (int64_t)2 << log_s, R = (int64_t)1 << axis_bits;
-    for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
-        const int64_t dcol = step * ((c & 1) * R * R + (c >> 1) * R);
-        int64_t p = 0;
-        for (int64_t r = 0; r < n_out; ++r) {
-            if ((need[r] & c) != c) continue; /* no child reaches this column: never read */
-            const int64_t t = dst[r] + dcol;
-            p = c ? seek(dst, n_out, p, t) : r;
-            const int hit = p < n_out && dst[p] == t;
-            const int64_t j = hit ? p + 1 : p; /* the z neighbour, if any, is the next key */
-            nbr[8 * r + c] = hit ? p : -1;
-            nbr[8 * r + c + 4] = j < n_out && dst[j] == t + step ? j : -1;
-        }
-    }
-    memset(count, 0, 27 * sizeof(int64_t));
-    int64_t total = 0;
-    for (int64_t r = 0; r < n_out; ++r) {
-        for (int64_t q = first[r]; q < first[r + 1]; ++q) {
-            const int64_t i = child[q];
-            const int pos = child_pos(src[i], log_s, axis_bits);
-            for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
-                const int64_t o = nbr[8 * r + e];
-                if (o >= 0) {
-                    /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy + 9 iz */
-                    const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
-                    const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
-                    const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
-                    const int64_t slot = k * n_out + count[k]++;
-                    seg_in[slot] = i;
-                    seg_out[slot] = o;
-                    ++total;
-                }
-                if (e == 0) break;
+    int team = 1; /* the threads the region got (the runtime may give fewer than asked) */
+    /* Each thread takes one range of parents: their neighbours, then their pairs, counted first so that each
+     * offset's pairs are written in the one-thread order (range by range, parents ascending). */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nteam = omp_get_num_threads();
+#else
+        const int t = 0, nteam = 1;
+#endif
+        if (t == 0) team = nteam;
+        const int64_t r0 = chunk_lo(t, nteam, n_out), r1 = chunk_lo(t + 1, nteam, n_out);
+        for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
+            const int64_t dcol = step * ((c & 1) * R * R + (c >> 1) * R);
+            int64_t p = r0; /* a neighbour's key is >= its parent's: the search never looks before the range */
+            for (int64_t r = r0; r < r1; ++r) {
+                if ((need[r] & c) != c) continue; /* no child reaches this column: never read */
+                const int64_t q = dst[r] + dcol;
+                p = c ? seek(dst, n_out, p, q) : r;
+                const int hit = p < n_out && dst[p] == q;
+                const int64_t j = hit ? p + 1 : p; /* the z neighbour, if any, is the next key */
+                nbr[8 * r + c] = hit ? p : -1;
+                nbr[8 * r + c + 4] = j < n_out && dst[j] == q + step ? j : -1;
             }
         }
+        int64_t *mine = per_thread + 27 * t;
+        for (int write = nteam == 1; write < 2; ++write) { /* one thread: nothing to count ahead */
+            if (write && nteam > 1) { /* this range's pairs of offset k follow the earlier ranges' */
+                int64_t before[27] = {0};
+#pragma omp barrier
+                for (int u = 0; u < t; ++u)
+                    for (int k = 0; k < 27; ++k) before[k] += per_thread[27 * u + k];
+#pragma omp barrier
+                for (int k = 0; k < 27; ++k) mine[k] = before[k];
+            }
+            for (int64_t r = r0; r < r1; ++r) {
+                for (int64_t q = first[r]; q < first[r + 1]; ++q) {
+                    const int64_t i = child[q];
+                    const int pos = child_pos(src[i], log_s, axis_bits);
+                    for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
+                        const int64_t o = nbr[8 * r + e];
+                        if (o >= 0) {
+                            /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy +
+                             * 9 iz */
+                            const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
+                            const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
+                            const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
+                            if (write) {
+                                const int64_t slot = k * n_out + mine[k]++;
+                                seg_in[slot] = i;
+                                seg_out[slot] = o;
+                            } else {
+                                ++mine[k];
+                            }
+                        }
+                        if (e == 0) break;
+                    }
+                }
+            }
+        }
+    }
+    /* After the writing pass each thread's count is where its range ended: the last range's ends are the totals. */
+    int64_t total = 0;
+    for (int k = 0; k < 27; ++k) {
+        count[k] = per_thread[27 * (team - 1) + k];
+        total += count[k];
     }
     free(first);
     free(child);
     free(nbr);
     free(need);
+    free(per_thread);
     return total;
 }
 
@@ -281,89 +329,180 @@ SR3D_API void sr3d_pair_fill(const int64_t *cols, int64_t kvol, int64_t n_out, i
  * keys (n): any int64 keys, typically packed voxel keys (a batch field above three axis_bits-wide coordinate
  * fields); prio (n): distinct priorities (a permutation).
  * Writes the ascending unique keys (m of them), inverse[i] = unique row of point i, and pick[v] = the point of
- * highest priority in voxel v; returns m. order, tmp and dense are n-element scratch buffers. */
+ * highest priority in voxel v; returns m, or -1 when out of memory. order, tmp and dense are n-element scratch
+ * buffers.
+ * Threads: every phase gives each thread one contiguous chunk of the points. The radix sort counts each chunk's
+ * digits apart and places chunk t's points of a digit after those of the chunks before it, so it stays stable and
+ * gives the one-thread permutation; the last pass moves each chunk's start to the next voxel's first point, so no
+ * voxel is split. The result does not depend on the thread count. */
 static inline int64_t key_field(int64_t key, int f, int axis_bits) {
     /* Field 0: the bits above the three coordinate fields, signed (so any int64 keeps its order); 1-3: x, y, z. */
     if (f == 0) return key >> (3 * axis_bits); /* arithmetic shift */
     return (int64_t)(((uint64_t)key >> ((3 - f) * axis_bits)) & (((uint64_t)1 << axis_bits) - 1));
 }
 
-SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits, int64_t *order,
-                         int64_t *tmp, int64_t *dense, int64_t *ukeys, int64_t *inverse, int64_t *pick) {
+/* Points from which the sort-unique splits over the threads. */
+#define MIN_UNIQUE_POINTS 8e3
+
+enum { UNIQUE_DIGIT_BITS = 12, UNIQUE_BINS = 1 << UNIQUE_DIGIT_BITS };
+
+/* The first index >= at that starts a run of equal dense keys in sorted order (n when none). */
+static inline int64_t run_start(const int64_t *sorted, const int64_t *dense, int64_t n, int64_t at) {
+    while (at > 0 && at < n && dense[sorted[at]] == dense[sorted[at - 1]]) ++at;
+    return at;
+}
+
+SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t *prio, int64_t n, int axis_bits,
+                                              int nthreads, int64_t *order, int64_t *tmp, int64_t *dense,
+                                              int64_t *ukeys, int64_t *inverse, int64_t *pick) {
     if (n <= 0) return 0;
-    /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits that
-     * are zero in all of them (a stride), in mixed radix (at most 64 bits: the field widths never sum to more). A
-     * frame's keys then span ~24 bits instead of reaching the top field: two passes of 12-bit digits where the
-     * packed keys needed three or four. */
-    int64_t lo[4], hi[4];
-    uint64_t spread[4] = {0, 0, 0, 0};
-    for (int f = 0; f < 4; ++f) {
-        lo[f] = INT64_MAX;
-        hi[f] = INT64_MIN;
+#ifdef _OPENMP
+    const int nt = sr3d_team(nthreads, (double)n, MIN_UNIQUE_POINTS);
+#else
+    const int nt = 1;
+    (void)nthreads;
+#endif
+    int team = 1; /* the threads the region got (the runtime may give fewer than asked) */
+    /* Per thread: its chunk's field minima, maxima and spreads, the OR of its dense keys, its digit counts and
+     * its number of voxels (runs[t + 1]). */
+    int64_t *lo_t = malloc((size_t)nt * 4 * sizeof(int64_t)), *hi_t = malloc((size_t)nt * 4 * sizeof(int64_t));
+    uint64_t *spread_t = malloc((size_t)nt * 4 * sizeof(uint64_t)), *top_t = malloc((size_t)nt * sizeof(uint64_t));
+    int64_t *hist = malloc((size_t)nt * UNIQUE_BINS * sizeof(int64_t));
+    int64_t *runs = calloc((size_t)nt + 1, sizeof(int64_t));
+    if (!lo_t || !hi_t || !spread_t || !top_t || !hist || !runs) {
+        free(lo_t);
+        free(hi_t);
+        free(spread_t);
+        free(top_t);
+        free(hist);
+        free(runs);
+        return -1;
     }
-    for (int64_t i = 0; i < n; ++i) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#ifdef _OPENMP
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int t = 0, nt = 1;
+#endif
+        if (t == 0) team = nt;
+        const int64_t a = chunk_lo(t, nt, n), b = chunk_lo(t + 1, nt, n);
+        /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits
+         * that are zero in all of them (a stride), in mixed radix (at most 64 bits: the field widths never sum to
+         * more). A frame's keys then span ~24 bits instead of reaching the top field: two passes of 12-bit digits
+         * where the packed keys needed three or four. */
+        int64_t lo[4], hi[4];
+        uint64_t spread[4] = {0, 0, 0, 0};
         for (int f = 0; f < 4; ++f) {
-            const int64_t v = key_field(keys[i], f, axis_bits);
-            lo[f] = v < lo[f] ? v : lo[f];
-            hi[f] = v > hi[f] ? v : hi[f];
+            lo[f] = INT64_MAX;
+            hi[f] = INT64_MIN;
         }
-    }
-    for (int64_t i = 0; i < n; ++i) /* the low bits every field's offset from its minimum leaves zero */
-        for (int f = 0; f < 4; ++f) spread[f] |= (uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]);
-    int shift[4];
-    uint64_t width[4];
-    for (int f = 0; f < 4; ++f) {
-        shift[f] = spread[f] ? __builtin_ctzll(spread[f]) : 0;
-        width[f] = ((uint64_t)(hi[f] - lo[f]) >> shift[f]) + 1;
-    }
-    for (int64_t i = 0; i < n; ++i) {
-        uint64_t d = 0;
-        for (int f = 0; f < 4; ++f)
-            d = d * width[f] + ((uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]) >> shift[f]);
-        dense[i] = (int64_t)d;
-        order[i] = i;
-    }
-    uint64_t top = 0;
-    for (int64_t i = 0; i < n; ++i) top |= (uint64_t)dense[i];
-    const int used = top ? 64 - __builtin_clzll(top) : 0;
-    /* LSD radix sort of the indices by dense key, in as few passes of at most 12 bits as cover the used bits. */
-    enum { MAX_BITS = 12 };
-    const int passes = (used + MAX_BITS - 1) / MAX_BITS, digit = passes ? (used + passes - 1) / passes : 0;
-    int64_t count[1 << MAX_BITS];
-    int64_t *src = order, *dst = tmp;
-    for (int pass = 0; pass < passes; ++pass) {
-        const int sh = pass * digit;
-        const uint64_t dmask = ((uint64_t)1 << digit) - 1;
-        for (int b = 0; b <= (int)dmask; ++b) count[b] = 0;
-        for (int64_t i = 0; i < n; ++i) ++count[((uint64_t)dense[i] >> sh) & dmask];
-        int64_t sum = 0;
-        for (int b = 0; b <= (int)dmask; ++b) {
-            const int64_t c = count[b];
-            count[b] = sum;
-            sum += c;
+        for (int64_t i = a; i < b; ++i) {
+            for (int f = 0; f < 4; ++f) {
+                const int64_t v = key_field(keys[i], f, axis_bits);
+                lo[f] = v < lo[f] ? v : lo[f];
+                hi[f] = v > hi[f] ? v : hi[f];
+            }
         }
-        for (int64_t i = 0; i < n; ++i) {
+        for (int f = 0; f < 4; ++f) {
+            lo_t[4 * t + f] = lo[f];
+            hi_t[4 * t + f] = hi[f];
+        }
+#pragma omp barrier
+        for (int u = 0; u < nt; ++u) {
+            for (int f = 0; f < 4; ++f) {
+                lo[f] = lo_t[4 * u + f] < lo[f] ? lo_t[4 * u + f] : lo[f];
+                hi[f] = hi_t[4 * u + f] > hi[f] ? hi_t[4 * u + f] : hi[f];
+            }
+        }
+        for (int64_t i = a; i < b; ++i) /* the low bits every field's offset from its minimum leaves zero */
+            for (int f = 0; f < 4; ++f) spread[f] |= (uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]);
+        for (int f = 0; f < 4; ++f) spread_t[4 * t + f] = spread[f];
+#pragma omp barrier
+        int shift[4];
+        uint64_t width[4];
+        for (int f = 0; f < 4; ++f) {
+            for (int u = 0; u < nt; ++u) spread[f] |= spread_t[4 * u + f];
+            shift[f] = spread[f] ? __builtin_ctzll(spread[f]) : 0;
+            width[f] = ((uint64_t)(hi[f] - lo[f]) >> shift[f]) + 1;
+        }
+        uint64_t top = 0;
+        for (int64_t i = a; i < b; ++i) {
+            uint64_t d = 0;
+            for (int f = 0; f < 4; ++f)
+                d = d * width[f] + ((uint64_t)(key_field(keys[i], f, axis_bits) - lo[f]) >> shift[f]);
+            dense[i] = (int64_t)d;
+            order[i] = i;
+            top |= d;
+        }
+        top_t[t] = top;
+#pragma omp barrier
+        for (int u = 0; u < nt; ++u) top |= top_t[u];
+        const int used = top ? 64 - __builtin_clzll(top) : 0;
+        /* LSD radix sort of the indices by dense key, in as few passes of at most 12 bits as cover the used bits. */
+        const int passes = (used + UNIQUE_DIGIT_BITS - 1) / UNIQUE_DIGIT_BITS;
+        const int digit = passes ? (used + passes - 1) / passes : 0;
+        const int64_t bins = (int64_t)1 << digit;
+        const uint64_t dmask = (uint64_t)bins - 1;
+        int64_t *count = hist + (int64_t)t * UNIQUE_BINS;
+        int64_t *src = order, *dst = tmp;
+        for (int pass = 0; pass < passes; ++pass) {
+            const int sh = pass * digit;
+            for (int64_t d = 0; d < bins; ++d) count[d] = 0;
+            for (int64_t i = a; i < b; ++i) ++count[((uint64_t)dense[src[i]] >> sh) & dmask];
+#pragma omp barrier
+            /* Chunk t's points of digit d go after every point of a smaller digit and after the chunks before t's
+             * points of digit d. Every thread reads all counts here; none writes them before the next barrier. */
+            int64_t place[UNIQUE_BINS];
+            int64_t base = 0;
+            for (int64_t d = 0; d < bins; ++d) {
+                int64_t before = 0, all = 0;
+                for (int u = 0; u < nt; ++u) {
+                    const int64_t c = hist[(int64_t)u * UNIQUE_BINS + d];
+                    before += u < t ? c : 0;
+                    all += c;
+                }
+                place[d] = base + before;
+                base += all;
+            }
+            for (int64_t i = a; i < b; ++i) {
+                const int64_t j = src[i];
+                dst[place[((uint64_t)dense[j] >> sh) & dmask]++] = j;
+            }
+            int64_t *swap = src;
+            src = dst;
+            dst = swap;
+#pragma omp barrier
+        }
+        /* The voxels: runs of equal dense keys in sorted order; this thread's chunk starts at a run's start. */
+        const int64_t first = run_start(src, dense, n, a), last = run_start(src, dense, n, b);
+        int64_t mine = 0;
+        for (int64_t i = first; i < last; ++i) mine += i == 0 || dense[src[i]] != dense[src[i - 1]];
+        runs[t + 1] = mine;
+#pragma omp barrier
+        int64_t m = -1;
+        for (int u = 0; u <= t; ++u) m += runs[u];
+        for (int64_t i = first; i < last; ++i) {
             const int64_t j = src[i];
-            dst[count[((uint64_t)dense[j] >> sh) & dmask]++] = j;
+            if (i == 0 || dense[j] != dense[src[i - 1]]) {
+                ++m;
+                ukeys[m] = keys[j];
+                pick[m] = j;
+            } else if (prio[j] > prio[pick[m]]) {
+                pick[m] = j;
+            }
+            inverse[j] = m;
         }
-        int64_t *swap = src;
-        src = dst;
-        dst = swap;
     }
-    int64_t m = -1, last = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const int64_t j = src[i];
-        if (m < 0 || dense[j] != last) {
-            ++m;
-            last = dense[j];
-            ukeys[m] = keys[j];
-            pick[m] = j;
-        } else if (prio[j] > prio[pick[m]]) {
-            pick[m] = j;
-        }
-        inverse[j] = m;
-    }
-    return m + 1;
+    int64_t total = 0;
+    for (int u = 1; u <= team; ++u) total += runs[u];
+    free(lo_t);
+    free(hi_t);
+    free(spread_t);
+    free(top_t);
+    free(hist);
+    free(runs);
+    return total;
 }
 
 /* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF, R = 2^axis_bits,
