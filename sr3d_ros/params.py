@@ -63,7 +63,11 @@ class NodeParams:
         "skips it as malformed."
     )
     score_threshold: float = _p("Minimum detection score.", runtime=True)
-    nms_iou: float = _p("IoU threshold of the per-class NMS.", runtime=True)
+    nms_iou: float = _p(
+        "BEV IoU threshold of the per-class NMS; lower it (e.g. 0.25) when one object shows as several "
+        "overlapping boxes of its class (docs/RESULTS.md, NMS threshold).",
+        runtime=True,
+    )
     max_detections: int = _p("Maximum detections per frame.", runtime=True)
     class_filter: tuple[str, ...] = _p('Class names to publish; empty (`[""]`) = all classes.', runtime=True)
     class_id_format: str = _p("`name` or `index`: what `ObjectHypothesis.class_id` holds.", runtime=True)
