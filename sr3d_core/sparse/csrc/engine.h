@@ -44,7 +44,30 @@ extern double sr3d_parallel_scale;
  * busy machine makes them), about the time of a small layer's whole convolution: below the threshold a split
  * costs more than it saves. The split never changes a result, only who computes it. */
 static inline int sr3d_team(int nthreads, double work, double min_work) {
+#ifdef _OPENMP
     return nthreads > 1 && work >= min_work * sr3d_parallel_scale ? nthreads : 1;
+#else
+    (void)nthreads, (void)work, (void)min_work;
+    return 1; /* built without OpenMP: every region runs on the calling thread */
+#endif
+}
+
+/* Inside a parallel region: this thread's number and the size of its team (the runtime may give fewer threads than
+ * asked, so code that splits work by thread reads the team it got). */
+static inline int sr3d_thread_num(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int sr3d_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
 }
 
 /* The OpenMP version the library was built with (0: built without OpenMP, every call runs on one thread). */

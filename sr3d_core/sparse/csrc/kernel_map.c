@@ -120,33 +120,18 @@ static inline int64_t chunk_lo(int t, int nt, int64_t n) { return (int64_t)t * n
 SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
                                          const int64_t *parent, int log_s, int axis_bits, int nthreads,
                                          int64_t *count, int64_t *seg_in, int64_t *seg_out) {
-#ifdef _OPENMP
     const int nt = sr3d_team(nthreads, (double)n_in, MIN_DOWN_ROWS);
-#else
-    const int nt = 1;
-    (void)nthreads;
-#endif
+    int64_t total = -1; /* out of memory, until the pairs are written */
     int64_t *first = calloc((size_t)n_out + 1, sizeof(int64_t)); /* children of row r: child[first[r] ..] */
     int64_t *child = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int64_t));
     int64_t *nbr = malloc((size_t)(n_out > 0 ? n_out : 1) * 8 * sizeof(int64_t)); /* row of p + 2s e, or -1 */
     uint8_t *need = calloc((size_t)(n_out > 0 ? n_out : 1), 1); /* the union of a parent's children's pos */
     int64_t *per_thread = calloc((size_t)nt * 27, sizeof(int64_t)); /* each thread's pairs of each offset */
-    if (!first || !child || !nbr || !need || !per_thread) {
-        free(first);
-        free(child);
-        free(nbr);
-        free(need);
-        free(per_thread);
-        return -1;
-    }
+    if (!first || !child || !nbr || !need || !per_thread) goto done;
     for (int64_t i = 0; i < n_in; ++i) {
         if ((uint64_t)parent[i] >= (uint64_t)n_out) {
-            free(first);
-            free(child);
-            free(nbr);
-            free(need);
-            free(per_thread);
-            return -2;
+            total = -2;
+            goto done;
         }
         ++first[parent[i] + 1];
         need[parent[i]] |= (uint8_t)child_pos(src[i], log_s, axis_bits);
@@ -161,11 +146,7 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
      * offset's pairs are written in the one-thread order (range by range, parents ascending). */
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nteam = omp_get_num_threads();
-#else
-        const int t = 0, nteam = 1;
-#endif
+        const int t = sr3d_thread_num(), nteam = sr3d_team_size();
         if (t == 0) team = nteam;
         const int64_t r0 = chunk_lo(t, nteam, n_out), r1 = chunk_lo(t + 1, nteam, n_out);
         for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
@@ -218,11 +199,12 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
         }
     }
     /* After the writing pass each thread's count is where its range ended: the last range's ends are the totals. */
-    int64_t total = 0;
+    total = 0;
     for (int k = 0; k < 27; ++k) {
         count[k] = per_thread[27 * (team - 1) + k];
         total += count[k];
     }
+done:
     free(first);
     free(child);
     free(nbr);
@@ -356,12 +338,8 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
                                               int nthreads, int64_t *order, int64_t *tmp, int64_t *dense,
                                               int64_t *ukeys, int64_t *inverse, int64_t *pick) {
     if (n <= 0) return 0;
-#ifdef _OPENMP
     const int nt = sr3d_team(nthreads, (double)n, MIN_UNIQUE_POINTS);
-#else
-    const int nt = 1;
-    (void)nthreads;
-#endif
+    int64_t total = -1; /* out of memory, until the voxels are counted */
     int team = 1; /* the threads the region got (the runtime may give fewer than asked) */
     /* Per thread: its chunk's field minima, maxima and spreads, the OR of its dense keys, its digit counts and
      * its number of voxels (runs[t + 1]). */
@@ -369,22 +347,10 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
     uint64_t *spread_t = malloc((size_t)nt * 4 * sizeof(uint64_t)), *top_t = malloc((size_t)nt * sizeof(uint64_t));
     int64_t *hist = malloc((size_t)nt * UNIQUE_BINS * sizeof(int64_t));
     int64_t *runs = calloc((size_t)nt + 1, sizeof(int64_t));
-    if (!lo_t || !hi_t || !spread_t || !top_t || !hist || !runs) {
-        free(lo_t);
-        free(hi_t);
-        free(spread_t);
-        free(top_t);
-        free(hist);
-        free(runs);
-        return -1;
-    }
+    if (!lo_t || !hi_t || !spread_t || !top_t || !hist || !runs) goto done;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-#ifdef _OPENMP
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int t = 0, nt = 1;
-#endif
+        const int t = sr3d_thread_num(), nt = sr3d_team_size();
         if (t == 0) team = nt;
         const int64_t a = chunk_lo(t, nt, n), b = chunk_lo(t + 1, nt, n);
         /* The sort runs on dense keys of the same order: each field minus its minimum, shifted past the low bits
@@ -494,8 +460,9 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
             inverse[j] = m;
         }
     }
-    int64_t total = 0;
+    total = 0;
     for (int u = 1; u <= team; ++u) total += runs[u];
+done:
     free(lo_t);
     free(hi_t);
     free(spread_t);
