@@ -203,6 +203,31 @@ def test_unique_pick_matches_torch():
     assert all(torch.equal(a, b) for a, b in zip(native.unique(keys, AXIS_BITS), (want_keys, want_inverse)))
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 5000])
+def test_unique_pick_split_over_more_threads_than_points(n):
+    # Every call split (parallel_thresholds(0)) over 1-4 threads, down to chunks of no point and voxels that span a
+    # chunk's edge: torch.unique's result and the one-thread pick every time.
+    from sr3d_core.sparse import extension
+
+    g = torch.Generator().manual_seed(n)
+    keys = torch.randint(0, 3, (n,), generator=g) * 1000 + torch.randint(0, 2, (n,), generator=g)
+    prio = torch.randperm(n, generator=g)
+    want_keys, want_inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    was = torch.get_num_threads()
+    picks = []
+    try:
+        with extension.parallel_thresholds(0.0):
+            for threads in (1, 2, 3, 4):
+                torch.set_num_threads(threads)
+                ukeys, inverse, pick = native.unique_pick(keys, prio, AXIS_BITS)
+                assert torch.equal(ukeys, want_keys) and torch.equal(inverse, want_inverse), threads
+                picks.append(pick)
+    finally:
+        torch.set_num_threads(was)
+    assert all(torch.equal(p, picks[0]) for p in picks)
+    assert all(prio[picks[0][v]] == prio[want_inverse == v].max() for v in range(len(want_keys)))
+
+
 @pytest.mark.parametrize(
     "case", ["packed_fields", "strided_coords", "flat_scene", "high_bits_only", "one_bit", "full_range", "all_equal"]
 )

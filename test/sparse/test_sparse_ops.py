@@ -239,6 +239,15 @@ def test_kernel_map_paths_agree(monkeypatch, ks, in_stride, down):
     if native.available(src.keys):
         monkeypatch.setattr(native.extension, "_enabled", True)
         maps["native"] = km.build_kernel_map(src, dst, ks)
+        was = torch.get_num_threads()
+        try:  # every compiled call split over three threads, whatever its size
+            torch.set_num_threads(3)
+            with native.extension.parallel_thresholds(0.0):
+                split_dst = km.downsample(src, 2)[0] if down else src
+                assert torch.equal(split_dst.keys, dst.keys)
+                maps["native, split"] = km.build_kernel_map(src, split_dst, ks)
+        finally:
+            torch.set_num_threads(was)
     ref = maps["grid"]
     assert 0 < sum(ref.counts()) < ref.kernel_volume * ref.n_out
     for name, kmap in maps.items():
