@@ -995,9 +995,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--score-threshold must lie in [0, 1), got {a.score_threshold}")
     if a.max_detections is not None and a.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {a.max_detections}")
-    if a.nms_iou is not None and not 0.0 < a.nms_iou <= 1.0:
-        ap.error(f"--nms-iou must lie in (0, 1], got {a.nms_iou}")
-    protocol = EvaluationProtocol(score_threshold=a.score_threshold, max_detections=a.max_detections, nms_iou=a.nms_iou)
+    try:  # the protocol's own rules for its values (the same as sr3d-evaluate's)
+        protocol = EvaluationProtocol(
+            score_threshold=a.score_threshold, max_detections=a.max_detections, nms_iou=a.nms_iou
+        )
+    except ValueError as e:
+        ap.error(str(e))
     cfg = ReplayConfig(
         a.bag,
         a.checkpoint,

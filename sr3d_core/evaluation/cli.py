@@ -132,14 +132,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             ap.error(f"--score-sweep thresholds must lie in [0, 1), got {t}")
     if args.max_detections is not None and args.max_detections < 1:
         ap.error(f"--max-detections must be >= 1, got {args.max_detections}")
-    if args.nms_iou is not None and not 0.0 < args.nms_iou <= 1.0:
-        ap.error(f"--nms-iou must lie in (0, 1], got {args.nms_iou}")
-    protocol = EvaluationProtocol(
-        skip_classes_without_gt=not args.strict_mmdet3d,
-        max_detections=args.max_detections,
-        nms_iou=args.nms_iou,
-        pr_score_threshold=args.score_threshold,
-    )
+    try:  # the protocol's own rules for its values (the same as the replay's)
+        protocol = EvaluationProtocol(
+            skip_classes_without_gt=not args.strict_mmdet3d,
+            max_detections=args.max_detections,
+            nms_iou=args.nms_iou,
+            pr_score_threshold=args.score_threshold,
+        )
+    except ValueError as e:
+        ap.error(str(e))
     device = resolve_device(args.device)
     runs = []
     for i, ckpt in enumerate(args.checkpoint):

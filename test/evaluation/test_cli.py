@@ -110,7 +110,7 @@ def test_nms_iou_out_of_range_is_refused(tmp_path, capsys, bad):
     ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(ck), "--device", "cpu", "--nms-iou", bad])
-    assert "--nms-iou must lie in (0, 1]" in capsys.readouterr().err
+    assert "nms_iou must lie in (0, 1]" in capsys.readouterr().err
 
 
 def test_score_sweep_equals_the_single_threshold_counts(tmp_path, capsys):

@@ -291,11 +291,17 @@ def test_replay_and_the_evaluator_agree_by_default(bag, ckpt, tmp_path):
     assert "precision" in (tmp_path / "off" / "report.md").read_text()
     capped = replay(
         ReplayConfig(
-            bag, ckpt, "offline", out=tmp_path / "cap", protocol=EvaluationProtocol(max_detections=100), progress=False
+            bag,
+            ckpt,
+            "offline",
+            out=tmp_path / "cap",
+            protocol=EvaluationProtocol(max_detections=100, nms_iou=0.1),
+            progress=False,
         )
     )
-    assert capped["protocol"]["max_detections"] == 100
+    assert capped["protocol"]["max_detections"] == 100 and capped["protocol"]["nms_iou"] == 0.1
     assert capped["max_detections"] == 100 and capped["detections_per_frame"] <= 100 < off["detections_per_frame"]
+    assert capped["nms_iou"] == 0.1 != off["nms_iou"]
 
 
 def test_live_replay_asks_the_node_for_the_checkpoints_post_processing():
