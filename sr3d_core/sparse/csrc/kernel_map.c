@@ -415,7 +415,14 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
         for (int pass = 0; pass < passes; ++pass) {
             const int sh = pass * digit;
             for (int64_t d = 0; d < bins; ++d) count[d] = 0;
-            for (int64_t i = a; i < b; ++i) ++count[((uint64_t)dense[src[i]] >> sh) & dmask];
+            /* A chunk's digits are those of its points in the current order. At the first pass that order is
+             * the identity, and a lone thread's chunk is every point, whose digit counts do not depend on their
+             * order: then the counts read dense in memory order instead of gathering through src. */
+            if (pass == 0 || nt == 1) {
+                for (int64_t i = a; i < b; ++i) ++count[((uint64_t)dense[i] >> sh) & dmask];
+            } else {
+                for (int64_t i = a; i < b; ++i) ++count[((uint64_t)dense[src[i]] >> sh) & dmask];
+            }
 #pragma omp barrier
             /* Chunk t's points of digit d go after every point of a smaller digit and after the chunks before t's
              * points of digit d. Every thread reads all counts here; none writes them before the next barrier. */
@@ -440,17 +447,25 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
             dst = swap;
 #pragma omp barrier
         }
-        /* The voxels: runs of equal dense keys in sorted order; this thread's chunk starts at a run's start. */
+        /* The voxels: runs of equal dense keys in sorted order; this thread's chunk starts at a run's start, so its
+         * first point opens a voxel. A lone thread needs no count before it numbers them. */
         const int64_t first = run_start(src, dense, n, a), last = run_start(src, dense, n, b);
-        int64_t mine = 0;
-        for (int64_t i = first; i < last; ++i) mine += i == 0 || dense[src[i]] != dense[src[i - 1]];
-        runs[t + 1] = mine;
+        int64_t prev = 0;
+        if (nt > 1) {
+            int64_t mine = 0;
+            for (int64_t i = first; i < last; ++i) {
+                const int64_t d = dense[src[i]];
+                mine += i == first || d != prev;
+                prev = d;
+            }
+            runs[t + 1] = mine;
+        }
 #pragma omp barrier
         int64_t m = -1;
         for (int u = 0; u <= t; ++u) m += runs[u];
         for (int64_t i = first; i < last; ++i) {
-            const int64_t j = src[i];
-            if (i == 0 || dense[j] != dense[src[i - 1]]) {
+            const int64_t j = src[i], d = dense[j];
+            if (i == first || d != prev) {
                 ++m;
                 ukeys[m] = keys[j];
                 pick[m] = j;
@@ -458,7 +473,9 @@ SR3D_API SR3D_CLONES int64_t sr3d_unique_pick(const int64_t *keys, const int64_t
                 pick[m] = j;
             }
             inverse[j] = m;
+            prev = d;
         }
+        if (nt == 1) runs[1] = m + 1;
     }
     total = 0;
     for (int u = 1; u <= team; ++u) total += runs[u];
