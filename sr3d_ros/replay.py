@@ -669,7 +669,7 @@ def map_over_frames(
         gt = bag.gt_at(rec.stamp_ns, rec.frame)
         if gt is None:
             continue
-        ev.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), rec.detections)
+        ev.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), protocol.judged(rec.detections))
         n += 1
     return ev.compute() if n else None
 
@@ -693,7 +693,7 @@ def precision_recall_over_frames(
         gt = bag.gt_at(rec.stamp_ns, rec.frame) if rec.detections is not None else None
         if gt is None:
             continue
-        counter.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), rec.detections)
+        counter.add(SceneGroundTruth(gt[0].astype(np.float32), gt[1]), protocol.judged(rec.detections))
         n += 1
     return counter.compute() if n else None
 

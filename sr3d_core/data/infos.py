@@ -172,16 +172,31 @@ def read_points(
     return raw.reshape(-1, n_feats)
 
 
-def label_map(categories: dict[str, int], class_names: tuple[str, ...] | list[str], source: str) -> np.ndarray:
+def label_map(
+    categories: dict[str, int], class_names: tuple[str, ...] | list[str], source: str, allow_missing: bool = False
+) -> np.ndarray:
     """Lookup table file label -> configured label (-1 where the class is not configured).
 
     Names match under our spelling or mmdet3d's (``classes.MMDET3D_SPELLINGS``).
+
+    Args:
+        categories: The info file's class name -> file label.
+        class_names: The configured classes, in label order.
+        source: Where the categories came from, named in the error.
+        allow_missing: Configured classes the file does not annotate are left out (a model evaluated on a data
+            set labelled with another class list, e.g. a SUN RGB-D model on ScanNet) instead of refused.
+
+    Raises:
+        ValueError: A configured class is not among the categories (unless ``allow_missing``).
     """
-    check_class_names(class_names, categories, source)
+    if not allow_missing:
+        check_class_names(class_names, categories, source)
     n = max(categories.values(), default=-1) + 1
     lut = np.full(max(n, 0), -1, np.int64)
     for i, name in enumerate(class_names):
-        lut[category_label(categories, name)] = i
+        label = category_label(categories, name)
+        if label is not None:
+            lut[label] = i
     return lut
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+from sr3d_core.data.info_scenes import InfoScenes
 from sr3d_core.data.infos import Sample
 from sr3d_core.data.sources import build_source
 from sr3d_core.detections import Detections
@@ -60,6 +61,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         type=Path,
         default=None,
         help="data folder to read instead of the checkpoint's data.root (data kept elsewhere)",
+    )
+    ap.add_argument(
+        "--info-file",
+        type=Path,
+        default=None,
+        help="the mmdet3d info file to read (relative to --data-root when given, its points beside it otherwise; "
+        "default: the checkpoint's "
+        "file for --split, else the one <dataset>_infos_<split>.pkl in the data folder). Its data set may be "
+        "labelled with another class list: the model's classes it does not annotate are left out of every count",
     )
     ap.add_argument("--strict-mmdet3d", action="store_true", help="classes without GT stay in the means (nan)")
     ap.add_argument(
@@ -154,12 +164,32 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "boxes in between are never produced"
                 )
         cfg = det.config
-        if args.data_root is not None:
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(args.data_root)))
+        # An info file without --data-root: its points sit beside it, as mmdet3d lays them out.
+        info_file, data_root = args.info_file, args.data_root
+        if info_file is not None and data_root is None:
+            info_file = info_file.resolve()
+            data_root = info_file.parent
+        if data_root is not None:
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, root=str(data_root)))
+        run_protocol = protocol
         try:
-            source = build_source(cfg, args.split)
+            if cfg.data.format == "toy":
+                source = build_source(cfg, args.split)
+            else:
+                info = cfg.data.train_info if args.split == "train" else cfg.data.val_info
+                source = InfoScenes.for_evaluation(cfg.data.root, info, args.split, det.class_names, info_file)
+                if source.info_path.name != Path(info).name:
+                    print(f"evaluating on {source.info_path} ({source.dataset})")
+                if source.unannotated:
+                    print(
+                        f"{source.info_path.name} does not annotate {', '.join(source.unannotated)}: "
+                        "those boxes are left out of every count"
+                    )
+                    run_protocol = dataclasses.replace(protocol, unjudged_classes=source.unannotated)
         except FileNotFoundError as e:
             ap.error(f"{e} (the checkpoint's data.root is {det.config.data.root!r}; point --data-root at the data)")
+        except ValueError as e:
+            ap.error(str(e))
         if len(source) == 0:
             ap.error(f"the {args.split} split of {cfg.data.root} has no scenes: nothing to evaluate")
         bev_dir = None
@@ -177,7 +207,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             # The sweep counts under the run's own protocol (IoU thresholds), at each of its score thresholds.
             sweep = (
                 [
-                    dataclasses.replace(protocol, pr_score_threshold=t).pr_counter(det.class_names)
+                    dataclasses.replace(run_protocol, pr_score_threshold=t).pr_counter(det.class_names)
                     for t in args.score_sweep
                 ]
                 if args.score_sweep and r == 0
@@ -188,7 +218,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             res = evaluate_detector(
                 det,
                 source,
-                protocol,
+                run_protocol,
                 repeat_index=r,
                 max_scenes=args.max_scenes,
                 oracle=args.oracle,
@@ -224,7 +254,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         summary[key] = {"best": float(vals.max()), "mean": float(vals.mean()), "n": len(vals)}
         print(f"{key}: best {vals.max():.4f} (mean {vals.mean():.4f}) over {len(vals)} runs")
     if args.json:
-        args.json.write_text(json.dumps({"protocol": protocol.to_dict(), "runs": runs, "summary": summary}, indent=2))
+        args.json.write_text(
+            json.dumps({"protocol": run_protocol.to_dict(), "runs": runs, "summary": summary}, indent=2)
+        )
     return 0
 
 

@@ -134,6 +134,7 @@ def evaluate_detector(
         if detector.device.type == "cuda":
             torch.cuda.synchronize(detector.device)
         times.append(time.perf_counter() - t0)
+        det = protocol.judged(det)
         gt = SceneGroundTruth(np.asarray(scene.gt_boxes, np.float32), np.asarray(scene.gt_labels))
         ev.add(gt, det)
         if pr is not None:

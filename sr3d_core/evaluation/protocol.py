@@ -11,7 +11,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional, Sequence
 
+import numpy as np
+
 from sr3d_core.config import DEPLOY_SCORE_THRESHOLD
+from sr3d_core.detections import Detections
 from sr3d_core.evaluation.indoor_map import DEFAULT_IOU_THRESHOLDS, IndoorMapEvaluator
 from sr3d_core.evaluation.precision_recall import PrecisionRecallCounter
 
@@ -31,6 +34,9 @@ class EvaluationProtocol:
             runs at its own ``nms_iou`` parameter: set it here to score the boxes the node publishes).
         pr_score_threshold: Precision / recall count the boxes scored at or above it (the node's default
             ``score_threshold``: what a user sees); None counts none.
+        unjudged_classes: Classes the ground truth does not annotate (a data set labelled with another class
+            list: a SUN RGB-D model's night stands on ScanNet, where they are unlabelled furniture). Their boxes
+            leave every count, since nothing can say whether they are right.
 
     Raises:
         ValueError: A threshold out of range or ``max_detections`` below 1.
@@ -42,12 +48,14 @@ class EvaluationProtocol:
     max_detections: Optional[int] = None
     nms_iou: Optional[float] = None
     pr_score_threshold: Optional[float] = DEPLOY_SCORE_THRESHOLD
+    unjudged_classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         thrs = tuple(float(t) for t in self.iou_thresholds)
         if not thrs or not all(0.0 < t < 1.0 for t in thrs):
             raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1), got {thrs}")
         object.__setattr__(self, "iou_thresholds", thrs)  # a list from YAML / JSON keeps the object hashable
+        object.__setattr__(self, "unjudged_classes", tuple(str(c) for c in self.unjudged_classes))
         for name in ("score_threshold", "pr_score_threshold"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and 0.0 <= v < 1.0):
@@ -70,6 +78,15 @@ class EvaluationProtocol:
             if v is not None
         }
 
+    def judged(self, detections: Detections) -> Detections:
+        """``detections`` without the boxes of ``unjudged_classes`` (the same object when there are none)."""
+        if not self.unjudged_classes or not len(detections):
+            return detections
+        names = detections.class_names
+        drop = [names.index(c) for c in self.unjudged_classes if c in names]
+        keep = ~np.isin(detections.labels, drop)
+        return Detections(detections.boxes[keep], detections.scores[keep], detections.labels[keep], names)
+
     def map_evaluator(self, class_names: Sequence[str]) -> IndoorMapEvaluator:
         """An empty mAP / mAR evaluator under this protocol."""
         return IndoorMapEvaluator(
@@ -86,6 +103,7 @@ class EvaluationProtocol:
         """The protocol as JSON-ready values (written next to the numbers it produced)."""
         d = asdict(self)
         d["iou_thresholds"] = list(self.iou_thresholds)
+        d["unjudged_classes"] = list(self.unjudged_classes)
         return d
 
     @classmethod

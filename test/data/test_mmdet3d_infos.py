@@ -74,3 +74,40 @@ def test_no_categories_and_no_known_dataset_is_refused(tmp_path):
         pickle.dump({"metainfo": {}, "data_list": d.data_list}, f)
     with pytest.raises(ValueError, match="no 'categories'.*None"):
         load_infos(info)
+
+
+@pytest.mark.parametrize("layout", ["v11", "shipped"])
+def test_a_sunrgbd_model_reads_scannet_on_the_shared_classes(tmp_path, layout):
+    # A SUN RGB-D model pointed at a ScanNet folder: the ScanNet file is found, its table and chair keep the SUN
+    # labels, its cabinet and shower curtain (no SUN class) are not read, and SUN's dresser and night stand are
+    # named as classes this ground truth cannot judge.
+    write_scannet(tmp_path, layout)
+    ds = InfoScenes.for_evaluation(tmp_path, "sunrgbd_infos_val.pkl", "val", SUNRGBD_CLASSES)
+    assert ds.info_path.name == "scannet_infos_val.pkl" and ds.dataset == "scannet"
+    assert ds.unannotated == ("dresser", "night_stand")
+    first, second = ds.load(0), ds.load(1)
+    assert first.gt_labels.tolist() == [SUNRGBD_CLASSES.index("table")]
+    np.testing.assert_allclose(first.gt_boxes, [[1.15, 2.20, 0.62, 0.54, 2.53, 1.21, 0.0]], rtol=1e-6)
+    assert second.gt_labels.tolist() == [SUNRGBD_CLASSES.index("chair")]
+    assert ds.scene_labels(0).tolist() == [SUNRGBD_CLASSES.index("table")]
+    # Its own file wins when present, and then nothing is unannotated.
+    write_sunrgbd(tmp_path, "v11")
+    own = InfoScenes.for_evaluation(tmp_path, "sunrgbd_infos_val.pkl", "val", SUNRGBD_CLASSES)
+    assert own.info_path.name == "sunrgbd_infos_val.pkl" and own.unannotated == ()
+
+
+def test_evaluation_info_file_choice_and_its_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mine_val.pkl .nor any scannet_infos_val.pkl.sunrgbd_infos_val.pkl"):
+        InfoScenes.for_evaluation(tmp_path, "mine_val.pkl", "val", SUNRGBD_CLASSES)
+    write_scannet(tmp_path, "v11")
+    write_sunrgbd(tmp_path, "v11")
+    with pytest.raises(ValueError, match="several info files"):
+        InfoScenes.for_evaluation(tmp_path, "mine_val.pkl", "val", SUNRGBD_CLASSES)
+    # Named explicitly (absolute or relative to the root), either is read.
+    named = InfoScenes.for_evaluation(tmp_path, "mine_val.pkl", "val", SCANNET_CLASSES, "sunrgbd_infos_val.pkl")
+    assert named.dataset == "sunrgbd" and "cabinet" in named.unannotated and "dresser" not in named.unannotated
+    with pytest.raises(ValueError, match="annotates none of the model's classes"):
+        InfoScenes.for_evaluation(tmp_path, "x.pkl", "val", ("door", "window"), tmp_path / "sunrgbd_infos_val.pkl")
+    # Training keeps the strict rule: a configured class the file lacks is an error, not a silent gap.
+    with pytest.raises(ValueError, match=r"\['dresser', 'night_stand'\]"):
+        InfoScenes(DatasetConfig(str(tmp_path), "scannet_infos_val.pkl", SUNRGBD_CLASSES))

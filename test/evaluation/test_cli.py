@@ -1,6 +1,7 @@
 """sr3d-evaluate (``training/evaluate.py``): metrics, table, repeats summary (best and mean)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,28 @@ def test_score_sweep_equals_the_single_threshold_counts(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args + ["--score-sweep", "0.001"])
     assert "--score-sweep 0.001 is below the checkpoint's" in capsys.readouterr().err
+
+
+def test_a_sunrgbd_model_on_a_scannet_folder(tmp_path, capsys):
+    # The ScanNet file is found in the folder, and the SUN classes ScanNet does not label (dresser, night stand)
+    # leave every count: no box of theirs is a TP or an FP, while the shared classes are counted.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+    from mmdet3d_layouts import write_scannet
+
+    write_scannet(tmp_path / "scannet", "v11")
+    ck = write_random_checkpoint(tmp_path / "sun.pt", "synth_sunrgbd_small", seed=4)
+    out = tmp_path / "res.json"
+    argv = ["--checkpoint", str(ck), "--device", "cpu", "--data-root", str(tmp_path / "scannet"), "--json", str(out)]
+    assert main(argv + ["--score-threshold", "0.01"]) == 0
+    text = capsys.readouterr().out
+    assert "scannet_infos_val.pkl (scannet)" in text
+    assert "does not annotate dresser, night_stand" in text
+    res = json.loads(out.read_text())
+    assert res["protocol"]["unjudged_classes"] == ["dresser", "night_stand"]
+    rows = res["runs"][0]["precision_recall"]["iou_0.25"]
+    counted = {name: row["tp"] + row["fp"] for name, row in rows.items()}
+    assert counted.get("dresser", 0) == 0 and counted.get("night_stand", 0) == 0
+    assert counted["all classes"] > 0  # the random model's boxes of the shared classes are counted
+    assert rows["all classes"]["fn"] + rows["all classes"]["tp"] == 2  # the table and the chair

@@ -105,3 +105,34 @@ def test_the_evaluator_applies_the_nms_iou(tmp_path):
 
     assert worst_same_class_overlap(EvaluationProtocol()) > 0.1  # the checkpoint's NMS (0.5) keeps such pairs
     assert worst_same_class_overlap(EvaluationProtocol(nms_iou=0.1)) <= 0.1 + 1e-6
+
+
+def test_boxes_of_unjudged_classes_leave_every_count():
+    # Ground truth labelled without night stands (ScanNet): one bed. The model reports the bed and a night stand
+    # beside it. Judged, the night stand is a false positive (precision 1/2); unjudged it is not counted (1/1).
+    from sr3d_core.detections import Detections
+    from sr3d_core.evaluation.indoor_map import SceneGroundTruth
+
+    names = ("bed", "night_stand", "dresser")
+    gt = SceneGroundTruth(np.array([[0, 0, 0.5, 2, 1.5, 1, 0]], np.float32), np.array([0]))
+    det = Detections(
+        np.array([[0, 0, 0.5, 2, 1.5, 1, 0], [2, 0, 0.3, 0.5, 0.5, 0.6, 0], [4, 0, 0.5, 1, 0.5, 1, 0]], np.float32),
+        np.array([0.9, 0.8, 0.7], np.float32),
+        np.array([0, 1, 2]),
+        names,
+    )
+    for unjudged, precision, kept in (((), 1 / 3, [0, 1, 2]), (("night_stand", "dresser"), 1.0, [0])):
+        p = EvaluationProtocol(unjudged_classes=unjudged)
+        judged = p.judged(det)
+        assert judged.labels.tolist() == kept and judged.class_names == names
+        counter = p.pr_counter(names)
+        counter.add(gt, judged)
+        row = counter.compute().rows(0.25)["all classes"]
+        assert row["precision"] == pytest.approx(precision) and row["recall"] == 1.0
+        ev = p.map_evaluator(names)
+        ev.add(gt, judged)
+        assert ev.compute().map_at(0.25) == 1.0
+    assert EvaluationProtocol().judged(det) is det
+    p = EvaluationProtocol(unjudged_classes=["night_stand"])  # a list from JSON
+    assert p.unjudged_classes == ("night_stand",)
+    assert EvaluationProtocol.from_dict(json.loads(json.dumps(p.to_dict()))) == p
