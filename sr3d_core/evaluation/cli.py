@@ -36,7 +36,7 @@ from sr3d_core.data.sources import build_source
 from sr3d_core.detections import Detections
 from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
-from sr3d_core.evaluation.detector_pass import ORACLES, SceneCallback, evaluate_detector
+from sr3d_core.evaluation.detector_pass import ORACLES, Evaluation, SceneCallback, evaluate_detector
 from sr3d_core.evaluation.indoor_map import SceneGroundTruth
 from sr3d_core.evaluation.precision_recall import ALL_CLASSES, PrecisionRecallCounter, PrecisionRecallResult
 from sr3d_core.evaluation.protocol import EvaluationProtocol
@@ -127,6 +127,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         metavar="DIR",
         help="write a bird's-eye PNG of every scene of the first run here (points, ground truth green, "
         "boxes at or above --score-threshold red; DIR/checkpoint_<i>/ when several are given)",
+    )
+    ap.add_argument(
+        "--rotate-deg",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="A",
+        help="also evaluate every frame turned by each of these angles (degrees, about the vertical axis through "
+        "the sensor; ground truth turned alike), one line each and their mean and spread: how much the numbers "
+        "depend on where the frames happen to look (models of rotated boxes)",
     )
     ap.add_argument("--bev-color", choices=COLOR_MODES, default="height", help="point colour in the BEV images")
     args = ap.parse_args(argv)
@@ -247,6 +257,20 @@ def main(argv: Optional[list[str]] = None) -> int:
             entry = numbers | {"checkpoint": str(ckpt), "precision_recall": res.precision_recall.to_dict()}
             if sweep:
                 entry["score_sweep"] = [c.compute().to_dict() for c in sweep]
+            if args.rotate_deg and r == 0:
+                turned = [
+                    evaluate_detector(
+                        det,
+                        source,
+                        run_protocol,
+                        max_scenes=args.max_scenes,
+                        neutral_color=args.neutral_color,
+                        yaw=float(np.deg2rad(a)),
+                    )
+                    for a in args.rotate_deg
+                ]
+                table, entry["rotations"] = _rotation_table(args.rotate_deg, turned)
+                print(table)
             runs.append(entry)
     summary = {}
     for key in ("mAP_0.25", "mAP_0.5"):
@@ -258,6 +282,26 @@ def main(argv: Optional[list[str]] = None) -> int:
             json.dumps({"protocol": run_protocol.to_dict(), "runs": runs, "summary": summary}, indent=2)
         )
     return 0
+
+
+def _rotation_table(angles: list[float], results: list[Evaluation]) -> tuple[str, list[dict[str, float]]]:
+    """One line per angle (mAP, and precision / recall of all classes at the protocol's score threshold and IoU
+    0.25), then their mean and standard deviation; and the same numbers for JSON."""
+    rows = []
+    for a, res in zip(angles, results):
+        row = {"yaw_deg": a} | res.metrics()
+        if res.precision_recall is not None:
+            pr = res.precision_recall.rows(0.25)[ALL_CLASSES]
+            row |= {"precision_0.25": pr["precision"], "recall_0.25": pr["recall"]}
+        rows.append(row)
+    keys = [k for k in ("mAP_0.25", "mAP_0.5", "precision_0.25", "recall_0.25") if k in rows[0]]
+    lines = ["every frame turned about the vertical axis (precision / recall of all classes at IoU 0.25)"]
+    lines += ["| yaw deg | " + " | ".join(keys) + " |", "|---" * (1 + len(keys)) + "|"]
+    for row in rows:
+        lines.append(f"| {row['yaw_deg']:g} | " + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
+    for name, fn in (("mean", np.nanmean), ("std", np.nanstd)):
+        lines.append(f"| {name} | " + " | ".join(f"{fn([row[k] for row in rows]):.4f}" for k in keys) + " |")
+    return "\n".join(lines), rows
 
 
 def _chain(callbacks: list[SceneCallback]) -> Optional[SceneCallback]:

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from sr3d_core.data.augment import rot_scale_trans
 from sr3d_core.data.infos import Sample
 from sr3d_core.data.sources import SceneSource
 from sr3d_core.detections import Detections
@@ -80,6 +81,7 @@ def evaluate_detector(
     keep_scenes: bool = False,
     oracle: Optional[str] = None,
     neutral_color: bool = False,
+    yaw: float = 0.0,
     on_scene: Optional[SceneCallback] = None,
 ) -> Evaluation:
     """Run ``detector`` over the scenes of ``source`` (unaugmented) and compute the indoor mAP.
@@ -101,6 +103,10 @@ def evaluate_detector(
             (``sr3d_core.evaluation.oracle``), an upper bound on what better-aligned scores could give.
         neutral_color: Colour every point ``NEUTRAL_COLOR`` (``preprocess.with_neutral_color``: what the node feeds a
             colour model for a cloud without colour), to measure what missing colour costs.
+        yaw: Turn every scene, points and ground truth alike, by this angle (radians) about the vertical axis
+            through the sensor's origin before detection: the same frames seen from a camera turned about its
+            vertical axis, to measure how much the numbers depend on where a frame happens to look. Needs a model of
+            rotated boxes (an axis-aligned one cannot fit turned ground truth).
         on_scene: Called after each scene (e.g. to draw it); its time is not counted in the latency.
 
     Raises:
@@ -111,6 +117,10 @@ def evaluate_detector(
         raise ValueError(f"nothing to evaluate: {len(source)} scenes, max_scenes={max_scenes}")
     if oracle is not None and oracle not in ORACLES:
         raise ValueError(f"oracle must be one of {ORACLES} or None, got {oracle!r}")
+    if yaw and detector.config.model.box_type != "rotated":
+        raise ValueError(
+            f"yaw {yaw} needs a model of rotated boxes; this one's box_type is {detector.config.model.box_type!r}"
+        )
     detector.model.eval()
     overrides = protocol.postprocess_overrides()
     if overrides:
@@ -122,6 +132,9 @@ def evaluate_detector(
     for i in range(n):
         rng = np.random.default_rng([seed, _EVAL_STREAM, repeat_index, i])
         scene = source.get(i, rng, train=False)
+        if yaw:
+            turned, boxes = rot_scale_trans(scene.points, scene.gt_boxes, yaw, 1.0, np.zeros(3), axis_aligned=False)
+            scene = Sample(turned, boxes, scene.gt_labels, scene.sample_idx)
         points = with_neutral_color(scene.points) if neutral_color else scene.points
         # Repeat 0 is the deterministic pass detect() makes by default; later ones draw the cap from the scene's
         # generator and seed the in-voxel choice with the repeat.

@@ -1,6 +1,7 @@
 """sr3d-evaluate (``training/evaluate.py``): metrics, table, repeats summary (best and mean)."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ import pytest
 from sr3d_core.evaluation.cli import main
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import write_random_checkpoint
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "data"))  # the mmdet3d layout fixtures
+from mmdet3d_layouts import write_scannet, write_sunrgbd  # noqa: E402
 
 
 def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
@@ -140,11 +144,6 @@ def test_score_sweep_equals_the_single_threshold_counts(tmp_path, capsys):
 def test_a_sunrgbd_model_on_a_scannet_folder(tmp_path, capsys):
     # The ScanNet file is found in the folder, and the SUN classes ScanNet does not label (dresser, night stand)
     # leave every count: no box of theirs is a TP or an FP, while the shared classes are counted.
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
-    from mmdet3d_layouts import write_scannet
-
     write_scannet(tmp_path / "scannet", "v11")
     ck = write_random_checkpoint(tmp_path / "sun.pt", "synth_sunrgbd_small", seed=4)
     out = tmp_path / "res.json"
@@ -160,3 +159,20 @@ def test_a_sunrgbd_model_on_a_scannet_folder(tmp_path, capsys):
     assert counted.get("dresser", 0) == 0 and counted.get("night_stand", 0) == 0
     assert counted["all classes"] > 0  # the random model's boxes of the shared classes are counted
     assert rows["all classes"]["fn"] + rows["all classes"]["tp"] == 2  # the table and the chair
+
+
+def test_rotations_table(tmp_path, capsys):
+    # --rotate-deg adds one line per angle and their mean; the 0-degree line is the unturned run itself.
+    ck = write_random_checkpoint(tmp_path / "sun.pt", "synth_sunrgbd_small", seed=4)
+    write_sunrgbd(tmp_path / "sun", "v11")
+    out = tmp_path / "res.json"
+    argv = ["--checkpoint", str(ck), "--device", "cpu", "--data-root", str(tmp_path / "sun"), "--json", str(out)]
+    assert main(argv + ["--rotate-deg", "0", "15", "--score-threshold", "0.01"]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    rows = run["rotations"]
+    assert [r["yaw_deg"] for r in rows] == [0.0, 15.0]
+    assert rows[0]["mAP_0.25"] == run["mAP_0.25"] and rows[0]["mAP_0.5"] == run["mAP_0.5"]
+    assert rows[0]["precision_0.25"] == run["precision_recall"]["iou_0.25"]["all classes"]["precision"]
+    text = capsys.readouterr().out
+    mean = (rows[0]["mAP_0.25"] + rows[1]["mAP_0.25"]) / 2
+    assert f"| mean | {mean:.4f} |" in text

@@ -89,3 +89,34 @@ def test_precision_recall_counts_the_same_detections(toy_detector):
     assert res.protocol.pr_score_threshold == 0.2
     no_pr = EvaluationProtocol(pr_score_threshold=None)
     assert evaluate_detector(toy_detector, source, no_pr, max_scenes=1).precision_recall is None
+
+
+def test_turned_frames_turn_points_and_ground_truth_alike(tmp_path):
+    # yaw turns each scene about the vertical axis through the origin before detection: a point (x, y, z) goes to
+    # (x cos a - y sin a, x sin a + y cos a, z), a box centre likewise, its yaw grows by a, its size stays.
+    cfg = load_config("toy_tiny", ["model.box_type=rotated", "postprocess.score_threshold=0.0"])
+    det = Detector.from_checkpoint(write_random_checkpoint(tmp_path / "rot.pt", cfg, seed=3))
+    source = build_source(det.config, "val")
+    seen = {}
+    for yaw in (0.0, 0.5):
+        evaluate_detector(
+            det, source, max_scenes=2, yaw=yaw, on_scene=lambda i, s, d, y=yaw: seen.setdefault((y, i), s)
+        )
+    c, s = np.cos(0.5), np.sin(0.5)
+    for i in range(2):
+        a, b = seen[(0.0, i)], seen[(0.5, i)]
+        x, y = a.points[:, 0].astype(np.float64), a.points[:, 1].astype(np.float64)
+        np.testing.assert_allclose(b.points[:, 0], x * c - y * s, atol=1e-5)
+        np.testing.assert_allclose(b.points[:, 1], x * s + y * c, atol=1e-5)
+        np.testing.assert_array_equal(b.points[:, 2:], a.points[:, 2:])
+        gx, gy = a.gt_boxes[:, 0].astype(np.float64), a.gt_boxes[:, 1].astype(np.float64)
+        np.testing.assert_allclose(b.gt_boxes[:, 0], gx * c - gy * s, atol=1e-5)
+        np.testing.assert_allclose(b.gt_boxes[:, 1], gx * s + gy * c, atol=1e-5)
+        np.testing.assert_allclose(b.gt_boxes[:, 2:6], a.gt_boxes[:, 2:6])
+        np.testing.assert_allclose(np.cos(b.gt_boxes[:, 6] - a.gt_boxes[:, 6]), c, atol=1e-6)
+        assert b.gt_labels.tolist() == a.gt_labels.tolist()
+
+
+def test_turned_frames_need_rotated_boxes(toy_detector):
+    with pytest.raises(ValueError, match="rotated boxes.*'aligned'"):
+        evaluate_detector(toy_detector, build_source(toy_detector.config, "val"), max_scenes=1, yaw=0.3)
