@@ -156,6 +156,12 @@ def export_ref(ref: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    if (dest / "sr3d_core" / "sparse" / "build_spec.py").is_file():
+        # A tree whose compiled libraries are built at install: build them, or it would time its PyTorch fallback.
+        print(f"building {ref}'s compiled libraries ...", flush=True)
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True, capture_output=True
+        )
     return dest
 
 

@@ -7,6 +7,7 @@ float64 and float32 arithmetic put 4-5% of the coordinates (over 10% of the poin
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -153,9 +154,20 @@ def voxelize_keys(
 
 
 def _priorities(n: int, seed: int | None, device: torch.device) -> torch.Tensor:
-    """Distinct random integer priorities: the highest one in each voxel wins (exactly one winner, no ties)."""
-    gen = None if seed is None else torch.Generator(device="cpu").manual_seed(int(seed))
-    return torch.randperm(n, generator=gen).to(device)
+    """Distinct random integer priorities: the highest one in each voxel wins (exactly one winner, no ties).
+
+    Read only: a seeded draw may be a cached tensor shared with other calls.
+    """
+    if seed is None:
+        return torch.randperm(n).to(device)
+    return _seeded_permutation(n, int(seed)).to(device)
+
+
+@functools.lru_cache(maxsize=4)
+def _seeded_permutation(n: int, seed: int) -> torch.Tensor:
+    # A deployed detector voxelizes every frame with the same seed and (capped) point count, so its draw repeats:
+    # kept, it saves a 50,000-point randperm (~0.8 ms on one core) per frame.
+    return torch.randperm(n, generator=torch.Generator(device="cpu").manual_seed(seed))
 
 
 def voxelize(

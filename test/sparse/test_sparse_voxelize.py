@@ -64,6 +64,20 @@ def test_voxelize_random_is_a_member_and_seeded():
     assert not torch.equal(x1.feats, x3.feats)  # 800 points in few voxels: a different seed picks differently
 
 
+def test_seeded_pick_is_the_point_of_highest_seeded_priority():
+    # Reference: priorities = randperm(n) from a generator seeded with the seed; each voxel keeps its point of
+    # highest priority. Asked again (the seeded draw is kept between calls), the same points win.
+    xyz, feats = _scene(800, 3)
+    feats = torch.arange(800, dtype=torch.float32)[:, None].expand(800, 3).contiguous()  # feature = point index
+    prio = torch.randperm(800, generator=torch.Generator().manual_seed(5))
+    for _ in range(2):
+        x, p2v = voxelize([(xyz, feats)], 0.05, reduce="random", seed=5)
+        voxelize([(xyz, feats)], 0.05, reduce="random")  # an unseeded call in between
+        for row in range(x.feats.shape[0]):
+            members = (p2v == row).nonzero().squeeze(1)
+            assert int(x.feats[row, 0]) == int(members[prio[members].argmax()])
+
+
 def test_determinism_through_a_network():
     torch.manual_seed(0)
     net = torch.nn.Sequential(SparseConv3d(3, 8, 3, 2), SparseBatchNorm(8), SparseReLU(), SparseConv3d(8, 8, 3, 1))
