@@ -159,9 +159,12 @@ def export_ref(ref: str, dest: Path) -> Path:
     if (dest / "sr3d_core" / "sparse" / "build_spec.py").is_file():
         # A tree whose compiled libraries are built at install: build them, or it would time its PyTorch fallback.
         print(f"building {ref}'s compiled libraries ...", flush=True)
-        subprocess.run(
-            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, check=True, capture_output=True
+        built = subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest, capture_output=True, text=True
         )
+        # setup.py only warns when a library does not build (the package still installs): check it is there.
+        if built.returncode or not any((dest / "sr3d_core" / "sparse").glob("libsr3d_sparse*")):
+            raise SystemExit(f"could not build {ref}'s compiled libraries:\n{built.stdout}{built.stderr}")
     return dest
 
 

@@ -114,7 +114,10 @@ class InfoScenes:
             found = [root / f"{ds}_infos_{split}.pkl" for ds in CLASS_LISTS]
             found = [p for p in found if p.is_file()]
             if len(found) > 1:
-                raise ValueError(f"{root} holds several info files for split {split!r}: {[p.name for p in found]}")
+                raise ValueError(
+                    f"{root} holds several info files for split {split!r}: {[p.name for p in found]}; name one "
+                    "(--info-file)"
+                )
             if not found:
                 raise FileNotFoundError(
                     f"info file not found: {root / preferred_info} (nor any "

@@ -135,8 +135,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         default=None,
         metavar="A",
         help="also evaluate every frame turned by each of these angles (degrees, about the vertical axis through "
-        "the sensor; ground truth turned alike), one line each and their mean and spread: how much the numbers "
-        "depend on where the frames happen to look (models of rotated boxes)",
+        "the frame's origin, the camera in SUN RGB-D frames; ground truth turned alike), one line each and their "
+        "mean and spread: how much the numbers depend on where the frames happen to look (models of rotated boxes)",
     )
     ap.add_argument("--bev-color", choices=COLOR_MODES, default="height", help="point colour in the BEV images")
     args = ap.parse_args(argv)
@@ -173,6 +173,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     f"{name} {t} is below the checkpoint's postprocess.score_threshold {det.score_threshold}: the "
                     "boxes in between are never produced"
                 )
+        if any(args.rotate_deg or ()) and det.config.model.box_type != "rotated":
+            ap.error(
+                f"--rotate-deg needs a model of rotated boxes; {ckpt} predicts axis-aligned ones, which cannot fit "
+                "turned ground truth"
+            )
         cfg = det.config
         # An info file without --data-root: its points sit beside it, as mmdet3d lays them out.
         info_file, data_root = args.info_file, args.data_root
@@ -197,6 +202,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     )
                     run_protocol = dataclasses.replace(protocol, unjudged_classes=source.unannotated)
         except FileNotFoundError as e:
+            if args.info_file is not None:
+                ap.error(f"{e} (--info-file is read relative to --data-root when given, else as given)")
             ap.error(f"{e} (the checkpoint's data.root is {det.config.data.root!r}; point --data-root at the data)")
         except ValueError as e:
             ap.error(str(e))
@@ -255,6 +262,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                     pce = plot_alignment(res.evaluator, out, title=f"{ckpt} ({args.split})")
                     print(f"PCE {pce:.4f}; alignment plot: {out}")
             entry = numbers | {"checkpoint": str(ckpt), "precision_recall": res.precision_recall.to_dict()}
+            if run_protocol != protocol:  # this checkpoint's own rules (classes its data set does not annotate)
+                entry["protocol"] = run_protocol.to_dict()
             if sweep:
                 entry["score_sweep"] = [c.compute().to_dict() for c in sweep]
             if args.rotate_deg and r == 0:
@@ -264,6 +273,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         source,
                         run_protocol,
                         max_scenes=args.max_scenes,
+                        oracle=args.oracle,
                         neutral_color=args.neutral_color,
                         yaw=float(np.deg2rad(a)),
                     )
@@ -278,9 +288,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         summary[key] = {"best": float(vals.max()), "mean": float(vals.mean()), "n": len(vals)}
         print(f"{key}: best {vals.max():.4f} (mean {vals.mean():.4f}) over {len(vals)} runs")
     if args.json:
-        args.json.write_text(
-            json.dumps({"protocol": run_protocol.to_dict(), "runs": runs, "summary": summary}, indent=2)
-        )
+        args.json.write_text(json.dumps({"protocol": protocol.to_dict(), "runs": runs, "summary": summary}, indent=2))
     return 0
 
 
@@ -294,6 +302,7 @@ def _rotation_table(angles: list[float], results: list[Evaluation]) -> tuple[str
             pr = res.precision_recall.rows(0.25)[ALL_CLASSES]
             row |= {"precision_0.25": pr["precision"], "recall_0.25": pr["recall"]}
         rows.append(row)
+    json_rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
     keys = [k for k in ("mAP_0.25", "mAP_0.5", "precision_0.25", "recall_0.25") if k in rows[0]]
     lines = ["every frame turned about the vertical axis (precision / recall of all classes at IoU 0.25)"]
     lines += ["| yaw deg | " + " | ".join(keys) + " |", "|---" * (1 + len(keys)) + "|"]
@@ -301,7 +310,7 @@ def _rotation_table(angles: list[float], results: list[Evaluation]) -> tuple[str
         lines.append(f"| {row['yaw_deg']:g} | " + " | ".join(f"{row[k]:.4f}" for k in keys) + " |")
     for name, fn in (("mean", np.nanmean), ("std", np.nanstd)):
         lines.append(f"| {name} | " + " | ".join(f"{fn([row[k] for row in rows]):.4f}" for k in keys) + " |")
-    return "\n".join(lines), rows
+    return "\n".join(lines), json_rows
 
 
 def _chain(callbacks: list[SceneCallback]) -> Optional[SceneCallback]:

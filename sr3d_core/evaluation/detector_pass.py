@@ -104,9 +104,9 @@ def evaluate_detector(
         neutral_color: Colour every point ``NEUTRAL_COLOR`` (``preprocess.with_neutral_color``: what the node feeds a
             colour model for a cloud without colour), to measure what missing colour costs.
         yaw: Turn every scene, points and ground truth alike, by this angle (radians) about the vertical axis
-            through the sensor's origin before detection: the same frames seen from a camera turned about its
-            vertical axis, to measure how much the numbers depend on where a frame happens to look. Needs a model of
-            rotated boxes (an axis-aligned one cannot fit turned ground truth).
+            through the frame's origin before detection (for SUN RGB-D frames the camera: the same frames seen from
+            a camera turned about its vertical axis), to measure how much the numbers depend on where a frame
+            happens to look. Needs a model of rotated boxes (an axis-aligned one cannot fit turned ground truth).
         on_scene: Called after each scene (e.g. to draw it); its time is not counted in the latency.
 
     Raises:

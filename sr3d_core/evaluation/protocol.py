@@ -55,6 +55,10 @@ class EvaluationProtocol:
         if not thrs or not all(0.0 < t < 1.0 for t in thrs):
             raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1), got {thrs}")
         object.__setattr__(self, "iou_thresholds", thrs)  # a list from YAML / JSON keeps the object hashable
+        if isinstance(self.unjudged_classes, str):  # tuple("bed") would be its letters
+            raise ValueError(
+                f"unjudged_classes must be a sequence of class names, got the string {self.unjudged_classes!r}"
+            )
         object.__setattr__(self, "unjudged_classes", tuple(str(c) for c in self.unjudged_classes))
         for name in ("score_threshold", "pr_score_threshold"):
             v = getattr(self, name)

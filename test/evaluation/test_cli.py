@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from sr3d_core.data.info_scenes import InfoScenes
 from sr3d_core.evaluation.cli import main
+from sr3d_core.evaluation.detector_pass import evaluate_detector
 from sr3d_core.evaluation.protocol import EvaluationProtocol
-from sr3d_core.inference import write_random_checkpoint
+from sr3d_core.inference import Detector, write_random_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))  # the mmdet3d layout fixtures
-from mmdet3d_layouts import write_scannet, write_sunrgbd  # noqa: E402
+from mmdet3d_layouts import SUNRGBD_FRAMES, write_scannet, write_sunrgbd  # noqa: E402
 
 
 def test_evaluate_cli_random_checkpoint(tmp_path, capsys):
@@ -153,7 +155,14 @@ def test_a_sunrgbd_model_on_a_scannet_folder(tmp_path, capsys):
     assert "scannet_infos_val.pkl (scannet)" in text
     assert "does not annotate dresser, night_stand" in text
     res = json.loads(out.read_text())
-    assert res["protocol"]["unjudged_classes"] == ["dresser", "night_stand"]
+    assert res["protocol"] == EvaluationProtocol(pr_score_threshold=0.01).to_dict()  # the command's rules
+    assert res["runs"][0]["protocol"]["unjudged_classes"] == ["dresser", "night_stand"]  # this run's
+    # Judged, the same model reports dressers and night stands here: what the counts below leave out.
+    det = Detector.from_checkpoint(ck)
+    source = InfoScenes.for_evaluation(tmp_path / "scannet", "x.pkl", "val", det.class_names)
+    boxes = evaluate_detector(det, source, keep_scenes=True).scenes
+    names = [det.class_names[k] for _, d in boxes for k, sc in zip(d.labels, d.scores) if sc >= 0.01]
+    assert "dresser" in names and "night_stand" in names
     rows = res["runs"][0]["precision_recall"]["iou_0.25"]
     counted = {name: row["tp"] + row["fp"] for name, row in rows.items()}
     assert counted.get("dresser", 0) == 0 and counted.get("night_stand", 0) == 0
@@ -176,3 +185,39 @@ def test_rotations_table(tmp_path, capsys):
     text = capsys.readouterr().out
     mean = (rows[0]["mAP_0.25"] + rows[1]["mAP_0.25"]) / 2
     assert f"| mean | {mean:.4f} |" in text
+
+
+def test_info_file_relative_to_the_data_root_or_as_given(tmp_path, monkeypatch, capsys):
+    # A folder whose info file has another name than the checkpoint's: refused without --info-file; read when named
+    # relative to --data-root, or by itself (its points beside it), from any working directory.
+    ck = write_random_checkpoint(tmp_path / "sun.pt", "synth_sunrgbd_small", seed=4)
+    write_sunrgbd(tmp_path / "demo", "shipped", name="sunrgbd_000017_infos.pkl")
+    base = ["--checkpoint", str(ck), "--device", "cpu"]
+    with pytest.raises(SystemExit):
+        main(base + ["--data-root", str(tmp_path / "demo")])
+    assert "info file not found" in capsys.readouterr().err
+    results = []
+    monkeypatch.chdir(tmp_path)
+    for extra in (
+        ["--data-root", str(tmp_path / "demo"), "--info-file", "sunrgbd_000017_infos.pkl"],
+        ["--info-file", "demo/sunrgbd_000017_infos.pkl"],
+    ):
+        out = tmp_path / "res.json"
+        assert main(base + extra + ["--json", str(out)]) == 0
+        results.append(json.loads(out.read_text())["runs"][0])
+        assert "sunrgbd_000017_infos.pkl (sunrgbd)" in capsys.readouterr().out
+    assert results[0]["mAP_0.25"] == results[1]["mAP_0.25"]
+    assert results[0]["precision_recall"]["iou_0.25"]["all classes"]["fn"] + results[0]["precision_recall"]["iou_0.25"][
+        "all classes"
+    ]["tp"] == sum(len(objects) for _, objects in SUNRGBD_FRAMES)
+    with pytest.raises(SystemExit):
+        main(base + ["--info-file", "nowhere.pkl"])
+    assert "--info-file is read relative to --data-root" in capsys.readouterr().err
+
+
+def test_rotations_need_rotated_boxes(tmp_path, capsys):
+    ck = write_random_checkpoint(tmp_path / "r.pt", "toy_tiny", seed=1)  # axis-aligned boxes
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(ck), "--device", "cpu", "--rotate-deg", "0", "10"])
+    assert "--rotate-deg needs a model of rotated boxes" in capsys.readouterr().err
+    assert main(["--checkpoint", str(ck), "--device", "cpu", "--rotate-deg", "0"]) == 0  # no turn: nothing to fit

@@ -114,6 +114,7 @@ def test_turned_frames_turn_points_and_ground_truth_alike(tmp_path):
         np.testing.assert_allclose(b.gt_boxes[:, 1], gx * s + gy * c, atol=1e-5)
         np.testing.assert_allclose(b.gt_boxes[:, 2:6], a.gt_boxes[:, 2:6])
         np.testing.assert_allclose(np.cos(b.gt_boxes[:, 6] - a.gt_boxes[:, 6]), c, atol=1e-6)
+        np.testing.assert_allclose(np.sin(b.gt_boxes[:, 6] - a.gt_boxes[:, 6]), s, atol=1e-6)  # +0.5, not -0.5
         assert b.gt_labels.tolist() == a.gt_labels.tolist()
 
 

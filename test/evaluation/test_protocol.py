@@ -133,6 +133,8 @@ def test_boxes_of_unjudged_classes_leave_every_count():
         ev.add(gt, judged)
         assert ev.compute().map_at(0.25) == 1.0
     assert EvaluationProtocol().judged(det) is det
+    with pytest.raises(ValueError, match="sequence of class names"):
+        EvaluationProtocol(unjudged_classes="night_stand")
     p = EvaluationProtocol(unjudged_classes=["night_stand"])  # a list from JSON
     assert p.unjudged_classes == ("night_stand",)
     assert EvaluationProtocol.from_dict(json.loads(json.dumps(p.to_dict()))) == p
