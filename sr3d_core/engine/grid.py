@@ -22,8 +22,10 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +197,14 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     active: list[tuple[Run, subprocess.Popen, float]] = []
     failed: list[str] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(f"grid {grid}: stopped by signal {signum}; its runs resume from latest.pt next time")
+
+    # `kill <runner>` (SIGTERM) must stop the jobs too, as Ctrl-C does: the `finally` below only runs on an
+    # exception, and a job left running would collide with the next runner's job on the same run.
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:
         while todo or active:
             while todo and len(active) < jobs:
@@ -238,8 +248,12 @@ def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, 
                         f"  FAILED {r.row}/seed{r.seed} (exit {p.returncode}); see {r.work_dir / 'job.log'}", flush=True
                     )
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for _, p, _ in active:  # a stopped runner stops its jobs; they resume from latest.pt next time
             p.terminate()
+        for _, p, _ in active:
+            p.wait()
     # The table always covers the whole grid, also when this runner was given only some rows.
     rebuild_table(spec, runs_root, results_root)
     if failed:

@@ -13,6 +13,7 @@ resumed run continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -50,6 +51,7 @@ class Trainer:
 
     Raises:
         ValueError: ``train.batch_size`` is not divisible by the number of processes.
+        RuntimeError: Another process is training in ``work_dir`` (two would write the same checkpoints and logs).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class Trainer:
                 f"train.batch_size {cfg.train.batch_size} is not divisible by the world size " f"{self.dist.world}"
             )
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_work_dir(self.work_dir) if self.dist.is_main else None
         self.show_progress = show_progress
         self.train_log = CsvLog(self.work_dir / TRAIN_LOG)
         self.val_log = CsvLog(self.work_dir / VAL_LOG)
@@ -240,6 +243,37 @@ class Trainer:
         if len(set(digests)) != 1:
             raise RuntimeError(f"DDP ranks diverged: parameter digests {digests}")
         self.dist.barrier()
+
+
+LOCK_FILE = ".train.lock"
+
+
+def _lock_work_dir(work_dir: Path) -> Any:
+    """Hold an exclusive lock on ``work_dir`` for this process's life (the open file; closing it releases it).
+
+    A second trainer on the same folder (a run started twice, a runner restarted while its old job still runs)
+    would interleave checkpoints and log rows; it is refused instead.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unguarded
+        return None
+    f = open(work_dir / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise RuntimeError(
+            f"another process (pid {holder}) is training in {work_dir}; stop it first (it resumes from latest.pt) "
+            "or pick another work directory"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
 
 
 def train(

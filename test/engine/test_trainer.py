@@ -194,3 +194,21 @@ def test_resumed_run_logs_its_total_training_time(tmp_path, one_torch_thread):
     with open(tmp_path / "run" / "train_log.csv") as f:
         after = {int(r["step"]): float(r["seconds"]) for r in csv.DictReader(f)}
     assert after[4] >= at_ckpt and after[6] >= after[4]
+
+
+def test_a_second_trainer_on_the_same_folder_is_refused(tmp_path):
+    # Two trainers writing one run's checkpoints and logs would interleave them: the second is refused, naming the
+    # first one's process; once the first is gone, the folder is free again (the resume case).
+    import gc
+
+    from sr3d_core.engine.trainer import Trainer
+
+    cfg = load_config("toy_tiny", ["train.max_iters=2"])
+    first = Trainer(cfg, tmp_path / "run", "cpu", show_progress=False)
+    with pytest.raises(RuntimeError, match=rf"another process \(pid {os.getpid()}\) is training in"):
+        Trainer(cfg, tmp_path / "run", "cpu", show_progress=False)
+    Trainer(cfg, tmp_path / "other", "cpu", show_progress=False)  # another folder is fine
+    del first
+    gc.collect()
+    Trainer(cfg, tmp_path / "run", "cpu", show_progress=False).fit()
+    assert (tmp_path / "run" / "final.pt").is_file()

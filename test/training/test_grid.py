@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sr3d_core.engine.grid import load_grid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,3 +125,45 @@ def test_learning_curves_average_seeds_at_shared_steps(tmp_path):
     assert "| tr3d | 2 |  | 50.0 / 30.0 | 50.0 / 30.0 |" in table  # step 10: not validated by seed 5
     assert "| k3 | 1 | 10.0 / 0.0 |  | 70.0 / 50.0 |" in table
     assert (tmp_path / "results" / name / "curves.png").stat().st_size > 1000
+
+
+def test_a_terminated_runner_stops_its_jobs(tmp_path):
+    # `kill <runner>` (SIGTERM) stops the runner's training jobs too, so a restarted runner finds the run folder
+    # free; the run resumes from its latest.pt.
+    import os
+    import signal
+    import time
+
+    grid = tmp_path / "long.yaml"
+    grid.write_text(
+        "description: one long toy run\nset: [train.max_iters=100000, train.ckpt_interval=5]\nseeds: [0]\n"
+        "rows:\n  - {name: tr3d, config: toy_tiny}\n"
+    )
+    root, results = tmp_path / "runs", tmp_path / "results"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "training/grid.py",
+            "run",
+            str(grid),
+            "--runs-root",
+            str(root),
+            "--results-root",
+            str(results),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _, runs = load_grid(str(grid), root, results)
+    latest = runs[0].work_dir / "latest.pt"
+    while not latest.exists():  # the job is training (it holds the folder's lock)
+        assert runner.poll() is None, runner.stdout.read()
+        time.sleep(0.5)
+    job_pid = int((runs[0].work_dir / ".train.lock").read_text())
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=300)
+    assert runner.returncode != 0 and "stopped by signal" in out
+    with pytest.raises(ProcessLookupError):  # the job is gone (waited for by the runner)
+        os.kill(job_pid, 0)
