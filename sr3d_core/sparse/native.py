@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import sys
 import threading
 from typing import Optional
 
@@ -580,14 +579,3 @@ def max_pool_grad(grad_out: torch.Tensor, arg: torch.Tensor, n_in: int) -> torch
     )
     raise_on(fn, rc)
     return grad_x
-
-
-def main() -> int:
-    """Report the compiled libraries (``sr3d-doctor`` does more)."""
-    from .doctor import main as doctor
-
-    return doctor()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
