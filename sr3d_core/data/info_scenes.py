@@ -35,7 +35,8 @@ class DatasetConfig:
     Attributes:
         data_root: Folder holding the info file and `points_dir`.
         info_file: Info file name (relative to data_root) or absolute path.
-        class_names: Classes to read, in label order; each must be among the file's categories.
+        class_names: Classes to read, in label order; each must be among the file's categories (unless
+            ``allow_missing_classes``).
         points_dir: Sub-folder with the point .bin files.
         allow_missing_classes: Classes the file does not annotate are read as absent (`InfoScenes.unannotated`)
             instead of refused: a model evaluated on a data set labelled with another class list.
