@@ -28,7 +28,15 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from sr3d_core.engine.grid import RESULTS_ROOT, load_grid, load_paper, run_grid, store_result, write_table
+from sr3d_core.engine.grid import (
+    RESULTS_ROOT,
+    load_grid,
+    load_paper,
+    run_grid,
+    run_state,
+    store_result,
+    write_table,
+)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -67,8 +75,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(write_table(grid, all_runs, a.results_root, load_paper(a.grid)))
     else:
         for r in runs:
-            state = "done" if r.done else "resumable" if (r.work_dir / "latest.pt").exists() else "todo"
-            print(f"{r.row:24s} seed{r.seed}  {state}")
+            print(f"{r.row:24s} seed{r.seed}  {run_state(r)}")
     return 0
 
 

@@ -178,6 +178,23 @@ def store_result(run: Run) -> None:
     os.replace(tmp, run.result_dir / "result.json")
 
 
+def run_state(run: Run) -> str:
+    """``done``, ``todo``, or how far an unfinished run got: ``resumable (step N)``, and ``training now (pid P)``
+    while a process holds its folder."""
+    from sr3d_core.engine.csvlog import CsvLog
+    from sr3d_core.engine.trainer import TRAIN_LOG, work_dir_holder
+
+    if run.done:
+        return "done"
+    if not (run.work_dir / "latest.pt").exists():
+        state = "todo"
+    else:
+        rows = CsvLog(run.work_dir / TRAIN_LOG).rows() if (run.work_dir / TRAIN_LOG).is_file() else []
+        state = f"resumable (step {rows[-1]['step']})" if rows else "resumable"
+    pid = work_dir_holder(run.work_dir)
+    return state if pid is None else f"{state}, training now (pid {pid})"
+
+
 # --------------------------------------------------------------------------------------------- runner
 def run_grid(grid: str, spec: str, runs: list[Run], jobs: int, runs_root: Path, results_root: Path) -> None:
     """Run every unfinished run, ``jobs`` at a time, each in its own single-threaded process.

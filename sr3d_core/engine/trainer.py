@@ -276,6 +276,25 @@ def _lock_work_dir(work_dir: Path) -> Any:
     return f
 
 
+def work_dir_holder(work_dir: Path) -> Optional[int]:
+    """The pid of the process training in ``work_dir`` now, or None when none is (or locks are unavailable)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = Path(work_dir) / LOCK_FILE
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = f.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 def train(
     cfg: Config,
     work_dir: Path,

@@ -162,8 +162,12 @@ def test_a_terminated_runner_stops_its_jobs(tmp_path):
         assert runner.poll() is None, runner.stdout.read()
         time.sleep(0.5)
     job_pid = int((runs[0].work_dir / ".train.lock").read_text())
+    status = run("status", str(grid), "--runs-root", str(root), "--results-root", str(results))
+    assert f"training now (pid {job_pid})" in status.stdout, status.stdout + status.stderr
     runner.send_signal(signal.SIGTERM)
     out, _ = runner.communicate(timeout=300)
     assert runner.returncode != 0 and "stopped by signal" in out
     with pytest.raises(ProcessLookupError):  # the job is gone (waited for by the runner)
         os.kill(job_pid, 0)
+    status = run("status", str(grid), "--runs-root", str(root), "--results-root", str(results)).stdout
+    assert "resumable (step " in status and "training now" not in status
