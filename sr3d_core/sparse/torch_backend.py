@@ -376,7 +376,9 @@ def add(a: SparseTensor, b: SparseTensor) -> SparseTensor:
 
     out_id, ia, ib = mgr.cached("derived", ("union", a.set_id, b.set_id), build)
     n_out = mgr.get_set(out_id).keys.shape[0]
-    out = a.feats.new_zeros((n_out, a.feats.shape[1])).index_add(0, ia, a.feats).index_add(0, ib, b.feats)
+    # In place on the fresh zeros (autograd allows it: they are no leaf that needs a gradient), so the sum
+    # costs no copies of the output.
+    out = a.feats.new_zeros((n_out, a.feats.shape[1])).index_add_(0, ia, a.feats).index_add_(0, ib, b.feats)
     return _derive(a, out_id, out)
 
 

@@ -143,6 +143,14 @@ def test_union_addition_brute_force():
     got = {tuple(c): f for c, f in zip(s.coords.tolist(), s.feats)}
     for c, f in expected.items():
         torch.testing.assert_close(got[c], f)
+    # Backward: each input row receives the cotangent of its own site in the sum (written in place into the
+    # union's zeros, so this checks autograd follows the in-place sums).
+    ta, tb = (t.replace(t.feats.detach().requires_grad_(True)) for t in (a, b))  # b depends on a: cut that path
+    g = torch.randn(s.feats.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    grad_a, grad_b = torch.autograd.grad(((ta + tb).feats * g).sum(), [ta.feats, tb.feats])
+    row = {tuple(c): i for i, c in enumerate(s.coords.tolist())}
+    torch.testing.assert_close(grad_a, g[[row[tuple(c)] for c in a.coords.tolist()]])
+    torch.testing.assert_close(grad_b, g[[row[tuple(c)] for c in b.coords.tolist()]])
     # Same coordinate set: plain feature sum, coordinates unchanged.
     s2 = a + a
     assert torch.equal(s2.coords, a.coords)
