@@ -189,7 +189,7 @@ def run_state(run: Run) -> str:
     if not (run.work_dir / "latest.pt").exists():
         state = "todo"
     else:
-        rows = CsvLog(run.work_dir / TRAIN_LOG).rows() if (run.work_dir / TRAIN_LOG).is_file() else []
+        rows = CsvLog(run.work_dir / TRAIN_LOG).rows()  # [] without a log
         state = f"resumable (step {rows[-1]['step']})" if rows else "resumable"
     pid = work_dir_holder(run.work_dir)
     return state if pid is None else f"{state}, training now (pid {pid})"

@@ -38,7 +38,12 @@ from sr3d_core.evaluation.alignment import plot_alignment
 from sr3d_core.evaluation.bev import COLOR_MODES, write_bev
 from sr3d_core.evaluation.detector_pass import ORACLES, Evaluation, SceneCallback, evaluate_detector
 from sr3d_core.evaluation.indoor_map import SceneGroundTruth
-from sr3d_core.evaluation.precision_recall import ALL_CLASSES, PrecisionRecallCounter, PrecisionRecallResult
+from sr3d_core.evaluation.precision_recall import (
+    ALL_CLASSES,
+    PrecisionRecallCounter,
+    PrecisionRecallResult,
+    json_number,
+)
 from sr3d_core.evaluation.protocol import EvaluationProtocol
 from sr3d_core.inference import Detector
 from sr3d_core.runtime import keep_freed_memory, resolve_device
@@ -302,7 +307,7 @@ def _rotation_table(angles: list[float], results: list[Evaluation]) -> tuple[str
             pr = res.precision_recall.rows(0.25)[ALL_CLASSES]
             row |= {"precision_0.25": pr["precision"], "recall_0.25": pr["recall"]}
         rows.append(row)
-    json_rows = [{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()} for row in rows]
+    json_rows = [{k: json_number(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
     keys = [k for k in ("mAP_0.25", "mAP_0.5", "precision_0.25", "recall_0.25") if k in rows[0]]
     lines = ["every frame turned about the vertical axis (precision / recall of all classes at IoU 0.25)"]
     lines += ["| yaw deg | " + " | ".join(keys) + " |", "|---" * (1 + len(keys)) + "|"]

@@ -73,7 +73,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, np.nan), where=den > 0)
 
 
-def _json_number(x: float) -> Optional[float]:
+def json_number(x: float) -> Optional[float]:
     """A float for JSON: ``None`` for nan (strict JSON has no NaN)."""
     return None if np.isnan(x) else float(x)
 
@@ -139,7 +139,7 @@ class PrecisionRecallResult:
         out: dict[str, Any] = {"score_threshold": self.score_threshold, "num_scenes": self.num_scenes}
         for t in self.iou_thresholds:
             out[f"iou_{_thr_key(t)}"] = {
-                name: {k: (_json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
+                name: {k: (json_number(v) if isinstance(v, float) else v) for k, v in row.items()}
                 for name, row in self.rows(t).items()
             }
         return out
