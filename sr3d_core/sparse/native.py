@@ -51,7 +51,7 @@ LIBRARY = extension.CompiledLibrary(
     {
         "sr3d_kernel_pairs_search": ([_P, _I64, _P, _I64, _P, _I64, _INT, _I64, _INT, _P, _P, _P], _I64),
         "sr3d_kernel_pairs_pack": ([_P, _I64, _INT, _I64, _I64, _INT, _P, _P, _P, _P, _P], None),
-        "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _INT, _P, _P, _P], _I64),
+        "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _I64, _INT, _P, _P, _P], _I64),
         "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _INT, _P], _INT),
         "sr3d_transpose_map": ([_P, _I64, _I64, _I64, _INT, _P], None),
         "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
@@ -235,7 +235,9 @@ def kernel_pairs_down(
     )
     require(fn, stride >= 1 and stride & (stride - 1) == 0, lambda: f"stride {stride} is not a power of two")
     n_out = dst_keys.shape[0]
-    count = torch.empty(27, dtype=torch.int64)
+    nt = threads()
+    ranges = max(1, min(nt, n_out))  # one range of parents per thread: the same pair list for any count
+    count = torch.empty(27 * ranges, dtype=torch.int64)
     seg = _scratch_rows("pairs", 2, 27 * n_out)
     total = _library().sr3d_kernel_pairs_down3(
         src_keys.data_ptr(),
@@ -245,7 +247,8 @@ def kernel_pairs_down(
         parent.data_ptr(),
         stride.bit_length() - 1,
         axis_bits,
-        threads(),
+        ranges,
+        nt,
         count.data_ptr(),
         seg[0].data_ptr(),
         seg[1].data_ptr(),
@@ -254,7 +257,7 @@ def kernel_pairs_down(
         raise ValueError(f"{fn}: a parent row lies outside [0, {n_out})")
     if total < 0:
         raise MemoryError(f"{fn}: out of memory")
-    return _pack_pairs(count, 3, False, src_keys.shape[0], n_out, 1, seg, total)
+    return _pack_pairs(count, 3, False, src_keys.shape[0], n_out, ranges, seg, total)
 
 
 _scratch = threading.local()

@@ -106,6 +106,34 @@ def test_strided_map_from_the_parents_matches_brute_force(stride, case):
     assert 0 < len(pointwise[1]) < len(src.keys)
 
 
+@pytest.mark.parametrize("n", [1, 5, 3000])
+def test_strided_map_split_over_threads_matches_brute_force(n):
+    # Every call split (parallel_thresholds(0)) into one range of parents per thread, 1 to 5 threads, down to more
+    # threads than parents: the brute-force pair list every time, bit for bit.
+    from sr3d_core.sparse import extension
+    from sr3d_core.sparse import kernel_map as km
+    from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
+
+    g = torch.Generator().manual_seed(n)
+    a = torch.randint(-12, 12, (n, 4), generator=g)
+    a[:, 0] = torch.randint(0, 2, (n,), generator=g)
+    src = CoordSet(None, keys_of(a), 1)
+    dst, parent = km.downsample(src, 2)
+    deltas = [offset_key(*o) for o in kernel_offsets(3, 1)]
+    expected = brute_force(src.keys, dst.keys, deltas)
+    k, o = (expected < len(src.keys)).nonzero(as_tuple=True)
+    was = torch.get_num_threads()
+    try:
+        with extension.parallel_thresholds(0.0):
+            for threads in (1, 2, 3, 5):
+                torch.set_num_threads(threads)
+                starts, rows_in, rows_out = native.kernel_pairs_down(src.keys, dst.keys, parent, 1, AXIS_BITS)
+                assert torch.equal(rows_out, o) and torch.equal(rows_in, expected[k, o]), threads
+                assert starts.tolist() == [0] + torch.bincount(k, minlength=27).cumsum(0).tolist(), threads
+    finally:
+        torch.set_num_threads(was)
+
+
 def test_strided_map_by_hand():
     """Two voxels at stride 1 in one parent cell's neighbourhood: (1, 0, 0) has parent (0, 0, 0) and, with an odd x,
     also feeds the output at (2, 0, 0) if it exists; (2, 0, 0) is its own parent."""

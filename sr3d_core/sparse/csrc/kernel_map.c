@@ -103,9 +103,14 @@ SR3D_API int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, cons
  * input i at parent p sits at p + s * pos (pos in {0, 1}^3) and feeds exactly the outputs p + 2s * e for e within
  * pos (d = s * pos - 2s * e): p itself (its parent row) and up to seven neighbours of p, looked up once per parent
  * (three column searches, the z neighbour is the next key). Parents are walked in order and each offset's (pos, e)
- * is fixed, so each offset's outputs come out ascending, as the search gives them. Writes count / seg_in / seg_out
- * as the search does (for sr3d_kernel_pairs_pack with symmetric = 0, one range) and returns the number of pairs,
- * -1 when out of memory, or -2 when a parent row lies outside [0, n_out). */
+ * is fixed, so each offset's outputs come out ascending, as the search gives them, and one parent gives an offset
+ * at most one pair. The parents are split into `ranges` ranges (range r: [r n_out / ranges, (r + 1) n_out /
+ * ranges), one task each, on the thread team when the input is large enough, else range 0 takes them all): a range
+ * writes offset k's pairs to the slots [k n_out + its first parent, ...) of seg_in / seg_out (at most one per
+ * parent, so the ranges' slots never overlap) and their number to count[k * ranges + r], the layout
+ * sr3d_kernel_pairs_pack (symmetric = 0) concatenates, range by range, into the same pair list at any number of
+ * ranges or threads. Returns the number of pairs, -1 when out of memory, or -2 when a parent row lies outside
+ * [0, n_out). */
 static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x on its parent's odd half, 1: y, 2: z */
     return (int)((key >> (2 * axis_bits + log_s)) & 1) | (int)(((key >> (axis_bits + log_s)) & 1) << 1) |
            (int)(((key >> log_s) & 1) << 2);
@@ -114,20 +119,20 @@ static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x
 /* The start of thread t's chunk of n items split into nt (the chunks ascend and cover [0, n)). */
 static inline int64_t chunk_lo(int t, int nt, int64_t n) { return (int64_t)t * n / nt; }
 
-/* Input rows from which the stride-2 map splits its parents over the threads. */
+/* Input rows from which the stride-2 map runs its ranges on the thread team. */
 #define MIN_DOWN_ROWS 2e4
 
 SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const int64_t *dst, int64_t n_out,
-                                         const int64_t *parent, int log_s, int axis_bits, int nthreads,
-                                         int64_t *count, int64_t *seg_in, int64_t *seg_out) {
+                                         const int64_t *parent, int log_s, int axis_bits, int64_t ranges,
+                                         int nthreads, int64_t *count, int64_t *seg_in, int64_t *seg_out) {
+    if (ranges < 1) return -1;
     const int nt = sr3d_team(nthreads, (double)n_in, MIN_DOWN_ROWS);
     int64_t total = -1; /* out of memory, until the pairs are written */
     int64_t *first = calloc((size_t)n_out + 1, sizeof(int64_t)); /* children of row r: child[first[r] ..] */
     int64_t *child = malloc((size_t)(n_in > 0 ? n_in : 1) * sizeof(int64_t));
     int64_t *nbr = malloc((size_t)(n_out > 0 ? n_out : 1) * 8 * sizeof(int64_t)); /* row of p + 2s e, or -1 */
     uint8_t *need = calloc((size_t)(n_out > 0 ? n_out : 1), 1); /* the union of a parent's children's pos */
-    int64_t *per_thread = calloc((size_t)nt * 27, sizeof(int64_t)); /* each thread's pairs of each offset */
-    if (!first || !child || !nbr || !need || !per_thread) goto done;
+    if (!first || !child || !nbr || !need) goto done;
     for (int64_t i = 0; i < n_in; ++i) {
         if ((uint64_t)parent[i] >= (uint64_t)n_out) {
             total = -2;
@@ -141,14 +146,12 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
     for (int64_t r = n_out; r > 0; --r) first[r] = first[r - 1];
     first[0] = 0;
     const int64_t step = (int64_t)2 << log_s, R = (int64_t)1 << axis_bits;
-    int team = 1; /* the threads the region got (the runtime may give fewer than asked) */
-    /* Each thread takes one range of parents: their neighbours, then their pairs, counted first so that each
-     * offset's pairs are written in the one-thread order (range by range, parents ascending). */
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        const int t = sr3d_thread_num(), nteam = sr3d_team_size();
-        if (t == 0) team = nteam;
-        const int64_t r0 = chunk_lo(t, nteam, n_out), r1 = chunk_lo(t + 1, nteam, n_out);
+    /* On one thread range 0 takes every parent (its slots start where the first range's do), the others none. */
+    const int64_t used = nt > 1 ? ranges : 1;
+    memset(count, 0, (size_t)(27 * ranges) * sizeof(int64_t));
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && used > 1)
+    for (int64_t rg = 0; rg < used; ++rg) {
+        const int64_t r0 = range_lo(rg, used, n_out), r1 = range_lo(rg + 1, used, n_out);
         for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
             const int64_t dcol = step * ((c & 1) * R * R + (c >> 1) * R);
             int64_t p = r0; /* a neighbour's key is >= its parent's: the search never looks before the range */
@@ -162,54 +165,35 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
                 nbr[8 * r + c + 4] = j < n_out && dst[j] == q + step ? j : -1;
             }
         }
-        int64_t *mine = per_thread + 27 * t;
-        for (int write = nteam == 1; write < 2; ++write) { /* one thread: nothing to count ahead */
-            if (write && nteam > 1) { /* this range's pairs of offset k follow the earlier ranges' */
-                int64_t before[27] = {0};
-#pragma omp barrier
-                for (int u = 0; u < t; ++u)
-                    for (int k = 0; k < 27; ++k) before[k] += per_thread[27 * u + k];
-#pragma omp barrier
-                for (int k = 0; k < 27; ++k) mine[k] = before[k];
-            }
-            for (int64_t r = r0; r < r1; ++r) {
-                for (int64_t q = first[r]; q < first[r + 1]; ++q) {
-                    const int64_t i = child[q];
-                    const int pos = child_pos(src[i], log_s, axis_bits);
-                    for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
-                        const int64_t o = nbr[8 * r + e];
-                        if (o >= 0) {
-                            /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy +
-                             * 9 iz */
-                            const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
-                            const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
-                            const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
-                            if (write) {
-                                const int64_t slot = k * n_out + mine[k]++;
-                                seg_in[slot] = i;
-                                seg_out[slot] = o;
-                            } else {
-                                ++mine[k];
-                            }
-                        }
-                        if (e == 0) break;
+        int64_t mine[27] = {0};
+        for (int64_t r = r0; r < r1; ++r) {
+            for (int64_t q = first[r]; q < first[r + 1]; ++q) {
+                const int64_t i = child[q];
+                const int pos = child_pos(src[i], log_s, axis_bits);
+                for (int e = pos;; e = (e - 1) & pos) { /* every e within pos, pos itself first, down to 0 */
+                    const int64_t o = nbr[8 * r + e];
+                    if (o >= 0) {
+                        /* d per axis in units of s: 0 off pos, +1 on pos but not e, -1 on e; k = ix + 3 iy + 9 iz */
+                        const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
+                        const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
+                        const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
+                        const int64_t slot = k * n_out + r0 + mine[k]++;
+                        seg_in[slot] = i;
+                        seg_out[slot] = o;
                     }
+                    if (e == 0) break;
                 }
             }
         }
+        for (int k = 0; k < 27; ++k) count[k * ranges + rg] = mine[k];
     }
-    /* After the writing pass each thread's count is where its range ended: the last range's ends are the totals. */
     total = 0;
-    for (int k = 0; k < 27; ++k) {
-        count[k] = per_thread[27 * (team - 1) + k];
-        total += count[k];
-    }
+    for (int64_t m = 0; m < 27 * ranges; ++m) total += count[m];
 done:
     free(first);
     free(child);
     free(nbr);
     free(need);
-    free(per_thread);
     return total;
 }
 
