@@ -109,8 +109,8 @@ SR3D_API int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, cons
  * writes offset k's pairs to the slots [k n_out + its first parent, ...) of seg_in / seg_out (at most one per
  * parent, so the ranges' slots never overlap) and their number to count[k * ranges + r], the layout
  * sr3d_kernel_pairs_pack (symmetric = 0) concatenates, range by range, into the same pair list at any number of
- * ranges or threads. Returns the number of pairs, -1 when out of memory, or -2 when a parent row lies outside
- * [0, n_out). */
+ * ranges or threads. Returns the number of pairs, -1 when out of memory (or asked for no range, which the
+ * bindings never do), or -2 when a parent row lies outside [0, n_out). */
 static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x on its parent's odd half, 1: y, 2: z */
     return (int)((key >> (2 * axis_bits + log_s)) & 1) | (int)(((key >> (axis_bits + log_s)) & 1) << 1) |
            (int)(((key >> log_s) & 1) << 2);
