@@ -52,7 +52,7 @@ LIBRARY = extension.CompiledLibrary(
         "sr3d_kernel_pairs_search": ([_P, _I64, _P, _I64, _P, _I64, _INT, _I64, _INT, _P, _P, _P], _I64),
         "sr3d_kernel_pairs_pack": ([_P, _I64, _INT, _I64, _I64, _INT, _P, _P, _P, _P, _P], None),
         "sr3d_kernel_pairs_down3": ([_P, _I64, _P, _I64, _P, _INT, _INT, _I64, _INT, _P, _P, _P], _I64),
-        "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _INT, _P], _INT),
+        "sr3d_pairs_to_table": ([_P, _P, _P, _I64, _I64, _I64, _I64, _INT, _P], _INT),
         "sr3d_transpose_map": ([_P, _I64, _I64, _I64, _INT, _P], None),
         "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
         "sr3d_pair_fill": ([_P, _I64, _I64, _I64, _P, _P], None),
@@ -119,6 +119,18 @@ def available(*tensors: torch.Tensor) -> bool:
 
 def _check_keys(fn: str, arg: str, keys: torch.Tensor) -> None:
     check_tensor(fn, arg, keys, _I64T, 1)
+
+
+# Packed keys hold a batch field above three coordinate fields of axis_bits each, in 63 bits.
+_MAX_AXIS_BITS = 20
+
+
+def _check_axis_bits(fn: str, axis_bits: int) -> None:
+    require(
+        fn,
+        isinstance(axis_bits, int) and 1 <= axis_bits <= _MAX_AXIS_BITS,
+        lambda: f"axis_bits must be an int in [1, {_MAX_AXIS_BITS}], got {axis_bits!r}",
+    )
 
 
 def _check_pairs(fn: str, pairs: PairList, kvol: Optional[int] = None) -> tuple[torch.Tensor, ...]:
@@ -234,6 +246,8 @@ def kernel_pairs_down(
         lambda: f"parent has {parent.shape[0]} rows for {src_keys.shape[0]} keys",
     )
     require(fn, stride >= 1 and stride & (stride - 1) == 0, lambda: f"stride {stride} is not a power of two")
+    _check_axis_bits(fn, axis_bits)
+    require(fn, stride < 1 << (axis_bits - 1), lambda: f"stride {stride} does not fit {axis_bits}-bit fields")
     n_out = dst_keys.shape[0]
     nt = threads()
     ranges = max(1, min(nt, n_out))  # one range of parents per thread: the same pair list for any count
@@ -255,6 +269,8 @@ def kernel_pairs_down(
     )
     if total == -2:
         raise ValueError(f"{fn}: a parent row lies outside [0, {n_out})")
+    if total == -3:
+        raise ValueError(f"{fn}: src_keys are not distinct children of their parents (two share a position)")
     if total < 0:
         raise MemoryError(f"{fn}: out of memory")
     return _pack_pairs(count, 3, False, src_keys.shape[0], n_out, ranges, seg, total)
@@ -281,7 +297,15 @@ def pairs_to_table(pairs: PairList, n_in: int, n_out: int) -> torch.Tensor:
     kvol = starts.shape[0] - 1
     cols = torch.empty((kvol, n_out), dtype=torch.int64)
     rc = _library().sr3d_pairs_to_table(
-        starts.data_ptr(), rows_in.data_ptr(), rows_out.data_ptr(), kvol, n_in, n_out, threads(), cols.data_ptr()
+        starts.data_ptr(),
+        rows_in.data_ptr(),
+        rows_out.data_ptr(),
+        rows_in.shape[0],
+        kvol,
+        n_in,
+        n_out,
+        threads(),
+        cols.data_ptr(),
     )
     raise_on(fn, rc)
     return cols
@@ -311,6 +335,7 @@ def unique_pick(
     fn = "unique_pick"
     _check_keys(fn, "keys", keys)
     check_tensor(fn, "prio", prio, _I64T, 1)
+    _check_axis_bits(fn, axis_bits)
     n = keys.shape[0]
     require(fn, prio.shape[0] == n, lambda: f"prio has {prio.shape[0]} entries for {n} keys")
     order, tmp, dense, ukeys, pick = _scratch_rows("unique", 5, n).unbind(0)  # ukeys, pick: M <= N, copied out
@@ -347,7 +372,8 @@ def voxel_keys(
     ``mode`` is the arithmetic of the quotient, ``voxelize.QUANTIZE_DTYPES``' number for it (0: float64).
 
     The sets may be row-strided views (e.g. the xyz columns of an ``(N, 6)`` cloud): they are read in place; their
-    columns must be adjacent.
+    columns must be adjacent. ``limit`` must leave room for the sign in an ``axis_bits``-wide field, and the batch
+    for its field above them.
 
     Returns:
         ``(sum N_b,)`` int64 keys (``coords.pack``'s layout), or None when a point is not finite or a coordinate
@@ -361,13 +387,19 @@ def voxel_keys(
             and xyz.is_cpu
             and xyz.dim() == 2
             and xyz.shape[1] == 3
-            and (xyz.stride(1) == 1 or xyz.shape[0] <= 1)
+            and (xyz.stride(1) == 1 or xyz.shape[0] == 0)
         ):
             raise (TypeError if not isinstance(xyz, torch.Tensor) or xyz.dtype is not torch.float32 else ValueError)(
                 f"{fn}: xyzs[{b}] must be a float32 CPU (N, 3) tensor with adjacent columns, got "
                 f"{getattr(xyz, 'dtype', type(xyz).__name__)} {tuple(getattr(xyz, 'shape', ()))}"
             )
     require(fn, voxel_size > 0 and mode in (0, 1, 2), lambda: f"voxel size {voxel_size} or mode {mode} invalid")
+    _check_axis_bits(fn, axis_bits)
+    require(
+        fn,
+        0 <= limit < 1 << (axis_bits - 1) and len(xyzs) <= 1 << (63 - 3 * axis_bits),
+        lambda: f"limit {limit} or {len(xyzs)} scenes do not fit keys of {axis_bits}-bit fields",
+    )
     lib = _library()
     keys = torch.empty(sum(x.shape[0] for x in xyzs), dtype=torch.int64)
     start = 0

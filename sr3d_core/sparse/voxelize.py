@@ -107,7 +107,8 @@ def voxelize_keys(
         elif feats.shape[1] != n_feat:
             raise ValueError(f"voxelize: scene {b} has {feats.shape[1]} feature channels, scene 0 has {n_feat}")
     feats = points[0][1] if len(points) == 1 else torch.cat([f for _, f in points])
-    xyzs = [x for x, _ in points]
+    # Read in place unless the columns are not adjacent (the compiled quantization reads x, y, z side by side).
+    xyzs = [x if x.shape[0] == 0 or x.stride(1) == 1 else x.contiguous() for x, _ in points]
     if reduce == "random" and native.available(feats, *xyzs) and all(x.dtype == torch.float32 for x in xyzs):
         # Compiled: quantize + pack in one pass, then the sort-unique and the pick; the same voxels, rows and
         # winners as the PyTorch code below, which still runs (and names the problem) for a bad point.

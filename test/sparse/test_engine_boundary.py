@@ -122,6 +122,76 @@ def test_every_entry_point_refuses_a_bad_argument(name, call, error):
         call(_case())
 
 
+def _corners(n: int, g: torch.Generator) -> torch.Tensor:
+    """``(n, 4, 2)`` float64 counter-clockwise corners of random rotated rectangles."""
+    centre = torch.rand(n, 1, 2, generator=g, dtype=torch.float64)
+    half = 0.05 + 0.5 * torch.rand(n, 1, 2, generator=g, dtype=torch.float64)
+    theta = 3.2 * torch.rand(n, generator=g, dtype=torch.float64)
+    unit = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], dtype=torch.float64)
+    local = unit * half
+    cos, sin = theta.cos()[:, None], theta.sin()[:, None]
+    x, y = local[..., 0], local[..., 1]
+    return centre + torch.stack([cos * x - sin * y, sin * x + cos * y], -1)
+
+
+def test_inconsistent_inputs_are_refused_before_memory_is_touched():
+    """Arguments of the right types whose contents do not fit together: each is refused with an error that names
+    the function, where unchecked they would read or write past a buffer (or shift by 64 bits or more)."""
+    from sr3d_core.sparse.coords import AXIS_BITS, COORD_LIMIT
+
+    c = _case()
+    starts, rows_in, rows_out = (t.clone() for t in c["pairs"])
+    n = c["n"]
+    far = starts.clone()
+    far[-1] += 50  # the last offset's pairs would run 50 rows past the lists
+    with pytest.raises(ValueError, match="pairs_to_table: .*starts"):
+        native.pairs_to_table((far, rows_in, rows_out), n, n)
+    bad_in = rows_in.clone()
+    bad_in[3] = n  # a table entry no input row has
+    with pytest.raises(ValueError, match="pairs_to_table: .*row"):
+        native.pairs_to_table((starts, bad_in, rows_out), n, n)
+
+    # 200 inputs that all claim the first child position of one parent: one offset would get 200 pairs from a
+    # range of one parent (a 27-slot scratch segment at one parent).
+    parent_key = c["keys"][:1]
+    children = torch.arange(200, dtype=torch.int64) << (3 * AXIS_BITS + 2)  # distinct, ascending, position 0
+    for threads in (1, 2):
+        was = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with extension.parallel_thresholds(0.0):
+                with pytest.raises(ValueError, match="kernel_pairs_down: .*children"):
+                    native.kernel_pairs_down(children, parent_key, torch.zeros(200, dtype=torch.int64), 1, AXIS_BITS)
+        finally:
+            torch.set_num_threads(was)
+
+    cloud = torch.zeros(2, 6)
+    with pytest.raises(ValueError, match="voxel_keys: .*adjacent"):
+        native.voxel_keys([cloud[:1, ::2]], 0.1, AXIS_BITS, COORD_LIMIT)  # a 1-row view whose columns skip
+    for bits, limit in ((0, 10), (AXIS_BITS, 1 << AXIS_BITS), (64, 10)):
+        with pytest.raises(ValueError, match="voxel_keys: "):
+            native.voxel_keys([cloud[:, :3]], 0.1, bits, limit)
+    for bits in (0, 22, 70):
+        with pytest.raises(ValueError, match="unique_pick: .*axis_bits"):
+            native.unique_pick(c["keys"], c["keys"], bits)
+    with pytest.raises(ValueError, match="kernel_pairs_down: .*stride"):
+        native.kernel_pairs_down(c["keys"], c["keys"], torch.zeros(n, dtype=torch.int64), 1 << 20, AXIS_BITS)
+
+
+def test_voxelize_reads_a_cloud_whose_xyz_columns_are_not_adjacent():
+    """The compiled quantization reads x, y, z side by side; a cloud whose xyz columns skip gets the same voxels
+    (copied first) as its contiguous copy."""
+    from sr3d_core.sparse.voxelize import voxelize_coords
+
+    g = torch.Generator().manual_seed(3)
+    wide = torch.rand(500, 6, generator=g) * 4
+    skipping = wide[:, ::2]  # x, y, z at columns 0, 2, 4
+    feats = torch.ones(500, 1)
+    got = voxelize_coords([(skipping, feats)], 0.1)
+    want = voxelize_coords([(skipping.contiguous(), feats)], 0.1)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
 def test_a_corrupt_pair_list_is_caught_in_c():
     """Starts that do not end at the number of pairs: the C side refuses before reading a row."""
     c = _case()
@@ -134,9 +204,9 @@ def test_a_corrupt_pair_list_is_caught_in_c():
 @pytest.mark.parametrize("scale", [0.0, 1.0], ids=["every-call-splits", "built-in-thresholds"])
 @pytest.mark.parametrize("c_in,c_out", [(3, 16), (16, 32), (40, 24)])
 def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
-    """Kernel maps, voxelization's sort, the convolution, both gradients, the max pool and the box geometry: 1, 2
-    and 3 threads give the same bits, whether every call splits over the threads or only those above the work
-    thresholds do."""
+    """Kernel maps and their tables, voxelization's sort, the convolution, both gradients, the max pool and the box
+    geometry (IoU, NMS, the polygon clip and its gradient): 1, 2 and 3 threads give the same bits, whether every
+    call splits over the threads or only those above the work thresholds do."""
     from sr3d_core.sparse import kernel_map as km
     from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
 
@@ -150,6 +220,8 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
     raw = torch.randint(-(1 << 20), 1 << 20, (30000,), generator=g) * 3  # voxel-key-like, with repeats
     raw = torch.cat([raw, raw[:5000]])
     prio = torch.randperm(raw.numel(), generator=g)
+    poly1, poly2 = _corners(3000, g), _corners(3000, g)
+    clip_grad = torch.randn(3000, generator=g, dtype=torch.float64)
     src = CoordSet(None, keys, 1)
     dst, parent = km.downsample(src, 2)
     was = torch.get_num_threads()
@@ -174,6 +246,8 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
                     native.max_pool_grad(pooled, arg, n),
                     gnative.rotated_iou_bev(boxes, boxes.flip(0)),
                     gnative.nms_rotated_bev(boxes, labels, 0.2),
+                    native.transpose_map(native.pairs_to_table(plain, n, n), n),
+                    *gnative.convex_clip(poly1, poly2, 1e-15, clip_grad),
                 ]
                 if c_in % 8 == 0:
                     out.append(native.conv_input_grad(grad, pairs, n, w))

@@ -110,7 +110,9 @@ SR3D_API int64_t sr3d_kernel_pairs_search(const int64_t *src, int64_t n_in, cons
  * parent, so the ranges' slots never overlap) and their number to count[k * ranges + r], the layout
  * sr3d_kernel_pairs_pack (symmetric = 0) concatenates, range by range, into the same pair list at any number of
  * ranges or threads. Returns the number of pairs, -1 when out of memory (or asked for no range, which the
- * bindings never do), or -2 when a parent row lies outside [0, n_out). */
+ * bindings never do), -2 when a parent row lies outside [0, n_out), or -3 when one offset would get more pairs
+ * from a range than it has parents (keys that are not distinct children of their parents: nothing is written past
+ * the range's slots). */
 static inline int child_pos(int64_t key, int log_s, int axis_bits) { /* bit 0: x on its parent's odd half, 1: y, 2: z */
     return (int)((key >> (2 * axis_bits + log_s)) & 1) | (int)(((key >> (axis_bits + log_s)) & 1) << 1) |
            (int)(((key >> log_s) & 1) << 2);
@@ -149,7 +151,8 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
     /* On one thread range 0 takes every parent (its slots start where the first range's do), the others none. */
     const int64_t used = nt > 1 ? ranges : 1;
     memset(count, 0, (size_t)(27 * ranges) * sizeof(int64_t));
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && used > 1)
+    int overfull = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : overfull) if (nt > 1 && used > 1)
     for (int64_t rg = 0; rg < used; ++rg) {
         const int64_t r0 = range_lo(rg, used, n_out), r1 = range_lo(rg + 1, used, n_out);
         for (int c = 0; c < 4; ++c) { /* kernel columns (ex, ey) of the parent grid */
@@ -177,6 +180,10 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
                         const int dx = (pos & 1) ? ((e & 1) ? -1 : 1) : 0, dy = (pos & 2) ? ((e & 2) ? -1 : 1) : 0;
                         const int dz = (pos & 4) ? ((e & 4) ? -1 : 1) : 0;
                         const int k = (dx + 1) + 3 * (dy + 1) + 9 * (dz + 1);
+                        if (mine[k] == r1 - r0) { /* valid keys give an offset one pair per parent at most */
+                            overfull = 1;
+                            break;
+                        }
                         const int64_t slot = k * n_out + r0 + mine[k]++;
                         seg_in[slot] = i;
                         seg_out[slot] = o;
@@ -186,6 +193,10 @@ SR3D_API int64_t sr3d_kernel_pairs_down3(const int64_t *src, int64_t n_in, const
             }
         }
         for (int k = 0; k < 27; ++k) count[k * ranges + rg] = mine[k];
+    }
+    if (overfull) {
+        total = -3;
+        goto done;
     }
     total = 0;
     for (int64_t m = 0; m < 27 * ranges; ++m) total += count[m];
@@ -225,10 +236,12 @@ SR3D_API void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symme
 
 /* The table of a pair list (the inverse of sr3d_pair_starts / sr3d_pair_fill): cols[k * n_out + o] = i for every
  * pair (i, o) of offset k, n_in elsewhere. Offsets in parallel (each owns its row of the table). Returns SR3D_OK,
- * SR3D_ERR_STARTS for starts that do not ascend from 0, or SR3D_ERR_INDEX for a row outside its set. */
+ * SR3D_ERR_STARTS for starts that do not ascend from 0 to n_pairs (the length of rows_in and rows_out), or
+ * SR3D_ERR_INDEX for a row outside its set. */
 SR3D_API int sr3d_pairs_to_table(const int64_t *starts, const int64_t *rows_in, const int64_t *rows_out,
-                                 int64_t kvol, int64_t n_in, int64_t n_out, int nthreads, int64_t *cols) {
-    if (starts[0] != 0) return SR3D_ERR_STARTS;
+                                 int64_t n_pairs, int64_t kvol, int64_t n_in, int64_t n_out, int nthreads,
+                                 int64_t *cols) {
+    if (starts[0] != 0 || starts[kvol] != n_pairs) return SR3D_ERR_STARTS;
     for (int64_t k = 0; k < kvol; ++k)
         if (starts[k + 1] < starts[k]) return SR3D_ERR_STARTS;
     int bad = 0;
@@ -237,7 +250,7 @@ SR3D_API int sr3d_pairs_to_table(const int64_t *starts, const int64_t *rows_in, 
         int64_t *row = cols + k * n_out;
         for (int64_t o = 0; o < n_out; ++o) row[o] = n_in;
         for (int64_t p = starts[k]; p < starts[k + 1]; ++p) {
-            if ((uint64_t)rows_out[p] >= (uint64_t)n_out) {
+            if ((uint64_t)rows_out[p] >= (uint64_t)n_out || (uint64_t)rows_in[p] >= (uint64_t)n_in) {
                 bad = 1;
                 continue;
             }
