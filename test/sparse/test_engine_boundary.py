@@ -281,10 +281,8 @@ def test_baseline_kernels_agree_with_the_dispatched_ones(tmp_path):
     )
 
 
-def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
-    """The build step of `make setup` (setup.py build_ext --inplace) on a fresh copy of the sources leaves libraries
-    that a process without any compiler on its PATH loads and uses: every path active, a convolution runs."""
-    repo = tmp_path / "repo"
+def _fresh_copy(repo: Path) -> None:
+    """The tracked and untracked (not ignored) sources a build needs, without any built library, into ``repo``."""
     files = subprocess.run(
         [
             "git",
@@ -307,6 +305,36 @@ def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
         if (ROOT / rel).is_file() and not rel.endswith(".so"):
             (repo / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, repo / rel)
+
+
+def _check_used_without_compiler(site: Path, tmp_path: Path) -> None:
+    """A process with ``site`` on its path and no compiler anywhere loads the three libraries found there, without
+    a warning, runs a convolution, and the doctor reports every path active."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(site), PATH=str(bin_dir), CC="/nonexistent-cc")
+    env.pop("SR3D_NATIVE", None)
+    env.pop("SR3D_ISA", None)
+    code = (
+        "import sys, warnings; warnings.simplefilter('error')\n"
+        "import torch; from sr3d_core.sparse import native, doctor\n"
+        "assert native.__file__.startswith(%r), native.__file__\n"
+        "x = torch.randn(3, 8); s = torch.tensor([0, 3]); r = torch.arange(3)\n"
+        "print(native.conv_forward(x, (s, r, r), 3, torch.randn(1, 8, 8)).shape)\n"
+        "sys.exit(doctor.main([]))\n"
+    ) % str(site)
+    proc = _run(code, env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert (
+        proc.stdout.count(" active ") == 3 and str(site / "sr3d_core" / "sparse" / "libsr3d_sparse.so") in proc.stdout
+    )
+
+
+def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
+    """The build step of `make setup` (setup.py build_ext --inplace) on a fresh copy of the sources leaves libraries
+    that a process without any compiler on its PATH loads and uses: every path active, a convolution runs."""
+    repo = tmp_path / "repo"
+    _fresh_copy(repo)
     build = subprocess.run(
         ["nice", "-n", "15", sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
         cwd=repo,
@@ -315,21 +343,21 @@ def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
         timeout=600,
     )
     assert build.returncode == 0, build.stderr[-3000:]
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(repo), PATH=str(bin_dir), CC="/nonexistent-cc")
-    env.pop("SR3D_NATIVE", None)
-    env.pop("SR3D_ISA", None)
-    code = (
-        "import sys, warnings; warnings.simplefilter('error')\n"
-        "import torch; from sr3d_core.sparse import native, doctor\n"
-        "assert native.__file__.startswith(sys.argv[0] if False else %r), native.__file__\n"
-        "x = torch.randn(3, 8); s = torch.tensor([0, 3]); r = torch.arange(3)\n"
-        "print(native.conv_forward(x, (s, r, r), 3, torch.randn(1, 8, 8)).shape)\n"
-        "sys.exit(doctor.main([]))\n"
-    ) % str(repo)
-    proc = _run(code, env, tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
-    assert (
-        proc.stdout.count(" active ") == 3 and str(repo / "sr3d_core" / "sparse" / "libsr3d_sparse.so") in proc.stdout
-    )
+    _check_used_without_compiler(repo, tmp_path)
+
+
+def test_pip_install_builds_the_libraries_into_the_installed_package(tmp_path):
+    """`pip install` of a fresh copy (through a wheel, as pip builds one) installs the three compiled libraries
+    next to their bindings, and the installed package uses them without a compiler."""
+    repo, site = tmp_path / "repo", tmp_path / "site"
+    _fresh_copy(repo)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+    def run_pip(*args: str) -> None:
+        step = subprocess.run([*pip, *args], cwd=repo, capture_output=True, text=True, timeout=600)
+        assert step.returncode == 0, step.stdout[-2000:] + step.stderr[-3000:]
+
+    run_pip("wheel", "--no-deps", "--no-build-isolation", ".", "-w", str(tmp_path / "dist"))
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    run_pip("install", "--no-deps", "--no-index", "--target", str(site), str(wheel))
+    _check_used_without_compiler(site, tmp_path)
