@@ -35,6 +35,8 @@ ABI_VERSION = 6
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "run `make setup` (or `pip install -e .`, or `colcon build`) to build it; `sr3d-doctor` shows what is in use"
 ISA_NAMES = {0: "baseline", 1: "avx2+fma"}
+# SR3D_ISA's values: the kernels to run (-1: the best the CPU has).
+ISA_CHOICES = {"": -1, "auto": -1, "baseline": 0, "base": 0, "avx2": 1}
 
 _enabled = os.environ.get("SR3D_NATIVE", "1").lower() not in ("0", "false", "no", "off")
 
@@ -180,9 +182,16 @@ class CompiledLibrary:
         isa = ""
         if hasattr(lib, "sr3d_select_isa"):
             lib.sr3d_select_isa.argtypes, lib.sr3d_select_isa.restype = [ctypes.c_int], ctypes.c_int
-            want = {"": -1, "auto": -1, "baseline": 0, "base": 0, "avx2": 1}.get(
-                os.environ.get("SR3D_ISA", "").lower(), -1
-            )
+            asked = os.environ.get("SR3D_ISA", "")
+            want = ISA_CHOICES.get(asked.lower())
+            if want is None:
+                warnings.warn(
+                    f"SR3D_ISA={asked} is not one of {', '.join(sorted(set(ISA_CHOICES) - {''}))}: the best "
+                    "instruction set the CPU has is used",
+                    CompiledEngineWarning,
+                    stacklevel=4,
+                )
+                want = -1
             chosen = lib.sr3d_select_isa(want)
             if chosen < 0:
                 warnings.warn(

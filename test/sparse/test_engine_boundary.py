@@ -192,6 +192,28 @@ def test_voxelize_reads_a_cloud_whose_xyz_columns_are_not_adjacent():
     assert all(torch.equal(a, b) for a, b in zip(got, want))
 
 
+def test_an_unknown_isa_choice_warns_and_runs_the_best_kernels(tmp_path):
+    """SR3D_ISA set to a value that names no kernels (a typo, an instruction set without kernels): one warning that
+    names the variable and the choices, then the kernels auto would pick."""
+    code = (
+        "import warnings, torch\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from sr3d_core.sparse import native\n"
+        "    native.available(torch.zeros(1))\n"
+        "isa = native.LIBRARY.status().isa\n"
+        "print(isa); print([str(w.message) for w in caught])\n"
+    )
+    picked = {}
+    for value in ("avx512", "auto"):
+        proc = _run(code, dict(os.environ, SR3D_ISA=value, PYTHONPATH=str(ROOT)), tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        isa, messages = proc.stdout.strip().splitlines()
+        picked[value] = (isa, messages)
+    assert picked["avx512"][0] == picked["auto"][0] and picked["auto"][1] == "[]"
+    assert "SR3D_ISA=avx512 is not one of auto, avx2, base, baseline" in picked["avx512"][1]
+
+
 def test_a_corrupt_pair_list_is_caught_in_c():
     """Starts that do not end at the number of pairs: the C side refuses before reading a row."""
     c = _case()
