@@ -124,30 +124,28 @@ class CompiledLibrary:
         self._lib: Optional[ctypes.CDLL] = None
         self._status: Optional[Status] = None
         self._lock = threading.Lock()
+        self._reported = False  # its being unusable was in a warning
         _LIBRARIES.append(self)
 
-    def get(self) -> Optional[ctypes.CDLL]:
-        """The loaded library, or None (after one warning) when it cannot be used."""
+    def _loaded(self) -> Status:
+        """Its state, loading it (once, quietly) if not tried yet."""
         if self._status is None:
             with self._lock:
                 if self._status is None:
                     self._status = self._load()
-                    if self._status.state != "active":
-                        warnings.warn(
-                            f"SR3D's compiled {self.spec.name} library is {self._status.state} "
-                            f"({self._status.detail}): the slower pure-PyTorch path is used. To fix, "
-                            f"{FIX}.",
-                            CompiledEngineWarning,
-                            stacklevel=3,
-                        )
+        return self._status
+
+    def get(self) -> Optional[ctypes.CDLL]:
+        """The loaded library, or None when it cannot be used: then the first call warns once for it and for
+        every other declared library that cannot be used either (one warning however many are missing)."""
+        if self._loaded().state != "active" and not self._reported:
+            _warn_unusable(stacklevel=4)
         return self._lib
 
     def status(self) -> Status:
-        """Its state (loading it if not tried yet), whether or not the compiled paths are enabled."""
-        if self._status is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CompiledEngineWarning)
-                self.get()
+        """Its state (loading it if not tried yet), whether or not the compiled paths are enabled; warns of
+        nothing (a report, not a use)."""
+        self._loaded()
         assert self._status is not None
         if not _enabled and self._status.state == "active":
             return Status(**{**self._status.__dict__, "state": "disabled", "detail": "SR3D_NATIVE=0 or set_enabled"})
@@ -189,7 +187,7 @@ class CompiledLibrary:
                     f"SR3D_ISA={asked} is not one of {', '.join(sorted(set(ISA_CHOICES) - {''}))}: the best "
                     "instruction set the CPU has is used",
                     CompiledEngineWarning,
-                    stacklevel=4,
+                    stacklevel=6,
                 )
                 want = -1
             chosen = lib.sr3d_select_isa(want)
@@ -198,12 +196,35 @@ class CompiledLibrary:
                     f"SR3D_ISA={os.environ.get('SR3D_ISA')} is not supported on this CPU: the best "
                     "instruction set it has is used",
                     CompiledEngineWarning,
-                    stacklevel=4,
+                    stacklevel=6,
                 )
                 chosen = lib.sr3d_select_isa(-1)
             isa = ISA_NAMES.get(chosen, str(chosen))
         self._lib = lib
         return Status(name, path, "active", "", isa, lib.sr3d_openmp())
+
+
+_REPORT_LOCK = threading.Lock()
+
+
+def _warn_unusable(stacklevel: int) -> None:
+    """One warning naming every declared library that cannot be used and was not named in one before."""
+    with _REPORT_LOCK:
+        unusable = []
+        for lib in _LIBRARIES:
+            status = lib._loaded()
+            if status.state != "active" and not lib._reported:
+                lib._reported = True
+                unusable.append(status)
+    if not unusable:
+        return
+    what = ", ".join(f"{s.name} library is {s.state} ({s.detail})" for s in unusable)
+    paths = "path is" if len(unusable) == 1 else "paths are"
+    warnings.warn(
+        f"SR3D's compiled {what}: the slower pure-PyTorch {paths} used. To fix, {FIX}.",
+        CompiledEngineWarning,
+        stacklevel=stacklevel,
+    )
 
 
 # -- the checks at the boundary -------------------------------------------------------------------------------------

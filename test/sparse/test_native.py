@@ -189,6 +189,21 @@ def test_missing_library_warns_once_and_falls_back(tmp_path, monkeypatch):
     assert lib.status().state == "missing"
 
 
+def test_several_unusable_libraries_give_one_warning(tmp_path, monkeypatch):
+    """Two libraries missing at once: the first use warns once, naming both and the fix; the second is silent."""
+    from sr3d_core.sparse import extension
+
+    first, second = extension.CompiledLibrary("sparse", {}), extension.CompiledLibrary("geometry", {})
+    first.path, second.path = tmp_path / "libsr3d_sparse.so", tmp_path / "libsr3d_geometry.so"
+    with pytest.warns(extension.CompiledEngineWarning) as caught:
+        assert first.get() is None
+        assert second.get() is None
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "sparse library is missing" in message and "geometry library is missing" in message
+    assert "paths are used" in message and "make setup" in message
+
+
 @pytest.mark.parametrize("problem", ["stale", "incompatible"])
 def test_stale_or_incompatible_library_is_refused(monkeypatch, problem):
     """A build from other sources, or for another ABI, is not used: the bindings could pass it wrong arguments."""
