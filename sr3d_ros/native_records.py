@@ -23,9 +23,7 @@ LIBRARY = extension.CompiledLibrary(
 )
 
 
-def available() -> bool:
-    """The compiled decoder is enabled, built and current."""
-    return extension._enabled and (LIBRARY._lib is not None or LIBRARY.get() is not None)
+available = LIBRARY.usable  # () -> bool: the compiled decoder is enabled, built and current
 
 
 def decode_records(
@@ -89,9 +87,7 @@ def decode_records(
     if affine is not None:
         check_array(fn, "affine", affine, np.float32, 2)
         require(fn, affine.shape == (3, 4), lambda: f"affine must be (3, 4), got {affine.shape}")
-    lib = LIBRARY.get()
-    if lib is None:
-        raise RuntimeError("the compiled record decoder is not available (check available() first)")
+    lib = LIBRARY.loaded()
     cols = 6 if color_offset >= 0 else 3
     out = np.empty((n, cols), np.float32)
     off = np.asarray(xyz_offsets, np.int32)

@@ -31,21 +31,8 @@ LIBRARY = extension.CompiledLibrary(
 )
 
 
-def available(*tensors: torch.Tensor) -> bool:
-    """The compiled geometry is enabled, built, current, and can read these tensors (on the CPU)."""
-    if not extension._enabled or (LIBRARY._lib is None and LIBRARY.get() is None):
-        return False
-    for t in tensors:
-        if t.device.type != "cpu":
-            return False
-    return True
-
-
-def _library() -> ctypes.CDLL:
-    lib = LIBRARY.get()
-    if lib is None:
-        raise RuntimeError("the compiled box geometry is not available (check geometry.native.available first)")
-    return lib
+_library = LIBRARY.loaded
+available = LIBRARY.usable  # (*tensors) -> bool: enabled, built, current, and the tensors on the CPU
 
 
 def _boxes(fn: str, arg: str, boxes: torch.Tensor) -> torch.Tensor:

@@ -138,9 +138,26 @@ class CompiledLibrary:
     def get(self) -> Optional[ctypes.CDLL]:
         """The loaded library, or None when it cannot be used: then the first call warns once for it and for
         every other declared library that cannot be used either (one warning however many are missing)."""
-        if self._loaded().state != "active" and not self._reported:
+        if self._lib is None and self._loaded().state != "active" and not self._reported:
             _warn_unusable(stacklevel=4)
         return self._lib
+
+    def usable(self, *tensors: torch.Tensor) -> bool:
+        """The compiled paths are enabled, this library is built and current, and it can read these tensors (on
+        the CPU). Each binding module exposes it as its ``available``."""
+        if not _enabled or self.get() is None:
+            return False
+        for t in tensors:  # a loop, not all(<generator>): asked several times per layer
+            if t.device.type != "cpu":
+                return False
+        return True
+
+    def loaded(self) -> ctypes.CDLL:
+        """The library, for a binding whose caller checked ``available`` first."""
+        lib = self.get()
+        if lib is None:
+            raise RuntimeError(f"the compiled {self.spec.name} library is not available (check available() first)")
+        return lib
 
     def status(self) -> Status:
         """Its state (loading it if not tried yet), whether or not the compiled paths are enabled; warns of

@@ -99,22 +99,8 @@ def _check_sets(fn: str, pairs: PairList, n_in: int, n_out: int) -> None:
         )
 
 
-def _library() -> ctypes.CDLL:
-    """The loaded library; callers check `available` first, so it is there."""
-    lib = LIBRARY.get()
-    if lib is None:
-        raise RuntimeError("the compiled sparse engine is not available (check native.available first)")
-    return lib
-
-
-def available(*tensors: torch.Tensor) -> bool:
-    """The compiled path is enabled, built, current, and can read these tensors (on the CPU)."""
-    if not extension._enabled or (LIBRARY._lib is None and LIBRARY.get() is None):
-        return False
-    for t in tensors:  # a loop, not all(<generator>): asked several times per layer
-        if t.device.type != "cpu":
-            return False
-    return True
+_library = LIBRARY.loaded
+available = LIBRARY.usable  # (*tensors) -> bool: enabled, built, current, and the tensors on the CPU
 
 
 def _check_keys(fn: str, arg: str, keys: torch.Tensor) -> None:
