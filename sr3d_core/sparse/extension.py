@@ -30,7 +30,7 @@ import torch
 from . import build_spec
 
 # The ABI the bindings are written for: SR3D_ABI_VERSION in csrc/engine.h.
-ABI_VERSION = 6
+ABI_VERSION = 7
 # Where the libraries live: the repository root, or site-packages for an installed package.
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "run `make setup` (or `pip install -e .`, or `colcon build`) to build it; `sr3d-doctor` shows what is in use"

@@ -57,7 +57,7 @@ LIBRARY = extension.CompiledLibrary(
         "sr3d_pair_starts": ([_P, _I64, _I64, _I64, _P], _I64),
         "sr3d_pair_fill": ([_P, _I64, _I64, _I64, _P, _P], None),
         "sr3d_unique_pick": ([_P, _P, _I64, _INT, _INT, _P, _P, _P, _P, _P, _P], _I64),
-        "sr3d_voxel_keys": ([_P, _I64, _I64, _DBL, _INT, _I64, _INT, _I64, _P], _INT),
+        "sr3d_voxel_keys": ([_P, _I64, _I64, _DBL, _INT, _I64, _INT, _I64, _INT, _P], _INT),
         "sr3d_conv_pairs": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT, _INT], _INT),
         "sr3d_conv_weight_grad": ([_P, _I64, _P, _P, _P, _I64, _I64, _I64, _I64, _P, _I64, _P, _INT, _INT], _INT),
         "sr3d_transpose_weights": ([_P, _I64, _I64, _I64, _P], None),
@@ -392,7 +392,16 @@ def voxel_keys(
     for b, xyz in enumerate(xyzs):
         n = xyz.shape[0]
         if n and lib.sr3d_voxel_keys(
-            xyz.data_ptr(), n, xyz.stride(0), float(voxel_size), int(mode), b, axis_bits, limit, keys[start:].data_ptr()
+            xyz.data_ptr(),
+            n,
+            xyz.stride(0),
+            float(voxel_size),
+            int(mode),
+            b,
+            axis_bits,
+            limit,
+            threads(),
+            keys[start:].data_ptr(),
         ):
             return None
         start += n

@@ -226,11 +226,11 @@ def test_a_corrupt_pair_list_is_caught_in_c():
 @pytest.mark.parametrize("scale", [0.0, 1.0], ids=["every-call-splits", "built-in-thresholds"])
 @pytest.mark.parametrize("c_in,c_out", [(3, 16), (16, 32), (40, 24)])
 def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
-    """Kernel maps and their tables, voxelization's sort, the convolution, both gradients, the max pool and the box
-    geometry (IoU, NMS, the polygon clip and its gradient): 1, 2 and 3 threads give the same bits, whether every
-    call splits over the threads or only those above the work thresholds do."""
+    """Kernel maps and their tables, voxelization's keys and sort, the convolution, both gradients, the max pool
+    and the box geometry (IoU, NMS, the polygon clip and its gradient): 1, 2 and 3 threads give the same bits,
+    whether every call splits over the threads or only those above the work thresholds do."""
     from sr3d_core.sparse import kernel_map as km
-    from sr3d_core.sparse.coords import AXIS_BITS, CoordSet
+    from sr3d_core.sparse.coords import AXIS_BITS, COORD_LIMIT, CoordSet
 
     keys = _keys(20000, seed=c_in)
     n = keys.numel()
@@ -243,6 +243,9 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
     raw = torch.cat([raw, raw[:5000]])
     prio = torch.randperm(raw.numel(), generator=g)
     poly1, poly2 = _corners(3000, g), _corners(3000, g)
+    cloud = torch.randn(30000, 6, generator=g) * 3  # two scenes: one strided view, one smaller
+    holed = cloud[:, :3].clone()
+    holed[25000, 1] = float("nan")  # in the last thread's share: the whole call still answers None
     clip_grad = torch.randn(3000, generator=g, dtype=torch.float64)
     src = CoordSet(None, keys, 1)
     dst, parent = km.downsample(src, 2)
@@ -260,6 +263,7 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
                     *plain,
                     *native.kernel_pairs_down(keys, dst.keys, parent, 1, AXIS_BITS),
                     *native.unique_pick(raw, prio, AXIS_BITS),
+                    native.voxel_keys([cloud[:, :3], cloud[:700, 3:]], 0.05, AXIS_BITS, COORD_LIMIT),
                     native.conv_forward(x, pairs, n, w),
                     native.conv_weight_grad(x, pairs, grad),
                     native.pairs_to_table(pairs, n, n),
@@ -273,6 +277,7 @@ def test_results_do_not_depend_on_the_thread_count(c_in, c_out, scale):
                 ]
                 if c_in % 8 == 0:
                     out.append(native.conv_input_grad(grad, pairs, n, w))
+                assert native.voxel_keys([holed], 0.05, AXIS_BITS, COORD_LIMIT) is None
                 results.append(out)
     finally:
         torch.set_num_threads(was)

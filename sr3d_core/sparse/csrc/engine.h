@@ -12,7 +12,7 @@
 #define SR3D_API __attribute__((visibility("default")))
 
 /* Bump on any change of an exported function's arguments or meaning: the Python bindings check it. */
-#define SR3D_ABI_VERSION 6
+#define SR3D_ABI_VERSION 7
 
 #ifndef SR3D_SOURCE_DIGEST
 #define SR3D_SOURCE_DIGEST "unknown"

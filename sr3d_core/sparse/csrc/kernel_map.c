@@ -489,18 +489,25 @@ done:
 /* Packed voxel keys of float32 points: key = ((b * R + x + OFF) * R + y + OFF) * R + z + OFF, R = 2^axis_bits,
  * OFF = 2^(axis_bits - 1), with x = floor of px over the voxel size computed as the PyTorch path does for `mode`
  * (SR3D_QUANTIZE_*): in double; as a float32 quotient; or as a float32 product with the float32 reciprocal.
- * Point i's x, y, z are xyz[row_stride * i + 0, 1, 2] (a cloud's xyz columns read in place).
+ * Point i's x, y, z are xyz[row_stride * i + 0, 1, 2] (a cloud's xyz columns read in place). Points split over
+ * the thread team (each key depends on its point alone, so any split gives the same keys).
  * Returns 0, or 1 when a point is not finite or a coordinate lies outside [-limit, limit] (the caller then runs the
  * checked PyTorch path, which names the problem). */
 enum { SR3D_QUANTIZE_FLOAT64 = 0, SR3D_QUANTIZE_FLOAT32 = 1, SR3D_QUANTIZE_FLOAT32_RECIPROCAL = 2 };
 
-SR3D_API SR3D_CLONES int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode, int64_t batch,
-                    int axis_bits, int64_t limit, int64_t *keys) {
+/* Points from which the quantization splits over the threads. */
+#define MIN_KEY_POINTS 2e4
+
+SR3D_API SR3D_CLONES int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t row_stride, double voxel, int mode,
+                                         int64_t batch, int axis_bits, int64_t limit, int nthreads, int64_t *keys) {
     const int64_t radix = (int64_t)1 << axis_bits, off = (int64_t)1 << (axis_bits - 1);
     const double lim = (double)limit;
     /* Both rounded to float32 as PyTorch rounds a Python number for a float32 tensor; no -ffast-math, so the
      * compiler keeps a float32 division a division. */
     const float voxel32 = (float)voxel, inverse32 = 1.0f / voxel32;
+    const int nt = sr3d_team(nthreads, (double)n, MIN_KEY_POINTS);
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : bad) if (nt > 1)
     for (int64_t i = 0; i < n; ++i) {
         int64_t key = batch;
         for (int a = 0; a < 3; ++a) {
@@ -512,12 +519,15 @@ SR3D_API SR3D_CLONES int sr3d_voxel_keys(const float *xyz, int64_t n, int64_t ro
                 q = (double)floorf(p * inverse32);
             else
                 q = floor((double)p / voxel);
-            if (!(q >= -lim && q <= lim)) return 1; /* also catches NaN */
+            if (!(q >= -lim && q <= lim)) { /* also catches NaN */
+                bad = 1;
+                q = 0;
+            }
             key = key * radix + (int64_t)q + off;
         }
         keys[i] = key;
     }
-    return 0;
+    return bad;
 }
 
 SR3D_DEFINE_HANDSHAKE
