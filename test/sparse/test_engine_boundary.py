@@ -357,6 +357,34 @@ def _check_used_without_compiler(site: Path, tmp_path: Path) -> None:
     )
 
 
+def test_a_portable_build_has_no_x86_variants_and_agrees(tmp_path, monkeypatch):
+    """The build other architectures (AArch64) get, made on this machine with -DSR3D_PORTABLE: it compiles without
+    a warning, holds no AVX2 variant, loads as the baseline, and its convolution and rotated IoU agree with the
+    dispatched ones up to float rounding."""
+    from sr3d_core.sparse import build_spec
+
+    cc = build_spec.compiler()
+    built = {}
+    for name, binding in (("sparse", native), ("geometry", gnative)):
+        target = tmp_path / build_spec.LIBRARIES[name].filename
+        build_spec.build(build_spec.LIBRARIES[name], ROOT, target, tmp_path / "obj", cc=f"{cc} -DSR3D_PORTABLE -Werror")
+        symbols = subprocess.run(["nm", str(target)], capture_output=True, text=True, check=True).stdout
+        assert "sr3d_conv_pairs" in symbols or "sr3d_rotated_iou_bev" in symbols
+        assert "avx2" not in symbols and "resolver" not in symbols
+        lib = extension.CompiledLibrary(name, binding.LIBRARY.signatures)
+        lib.path = target
+        assert lib.status().state == "active" and lib.status().isa == "baseline"
+        built[name] = lib.get()
+    c = _case()
+    boxes = torch.rand(300, 7, dtype=torch.float64) + 0.1
+    want = (native.conv_forward(c["x"], c["pairs"], c["n"], c["w"]), gnative.rotated_iou_bev(boxes, boxes.flip(0)))
+    monkeypatch.setattr(native.LIBRARY, "_lib", built["sparse"])
+    monkeypatch.setattr(gnative.LIBRARY, "_lib", built["geometry"])
+    got = (native.conv_forward(c["x"], c["pairs"], c["n"], c["w"]), gnative.rotated_iou_bev(boxes, boxes.flip(0)))
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-9, atol=1e-12)
+
+
 def test_a_fresh_setup_build_is_used_without_compiling_at_run_time(tmp_path):
     """The build step of `make setup` (setup.py build_ext --inplace) on a fresh copy of the sources leaves libraries
     that a process without any compiler on its PATH loads and uses: every path active, a convolution runs."""

@@ -18,7 +18,7 @@ typedef int (*ClipFn)(const double *, int64_t, const double *, int64_t, int64_t,
     int sr3d_geom_convex_clip_##isa(const double *, int64_t, const double *, int64_t, int64_t, double, double *, \
                                     const double *, double *, double *);
 SR3D_DECLARE(base)
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef SR3D_X86_VARIANTS
 #define SR3D_HAVE_AVX2_VARIANT 1
 SR3D_DECLARE(avx2)
 #endif

@@ -1,6 +1,7 @@
 /* The box geometry for x86-64 CPUs with AVX2 and FMA (fused multiply-adds round as a -march=native build on such
- * a CPU did), chosen at run time by geometry.c. Elsewhere this file is empty. */
-#if defined(__x86_64__) || defined(__i386__)
+ * a CPU did), chosen at run time by geometry.c. Elsewhere, and in a portable build, it is empty. */
+#include "engine.h"
+#ifdef SR3D_X86_VARIANTS
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

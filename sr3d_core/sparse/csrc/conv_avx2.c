@@ -1,6 +1,7 @@
 /* The convolution kernels for x86-64 CPUs with AVX2 and FMA, chosen at run time by conv.c (the rest of the library
- * stays at the baseline, so one build runs on any x86-64 CPU). Elsewhere this file is empty. */
-#if defined(__x86_64__) || defined(__i386__)
+ * stays at the baseline, so one build runs on any x86-64 CPU). Elsewhere, and in a portable build, it is empty. */
+#include "engine.h"
+#ifdef SR3D_X86_VARIANTS
 #include <stdint.h>
 #include <string.h>
 #if defined(__clang__)

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "engine.h"
+
 enum { SR3D_OBLOCK = 512 }; /* output rows per cache block of the convolution */
 
 typedef struct {
@@ -28,7 +30,7 @@ typedef void (*WgradTaskFn)(const WgradArgs *, int64_t, int64_t, int64_t, float 
 
 void sr3d_conv_task_base(const ConvArgs *, int64_t, int64_t, int64_t *, const int64_t *, int64_t *, float *);
 void sr3d_wgrad_task_base(const WgradArgs *, int64_t, int64_t, int64_t, float *, float *);
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef SR3D_X86_VARIANTS
 #define SR3D_HAVE_AVX2_VARIANT 1
 void sr3d_conv_task_avx2(const ConvArgs *, int64_t, int64_t, int64_t *, const int64_t *, int64_t *, float *);
 void sr3d_wgrad_task_avx2(const WgradArgs *, int64_t, int64_t, int64_t, float *, float *);

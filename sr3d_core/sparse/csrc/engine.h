@@ -11,6 +11,13 @@
 
 #define SR3D_API __attribute__((visibility("default")))
 
+/* x86 builds add AVX2 + FMA variants of the arithmetic, chosen at run time. With -DSR3D_PORTABLE (e.g. CC="cc
+ * -DSR3D_PORTABLE") only the portable code is built, as on every other architecture (AArch64): the tests build it so
+ * on x86 to keep that path compiling and correct. */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(SR3D_PORTABLE)
+#define SR3D_X86_VARIANTS 1
+#endif
+
 /* Bump on any change of an exported function's arguments or meaning: the Python bindings check it. */
 #define SR3D_ABI_VERSION 7
 
@@ -88,10 +95,9 @@ static inline int64_t sr3d_lower_bound(const int64_t *a, int64_t lo, int64_t hi,
     return lo;
 }
 
-/* Whether the CPU runs AVX2 + FMA: each library's ISA choice. The libraries build their AVX2 variants on x86 exactly,
- * so this tests the architecture itself (not a variant macro, which a library may define after including this). */
+/* Whether the CPU runs AVX2 + FMA and the library has the variants for it: each library's ISA choice. */
 static inline int sr3d_cpu_has_avx2_fma(void) {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(SR3D_X86_VARIANTS) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else

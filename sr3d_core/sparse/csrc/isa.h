@@ -15,7 +15,10 @@
 
 #include <stdint.h> /* defines __GLIBC__ where it applies */
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && defined(__has_attribute)
+#include "engine.h"
+
+#if defined(SR3D_X86_VARIANTS) && defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
+    defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define SR3D_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
