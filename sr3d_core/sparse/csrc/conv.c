@@ -56,9 +56,7 @@ SR3D_API int sr3d_isa(void) {
  * sets. Returns SR3D_OK or the error. */
 static int check_pairs(const int64_t *starts, const int64_t *rows_in, const int64_t *rows_out, int64_t kvol,
                        int64_t n_pairs, int64_t n_in, int64_t n_out, int check, int nthreads) {
-    if (starts[0] != 0 || starts[kvol] != n_pairs) return SR3D_ERR_STARTS;
-    for (int64_t k = 0; k < kvol; ++k)
-        if (starts[k + 1] < starts[k]) return SR3D_ERR_STARTS;
+    if (!sr3d_starts_valid(starts, kvol, n_pairs)) return SR3D_ERR_STARTS;
     if (!check) return SR3D_OK;
     int bad = 0;
 #pragma omp parallel for num_threads(nthreads) reduction(| : bad) if (nthreads > 1 && n_pairs > 65536)

@@ -95,6 +95,15 @@ static inline int64_t sr3d_lower_bound(const int64_t *a, int64_t lo, int64_t hi,
     return lo;
 }
 
+/* Whether a pair list's starts (kvol + 1 of them) run from 0 to n_pairs without going down: the one check of a
+ * pair list's layout, before any of its rows is read. */
+static inline int sr3d_starts_valid(const int64_t *starts, int64_t kvol, int64_t n_pairs) {
+    if (starts[0] != 0 || starts[kvol] != n_pairs) return 0;
+    for (int64_t k = 0; k < kvol; ++k)
+        if (starts[k + 1] < starts[k]) return 0;
+    return 1;
+}
+
 /* Whether the CPU runs AVX2 + FMA and the library has the variants for it: each library's ISA choice. */
 static inline int sr3d_cpu_has_avx2_fma(void) {
 #if defined(SR3D_X86_VARIANTS) && (defined(__GNUC__) || defined(__clang__))

@@ -241,9 +241,7 @@ SR3D_API void sr3d_kernel_pairs_pack(const int64_t *count, int64_t ks, int symme
 SR3D_API int sr3d_pairs_to_table(const int64_t *starts, const int64_t *rows_in, const int64_t *rows_out,
                                  int64_t n_pairs, int64_t kvol, int64_t n_in, int64_t n_out, int nthreads,
                                  int64_t *cols) {
-    if (starts[0] != 0 || starts[kvol] != n_pairs) return SR3D_ERR_STARTS;
-    for (int64_t k = 0; k < kvol; ++k)
-        if (starts[k + 1] < starts[k]) return SR3D_ERR_STARTS;
+    if (!sr3d_starts_valid(starts, kvol, n_pairs)) return SR3D_ERR_STARTS;
     int bad = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) reduction(| : bad) if (nthreads > 1 && kvol > 1)
     for (int64_t k = 0; k < kvol; ++k) {
