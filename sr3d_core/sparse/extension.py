@@ -162,11 +162,10 @@ class CompiledLibrary:
     def status(self) -> Status:
         """Its state (loading it if not tried yet), whether or not the compiled paths are enabled; warns of
         nothing (a report, not a use)."""
-        self._loaded()
-        assert self._status is not None
-        if not _enabled and self._status.state == "active":
-            return Status(**{**self._status.__dict__, "state": "disabled", "detail": "SR3D_NATIVE=0 or set_enabled"})
-        return self._status
+        status = self._loaded()
+        if not _enabled and status.state == "active":
+            return Status(**{**status.__dict__, "state": "disabled", "detail": "SR3D_NATIVE=0 or set_enabled"})
+        return status
 
     def _load(self) -> Status:
         name, path = self.spec.name, self.path
